@@ -1,0 +1,30 @@
+"""gategraph: recurrent cells declared once in SymPy, printed, drawn and evaluated from that one declaration.
+
+The engine (this package) never imports `gategraph.renderers`; the command line (`gategraph.cli`) joins them.
+"""
+
+from gategraph import cells
+from gategraph.errors import GategraphError, ShapeError, SpecError, ToolMissingError, ValueInputError
+from gategraph.spec import (
+    Cell,
+    CellBuilder,
+    Equation,
+    Var,
+    concat,
+    dot,
+    exp,
+    relu,
+    rowplus,
+    sigmoid,
+    softmax,
+    tanh,
+    transpose,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cell", "CellBuilder", "Equation", "GategraphError", "ShapeError", "SpecError", "ToolMissingError",
+    "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus", "sigmoid", "softmax",
+    "tanh", "transpose",
+]

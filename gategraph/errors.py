@@ -1,0 +1,24 @@
+"""The one exception family of gategraph: every message is one line that says what is wrong and what to do.
+
+Imports nothing from gategraph.
+"""
+
+
+class GategraphError(Exception):
+    """Base of every error gategraph raises on purpose."""
+
+
+class SpecError(GategraphError):
+    """A cell declaration is malformed: an undefined name, a name assigned twice, an unused parameter."""
+
+
+class ShapeError(SpecError):
+    """Shapes do not fit: the message names the expected and the found shape."""
+
+
+class ValueInputError(GategraphError):
+    """A value given for evaluation is missing, of the wrong shape, or not finite."""
+
+
+class ToolMissingError(GategraphError):
+    """An external program gategraph needs (Graphviz `dot`) is not installed."""

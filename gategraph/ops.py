@@ -1,0 +1,389 @@
+"""The op vocabulary of gategraph: the one extension point.
+
+Every op is one `Op` record, registered with `defop`, holding everything the pipeline needs from it:
+
+- how it prints (a LaTeX and a plain-text template, and how tightly it binds);
+- its shape rule (argument shapes -> result shape, a `ShapeError` otherwise);
+- how it differentiates: a pointwise op gives its scalar form in SymPy (`scalar`), and SymPy's `diff`
+  does the rest; a structural op (matrix product, concatenation, softmax, ...) gives a vector-level
+  VJP rule (`vjp`), one line per argument;
+- how it evaluates on NumPy arrays (float arrays, or object arrays of exact SymPy numbers).
+
+Expressions are SymPy trees whose nodes are `OpNode` subclasses, one per op, built by Python operators
+in the order they are written (`(1 - z) * h` stays `(1 - z) ⊙ h`; SymPy never reorders it).
+
+Adding an op (say `swish`) touches only this file: one `defop` call. The tests parametrize over `OPS`.
+
+Imports: sympy, numpy, gategraph.errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from gategraph.errors import ShapeError
+
+Shape = tuple  # of SymPy size expressions: () scalar, (n,) vector, (m, n) matrix
+
+
+# --- scalar functions that SymPy differentiates in the compact form ---------------------------------
+
+
+class sigma(sp.Function):
+    """The logistic function σ(a) = 1 / (1 + e^{-a}), with σ' = σ(1 - σ) (compact and NaN-free)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return self * (1 - self)
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_Float:
+            return 1 / (1 + sp.exp(-a))
+        if a.is_zero:
+            return sp.Rational(1, 2)
+        return None
+
+    def _eval_rewrite_as_exp(self, a, **kwargs):
+        return 1 / (1 + sp.exp(-a))
+
+    def _eval_evalf(self, prec):
+        return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
+
+
+class step(sp.Function):
+    """The unit step: 1 for a > 0, else 0 (the derivative of ReLU; 0 at a = 0 by convention)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_extended_real and a.is_number:
+            return sp.S.One if a > 0 else sp.S.Zero
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+class relu(sp.Function):
+    """ReLU(a) = max(0, a), with ReLU'(a) = step(a)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_extended_real and a.is_number:
+            return a if a > 0 else sp.S.Zero
+        return None
+
+    def fdiff(self, argindex=1):
+        return step(self.args[0])
+
+
+SCALAR_FUNCTIONS = {"sigma": sigma, "step": step, "relu": relu}
+
+
+# --- expression nodes -----------------------------------------------------------------------------
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) or (isinstance(x, sp.Basic) and x.is_number)
+
+
+def _as_arg(x):
+    return sp.sympify(x) if _is_number(x) else x
+
+
+class VecOps:
+    """Python operators on vector expressions: they build op nodes in the order written."""
+
+    _op_priority = 20.0  # above SymPy's own, so `1 - z` reaches our __rsub__
+
+    def __add__(self, other):
+        return Plus(self, _as_arg(other))
+
+    def __radd__(self, other):
+        return Plus(_as_arg(other), self)
+
+    def __sub__(self, other):
+        return Minus(self, _as_arg(other))
+
+    def __rsub__(self, other):
+        return Minus(_as_arg(other), self)
+
+    def __mul__(self, other):
+        return Scale(_as_arg(other), self) if _is_number(other) else Hadamard(self, other)
+
+    def __rmul__(self, other):
+        return Scale(_as_arg(other), self) if _is_number(other) else Hadamard(other, self)
+
+    def __truediv__(self, other):
+        if not _is_number(other):
+            raise TypeError("only division by a number is defined for vector expressions")
+        return Scale(1 / sp.sympify(other), self)
+
+    def __neg__(self):
+        return Scale(sp.S.NegativeOne, self)
+
+    def __matmul__(self, other):
+        return MatMul(self, other)
+
+    def __rmatmul__(self, other):
+        return MatMul(other, self)
+
+    @property
+    def T(self):
+        return Transpose(self)
+
+
+class OpNode(VecOps, sp.Function):
+    """A node of a vector-level expression; `type(node).op` is its `Op` record. Never auto-evaluates."""
+
+    op: Op
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+    # SymPy printers try these methods before dispatching on the class name, so an op named like a
+    # SymPy class (MatMul, Transpose) never reaches SymPy's own printer for that class.
+    def _sympystr(self, printer):
+        own = getattr(printer, "_print_OpNode", None)
+        return own(self) if own else f"{type(self).__name__}({', '.join(printer._print(a) for a in self.args)})"
+
+    _latex = _sympystr
+
+
+# --- the op record and the registry ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    """Everything the pipeline needs from one op.
+
+    latex, text: templates over the printed arguments `{0}`, `{1}`, ...
+    prec: how tightly the printed form binds; an argument binding less tightly than `arg_prec[i]`
+        is put in parentheses.
+    shape: argument shapes -> result shape; raises ShapeError.
+    kind: "pointwise" (one loop over units), "affine" (BLAS), or "reduction" (loops over a memory).
+    scalar: pointwise ops only: the op on scalar SymPy arguments; derivatives come from `sp.diff`.
+    vjp: structural ops: (bar, out, args, shapes) -> one adjoint expression per argument (None: no flow).
+    numpy: evaluation on NumPy arrays (float, or object arrays of SymPy numbers for exact arithmetic).
+    """
+
+    name: str
+    arity: int
+    latex: str
+    text: str
+    prec: int
+    arg_prec: tuple
+    shape: Callable
+    kind: str
+    numpy: Callable
+    scalar: Callable | None = None
+    vjp: Callable | None = None
+    doc: str = ""
+
+    @property
+    def node(self) -> type[OpNode]:
+        return NODES[self.name]
+
+
+OPS: dict[str, Op] = {}
+NODES: dict[str, type[OpNode]] = {}
+
+
+def defop(op: Op) -> type[OpNode]:
+    """Register `op` and return its SymPy node class (named after the op)."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is defined twice")
+    node = type(op.name, (OpNode,), {"nargs": op.arity, "op": op, "__doc__": op.doc})
+    OPS[op.name] = op
+    NODES[op.name] = node
+    return node
+
+
+def op_of(expr) -> Op | None:
+    """The Op of an expression node, or None for a symbol or a number."""
+    return getattr(type(expr), "op", None)
+
+
+# --- shape rules ------------------------------------------------------------------------------------
+
+
+def fmt_shape(shape: Shape) -> str:
+    """`(H,)`, `(H, H + X)`, `()` — as a user writes them."""
+    inner = ", ".join(str(s) for s in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+def same_size(a, b) -> bool:
+    return sp.expand(sp.sympify(a) - sp.sympify(b)) == 0
+
+
+def same_shape(a: Shape, b: Shape) -> bool:
+    return len(a) == len(b) and all(same_size(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _pointwise_shape(name):
+    def rule(*shapes):
+        full = [s for s in shapes if s != ()]
+        for s in full[1:]:
+            if not same_shape(s, full[0]):
+                raise ShapeError(f"{name} needs equal shapes, got {fmt_shape(full[0])} and {fmt_shape(s)}")
+        return full[0] if full else ()
+
+    return rule
+
+
+def _matmul_shape(a, b):
+    if len(a) != 2 or len(b) not in (1, 2):
+        raise ShapeError(f"MatMul needs a matrix times a vector or a matrix, got {fmt_shape(a)} and {fmt_shape(b)}")
+    if not same_size(a[1], b[0]):
+        raise ShapeError(
+            f"MatMul needs {fmt_shape(a)} times ({a[1]}, ...), got {fmt_shape(a)} times {fmt_shape(b)}"
+        )
+    return (a[0],) + tuple(b[1:])
+
+
+def _vectors(name, *shapes):
+    for s in shapes:
+        if len(s) != 1:
+            raise ShapeError(f"{name} needs vectors, got {fmt_shape(s)}")
+
+
+def _concat_shape(a, b):
+    _vectors("Concat", a, b)
+    return (a[0] + b[0],)
+
+
+def _dot_shape(a, b):
+    _vectors("Dot", a, b)
+    if not same_size(a[0], b[0]):
+        raise ShapeError(f"Dot needs vectors of one length, got {fmt_shape(a)} and {fmt_shape(b)}")
+    return ()
+
+
+def _outer_shape(a, b):
+    _vectors("Outer", a, b)
+    return (a[0], b[0])
+
+
+def _transpose_shape(a):
+    if len(a) != 2:
+        raise ShapeError(f"Transpose needs a matrix, got {fmt_shape(a)}")
+    return (a[1], a[0])
+
+
+def _softmax_shape(a):
+    _vectors("Softmax", a)
+    return a
+
+
+def _rowplus_shape(a, v):
+    if len(a) != 2 or len(v) != 1 or not same_size(a[1], v[0]):
+        raise ShapeError(f"RowPlus needs a (S, K) matrix and a (K,) vector, got {fmt_shape(a)} and {fmt_shape(v)}")
+    return a
+
+
+def _colsum_shape(a):
+    if len(a) != 2:
+        raise ShapeError(f"ColSum needs a matrix, got {fmt_shape(a)}")
+    return (a[1],)
+
+
+def _slice_shape(a, start, stop):
+    _vectors("Slice", a)
+    return (stop - start,)
+
+
+# --- numeric evaluation (float arrays, or object arrays of exact SymPy numbers) ------------------
+
+
+def _exp(a):
+    return np.vectorize(sp.exp, otypes=[object])(a) if a.dtype == object else np.exp(a)
+
+
+def _sigmoid(a):
+    return np.where(a >= 0, 1 / (1 + np.exp(-np.abs(a))), np.exp(-np.abs(a)) / (1 + np.exp(-np.abs(a))))
+
+
+def _softmax(s):
+    e = _exp(s - s.max())
+    return e / e.sum()
+
+
+def _slice(a, start, stop):
+    return a[int(start) : int(stop)]
+
+
+# --- the ops ----------------------------------------------------------------------------------------
+
+FUNC, ATOM, PROD, MUL, ADD = 100, 100, 30, 20, 10
+
+
+def _pointwise(name, arity, latex, text, prec, arg_prec, scalar, numpy, doc):
+    return defop(Op(name, arity, latex, text, prec, arg_prec, _pointwise_shape(name), "pointwise",
+                    numpy, scalar=scalar, doc=doc))
+
+
+Sigmoid = _pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", FUNC, (0,), sigma, _sigmoid,
+                     "σ(a), elementwise.")
+Tanh = _pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", FUNC, (0,), sp.tanh, np.tanh, "tanh(a), elementwise.")
+Relu = _pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", FUNC, (0,), relu,
+                  lambda a: np.maximum(a, 0), "max(0, a), elementwise.")
+Exp = _pointwise("Exp", 1, r"\exp({0})", "exp({0})", FUNC, (0,), sp.exp, np.exp, "e^a, elementwise.")
+Hadamard = _pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", MUL, (MUL, MUL + 1),
+                      lambda a, b: a * b, np.multiply, "a ⊙ b, the elementwise product.")
+Plus = _pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", ADD, (ADD, ADD + 1),
+                  lambda a, b: a + b, np.add, "a + b (a scalar broadcasts).")
+Minus = _pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", ADD, (ADD, ADD + 1),
+                   lambda a, b: a - b, np.subtract, "a - b (a scalar broadcasts; `1 - z` is Minus(1, z)).")
+Scale = _pointwise("Scale", 2, "{0} {1}", "{0} {1}", MUL, (FUNC, MUL + 1),
+                   lambda c, a: c * a, np.multiply, "c a: a vector scaled by a scalar.")
+
+
+def _matmul_vjp(bar, out, args, shapes):
+    A, B = args
+    bar_A = Outer(bar, B) if len(shapes[1]) == 1 else MatMul(bar, Transpose(B))
+    return bar_A, MatMul(Transpose(A), bar)
+
+
+MatMul = defop(Op("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", PROD, (FUNC, PROD), _matmul_shape, "affine",
+                  lambda A, B: A @ B, vjp=_matmul_vjp, doc="A · v or A · B, the matrix product."))
+Transpose = defop(Op("Transpose", 1, r"{0}^\top", "{0}ᵀ", FUNC, (FUNC,), _transpose_shape, "affine",
+                     lambda A: A.T, vjp=lambda bar, out, args, shapes: (Transpose(bar),), doc="Aᵀ."))
+Concat = defop(Op("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", FUNC, (0, 0), _concat_shape, "affine",
+                  lambda a, b: np.concatenate([a, b]),
+                  vjp=lambda bar, out, args, shapes: (Slice(bar, 0, shapes[0][0]),
+                                                      Slice(bar, shapes[0][0], shapes[0][0] + shapes[1][0])),
+                  doc="[a, b], the concatenation of two vectors."))
+Slice = defop(Op("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", FUNC, (0, 0, 0), _slice_shape, "affine",
+                 _slice, doc="v[start:stop]: the adjoint of a concatenation hands each part its slice."))
+Outer = defop(Op("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", PROD, (FUNC, FUNC), _outer_shape, "affine",
+                 np.outer, vjp=lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(Transpose(bar), args[0])),
+                 doc="a bᵀ, the outer product (the gradient of a matrix in a matrix-vector product)."))
+Dot = defop(Op("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", PROD, (FUNC, PROD + 1), _dot_shape, "reduction",
+               lambda a, b: a @ b, vjp=lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),
+               doc="aᵀ b, the dot product."))
+Softmax = defop(Op("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0})", FUNC, (0,), _softmax_shape,
+                   "reduction", _softmax,
+                   vjp=lambda bar, out, args, shapes: (Hadamard(out, Minus(bar, Dot(out, bar))),),
+                   doc="softmax(s)_i = e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄)."))
+RowPlus = defop(Op("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", ADD, (ADD, FUNC), _rowplus_shape,
+                   "affine", lambda A, v: A + v[None, :],
+                   vjp=lambda bar, out, args, shapes: (bar, ColSum(bar)),
+                   doc="A + 1 vᵀ: the vector v added to every row of A (additive attention)."))
+ColSum = defop(Op("ColSum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", PROD, (PROD + 1,), _colsum_shape, "reduction",
+                  lambda A: A.sum(axis=0), doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus)."))
+
+
+def is_pointwise(expr) -> bool:
+    op = op_of(expr)
+    return op is not None and op.kind == "pointwise"
