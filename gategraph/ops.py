@@ -175,6 +175,7 @@ class Op:
     scalar: pointwise ops only: the op on scalar SymPy arguments; derivatives come from `sp.diff`.
     vjp: structural ops: (bar, out, args, shapes) -> one adjoint expression per argument (None: no flow).
     numpy: evaluation on NumPy arrays (float, or object arrays of SymPy numbers for exact arithmetic).
+    glyph: the op's mark in a drawn graph.
     """
 
     name: str
@@ -189,6 +190,7 @@ class Op:
     scalar: Callable | None = None
     vjp: Callable | None = None
     doc: str = ""
+    glyph: str = ""  # the op's mark in a graph node: σ, ⊙, +, ...
 
     @property
     def node(self) -> type[OpNode]:
@@ -328,25 +330,25 @@ def _slice(a, start, stop):
 FUNC, ATOM, PROD, MUL, ADD = 100, 100, 30, 20, 10
 
 
-def _pointwise(name, arity, latex, text, prec, arg_prec, scalar, numpy, doc):
+def _pointwise(name, arity, latex, text, prec, arg_prec, scalar, numpy, doc, glyph):
     return defop(Op(name, arity, latex, text, prec, arg_prec, _pointwise_shape(name), "pointwise",
-                    numpy, scalar=scalar, doc=doc))
+                    numpy, scalar=scalar, doc=doc, glyph=glyph))
 
 
 Sigmoid = _pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", FUNC, (0,), sigma, _sigmoid,
-                     "σ(a), elementwise.")
-Tanh = _pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", FUNC, (0,), sp.tanh, np.tanh, "tanh(a), elementwise.")
+                     "σ(a), elementwise.", "σ")
+Tanh = _pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", FUNC, (0,), sp.tanh, np.tanh, "tanh(a), elementwise.", "tanh")
 Relu = _pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", FUNC, (0,), relu,
-                  lambda a: np.maximum(a, 0), "max(0, a), elementwise.")
-Exp = _pointwise("Exp", 1, r"\exp({0})", "exp({0})", FUNC, (0,), sp.exp, np.exp, "e^a, elementwise.")
+                  lambda a: np.maximum(a, 0), "max(0, a), elementwise.", "ReLU")
+Exp = _pointwise("Exp", 1, r"\exp({0})", "exp({0})", FUNC, (0,), sp.exp, np.exp, "e^a, elementwise.", "exp")
 Hadamard = _pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", MUL, (MUL, MUL + 1),
-                      lambda a, b: a * b, np.multiply, "a ⊙ b, the elementwise product.")
+                      lambda a, b: a * b, np.multiply, "a ⊙ b, the elementwise product.", "⊙")
 Plus = _pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", ADD, (ADD, ADD + 1),
-                  lambda a, b: a + b, np.add, "a + b (a scalar broadcasts).")
+                  lambda a, b: a + b, np.add, "a + b (a scalar broadcasts).", "+")
 Minus = _pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", ADD, (ADD, ADD + 1),
-                   lambda a, b: a - b, np.subtract, "a - b (a scalar broadcasts; `1 - z` is Minus(1, z)).")
+                   lambda a, b: a - b, np.subtract, "a - b (a scalar broadcasts; `1 - z` is Minus(1, z)).", "−")
 Scale = _pointwise("Scale", 2, "{0} {1}", "{0} {1}", MUL, (FUNC, MUL + 1),
-                   lambda c, a: c * a, np.multiply, "c a: a vector scaled by a scalar.")
+                   lambda c, a: c * a, np.multiply, "c a: a vector scaled by a scalar.", "×")
 
 
 def _matmul_vjp(bar, out, args, shapes):
@@ -356,32 +358,32 @@ def _matmul_vjp(bar, out, args, shapes):
 
 
 MatMul = defop(Op("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", PROD, (FUNC, PROD), _matmul_shape, "affine",
-                  lambda A, B: A @ B, vjp=_matmul_vjp, doc="A · v or A · B, the matrix product."))
+                  lambda A, B: A @ B, vjp=_matmul_vjp, doc="A · v or A · B, the matrix product.", glyph="·"))
 Transpose = defop(Op("Transpose", 1, r"{0}^\top", "{0}ᵀ", FUNC, (FUNC,), _transpose_shape, "affine",
-                     lambda A: A.T, vjp=lambda bar, out, args, shapes: (Transpose(bar),), doc="Aᵀ."))
+                     lambda A: A.T, vjp=lambda bar, out, args, shapes: (Transpose(bar),), doc="Aᵀ.", glyph="ᵀ"))
 Concat = defop(Op("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", FUNC, (0, 0), _concat_shape, "affine",
                   lambda a, b: np.concatenate([a, b]),
                   vjp=lambda bar, out, args, shapes: (Slice(bar, 0, shapes[0][0]),
                                                       Slice(bar, shapes[0][0], shapes[0][0] + shapes[1][0])),
-                  doc="[a, b], the concatenation of two vectors."))
+                  doc="[a, b], the concatenation of two vectors.", glyph="[ , ]"))
 Slice = defop(Op("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", FUNC, (0, 0, 0), _slice_shape, "affine",
-                 _slice, doc="v[start:stop]: the adjoint of a concatenation hands each part its slice."))
+                 _slice, doc="v[start:stop]: the adjoint of a concatenation hands each part its slice.", glyph="[:]"))
 Outer = defop(Op("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", PROD, (FUNC, FUNC), _outer_shape, "affine",
                  np.outer, vjp=lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(Transpose(bar), args[0])),
-                 doc="a bᵀ, the outer product (the gradient of a matrix in a matrix-vector product)."))
+                 doc="a bᵀ, the outer product (the gradient of a matrix in a matrix-vector product).", glyph="⊗"))
 Dot = defop(Op("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", PROD, (FUNC, PROD + 1), _dot_shape, "reduction",
                lambda a, b: a @ b, vjp=lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),
-               doc="aᵀ b, the dot product."))
+               doc="aᵀ b, the dot product.", glyph="·ᵀ"))
 Softmax = defop(Op("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0})", FUNC, (0,), _softmax_shape,
                    "reduction", _softmax,
                    vjp=lambda bar, out, args, shapes: (Hadamard(out, Minus(bar, Dot(out, bar))),),
-                   doc="softmax(s)_i = e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄)."))
+                   doc="softmax(s)_i = e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄).", glyph="softmax"))
 RowPlus = defop(Op("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", ADD, (ADD, FUNC), _rowplus_shape,
                    "affine", lambda A, v: A + v[None, :],
                    vjp=lambda bar, out, args, shapes: (bar, ColSum(bar)),
-                   doc="A + 1 vᵀ: the vector v added to every row of A (additive attention)."))
+                   doc="A + 1 vᵀ: the vector v added to every row of A (additive attention).", glyph="+ 1ᵀ"))
 ColSum = defop(Op("ColSum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", PROD, (PROD + 1,), _colsum_shape, "reduction",
-                  lambda A: A.sum(axis=0), doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus)."))
+                  lambda A: A.sum(axis=0), doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus).", glyph="Σ rows"))
 
 
 def is_pointwise(expr) -> bool:
