@@ -1,0 +1,207 @@
+"""A worked example written out: every equation with its numbers substituted, as LaTeX or plain text.
+
+For each equation of an `Evaluation` (gategraph.worked) the walkthrough shows, as a lecture slide does:
+the equation; the equation with the numbers put in; each product W · [a, b] block by block; the value
+inside σ or tanh; the exact value; its decimal value; and, where a source claimed a value, the claim
+beside the computed one, marked as holding or not to the precision the source wrote.
+
+Imports: numpy, sympy, gategraph.ops, gategraph.worked, gategraph.renderers.latex.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from gategraph.ops import op_of
+from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, lhs, printer, times
+from gategraph.worked import Evaluation, Step, to_float
+
+CHECK = {"latex": (r"\checkmark", r"\times"), "text": ("✓", "✗")}
+
+
+def number(v, style: str = "latex") -> str:
+    """An exact or float number as a reader wants it: 7/10 -> 0.7, 1/3 -> 1/3, σ(1) -> σ(1), 3.7e-44."""
+    if isinstance(v, float | np.floating):
+        return _float(float(v), style)
+    v = sp.sympify(v)
+    if v.is_Integer:
+        return str(int(v))
+    if v.is_Rational:
+        q = int(v.q)
+        while q % 2 == 0:
+            q //= 2
+        while q % 5 == 0:
+            q //= 5
+        if q == 1:  # a terminating decimal: write it as one
+            return _float(float(v), style, digits=15)
+        return rf"\frac{{{v.p}}}{{{v.q}}}" if style == "latex" else f"{v.p}/{v.q}"
+    return _SCALAR[style].doprint(v)
+
+
+def _float(x: float, style: str, digits: int = 4) -> str:
+    s = f"{x:.{digits}g}"
+    if "e" in s and style == "latex":
+        mant, exp = s.split("e")
+        return rf"{mant} \cdot 10^{{{int(exp)}}}"
+    return s
+
+
+class _ScalarLatex(GategraphLatexPrinter):
+    def _print_sigma(self, expr):
+        return rf"\sigma({self._print(expr.args[0])})"
+
+    def _print_tanh(self, expr):
+        return rf"\tanh({self._print(expr.args[0])})"
+
+
+class _ScalarText(GategraphTextPrinter):
+    def _print_sigma(self, expr):
+        return f"σ({self._print(expr.args[0])})"
+
+    def _print_tanh(self, expr):
+        return f"tanh({self._print(expr.args[0])})"
+
+
+_SCALAR = {"latex": _ScalarLatex(), "text": _ScalarText()}
+
+
+def array(a, style: str = "latex", exact: bool = True) -> str:
+    """A vector as a column (LaTeX) or `[1, 2]` (text); a matrix row by row."""
+    a = np.asarray(a)
+    fmt = (lambda v: number(v, style)) if exact else (lambda v: _float(float(v), style))
+    if a.ndim == 0:
+        return fmt(a[()])
+    if style == "text":
+        if a.ndim == 1:
+            return "[" + ", ".join(fmt(v) for v in a) + "]"
+        return "[" + ", ".join(array(row, style, exact) for row in a) + "]"
+    rows = [[fmt(v)] for v in a] if a.ndim == 1 else [[fmt(v) for v in row] for row in a]
+    return r"\begin{bmatrix}" + r" \\ ".join(" & ".join(r) for r in rows) + r"\end{bmatrix}"
+
+
+class _Substituting:
+    """Prints symbols as their numbers; with `blocks`, a product W · [a, b] as its evaluated blocks."""
+
+    def _setup(self, ev: Evaluation, step: Step, blocks: bool):
+        self._ev, self._step, self._blocks = ev, step, blocks
+
+    def _print_Var(self, expr):
+        return array(self._ev[expr.name], self.style, self._ev.exact)
+
+    def _print_OpNode(self, expr):
+        op, rhs = op_of(expr), expr.args
+        if op.name == "MatMul" and op_of(rhs[1]) is not None and op_of(rhs[1]).name == "Concat":
+            parts = [p for p in self._step.parts if p.matrix == rhs[0].name]
+            if self._blocks:
+                return " + ".join(array(p.value, self.style, self._ev.exact) for p in parts)
+            dot = r" \cdot " if self.style == "latex" else " · "
+            return " + ".join(array(p.weights, self.style, self._ev.exact) + dot + self._print(p.operand)
+                              for p in parts)
+        return super()._print_OpNode(expr)
+
+
+class _SubLatex(_Substituting, GategraphLatexPrinter):
+    pass
+
+
+class _SubText(_Substituting, GategraphTextPrinter):
+    pass
+
+
+def _substituted(ev: Evaluation, step: Step, style: str, blocks: bool) -> str:
+    p = (_SubLatex if style == "latex" else _SubText)(times(ev.cell))
+    p._setup(ev, step, blocks)
+    return p.doprint(ev.cell.equation(step.name).rhs)
+
+
+def step_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
+    """The chain `name = formula = numbers = ... ≈ value`, one link per line (first one with the name)."""
+    cell, name = ev.cell, step.name
+    left = lhs(cell, name, style)
+    if step.given:
+        return [f"{left} = {array(step.value, style, ev.exact)}"]
+    rhs = cell.equation(name).rhs
+    chain = [printer(cell, style).doprint(rhs), _substituted(ev, step, style, blocks=False)]
+    if step.parts:
+        chain.append(_substituted(ev, step, style, blocks=True))
+    if step.argument is not None:
+        template = op_of(rhs).latex if style == "latex" else op_of(rhs).text
+        chain.append(template.format(array(step.argument, style, ev.exact)))
+    if ev.exact:
+        chain.append(array(step.value, style, exact=True))
+    approx = array(to_float(step.value), style, exact=False)
+    out, seen = [], set()
+    for link in chain:  # drop links that say nothing new
+        if link not in seen:
+            seen.add(link)
+            out.append(link)
+    if style == "latex":
+        lines = [f"{left} &= {out[0]}"] + [f"&= {link}" for link in out[1:]]
+        return lines + ([rf"&\approx {approx}"] if approx not in seen else [])
+    pad = " " * _width(left)
+    lines = [f"{left} = {out[0]}"] + [f"{pad} = {link}" for link in out[1:]]
+    return lines + ([f"{pad} ≈ {approx}"] if approx not in seen else [])
+
+
+def _block(ev: Evaluation, part, style: str) -> str:
+    """The block of W that meets one operand, times it: `W_f[h] · h_{t-1}` (text), W_{f}^{(h)} h_{t-1} (LaTeX)."""
+    p = printer(ev.cell, style)
+    matrix = p.doprint(ev.cell.decl(part.matrix).var)
+    block = times(ev.cell)[part.operand.name][0]
+    if style == "latex":
+        return rf"{matrix}^{{({block})}} \cdot {p.doprint(part.operand)}"
+    return f"{matrix}[{block}] · {p.doprint(part.operand)}"
+
+
+def claim_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
+    """What the source claimed for this step, each beside the computed value, marked ✓ or ✗."""
+    out = []
+    names = times(ev.cell)
+    for v in (v for v in ev.verdicts if v.claim.name == step.name):
+        c = v.claim
+        if c.part is None:
+            what = lhs(ev.cell, c.name, style)
+        else:
+            part = next(p for p in step.parts if p.operand.name == c.part or names[p.operand.name][0] == c.part)
+            what = _block(ev, part, style)
+        rel = (r"\approx" if style == "latex" else "≈") if c.approx else "="
+        mark = CHECK[style][0 if v.holds else 1]
+        claimed = array(np.asarray(c.value, dtype=float), style, exact=False)
+        computed = array(v.computed, style, exact=False)
+        verdict = "holds" if v.holds else f"does not hold (off by {v.error:.3g})"
+        if not v.holds and c.note:
+            verdict += f": {c.note}"
+        if style == "latex":
+            out.append(rf"\text{{claimed }} {what} {rel} {claimed}\quad \text{{computed }} {computed}"
+                       rf"\quad {mark}\ \text{{{verdict}}}")
+        else:
+            out.append(f"claimed {what} {rel} {claimed}   computed {computed}   {mark} {verdict}")
+    return out
+
+
+def walkthrough(ev: Evaluation, style: str = "latex") -> str:
+    """The whole worked example: each equation, its numbers, and the verdict on each claim."""
+    cell = ev.cell
+    inputs = [f"{lhs(cell, n, style)} = {array(v, style, ev.exact)}"
+              for n, v in ev.values.items() if cell.roles[n] != "param"]
+    blocks = []
+    for step in ev.steps:
+        title = cell.equation(step.name).title or step.name
+        note = " (given)" if step.given else ""
+        lines = step_lines(ev, step, style)
+        claims = claim_lines(ev, step, style)
+        if style == "latex":
+            body = " \\\\\n".join(lines + [f"& {c}" for c in claims])
+            blocks.append(f"% {title}{note}\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}")
+        else:
+            blocks.append("\n".join([f"{title}{note}"] + ["  " + ln for ln in lines] + ["  " + c for c in claims]))
+    failed = [v for v in ev.verdicts if not v.holds]
+    summary = (f"{len(ev.verdicts) - len(failed)} of {len(ev.verdicts)} claimed values hold"
+               if ev.verdicts else "")
+    if style == "latex":
+        head = r"\begin{aligned}" + r" \\ ".join("&" + i for i in inputs) + r"\end{aligned}"
+        tail = f"\n% {summary}" if summary else ""
+        return head + "\n\n" + "\n\n".join(blocks) + tail
+    head = "given: " + "; ".join(inputs)
+    return head + "\n\n" + "\n\n".join(blocks) + (f"\n\n{summary}" if summary else "")
