@@ -4,7 +4,14 @@ The engine (this package) never imports `gategraph.renderers`; the command line 
 """
 
 from gategraph import cells
-from gategraph.errors import GategraphError, ShapeError, SpecError, ToolMissingError, ValueInputError
+from gategraph.errors import (
+    GategraphError,
+    ShapeError,
+    SpecError,
+    ToolMissingError,
+    UsageError,
+    ValueInputError,
+)
 from gategraph.spec import (
     Cell,
     CellBuilder,
@@ -25,6 +32,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cell", "CellBuilder", "Equation", "GategraphError", "ShapeError", "SpecError", "ToolMissingError",
-    "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus", "sigmoid", "softmax",
+    "UsageError", "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus", "sigmoid", "softmax",
     "tanh", "transpose",
 ]

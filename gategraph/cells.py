@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gategraph.errors import UsageError
 from gategraph.spec import Cell, CellBuilder, concat, rowplus, sigmoid, softmax, tanh
 
 
@@ -108,7 +109,7 @@ def attention(score: str = "dot") -> Cell:
     "dot" (e_t = M · q_t), "general" (Luong: e_t = M · (W_a · q_t)) or
     "additive" (Bahdanau: e_t = tanh(M · U_aᵀ + 1 (W_a · q_t)ᵀ) · v_a)."""
     if score not in SCORES:
-        raise ValueError(f"unknown attention score {score!r}; choose one of {', '.join(SCORES)}")
+        raise UsageError(f"unknown attention score {score!r}; choose one of {', '.join(SCORES)}")
     b = CellBuilder(f"attention_{score}", f"content-based attention, {SCORES[score]}")
     S, H = b.sizes("S H")
     M = b.memory("M", (S, H), "memory")

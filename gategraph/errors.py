@@ -22,3 +22,7 @@ class ValueInputError(GategraphError):
 
 class ToolMissingError(GategraphError):
     """An external program gategraph needs (Graphviz `dot`) is not installed."""
+
+
+class UsageError(GategraphError, ValueError):
+    """An option has a value gategraph does not know (a graph format, an attention score)."""

@@ -327,63 +327,74 @@ def _slice(a, start, stop):
 
 # --- the ops ----------------------------------------------------------------------------------------
 
-FUNC, ATOM, PROD, MUL, ADD = 100, 100, 30, 20, 10
+FUNC, ATOM, PROD, MUL, ADD = 100, 100, 30, 20, 10  # binding strengths of printed forms
 
 
-def _pointwise(name, arity, latex, text, prec, arg_prec, scalar, numpy, doc, glyph):
-    return defop(Op(name, arity, latex, text, prec, arg_prec, _pointwise_shape(name), "pointwise",
-                    numpy, scalar=scalar, doc=doc, glyph=glyph))
+def pointwise(name, arity, latex, text, glyph, scalar, numpy, prec=FUNC, arg_prec=None, doc=""):
+    """Register an elementwise op: its scalar SymPy form gives its derivative through `sp.diff`."""
+    return defop(Op(name, arity, latex, text, prec, arg_prec or (0,) * arity, _pointwise_shape(name),
+                    "pointwise", numpy, scalar=scalar, glyph=glyph, doc=doc))
 
 
-Sigmoid = _pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", FUNC, (0,), sigma, _sigmoid,
-                     "σ(a), elementwise.", "σ")
-Tanh = _pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", FUNC, (0,), sp.tanh, np.tanh, "tanh(a), elementwise.", "tanh")
-Relu = _pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", FUNC, (0,), relu,
-                  lambda a: np.maximum(a, 0), "max(0, a), elementwise.", "ReLU")
-Exp = _pointwise("Exp", 1, r"\exp({0})", "exp({0})", FUNC, (0,), sp.exp, np.exp, "e^a, elementwise.", "exp")
-Hadamard = _pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", MUL, (MUL, MUL + 1),
-                      lambda a, b: a * b, np.multiply, "a ⊙ b, the elementwise product.", "⊙")
-Plus = _pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", ADD, (ADD, ADD + 1),
-                  lambda a, b: a + b, np.add, "a + b (a scalar broadcasts).", "+")
-Minus = _pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", ADD, (ADD, ADD + 1),
-                   lambda a, b: a - b, np.subtract, "a - b (a scalar broadcasts; `1 - z` is Minus(1, z)).", "−")
-Scale = _pointwise("Scale", 2, "{0} {1}", "{0} {1}", MUL, (FUNC, MUL + 1),
-                   lambda c, a: c * a, np.multiply, "c a: a vector scaled by a scalar.", "×")
+def structural(name, arity, latex, text, glyph, shape, kind, numpy, vjp=None, prec=FUNC, arg_prec=None, doc=""):
+    """Register an op that mixes units (a product, a concatenation, a softmax): it brings its own VJP rule,
+    `vjp(bar, out, args, shapes)` -> one adjoint expression per argument."""
+    return defop(Op(name, arity, latex, text, prec, arg_prec or (0,) * arity, shape, kind, numpy,
+                    vjp=vjp, glyph=glyph, doc=doc))
 
 
+# elementwise: name, arity, LaTeX, text, glyph, scalar form, NumPy
+Sigmoid = pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", "σ", sigma, _sigmoid, doc="σ(a)")
+Tanh = pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", "tanh", sp.tanh, np.tanh, doc="tanh(a)")
+Relu = pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", "ReLU", relu, lambda a: np.maximum(a, 0),
+                 doc="max(0, a)")
+Exp = pointwise("Exp", 1, r"\exp({0})", "exp({0})", "exp", sp.exp, np.exp, doc="e^a")
+Hadamard = pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", "⊙", lambda a, b: a * b, np.multiply,
+                     MUL, (MUL, MUL + 1), doc="a ⊙ b, the elementwise product")
+Plus = pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", "+", lambda a, b: a + b, np.add,
+                 ADD, (ADD, ADD + 1), doc="a + b (a scalar broadcasts)")
+Minus = pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", "−", lambda a, b: a - b, np.subtract,
+                  ADD, (ADD, ADD + 1), doc="a - b (a scalar broadcasts: `1 - z` is Minus(1, z))")
+Scale = pointwise("Scale", 2, "{0} {1}", "{0} {1}", "×", lambda c, a: c * a, np.multiply,
+                  MUL, (FUNC, MUL + 1), doc="c a, a vector scaled by a scalar")
+
+
+# structural: name, arity, LaTeX, text, glyph, shape rule, kind, NumPy, VJP rule (bar, out, args, shapes)
 def _matmul_vjp(bar, out, args, shapes):
     A, B = args
     bar_A = Outer(bar, B) if len(shapes[1]) == 1 else MatMul(bar, Transpose(B))
     return bar_A, MatMul(Transpose(A), bar)
 
 
-MatMul = defop(Op("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", PROD, (FUNC, PROD), _matmul_shape, "affine",
-                  lambda A, B: A @ B, vjp=_matmul_vjp, doc="A · v or A · B, the matrix product.", glyph="·"))
-Transpose = defop(Op("Transpose", 1, r"{0}^\top", "{0}ᵀ", FUNC, (FUNC,), _transpose_shape, "affine",
-                     lambda A: A.T, vjp=lambda bar, out, args, shapes: (Transpose(bar),), doc="Aᵀ.", glyph="ᵀ"))
-Concat = defop(Op("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", FUNC, (0, 0), _concat_shape, "affine",
-                  lambda a, b: np.concatenate([a, b]),
-                  vjp=lambda bar, out, args, shapes: (Slice(bar, 0, shapes[0][0]),
-                                                      Slice(bar, shapes[0][0], shapes[0][0] + shapes[1][0])),
-                  doc="[a, b], the concatenation of two vectors.", glyph="[ , ]"))
-Slice = defop(Op("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", FUNC, (0, 0, 0), _slice_shape, "affine",
-                 _slice, doc="v[start:stop]: the adjoint of a concatenation hands each part its slice.", glyph="[:]"))
-Outer = defop(Op("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", PROD, (FUNC, FUNC), _outer_shape, "affine",
-                 np.outer, vjp=lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(Transpose(bar), args[0])),
-                 doc="a bᵀ, the outer product (the gradient of a matrix in a matrix-vector product).", glyph="⊗"))
-Dot = defop(Op("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", PROD, (FUNC, PROD + 1), _dot_shape, "reduction",
-               lambda a, b: a @ b, vjp=lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),
-               doc="aᵀ b, the dot product.", glyph="·ᵀ"))
-Softmax = defop(Op("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0})", FUNC, (0,), _softmax_shape,
-                   "reduction", _softmax,
-                   vjp=lambda bar, out, args, shapes: (Hadamard(out, Minus(bar, Dot(out, bar))),),
-                   doc="softmax(s)_i = e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄).", glyph="softmax"))
-RowPlus = defop(Op("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", ADD, (ADD, FUNC), _rowplus_shape,
-                   "affine", lambda A, v: A + v[None, :],
-                   vjp=lambda bar, out, args, shapes: (bar, ColSum(bar)),
-                   doc="A + 1 vᵀ: the vector v added to every row of A (additive attention).", glyph="+ 1ᵀ"))
-ColSum = defop(Op("ColSum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", PROD, (PROD + 1,), _colsum_shape, "reduction",
-                  lambda A: A.sum(axis=0), doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus).", glyph="Σ rows"))
+def _concat_vjp(bar, out, args, shapes):
+    n_a, n_b = shapes[0][0], shapes[1][0]
+    return Slice(bar, 0, n_a), Slice(bar, n_a, n_a + n_b)
+
+
+MatMul = structural("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", "·", _matmul_shape, "affine",
+                    lambda A, B: A @ B, _matmul_vjp, PROD, (FUNC, PROD), doc="A · v or A · B")
+Transpose = structural("Transpose", 1, r"{0}^\top", "{0}ᵀ", "ᵀ", _transpose_shape, "affine",
+                       lambda A: A.T, lambda bar, out, args, shapes: (Transpose(bar),), arg_prec=(FUNC,), doc="Aᵀ")
+Concat = structural("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", "[ , ]", _concat_shape, "affine",
+                    lambda a, b: np.concatenate([a, b]), _concat_vjp, doc="[a, b], two vectors stacked")
+Slice = structural("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", "[:]", _slice_shape, "affine",
+                   _slice, doc="v[start:stop], the part of a concatenation's adjoint that goes to one operand")
+Outer = structural("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", "⊗", _outer_shape, "affine", np.outer,
+                   lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(Transpose(bar), args[0])),
+                   PROD, (FUNC, FUNC), doc="a bᵀ, the gradient of the matrix in a matrix-vector product")
+Dot = structural("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", "·ᵀ", _dot_shape, "reduction", lambda a, b: a @ b,
+                 lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),
+                 PROD, (FUNC, PROD + 1), doc="aᵀ b")
+Softmax = structural("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0})", "softmax", _softmax_shape,
+                     "reduction", _softmax,
+                     lambda bar, out, args, shapes: (Hadamard(out, Minus(bar, Dot(out, bar))),),
+                     doc="e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄)")
+RowPlus = structural("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", "+ 1ᵀ", _rowplus_shape,
+                     "affine", lambda A, v: A + v[None, :], lambda bar, out, args, shapes: (bar, ColSum(bar)),
+                     ADD, (ADD, FUNC), doc="A + 1 vᵀ, v added to every row of A (additive attention)")
+ColSum = structural("ColSum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", "Σ rows", _colsum_shape, "reduction",
+                    lambda A: A.sum(axis=0), prec=PROD, arg_prec=(PROD + 1,),
+                    doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus)")
 
 
 def is_pointwise(expr) -> bool:

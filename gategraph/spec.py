@@ -170,7 +170,7 @@ def _validate(cell: Cell) -> None:
         if eq.name in shapes:
             what = "a declared symbol" if roles[eq.name] != "let" else "an earlier equation"
             raise SpecError(f"{where}: name {eq.name!r} is assigned twice (it is already {what})")
-        for sym in _symbols(eq.rhs):
+        for sym in symbols_of(eq.rhs):
             if sym.name not in shapes:
                 later = any(e.name == sym.name for e in cell.equations)
                 hint = "define it earlier" if later else "declare it as an input, state or parameter"
@@ -199,7 +199,7 @@ def _validate(cell: Cell) -> None:
         raise SpecError(f"cell {cell.name!r} has no outputs")
 
 
-def _symbols(expr) -> list[Var]:
+def symbols_of(expr) -> list[Var]:
     """The symbols an expression reads, in first-use order."""
     found: dict[str, Var] = {}
     for node in sp.preorder_traversal(expr):

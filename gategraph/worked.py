@@ -21,7 +21,7 @@ import sympy as sp
 
 from gategraph.errors import ValueInputError
 from gategraph.ops import fmt_shape, op_of
-from gategraph.spec import Cell, Var, _symbols
+from gategraph.spec import Cell, Var, symbols_of
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,10 @@ def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exa
             steps.append(Step(eq.name, env[eq.name], given=True))
             continue
         step = Step(eq.name, None)
-        step.value = env[eq.name] = _eval(eq.rhs, env, cell, exact, step)
+        step.value = env[eq.name] = value_of(eq.rhs, env, exact, step)
         op = op_of(eq.rhs)
         if op is not None and op.kind == "pointwise" and len(eq.rhs.args) == 1:
-            step.argument = _eval(eq.rhs.args[0], env, cell, exact, None)
+            step.argument = value_of(eq.rhs.args[0], env, exact)
         steps.append(step)
     used = {n: env[n] for n in cell.shapes if n in env and cell.roles[n] != "let"}
     ev = Evaluation(cell, used, steps, [], exact)
@@ -167,7 +167,7 @@ def _needed(cell: Cell, given: dict) -> list[str]:
     needed: list[str] = []
     for eq in cell.equations:
         if eq.name not in given:
-            needed += [s.name for s in _symbols(eq.rhs) if cell.roles[s.name] != "let" and s.name not in needed]
+            needed += [s.name for s in symbols_of(eq.rhs) if cell.roles[s.name] != "let" and s.name not in needed]
     return needed
 
 
@@ -190,18 +190,21 @@ def _check_shapes(cell: Cell, env: dict) -> None:
                                   f"{fmt_shape(cell.shapes[name])} = {fmt_shape(want)}")
 
 
-def _eval(expr, env, cell, exact, step):
+def value_of(expr, env: dict, exact: bool = False, step: Step | None = None):
+    """The value of an expression, given the values of its symbols by name (`env`).
+
+    With `step`, each product W · [a, b] also records its blocks in `step.parts`."""
     if isinstance(expr, Var):
         return env[expr.name]
     if expr.is_number:
         return expr if exact else float(expr)
     op = op_of(expr)
-    args = [_eval(a, env, cell, exact, step) for a in expr.args]
+    args = [value_of(a, env, exact, step) for a in expr.args]
     if op.name == "MatMul" and op_of(expr.args[1]) is not None and op_of(expr.args[1]).name == "Concat" \
             and step is not None:
         W, start = args[0], 0
         for operand in expr.args[1].args:
-            v = _eval(operand, env, cell, exact, None)
+            v = value_of(operand, env, exact)
             block = W[:, start:start + len(v)]
             step.parts.append(Part(expr.args[0].name, operand, block, block @ v))
             start += len(v)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import graphviz
 
-from gategraph.errors import ToolMissingError
+from gategraph.errors import ToolMissingError, UsageError
 from gategraph.graph import Graph
 from gategraph.graph import forward as forward_graph
 from gategraph.renderers.latex import symbol, times
@@ -101,7 +101,7 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
         except graphviz.ExecutableNotFound:
             raise ToolMissingError(f"Graphviz's `dot` program could not be run: {INSTALL_HINT}") from None
     else:
-        raise ValueError(f"unknown graph format {path.suffix!r}: use .png, .svg, .pdf or .dot")
+        raise UsageError(f"unknown graph format {path.suffix!r}: use .png, .svg, .pdf or .dot")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp.write(data)

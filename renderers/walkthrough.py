@@ -15,6 +15,7 @@ import sympy as sp
 
 from gategraph.ops import op_of
 from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, lhs, printer, times
+from gategraph.spec import symbols_of
 from gategraph.worked import Evaluation, Step, to_float
 
 CHECK = {"latex": (r"\checkmark", r"\times"), "text": ("✓", "✗")}
@@ -80,23 +81,30 @@ def array(a, style: str = "latex", exact: bool = True) -> str:
     return r"\begin{bmatrix}" + r" \\ ".join(" & ".join(r) for r in rows) + r"\end{bmatrix}"
 
 
+SHORT = 14  # longest exact number (in characters) a substituted line shows before it switches to decimals
+
+
+def _short(values, style: str) -> bool:
+    return all(len(number(v, style)) <= SHORT for v in np.asarray(values).ravel())
+
+
 class _Substituting:
     """Prints symbols as their numbers; with `blocks`, a product W · [a, b] as its evaluated blocks."""
 
-    def _setup(self, ev: Evaluation, step: Step, blocks: bool):
-        self._ev, self._step, self._blocks = ev, step, blocks
+    def _setup(self, ev: Evaluation, step: Step, blocks: bool, exact: bool):
+        self._ev, self._step, self._blocks, self._exact = ev, step, blocks, exact
 
     def _print_Var(self, expr):
-        return array(self._ev[expr.name], self.style, self._ev.exact)
+        return array(self._ev[expr.name], self.style, self._exact)
 
     def _print_OpNode(self, expr):
         op, rhs = op_of(expr), expr.args
         if op.name == "MatMul" and op_of(rhs[1]) is not None and op_of(rhs[1]).name == "Concat":
             parts = [p for p in self._step.parts if p.matrix == rhs[0].name]
             if self._blocks:
-                return " + ".join(array(p.value, self.style, self._ev.exact) for p in parts)
+                return " + ".join(array(p.value, self.style, self._exact) for p in parts)
             dot = r" \cdot " if self.style == "latex" else " · "
-            return " + ".join(array(p.weights, self.style, self._ev.exact) + dot + self._print(p.operand)
+            return " + ".join(array(p.weights, self.style, self._exact) + dot + self._wrap(p.operand, op.arg_prec[1])
                               for p in parts)
         return super()._print_OpNode(expr)
 
@@ -109,39 +117,45 @@ class _SubText(_Substituting, GategraphTextPrinter):
     pass
 
 
-def _substituted(ev: Evaluation, step: Step, style: str, blocks: bool) -> str:
+def _substituted(ev: Evaluation, step: Step, style: str, blocks: bool, exact: bool) -> str:
     p = (_SubLatex if style == "latex" else _SubText)(times(ev.cell))
-    p._setup(ev, step, blocks)
+    p._setup(ev, step, blocks, exact)
     return p.doprint(ev.cell.equation(step.name).rhs)
 
 
 def step_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
-    """The chain `name = formula = numbers = ... ≈ value`, one link per line (first one with the name)."""
+    """The chain `name = formula = numbers = ... ≈ value`, one link per line (first one with the name).
+
+    Exact numbers are shown while they stay short; from the first link that would need a long exact
+    expression on, the chain goes on in decimals, with ≈."""
     cell, name = ev.cell, step.name
     left = lhs(cell, name, style)
     if step.given:
         return [f"{left} = {array(step.value, style, ev.exact)}"]
     rhs = cell.equation(name).rhs
-    chain = [printer(cell, style).doprint(rhs), _substituted(ev, step, style, blocks=False)]
-    if step.parts:
-        chain.append(_substituted(ev, step, style, blocks=True))
+    exact = ev.exact and all(_short(ev[v.name], style) for v in symbols_of(rhs))
+    chain = [("=", printer(cell, style).doprint(rhs))]
+    for blocks in (False, True) if step.parts else (False,):
+        if blocks:
+            exact = exact and all(_short(p.value, style) for p in step.parts)
+        chain.append(("=" if exact else "≈", _substituted(ev, step, style, blocks, exact)))
     if step.argument is not None:
+        exact = exact and _short(step.argument, style)
         template = op_of(rhs).latex if style == "latex" else op_of(rhs).text
-        chain.append(template.format(array(step.argument, style, ev.exact)))
-    if ev.exact:
-        chain.append(array(step.value, style, exact=True))
-    approx = array(to_float(step.value), style, exact=False)
+        chain.append(("=" if exact else "≈", template.format(array(step.argument, style, exact))))
+    if exact and _short(step.value, style):
+        chain.append(("=", array(step.value, style, exact=True)))
+    chain.append(("≈", array(to_float(step.value), style, exact=False)))
     out, seen = [], set()
-    for link in chain:  # drop links that say nothing new
+    for rel, link in chain:  # drop links that say nothing new
         if link not in seen:
             seen.add(link)
-            out.append(link)
+            out.append((rel, link))
     if style == "latex":
-        lines = [f"{left} &= {out[0]}"] + [f"&= {link}" for link in out[1:]]
-        return lines + ([rf"&\approx {approx}"] if approx not in seen else [])
+        rels = {"=": "&=", "≈": r"&\approx"}
+        return [f"{left} {rels[out[0][0]]} {out[0][1]}"] + [f"{rels[r]} {link}" for r, link in out[1:]]
     pad = " " * _width(left)
-    lines = [f"{left} = {out[0]}"] + [f"{pad} = {link}" for link in out[1:]]
-    return lines + ([f"{pad} ≈ {approx}"] if approx not in seen else [])
+    return [f"{left} {out[0][0]} {out[0][1]}"] + [f"{pad} {r} {link}" for r, link in out[1:]]
 
 
 def _block(ev: Evaluation, part, style: str) -> str:

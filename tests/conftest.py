@@ -1,0 +1,20 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not __import__("os").environ.get("CI"),
+                               reason="Graphviz `dot` is not installed (CI installs it and never skips)")
+
+
+def run_cli(*args, cwd=None, check=True):
+    """Run `gategraph ARGS` as a user would: a separate process."""
+    proc = subprocess.run([sys.executable, "-m", "gategraph.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gategraph {' '.join(map(str, args))} failed:\n{proc.stderr}")
+    return proc

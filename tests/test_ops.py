@@ -1,0 +1,105 @@
+"""The op registry: every op prints, has a shape rule, evaluates, and differentiates correctly."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from gategraph import ops
+from gategraph.errors import ShapeError
+from gategraph.ops import NODES, OPS
+from gategraph.spec import Var
+from gategraph.worked import value_of
+
+RNG = np.random.default_rng(0)
+POINTWISE = [op for op in OPS.values() if op.kind == "pointwise"]
+WITH_VJP = [op for op in OPS.values() if op.vjp is not None]
+
+# argument shapes each structural op is tried at (sizes 3, 4, 2)
+STRUCT_ARGS = {
+    "MatMul": [(3, 4), (4,)],
+    "Transpose": [(3, 4)],
+    "Concat": [(3,), (4,)],
+    "Outer": [(3,), (4,)],
+    "Dot": [(4,), (4,)],
+    "Softmax": [(4,)],
+    "RowPlus": [(3, 4), (4,)],
+}
+
+
+@pytest.mark.parametrize("op", OPS.values(), ids=lambda op: op.name)
+def test_every_op_has_its_templates_and_a_node_class(op):
+    for template in (op.latex, op.text):
+        printed = template.format(*(f"<arg{i}>" for i in range(op.arity)))
+        assert all(printed.count(f"<arg{i}>") == 1 for i in range(op.arity)), f"{op.name}: {template!r}"
+    assert NODES[op.name].op is op and op.glyph, op.name
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=lambda op: op.name)
+def test_pointwise_numpy_agrees_with_its_sympy_scalar_form(op):
+    xs = [sp.Symbol(f"a{i}") for i in range(op.arity)]
+    f = sp.lambdify(xs, op.scalar(*xs), modules=[{"sigma": lambda a: 1 / (1 + np.exp(-a)),
+                                                  "relu": lambda a: np.maximum(a, 0)}, "numpy"])
+    args = [RNG.normal(size=5) for _ in xs]
+    np.testing.assert_allclose(op.numpy(*args), f(*args), rtol=1e-12)
+
+
+@pytest.mark.parametrize("op", POINTWISE, ids=lambda op: op.name)
+def test_pointwise_derivative_from_sympy_matches_finite_differences(op):
+    xs = [sp.Symbol(f"a{i}") for i in range(op.arity)]
+    point = {x: sp.Float(v) for x, v in zip(xs, RNG.normal(size=op.arity) + 0.3, strict=True)}
+    for x in xs:
+        exact = float(sp.diff(op.scalar(*xs), x).subs(point).evalf())
+        eps = 1e-6
+        up, down = dict(point), dict(point)
+        up[x], down[x] = point[x] + eps, point[x] - eps
+        fd = (float(op.scalar(*xs).subs(up).evalf()) - float(op.scalar(*xs).subs(down).evalf())) / (2 * eps)
+        assert exact == pytest.approx(fd, rel=1e-6, abs=1e-8), op.name
+
+
+def test_sigmoid_derivative_is_the_compact_form():
+    a = sp.Symbol("a")
+    assert sp.diff(ops.sigma(a), a) == ops.sigma(a) * (1 - ops.sigma(a))
+    assert ops.sigma(sp.Float(-800.0)).evalf() >= 0  # no overflow, no NaN far out
+    assert np.isfinite(ops.OPS["Sigmoid"].numpy(np.array([-800.0, 800.0]))).all()
+
+
+@pytest.mark.parametrize("op", [o for o in WITH_VJP if o.name in STRUCT_ARGS], ids=lambda op: op.name)
+def test_structural_vjp_rule_matches_finite_differences(op):
+    """<bar, d out> = Σ_i <bar_i, d arg_i> for a random direction: the VJP rule is the adjoint of the JVP."""
+    shapes = STRUCT_ARGS[op.name]
+    names = [Var(f"a{i}") for i in range(len(shapes))]
+    env = {v.name: RNG.normal(size=s) for v, s in zip(names, shapes, strict=True)}
+    out_expr = NODES[op.name](*names)
+    out = value_of(out_expr, env)
+    env["bar"], env["out"] = RNG.normal(size=out.shape), out
+    sym_shapes = [tuple(sp.Integer(n) for n in s) for s in shapes]
+    adjoints = op.vjp(Var("bar"), Var("out"), names, sym_shapes)
+    eps = 1e-6
+    for v, adj in zip(names, adjoints, strict=True):
+        direction = RNG.normal(size=env[v.name].shape)
+        up, down = dict(env), dict(env)
+        up[v.name] = env[v.name] + eps * direction
+        down[v.name] = env[v.name] - eps * direction
+        jvp = (value_of(out_expr, up) - value_of(out_expr, down)) / (2 * eps)
+        lhs = np.sum(env["bar"] * jvp)
+        rhs = np.sum(value_of(adj, env) * direction)
+        assert lhs == pytest.approx(rhs, rel=1e-6), f"{op.name}: adjoint of argument {v}"
+
+
+def test_shape_rules_name_expected_and_found_shapes():
+    H, X = sp.symbols("H X")
+    with pytest.raises(ShapeError, match=r"MatMul needs \(H, X\) times \(X, \.\.\.\), got \(H, X\) times \(H,\)"):
+        OPS["MatMul"].shape((H, X), (H,))
+    with pytest.raises(ShapeError, match=r"Plus needs equal shapes, got \(H,\) and \(X,\)"):
+        OPS["Plus"].shape((H,), (X,))
+    assert OPS["Concat"].shape((H,), (X,)) == (H + X,)
+    assert OPS["Minus"].shape((), (H,)) == (H,)  # 1 - z: a scalar broadcasts
+
+
+def test_python_operators_build_op_nodes_in_the_order_written():
+    z, h = Var("z"), Var("h")
+    e = (1 - z) * h
+    assert type(e).__name__ == "Hadamard" and type(e.args[0]).__name__ == "Minus"
+    assert e.args[0].args == (sp.Integer(1), z)
+    assert type(2 * h).__name__ == "Scale" and type(h @ z).__name__ == "MatMul"
+    assert type(h.T).__name__ == "Transpose" and type(-h).__name__ == "Scale"
