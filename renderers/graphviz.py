@@ -3,7 +3,7 @@
 Labels are Graphviz HTML labels in the lecture's notation (f<sub>t</sub>, C̃<sub>t</sub>). PNG, SVG and PDF go
 through cairo (`png:cairo`, `svg:cairo`), which draws subscripts correctly where Graphviz's own SVG does not.
 
-Imports: graphviz, gategraph.graph, gategraph.spec, gategraph.errors, gategraph.renderers.latex.
+Imports: graphviz, gategraph.graph, gategraph.spec, gategraph.errors, gategraph.files, gategraph.renderers.latex.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import graphviz
 
 from gategraph.errors import ToolMissingError, UsageError
+from gategraph.files import atomic_write
 from gategraph.graph import Graph
 from gategraph.graph import forward as forward_graph
 from gategraph.renderers.latex import symbol, times
@@ -102,8 +102,4 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
             raise ToolMissingError(f"Graphviz's `dot` program could not be run: {INSTALL_HINT}") from None
     else:
         raise UsageError(f"unknown graph format {path.suffix!r}: use .png, .svg, .pdf or .dot")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, path)
-    return path
+    return atomic_write(path, data)

@@ -49,6 +49,7 @@ def test_every_cell_renders(tmp_path, name, suffix, magic):
     path = render(cell_dot(CELLS[name]()), tmp_path / f"{name}{suffix}")
     assert path.read_bytes().startswith(magic)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by others, like any file the user makes
 
 
 def test_missing_dot_is_a_one_line_error_with_the_fix(tmp_path, monkeypatch):
