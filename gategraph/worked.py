@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from gategraph.errors import ValueInputError
+from gategraph.numeric import exact_array, to_float, value_of
 from gategraph.ops import fmt_shape, op_of
 from gategraph.spec import Cell, Var, symbols_of
 
@@ -107,19 +108,6 @@ class Evaluation:
         return next((v for v in self.verdicts if v.claim.key == (name, part)), None)
 
 
-def to_float(a) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype == object:
-        return np.vectorize(lambda v: float(sp.N(v, 30)), otypes=[float])(a)
-    return a.astype(float)
-
-
-def _exact(a) -> np.ndarray:
-    """Decimals as written become rationals: 0.1 -> 1/10 (never the binary float's long fraction)."""
-    return np.vectorize(lambda v: sp.Rational(str(v)) if not isinstance(v, sp.Basic) else v,
-                        otypes=[object])(np.asarray(a, dtype=object))
-
-
 def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exact: bool = True) -> Evaluation:
     """Evaluate one step of `cell`.
 
@@ -137,12 +125,12 @@ def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exa
         key = state_names.get(name, name)
         if key not in cell.shapes or cell.roles[key] == "let":
             raise ValueInputError(f"{name!r} is not an input, state or parameter of cell {cell.name!r}")
-        env[key] = np.asarray(v, dtype=float) if not exact else _exact(v)
+        env[key] = np.asarray(v, dtype=float) if not exact else exact_array(v)
     missing = [n for n in needed if n not in env]
     if missing:
         raise ValueInputError(f"cell {cell.name!r} needs values for {', '.join(_public(cell, missing))}")
     for name, v in given.items():
-        env[name] = np.asarray(v, dtype=float) if not exact else _exact(v)
+        env[name] = np.asarray(v, dtype=float) if not exact else exact_array(v)
     _check_shapes(cell, env)
     steps = []
     for eq in cell.equations:
@@ -150,7 +138,7 @@ def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exa
             steps.append(Step(eq.name, env[eq.name], given=True))
             continue
         step = Step(eq.name, None)
-        step.value = env[eq.name] = value_of(eq.rhs, env, exact, step)
+        step.value = env[eq.name] = value_of(eq.rhs, env, exact, _record_blocks(step, env, exact))
         op = op_of(eq.rhs)
         if op is not None and op.kind == "pointwise" and len(eq.rhs.args) == 1:
             step.argument = value_of(eq.rhs.args[0], env, exact)
@@ -190,27 +178,21 @@ def _check_shapes(cell: Cell, env: dict) -> None:
                                   f"{fmt_shape(cell.shapes[name])} = {fmt_shape(want)}")
 
 
-def value_of(expr, env: dict, exact: bool = False, step: Step | None = None):
-    """The value of an expression, given the values of its symbols by name (`env`).
+def _record_blocks(step: Step, env: dict, exact: bool):
+    """A `value_of` visitor that records each product W · [a, b] block by block in `step.parts`."""
 
-    With `step`, each product W · [a, b] also records its blocks in `step.parts`."""
-    if isinstance(expr, Var):
-        return env[expr.name]
-    if expr.is_number:
-        return expr if exact else float(expr)
-    op = op_of(expr)
-    args = [value_of(a, env, exact, step) for a in expr.args]
-    if op.name == "MatMul" and op_of(expr.args[1]) is not None and op_of(expr.args[1]).name == "Concat" \
-            and step is not None:
+    def visit(expr, args):
+        inner = expr.args[1] if op_of(expr).name == "MatMul" else None
+        if inner is None or op_of(inner) is None or op_of(inner).name != "Concat":
+            return
         W, start = args[0], 0
-        for operand in expr.args[1].args:
+        for operand in inner.args:
             v = value_of(operand, env, exact)
             block = W[:, start:start + len(v)]
             step.parts.append(Part(expr.args[0].name, operand, block, block @ v))
             start += len(v)
-    if op.kind == "pointwise" and exact:
-        return np.vectorize(op.scalar, otypes=[object])(*args)
-    return op.numpy(*args)
+
+    return visit
 
 
 def _claimed_value(ev: Evaluation, claim: Claim) -> np.ndarray:

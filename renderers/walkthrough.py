@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from gategraph.numeric import to_float
 from gategraph.ops import op_of
 from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, lhs, printer, times
 from gategraph.spec import symbols_of
-from gategraph.worked import Evaluation, Step, to_float
+from gategraph.worked import Evaluation, Step
 
 CHECK = {"latex": (r"\checkmark", r"\times"), "text": ("✓", "✗")}
 

@@ -6,9 +6,9 @@ import sympy as sp
 
 from gategraph import ops
 from gategraph.errors import ShapeError
+from gategraph.numeric import value_of
 from gategraph.ops import NODES, OPS
 from gategraph.spec import Var
-from gategraph.worked import value_of
 
 RNG = np.random.default_rng(0)
 POINTWISE = [op for op in OPS.values() if op.kind == "pointwise"]
