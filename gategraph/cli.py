@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gategraph import __version__
 from gategraph.cells import CELLS
-from gategraph.errors import GategraphError, SpecError
+from gategraph.errors import GategraphError, SpecError, UsageError
 from gategraph.spec import Cell
 
 EXAMPLES = ("lecture-lstm",)
@@ -30,6 +31,8 @@ def load_cell(ref: str) -> Cell:
     """A built-in cell by name (`lstm`, `peephole-lstm`) or `file.py:function` returning a Cell."""
     if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
         return _cell_from_file(*ref.rsplit(":", 1))
+    if ref.endswith(".py"):
+        raise UsageError(f"name the function that returns the cell: {ref}:FUNCTION")
     key = ref.replace("-", "_")
     if key not in CELLS:
         names = ", ".join(sorted(n.replace("_", "-") for n in CELLS))
@@ -43,10 +46,19 @@ def _cell_from_file(path: str, func: str) -> Cell:
         raise SpecError(f"cell file {path!r} does not exist")
     spec = importlib.util.spec_from_file_location(f"gategraph_user_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        hint = f"run `python {path}` to see where"
+        raise SpecError(f"{path} could not be loaded: {type(e).__name__}: {e} ({hint})") from None
     if not hasattr(module, func):
         raise SpecError(f"{path} has no function {func!r}")
-    cell = getattr(module, func)()
+    try:
+        cell = getattr(module, func)()
+    except GategraphError:
+        raise
+    except Exception as e:
+        raise SpecError(f"{path}:{func}() failed: {type(e).__name__}: {e}") from None
     if not isinstance(cell, Cell):
         raise SpecError(f"{path}:{func}() returned {type(cell).__name__}, not a gategraph Cell")
     return cell
@@ -77,6 +89,8 @@ def cmd_example(args) -> None:
     if args.name == "lecture-lstm":
         from gategraph.lecture import lecture_lstm
 
+        if args.sizes is not None:
+            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
         ev = lecture_lstm(exact=not args.floats)
     else:
         from gategraph.worked import evaluate
@@ -86,15 +100,29 @@ def cmd_example(args) -> None:
     print(walkthrough(ev, args.format))
 
 
-def _sizes(text: str) -> dict[str, int]:
+MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person
+
+
+def _sizes(text: str | None) -> dict[str, int]:
+    if text is None:
+        return {}
     try:
-        return {k.strip(): int(v) for k, v in (kv.split("=") for kv in text.split(","))}
+        sizes = {k.strip(): int(v) for k, v in (kv.split("=") for kv in text.split(","))}
     except ValueError:
-        raise SpecError(f"--sizes takes NAME=INT pairs separated by commas, e.g. X=3,H=2; got {text!r}") from None
+        raise UsageError(f"--sizes takes NAME=INT pairs separated by commas, e.g. X=3,H=2; got {text!r}") from None
+    for name, n in sizes.items():
+        if not 1 <= n <= MAX_EXAMPLE_SIZE:
+            raise UsageError(f"--sizes: {name}={n} is out of range; an example takes sizes 1 to {MAX_EXAMPLE_SIZE}")
+    return sizes
 
 
 def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
-    """Small random numbers with one decimal (-1.0 ... 1.0) for every input, state and parameter."""
+    """Small random numbers with one decimal (-1.0 ... 1.0) for every input, state and parameter;
+    sizes not given are 2."""
+    unknown = set(sizes) - {s.name for s in cell.sizes}
+    if unknown:
+        raise UsageError(f"cell {cell.name!r} has no size {', '.join(sorted(unknown))}; its sizes are "
+                         f"{', '.join(s.name for s in cell.sizes)}")
     rng = np.random.default_rng(seed)
     sizes = {s.name: sizes.get(s.name, 2) for s in cell.sizes}
     shapes = cell.with_sizes(**sizes)
@@ -105,10 +133,18 @@ def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
     return values
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and the exit status 2 as for every other error)."""
+
+    def error(self, message):
+        self.exit(2, f"gategraph: error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gategraph", description="Recurrent cells declared once in SymPy: "
-                                "equations, graphs and worked examples from one declaration.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _Parser(prog="gategraph", description="Recurrent cells declared once in SymPy: "
+                "equations, graphs and worked examples from one declaration.")
+    p.add_argument("--version", action="version", version=f"gategraph {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     cell_help = "a built-in cell (see `gategraph cells`) or path/to/file.py:function"
 
     s = sub.add_parser("cells", help="list the built-in cells")
@@ -128,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name", help=f"{', '.join(EXAMPLES)}, or a cell ({cell_help}) on random numbers")
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.add_argument("--floats", action="store_true", help="compute in float64 instead of exactly")
-    s.add_argument("--sizes", default="X=3,H=2,S=3,A=2", help="sizes for a cell example, e.g. X=3,H=2")
+    s.add_argument("--sizes", help="sizes for a cell example, e.g. X=3,H=2 (each 2 unless given)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random numbers for a cell example")
     s.set_defaults(run=cmd_example)
     return p
@@ -143,6 +179,9 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:  # `gategraph ... | head`
         return 0
+    except OSError as e:  # a file that cannot be written or read
+        print(f"gategraph: error: {e.strerror}: {e.filename}", file=sys.stderr)
+        return 2
     return 0
 
 

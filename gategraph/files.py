@@ -15,8 +15,11 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     sees a half-written file and an interrupted write leaves the old one intact. Permissions follow the
     umask, as for any new file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -87,6 +87,12 @@ class relu(sp.Function):
 
 
 SCALAR_FUNCTIONS = {"sigma": sigma, "step": step, "relu": relu}
+# NumPy versions of the same, for `sympy.lambdify(..., modules=[NUMPY_SCALARS, "numpy"])`
+NUMPY_SCALARS = {
+    "sigma": lambda a: 1 / (1 + np.exp(-a)),
+    "step": lambda a: (a > 0) * 1.0,
+    "relu": lambda a: np.maximum(a, 0),
+}
 
 
 # --- expression nodes -----------------------------------------------------------------------------
@@ -355,15 +361,31 @@ Plus = pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", "+", lambda a, b: a + b, n
                  ADD, (ADD, ADD + 1), doc="a + b (a scalar broadcasts)")
 Minus = pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", "−", lambda a, b: a - b, np.subtract,
                   ADD, (ADD, ADD + 1), doc="a - b (a scalar broadcasts: `1 - z` is Minus(1, z))")
+Square = pointwise("Square", 1, "{0}^2", "{0}²", "²", lambda a: a**2, np.square, FUNC, (ATOM,),
+                   doc="a², elementwise (tanh' = 1 - tanh²)")
+Step = pointwise("Step", 1, r"\mathbb{{1}}[{0} > 0]", "1[{0} > 0]", "1[>0]", step, lambda a: (a > 0).astype(float),
+                 doc="1 where a > 0, else 0 (the derivative of ReLU)")
 Scale = pointwise("Scale", 2, "{0} {1}", "{0} {1}", "×", lambda c, a: c * a, np.multiply,
                   MUL, (FUNC, MUL + 1), doc="c a, a vector scaled by a scalar")
 
 
 # structural: name, arity, LaTeX, text, glyph, shape rule, kind, NumPy, VJP rule (bar, out, args, shapes)
+def transposed(A):
+    """Aᵀ, simplified: (Aᵀ)ᵀ = A, (A · B)ᵀ = Bᵀ · Aᵀ, (a bᵀ)ᵀ = b aᵀ."""
+    op = op_of(A)
+    if op is not None and op.name == "Transpose":
+        return A.args[0]
+    if op is not None and op.name == "MatMul" and len(A.args) == 2:
+        return MatMul(transposed(A.args[1]), transposed(A.args[0]))
+    if op is not None and op.name == "Outer":
+        return Outer(A.args[1], A.args[0])
+    return Transpose(A)
+
+
 def _matmul_vjp(bar, out, args, shapes):
     A, B = args
-    bar_A = Outer(bar, B) if len(shapes[1]) == 1 else MatMul(bar, Transpose(B))
-    return bar_A, MatMul(Transpose(A), bar)
+    bar_A = Outer(bar, B) if len(shapes[1]) == 1 else MatMul(bar, transposed(B))
+    return bar_A, MatMul(transposed(A), bar)
 
 
 def _concat_vjp(bar, out, args, shapes):
@@ -374,13 +396,13 @@ def _concat_vjp(bar, out, args, shapes):
 MatMul = structural("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", "·", _matmul_shape, "affine",
                     lambda A, B: A @ B, _matmul_vjp, PROD, (FUNC, PROD), doc="A · v or A · B")
 Transpose = structural("Transpose", 1, r"{0}^\top", "{0}ᵀ", "ᵀ", _transpose_shape, "affine",
-                       lambda A: A.T, lambda bar, out, args, shapes: (Transpose(bar),), arg_prec=(FUNC,), doc="Aᵀ")
+                       lambda A: A.T, lambda bar, out, args, shapes: (transposed(bar),), arg_prec=(FUNC,), doc="Aᵀ")
 Concat = structural("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", "[ , ]", _concat_shape, "affine",
                     lambda a, b: np.concatenate([a, b]), _concat_vjp, doc="[a, b], two vectors stacked")
 Slice = structural("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", "[:]", _slice_shape, "affine",
                    _slice, doc="v[start:stop], the part of a concatenation's adjoint that goes to one operand")
 Outer = structural("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", "⊗", _outer_shape, "affine", np.outer,
-                   lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(Transpose(bar), args[0])),
+                   lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(transposed(bar), args[0])),
                    PROD, (FUNC, FUNC), doc="a bᵀ, the gradient of the matrix in a matrix-vector product")
 Dot = structural("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", "·ᵀ", _dot_shape, "reduction", lambda a, b: a @ b,
                  lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),

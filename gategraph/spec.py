@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from gategraph.errors import ShapeError, SpecError
+from gategraph.errors import ShapeError, SpecError, ValueInputError
 from gategraph.ops import NODES, OpNode, Shape, VecOps, fmt_shape, op_of, same_shape
 
 ROLES = ("input", "memory", "state", "param", "let")
@@ -140,6 +140,24 @@ class Cell:
         if missing:
             raise SpecError(f"cell {self.name!r} needs sizes {', '.join(missing)}; got {', '.join(sizes) or 'none'}")
         return {n: tuple(int(sp.sympify(d).subs(subs)) for d in shape) for n, shape in self.shapes.items()}
+
+    def bind_sizes(self, arrays: dict) -> dict[str, int]:
+        """The sizes (H, X, ...) that the shapes of `arrays` (by symbol name) imply, checking every array.
+
+        A wrong shape is a ValueInputError naming the argument, e.g.
+        `value for 'W_f' has shape (2, 4), expected (H, H + X) = (2, 5)`."""
+        sizes: dict = {}
+        for name, arr in arrays.items():  # plain size symbols first (H from a (H,) vector), then check all
+            for dim, n in zip(self.shapes[name], arr.shape, strict=False):
+                if isinstance(dim, sp.Symbol):
+                    sizes.setdefault(dim, n)
+        for name, arr in arrays.items():
+            want = tuple(sp.sympify(d).subs(sizes) for d in self.shapes[name])
+            if arr.shape != tuple(int(d) if d.is_number else -1 for d in want):
+                shown = self.decl(name).state or name
+                raise ValueInputError(f"value for {shown!r} has shape {arr.shape}, expected "
+                                      f"{fmt_shape(self.shapes[name])} = {fmt_shape(want)}")
+        return {s.name: int(n) for s, n in sizes.items()}
 
     def __str__(self) -> str:
         lines = [f"{eq.name} = {eq.rhs}" for eq in self.equations]

@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
-import sympy as sp
 
 from gategraph.errors import ValueInputError
 from gategraph.numeric import exact_array, to_float, value_of
-from gategraph.ops import fmt_shape, op_of
+from gategraph.ops import op_of
 from gategraph.spec import Cell, Var, symbols_of
 
 
@@ -131,7 +130,7 @@ def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exa
         raise ValueInputError(f"cell {cell.name!r} needs values for {', '.join(_public(cell, missing))}")
     for name, v in given.items():
         env[name] = np.asarray(v, dtype=float) if not exact else exact_array(v)
-    _check_shapes(cell, env)
+    cell.bind_sizes(env)
     steps = []
     for eq in cell.equations:
         if eq.name in given:
@@ -162,20 +161,6 @@ def _needed(cell: Cell, given: dict) -> list[str]:
 def _public(cell: Cell, names) -> list[str]:
     """Carried states are given by their own name (h), not by the name of their read (h_prev)."""
     return [cell.decl(n).state or n for n in names]
-
-
-def _check_shapes(cell: Cell, env: dict) -> None:
-    sizes: dict = {}
-    for name, arr in env.items():  # bind plain size symbols first (H from a (H,) vector), then check all
-        for dim, n in zip(cell.shapes[name], arr.shape, strict=False):
-            if isinstance(dim, sp.Symbol):
-                sizes.setdefault(dim, n)
-    for name, arr in env.items():
-        want = tuple(sp.sympify(d).subs(sizes) for d in cell.shapes[name])
-        if arr.shape != tuple(int(d) if d.is_number else -1 for d in want):
-            shown = _public(cell, [name])[0]
-            raise ValueInputError(f"value for {shown!r} has shape {arr.shape}, expected "
-                                  f"{fmt_shape(cell.shapes[name])} = {fmt_shape(want)}")
 
 
 def _record_blocks(step: Step, env: dict, exact: bool):

@@ -152,3 +152,21 @@ def equations(cell: Cell, style: str = "latex") -> str:
 def _width(text: str) -> int:
     """Columns a string takes on a terminal (combining accents take none)."""
     return sum(not unicodedata.combining(ch) for ch in text)
+
+
+TEXT_MATH = {"σ": r"\sigma", "·": r"\cdot", "≈": r"\approx", "⊙": r"\odot", "−": "-", "α": r"\alpha",
+             "ᵀ": r"^\top", "∂": r"\partial", "ℓ": r"\ell", "²": "^2", "→": r"\to", "✓": r"\checkmark"}
+TEXT_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "&": r"\&", "%": r"\%", "#": r"\#",
+                "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\~{}"}
+
+
+def text_in_latex(text: str) -> str:
+    """Plain prose (which may hold σ, ·, ≈, o_t) as the argument of \\text{...}: specials escaped, math
+    symbols in $...$, so both pdflatex and KaTeX accept it."""
+    out = []
+    for ch in text:
+        if ch in TEXT_MATH:
+            out.append(f"${TEXT_MATH[ch]}$")
+        else:
+            out.append(TEXT_ESCAPES.get(ch, ch))
+    return "".join(out)

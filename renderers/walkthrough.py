@@ -15,7 +15,15 @@ import sympy as sp
 
 from gategraph.numeric import to_float
 from gategraph.ops import op_of
-from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, lhs, printer, times
+from gategraph.renderers.latex import (
+    GategraphLatexPrinter,
+    GategraphTextPrinter,
+    _width,
+    lhs,
+    printer,
+    text_in_latex,
+    times,
+)
 from gategraph.spec import symbols_of
 from gategraph.worked import Evaluation, Step
 
@@ -63,6 +71,9 @@ class _ScalarText(GategraphTextPrinter):
 
     def _print_tanh(self, expr):
         return f"tanh({self._print(expr.args[0])})"
+
+    def _print_Mul(self, expr):
+        return super()._print_Mul(expr).replace("**", "^").replace("*", "·")
 
 
 _SCALAR = {"latex": _ScalarLatex(), "text": _ScalarText()}
@@ -187,6 +198,8 @@ def claim_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
         verdict = "holds" if v.holds else f"does not hold (off by {v.error:.3g})"
         if not v.holds and c.note:
             verdict += f": {c.note}"
+        if style == "latex":
+            verdict = text_in_latex(verdict)
         if style == "latex":
             out.append(rf"\text{{claimed }} {what} {rel} {claimed}\quad \text{{computed }} {computed}"
                        rf"\quad {mark}\ \text{{{verdict}}}")

@@ -50,6 +50,13 @@ def test_a_user_cell_from_a_file_works_in_every_view(tmp_path):
     (("equations", "nofile.py:cell"), "gategraph: error: cell file 'nofile.py' does not exist"),
     (("example", "rnn", "--sizes", "X3"), "gategraph: error: --sizes takes NAME=INT pairs"),
     (("graph", "lstm", "-o", "lstm.jpg"), "gategraph: error: unknown graph format '.jpg'"),
+    (("example", "gru", "--sizes", "X=0"), "gategraph: error: --sizes: X=0 is out of range"),
+    (("example", "gru", "--sizes", "Q=3"), "gategraph: error: cell 'gru' has no size Q; its sizes are X, H"),
+    (("example", "lecture-lstm", "--sizes", "X=3"), "gategraph: error: --sizes is for examples on random"),
+    (("example", "gru", "--seed", "abc"), "gategraph: error: argument --seed: invalid int value: 'abc'"),
+    (("equations", "examples/mgu.py"), "gategraph: error: name the function that returns the cell"),
+    (("graph", "lstm", "-o", "/proc/no/x.png"), "gategraph: error: cannot write a file there"),
+    (("frobnicate",), "gategraph: error: argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(args, message, tmp_path):
     proc = run_cli(*args, check=False, cwd=tmp_path)
@@ -58,10 +65,20 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(args, message, tmp_path):
     assert proc.stdout == ""
 
 
-def test_a_file_whose_function_is_not_a_cell(tmp_path):
-    (tmp_path / "bad.py").write_text("def cell():\n    return 42\n")
+@pytest.mark.parametrize("source,message", [
+    ("def cell():\n    return 42\n", "returned int, not a gategraph Cell"),
+    ("def cell(:\n", "could not be loaded: SyntaxError: invalid syntax"),
+    ("import nosuchmodule\n", "could not be loaded: ModuleNotFoundError: No module named 'nosuchmodule'"),
+    ("def cell():\n    raise RuntimeError('boom')\n", "cell() failed: RuntimeError: boom"),
+])
+def test_a_broken_cell_file_is_one_line(tmp_path, source, message):
+    (tmp_path / "bad.py").write_text(source)
     proc = run_cli("equations", f"{tmp_path / 'bad.py'}:cell", check=False)
-    assert proc.returncode == 2 and "returned int, not a gategraph Cell" in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_version():
+    assert run_cli("--version").stdout.startswith("gategraph 0.")
 
 
 @pytest.mark.parametrize("command", ["cells", "equations", "graph", "example"])

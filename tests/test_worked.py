@@ -40,7 +40,8 @@ def test_exact_and_float_evaluations_agree_for_every_cell():
 
     for name, make in CELLS.items():
         cell = make()
-        values = random_values(cell, {"X": 3, "H": 2, "S": 3, "A": 2}, seed=1)
+        sizes = {"X": 3, "H": 2, "S": 3, "A": 2}
+        values = random_values(cell, {s.name: sizes[s.name] for s in cell.sizes}, seed=1)
         exact, floats = evaluate(cell, values), evaluate(cell, values, exact=False)
         for step in exact.steps:
             np.testing.assert_allclose(exact.floats(step.name), floats[step.name], rtol=1e-12, atol=1e-14,
