@@ -55,6 +55,16 @@ class sigma(sp.Function):
     def _eval_evalf(self, prec):
         return (1 / (1 + sp.exp(-self.args[0])))._eval_evalf(prec)
 
+    # 0 < σ(a) < 1 for real a: SymPy need not evaluate σ numerically to know its sign
+    def _eval_is_extended_real(self):
+        return self.args[0].is_extended_real
+
+    def _eval_is_extended_positive(self):
+        return self.args[0].is_extended_real
+
+    def _eval_is_zero(self):
+        return False if self.args[0].is_extended_real else None
+
 
 class step(sp.Function):
     """The unit step: 1 for a > 0, else 0 (the derivative of ReLU; 0 at a = 0 by convention)."""
@@ -323,7 +333,7 @@ def _sigmoid(a):
 
 
 def _softmax(s):
-    e = _exp(s - s.max())
+    e = _exp(s) if s.dtype == object else np.exp(s - s.max())  # exact arithmetic cannot overflow
     return e / e.sum()
 
 
