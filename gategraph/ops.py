@@ -366,7 +366,7 @@ Relu = pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", "ReLU", 
                  doc="max(0, a)")
 Exp = pointwise("Exp", 1, r"\exp({0})", "exp({0})", "exp", sp.exp, np.exp, doc="e^a")
 Hadamard = pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", "⊙", lambda a, b: a * b, np.multiply,
-                     MUL, (MUL, MUL + 1), doc="a ⊙ b, the elementwise product")
+                     MUL, (MUL, MUL), doc="a ⊙ b, the elementwise product (associative: no parentheses)")
 Plus = pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", "+", lambda a, b: a + b, np.add,
                  ADD, (ADD, ADD + 1), doc="a + b (a scalar broadcasts)")
 Minus = pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", "−", lambda a, b: a - b, np.subtract,

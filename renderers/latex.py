@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from gategraph.ops import ADD, ATOM, MUL, op_of
+from gategraph.ops import ADD, ATOM, FUNC, MUL, op_of
 from gategraph.spec import Cell
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "pi", "rho", "sigma",
@@ -27,25 +27,34 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "lambda",
 GREEK_TEXT = dict(zip(sorted(GREEK), "αβδεηγλμωφπψρστθ", strict=True))
 ACCENTS = {"tilde": ("\\tilde{{{}}}", "{}\u0303"), "hat": ("\\hat{{{}}}", "{}\u0302"),
            "bar": ("\\bar{{{}}}", "{}\u0304")}
-TIME = {0: "t", -1: "t-1", 1: "t+1"}
+TIME = {0: "t", -1: "t-1", 1: "t+1", 2: "t+2", -2: "t-2"}
 
 
-def symbol(name: str, time: int | None = None, style: str = "latex") -> str:
+def symbol(name: str, time: int | None = None, style: str = "latex", bar: bool = False) -> str:
     """The printed form of a name: `C_tilde` at time 0 -> `\\tilde{C}_t`; `W_f` -> `W_f`; `alpha` -> `\\alpha_t`.
+
+    An accent word (tilde, hat, bar) marks the part before it: `a_C_tilde` -> a_{\\tilde{C},t}.
+    `bar=True` writes the adjoint: a bar over the base (\\bar{h}_{t-1}).
 
     >>> symbol("C_tilde", 0), symbol("h", -1), symbol("W_hz"), symbol("a_f", 0), symbol("alpha", 0, "text")
     ('\\\\tilde{C}_t', 'h_{t-1}', 'W_{hz}', 'a_{f,t}', 'α_t')
+    >>> symbol("a_C_tilde", 0, bar=True)
+    '\\\\bar{a}_{\\\\tilde{C},t}'
     """
     latex = style == "latex"
-    base, *rest = name.split("_")
-    accents = [r for r in rest if r in ACCENTS]
-    subs = [r for r in rest if r not in ACCENTS]
-    if base in GREEK:
-        base = f"\\{base}" if latex else GREEK_TEXT[base]
-    for a in accents:
-        base = ACCENTS[a][0 if latex else 1].format(base)
+    parts: list[str] = []
+    for word in name.split("_"):
+        if word in ACCENTS and parts:
+            parts[-1] = ACCENTS[word][0 if latex else 1].format(parts[-1])
+        elif word in GREEK:
+            parts.append(f"\\{word}" if latex else GREEK_TEXT[word])
+        else:
+            parts.append(word)
+    base, subs = parts[0], parts[1:]
+    if bar:
+        base = ACCENTS["bar"][0 if latex else 1].format(base)
     if time is not None:
-        subs.append(TIME[time])
+        subs.append(TIME[time] if isinstance(time, int) else time)
     sub = ",".join(subs)
     if not sub:
         return base
@@ -68,15 +77,33 @@ class _Notation:
 
     def _init_notation(self, names):
         self._names = names or {}
+        self.shift = 0  # print every time index this many steps later (t -> t+1)
+
+    def _time(self, time):
+        if time is None:
+            return None
+        if isinstance(self.shift, str):  # a symbolic step back: t -> t-j, t-1 -> t-j-1
+            return f"t-{self.shift}" + (f"{time:+d}" if time else "")
+        return time + self.shift
 
     def _print_Var(self, expr):
         base, time = self._names.get(expr.name, (expr.name, None))
-        return symbol(base, time, self.style)
+        return symbol(base, self._time(time), self.style)
 
     def _print_OpNode(self, expr):
         op = op_of(expr)
         if op.name == "Scale" and expr.args[0] == -1:
             return "-" + self._wrap(expr.args[1], MUL + 1)
+        if op.name == "Square" and op_of(expr.args[0]) is not None and op_of(expr.args[0]).arity == 1 \
+                and op_of(expr.args[0]).prec == FUNC and op_of(expr.args[0]).kind == "pointwise":
+            inner = self._print(expr.args[0])  # tanh(C_t)² is written tanh²(C_t)
+            name, _, rest = inner.partition("(")
+            return f"{name}^2({rest}" if self.style == "latex" else f"{name}²({rest}"
+        if op.name == "Slice":  # 1-based, as a mathematician indexes: [z̄_t]_{1:H}
+            start, stop = expr.args[1] + 1, expr.args[2]
+            inner = self._print(expr.args[0])
+            bounds = f"{self._print(start)}:{self._print(stop)}"
+            return f"[{inner}]_{{{bounds}}}" if self.style == "latex" else f"{inner}[{bounds}]"
         template = op.latex if self.style == "latex" else op.text
         parts = [self._wrap(a, op.arg_prec[i]) for i, a in enumerate(expr.args)]
         return template.format(*parts)

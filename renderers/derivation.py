@@ -1,0 +1,311 @@
+"""Derivations written out: the adjoint of a step, the BPTT recurrences, and the chain rule for one
+parameter as a lecture slide writes it.
+
+Notation (`notation="bar"`, the default, or `"frac"`):
+- `\\bar{v}_t` (or ∂L/∂v_t) is the adjoint of v_t; `\\bar{a}_{f,t}` that of the argument of σ in f_t;
+- ∂ℓ_t/∂h_t is what the loss at step t sends to an output directly;
+- what step t+1 sends back to a carried state is written out, one step later: the cell state's adjoint
+  receives `\\bar{C}_{t+1} \\odot f_{t+1}`;
+- a shared concatenation gets a name, stated under the equations (`z_t = [h_{t-1}, x_t]`).
+
+Imports: gategraph.derive, gategraph.ops, gategraph.spec, gategraph.renderers.latex.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from gategraph.derive import BAR, CARRY, PRE, SEED, Adjoint
+from gategraph.ops import ADD, NODES, op_of
+from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, symbol, times
+from gategraph.spec import Var
+
+LOSS = {"latex": r"\mathcal{L}", "text": "L"}
+Hadamard = NODES["Hadamard"]
+
+
+def _frac(num: str, den: str, style: str) -> str:
+    return rf"\frac{{\partial {num}}}{{\partial {den}}}" if style == "latex" else f"∂{num}/∂{den}"
+
+
+class _AdjointNotation:
+    """Prints adjoint names (bar_f, bar_a_f, dl_h, carry_C) in the chosen notation."""
+
+    def _setup(self, adj: Adjoint, notation: str):
+        self._adj, self._notation = adj, notation
+        self._names.update({name: ("_".join([PRE.rstrip("_"), name[len(PRE):]]) if name.startswith(PRE) else name, 0)
+                            for name in adj.named})
+
+    def _forward(self, name):
+        """(base, time) of a forward name, a named subexpression, or a pre-activation a_f."""
+        if name in self._names:
+            return self._names[name]
+        if name.startswith(PRE):
+            return (f"a_{name[len(PRE):]}", 0)
+        return (name, 0)
+
+    def _print_Var(self, expr):
+        n, style = expr.name, self.style
+        if n.startswith(SEED):
+            base, time = self._forward(n[len(SEED):])
+            return _frac(_loss_at(style, self._time(0), "="), symbol(base, self._time(time), style), style)
+        if n.startswith(CARRY):
+            return self._carry(n[len(CARRY):])
+        if n in self._adj.carries.values():  # what step t sends back to h_{t-1}: ∂L_{≥t}/∂h_{t-1}
+            state = next(s for s, bar in self._adj.carries.items() if bar == n)
+            return _frac(_loss_at(style, self._time(0), "≥"), symbol(state, self._time(-1), style), style)
+        if n.startswith(BAR):
+            base, time = self._forward(n[len(BAR):])
+            if self._notation == "frac":
+                return _frac(LOSS[style], symbol(base, self._time(time), style), style)
+            return symbol(base, self._time(time), style, bar=True)
+        return super()._print_Var(expr)
+
+    def _carry(self, state: str) -> str:
+        """What step t+1 sends back to state s_t: written out one step later when it is one term
+        (C̄_{t+1} ⊙ f_{t+1}), else by its name ∂L_{>t}/∂s_t."""
+        bar = self._adj.carries.get(state)
+        if bar is None:
+            return "0"
+        rhs = self._adj.equation(bar).rhs
+        if op_of(rhs) is not None and op_of(rhs).name in ("Plus", "Minus"):
+            return _frac(_loss_at(self.style, self._time(0), ">"), symbol(state, self._time(0), self.style),
+                         self.style)
+        self.shift += 1
+        try:
+            return self._wrap(rhs, ADD + 1)
+        finally:
+            self.shift -= 1
+
+
+def _loss_at(style: str, time: int, rel: str) -> str:
+    """ℓ_t (the loss at step t, rel "="), L_{>t} (at the steps after t), L_{≥t}."""
+    t = {0: "t", 1: "t+1", -1: "t-1"}.get(time, f"t{time:+d}")
+    if rel == "=":
+        return rf"\ell_{{{t}}}" if style == "latex" else (f"ℓ_{t}" if len(t) == 1 else f"ℓ_{{{t}}}")
+    sign = {">": ">", "≥": r"\geq " if style == "latex" else "≥"}[rel]
+    return rf"{LOSS[style]}_{{{sign}{t}}}" if style == "latex" else f"L_{{{sign}{t}}}"
+
+
+class AdjointLatexPrinter(_AdjointNotation, GategraphLatexPrinter):
+    pass
+
+
+class AdjointTextPrinter(_AdjointNotation, GategraphTextPrinter):
+    pass
+
+
+def adjoint_printer(adj: Adjoint, style: str = "latex", notation: str = "bar"):
+    cls = AdjointLatexPrinter if style == "latex" else AdjointTextPrinter
+    p = cls(times(adj.cell))
+    p._setup(adj, notation)
+    return p
+
+
+def adjoint_lhs(adj: Adjoint, name: str, style: str = "latex", notation: str = "bar") -> str:
+    return adjoint_printer(adj, style, notation).doprint(Var(name))
+
+
+def gradient_lhs(param: str, style: str) -> str:
+    return _frac(LOSS[style], symbol(param, None, style), style)
+
+
+def _sum_t(p, expr, style) -> str:
+    body = p.doprint(expr)
+    return rf"\sum_t {body}" if style == "latex" else f"Σ_t {body}"
+
+
+def _where(adj: Adjoint, p, style: str, used: set) -> list[tuple[str, str]]:
+    fp = GategraphLatexPrinter(times(adj.cell)) if style == "latex" else GategraphTextPrinter(times(adj.cell))
+    return [(symbol(n, 0, style), fp.doprint(e)) for n, e in adj.named.items() if n in used]
+
+
+def adjoint_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
+    """(left, right) of every backward equation, then ∂L/∂θ = Σ_t ... for every parameter, then `where`
+    lines for the named subexpressions."""
+    p = adjoint_printer(adj, style, notation)
+    memories = {BAR + d.name: d.name for d in adj.cell.by_role("memory")}
+    rows = [(gradient_lhs(memories[eq.name], style), _sum_t(p, eq.rhs, style)) if eq.name in memories
+            else (p.doprint(eq.lhs), p.doprint(eq.rhs)) for eq in adj.equations]
+    rows += [(gradient_lhs(name, style), _sum_t(p, g, style)) for name, g in adj.grads.items() if g != 0]
+    used = {n for n in adj.named if any(BAR + n in eq.rhs.free_symbols.__str__() for eq in adj.equations)}
+    return rows + _where(adj, p, style, used)
+
+
+def align(rows: list[tuple], style: str) -> str:
+    """An `aligned` block (LaTeX) or lines aligned on `=` (text). A row is (left, right) or, to go on with a
+    long sum on the next line, ("", term, "+")."""
+    if not rows:
+        return ""
+    lines = []
+    width = max(_width(r[0]) for r in rows)
+    for left, right, *rel in rows:
+        plus = rel and rel[0] == "+"
+        if style == "latex":
+            lines.append(rf"  &\quad + {right}" if plus else f"  {left} &= {right}")
+        else:
+            lines.append(" " * (width + 3) + f"+ {right}" if plus else " " * (width - _width(left)) + f"{left} = {right}")
+    if style == "latex":
+        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+    return "\n".join(lines)
+
+
+def adjoint_equations(adj: Adjoint, style: str = "latex", notation: str = "bar") -> str:
+    """The whole backward step, in evaluation order, and the parameter gradients as sums over t."""
+    return align(adjoint_rows(adj, style, notation), style)
+
+
+def bptt_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
+    """The recurrences through time: the adjoint of each carried state, with what step t+1 sends back
+    written out (for the LSTM, `\\bar{C}_t = \\bar{C}_{t+1} \\odot f_{t+1} + ...`)."""
+    p = adjoint_printer(adj, style, notation)
+    rows = []
+    for st in adj.cell.states:
+        eq = adj.equation(BAR + st.name)
+        rows.append((p.doprint(eq.lhs), p.doprint(eq.rhs)))
+    for st in adj.cell.states:
+        if adj.carries.get(st.name):
+            eq = adj.equation(adj.carries[st.name])
+            rows.append((p.doprint(eq.lhs), p.doprint(eq.rhs)))
+    used = {n for n in adj.named if any(n in r for _, r in rows)}
+    return rows + _where(adj, p, style, set(adj.named) if used else set())
+
+
+def derivation_steps(adj: Adjoint, param: str, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
+    """The chain rule for ∂L/∂θ as the lecture writes it, each factor then replaced by its derived value,
+    ending in the formula the adjoint uses, and where its adjoints come from:
+
+        ∂L/∂W_f = Σ_t ∂L/∂C_t ∂C_t/∂f_t ∂f_t/∂W_f
+                = Σ_t ∂L/∂C_t [C_{t-1}] [(f_t ⊙ (1 - f_t)) [h_{t-1}, x_t]ᵀ]
+                = Σ_t (C̄_t ⊙ C_{t-1} ⊙ f_t ⊙ (1 - f_t)) [h_{t-1}, x_t]ᵀ
+                = Σ_t ā_{f,t} [h_{t-1}, x_t]ᵀ
+    The chain climbs through names with a single consumer and stops at the first adjoint with several
+    sources (a carried state, an output, a value used twice)."""
+    if param not in adj.grads:
+        raise KeyError(f"{param!r} is not a parameter of {adj.cell.name!r}; its parameters are {', '.join(adj.grads)}")
+    eq_name, path, first_bar, pre_factor = _chain(adj, param)
+    p = adjoint_printer(adj, style, notation)
+    names = times(adj.cell)
+
+    def sym(name):
+        return symbol(*names[name], style) if name in names else symbol(name, None, style)
+
+    top = path[-1][1] if path else eq_name
+    factors = [_frac(LOSS[style], sym(top), style)]
+    factors += [_frac(sym(to), sym(frm), style) for frm, to, _ in reversed(path)]
+    factors.append(_frac(sym(eq_name), symbol(param, None, style), style))
+    sigma = r"\sum_t " if style == "latex" else "Σ_t "
+    rows = [(gradient_lhs(param, style), sigma + " ".join(factors))]
+    grad = adj.grads[param]
+    if all(d is not None for _, _, d in path) and pre_factor is not None:
+        param_factor = grad.xreplace({Var(first_bar): pre_factor})
+        values = [p.doprint(d) for _, _, d in reversed(path)] + [p.doprint(param_factor)]
+        if style == "latex":
+            braced = [rf"\underbrace{{{f}}}_{{{v}}}" for f, v in zip(factors[1:], values, strict=True)]
+        else:
+            braced = [f"[{v}]" for v in values]
+        rows.append(("", sigma + " ".join([factors[0]] + braced)))
+        composed = Var(BAR + top)
+        for _, _, d in reversed(path):
+            composed = composed if d == 1 else Hadamard(composed, d)
+        composed = composed if pre_factor == 1 else Hadamard(composed, pre_factor)
+        rows.append(("", _sum_t(p, grad.xreplace({Var(first_bar): composed}), style)))
+    rows.append(("", _sum_t(p, grad, style)))
+    for name in [first_bar] + [BAR + frm for frm, _, _ in path if BAR + frm != first_bar] + [BAR + top]:
+        if name in adj.names:
+            eq = adj.equation(name)
+            row = (p.doprint(eq.lhs), p.doprint(eq.rhs))
+            if row not in rows:
+                rows.append(row)
+    return rows
+
+
+def _chain(adj: Adjoint, param: str):
+    """The equation that reads a parameter; the path from it up through single consumers,
+    [(name, consumer, factor)] with bar_name = bar_consumer ⊙ factor (None where that step is not
+    elementwise); the adjoint the parameter's gradient reads (bar_a_f or bar_f); and the σ' factor
+    between them (1 without a pre-activation)."""
+    cell = adj.cell
+    eq_name = next(eq.name for eq in cell.equations if Var(param) in eq.rhs.atoms(Var))
+    pre = BAR + PRE + eq_name
+    if pre in adj.names:
+        first_bar, pre_factor = pre, _factor(adj.equation(pre).rhs, Var(BAR + eq_name))
+    else:
+        first_bar, pre_factor = BAR + eq_name, sp.S.One
+    path, name = [], eq_name
+    while True:
+        consumers = [eq.name for eq in cell.equations if Var(name) in eq.rhs.atoms(Var)]
+        if len(consumers) != 1 or name in cell.outputs or any(st.name == name for st in cell.states):
+            break
+        path.append((name, consumers[0], _factor(adj.equation(BAR + name).rhs, Var(BAR + consumers[0]))))
+        name = consumers[0]
+    return eq_name, path, first_bar, pre_factor
+
+
+def _factor(expr, bar):
+    """D in `bar ⊙ D` (1 for `bar` itself); None if `expr` is not of that form."""
+    if expr == bar:
+        return sp.S.One
+    op = op_of(expr)
+    if op is not None and op.name == "Hadamard" and expr.args[0] == bar:
+        return expr.args[1]
+    return None
+
+
+def _factor_text(p, f, style) -> str:
+    latex = style == "latex"
+    if f.kind == "diag":
+        if f.expr == -1:
+            return "-"
+        inner = p.doprint(f.expr)
+        return rf"\operatorname{{diag}}({inner})" if latex else f"diag({inner})"
+    if f.kind == "matrix":
+        m = p._wrap(f.expr, 100)
+        if f.start is None:
+            return m
+        cols = f"{p.doprint(f.start + 1)}:{p.doprint(f.stop)}"
+        if latex:
+            return f"({m})_{{:,{cols}}}" if "_" in m else f"{m}_{{:,{cols}}}"
+        return f"{m}[:, {cols}]"
+    cols = f"{p.doprint(f.start + 1)}:{p.doprint(f.stop)}"
+    return rf"E_{{{cols}}}" if latex else f"E[{cols}]"
+
+
+def jacobian_rows(adj: Adjoint, state: str, style: str = "latex") -> list[tuple]:
+    """∂s_t/∂s_{t-1} along the state's own step (the other states held fixed), one term per line, and
+    ∂s_t/∂s_{t-k} as the product of k such steps (written out when the step is a single product)."""
+    from gategraph.jacobian import step_jacobian
+
+    J = step_jacobian(adj, state)
+    latex = style == "latex"
+
+    def term_text(p, term):
+        text = " ".join(_factor_text(p, f, style) for f in _merge_diagonals(term))
+        return text or (r"\mathbf{I}" if latex else "I")
+
+    p = adjoint_printer(adj, style)
+    one = _frac(symbol(state, 0, style), symbol(state, -1, style), style)
+    terms = [term_text(p, t) for t in J.terms] or ["0"]
+    rows = [(one, terms[0])] + [("", t, "+") for t in terms[1:]]
+    pj = adjoint_printer(adj, style)
+    pj.shift = "j"
+    if len(J.terms) == 1:
+        body = term_text(pj, J.terms[0])
+    else:
+        body = _frac(symbol(state, "t-j", style), symbol(state, "t-j-1", style), style)
+    prod = rf"\prod_{{j=0}}^{{k-1}} {body}" if latex else f"Π_{{j=0..k-1}} {body}"
+    rows.append((_frac(symbol(state, 0, style), symbol(state, "t-k", style), style), prod))
+    return rows
+
+
+def _merge_diagonals(term):
+    """diag(a) diag(b) = diag(a ⊙ b)."""
+    from gategraph.jacobian import Factor
+
+    out = []
+    for f in term:
+        if f.kind == "diag" and out and out[-1].kind == "diag" and out[-1].expr != -1 and f.expr != -1:
+            out[-1] = Factor("diag", Hadamard(out[-1].expr, f.expr))
+        else:
+            out.append(f)
+    return out
