@@ -144,7 +144,8 @@ def align(rows: list[tuple], style: str) -> str:
         if style == "latex":
             lines.append(rf"  &\quad + {right}" if plus else f"  {left} &= {right}")
         else:
-            lines.append(" " * (width + 3) + f"+ {right}" if plus else " " * (width - _width(left)) + f"{left} = {right}")
+            pad = " " * (width + 3 if plus else width - _width(left))
+            lines.append(f"{pad}+ {right}" if plus else f"{pad}{left} = {right}")
     if style == "latex":
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
     return "\n".join(lines)
