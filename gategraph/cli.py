@@ -3,6 +3,10 @@
     gategraph cells                                  list the built-in cells
     gategraph equations CELL [--format latex|text]   the forward equations of one step
     gategraph graph CELL -o FILE.{png,svg,pdf,dot}   the computation graph of one step
+        [--backward | --unroll T [--highlight S]]    ... with its adjoint, or unrolled through time
+    gategraph derive CELL [--param P] [--bptt]       the backward equations, or the chain rule for P
+    gategraph check CELL [--json]                    gradients against finite differences and SymPy
+    gategraph jacobian CELL [--steps K --seed S]     ∂s_t/∂s_(t-k): symbolic, and numeric norms
     gategraph example lecture-lstm [--format ...]    the lecture's LSTM example, checked
     gategraph example CELL [--sizes X=3,H=2]         any cell on small random numbers
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -21,6 +26,7 @@ import numpy as np
 
 from gategraph import __version__
 from gategraph.cells import CELLS
+from gategraph.derive import derive
 from gategraph.errors import GategraphError, SpecError, UsageError
 from gategraph.spec import Cell
 
@@ -77,10 +83,83 @@ def cmd_equations(args) -> None:
 
 
 def cmd_graph(args) -> None:
-    from gategraph.renderers.graphviz import cell_dot, render
+    from gategraph.renderers.graphviz import backward_dot, cell_dot, render, unrolled_dot
 
-    path = render(cell_dot(load_cell(args.cell)), args.output)
-    print(f"wrote {path}")
+    cell = load_cell(args.cell)
+    if args.highlight and not args.unroll:
+        raise UsageError("--highlight marks a path through time: give --unroll T too")
+    if args.backward and args.unroll:
+        raise UsageError("choose one of --backward and --unroll")
+    if args.unroll is not None and not 1 <= args.unroll <= 50:
+        raise UsageError(f"--unroll takes 1 to 50 steps, got {args.unroll}")
+    if args.highlight and args.highlight not in {st.name for st in cell.states}:
+        names = ", ".join(st.name for st in cell.states) or "none"
+        raise UsageError(f"--highlight takes a carried state of {cell.name!r}: {names}")
+    if args.backward:
+        dot = backward_dot(cell, derive(cell))
+    elif args.unroll:
+        dot = unrolled_dot(cell, args.unroll, args.highlight)
+    else:
+        dot = cell_dot(cell)
+    print(f"wrote {render(dot, args.output)}")
+
+
+def cmd_derive(args) -> None:
+    from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
+
+    adj = derive(load_cell(args.cell))
+    if args.param:
+        if args.param not in adj.grads:
+            raise UsageError(f"{args.param!r} is not a parameter of {adj.cell.name!r}; "
+                             f"its parameters are {', '.join(adj.grads)}")
+        rows = derivation_steps(adj, args.param, args.format, args.notation)
+    elif args.bptt:
+        rows = bptt_rows(adj, args.format, args.notation)
+        if not rows:
+            print(f"{adj.cell.name} carries no state from step to step: each step's gradient stands alone")
+            return
+    else:
+        rows = adjoint_rows(adj, args.format, args.notation)
+    print(align(rows, args.format))
+
+
+def cmd_check(args) -> int:
+    from gategraph.check import finite_differences, sympy_exact
+
+    cell = load_cell(args.cell)
+    rows = finite_differences(cell, T=args.steps, seed=args.seed)
+    if not args.no_exact:
+        rows += sympy_exact(cell, seed=args.seed)
+    ok = all(r.ok for r in rows)
+    if args.json:
+        print(json.dumps({"cell": cell.name, "ok": ok, "rows": [r.__dict__ for r in rows]}, indent=2))
+    else:
+        print(f"{'quantity':<10} {'method':<19} {'entries':>7} {'max abs error':>14} {'max rel error':>14}  result")
+        for r in rows:
+            gap = ("exact" if r.ok else f"{r.failed} differ") if r.method == "sympy" else f"{r.max_abs:.2e}"
+            rel = "" if r.method == "sympy" else f"{r.max_rel:.2e}"
+            print(f"{r.name:<10} {r.method:<19} {r.entries:>7} {gap:>14} {rel:>14}  {'pass' if r.ok else 'FAIL'}")
+        print(f"{cell.name}: {'every gradient agrees' if ok else 'SOME GRADIENTS DISAGREE'}")
+    return 0 if ok else 1
+
+
+def cmd_jacobian(args) -> None:
+    from gategraph.jacobian import jacobian_norms
+    from gategraph.renderers.derivation import align, jacobian_rows
+
+    cell = load_cell(args.cell)
+    if not cell.states:
+        raise UsageError(f"{cell.name!r} carries no state, so there is no Jacobian through time")
+    adj = derive(cell)
+    blocks = [align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states]
+    print("\n\n".join(blocks))
+    if args.seed is not None:
+        rows = jacobian_norms(cell, args.steps, seed=args.seed)
+        names = [st.name for st in cell.states]
+        print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}), all paths:")
+        print("k    " + "  ".join(f"{n:>10}" for n in names))
+        for r in rows:
+            print(f"{r.k:<4} " + "  ".join(f"{r.norms[n]:>10.3e}" for n in names))
 
 
 def cmd_example(args) -> None:
@@ -155,10 +234,37 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.set_defaults(run=cmd_equations)
 
-    s = sub.add_parser("graph", help="draw the computation graph of one step")
+    s = sub.add_parser("graph", help="draw one step, its backward pass, or the network unrolled through time")
     s.add_argument("cell", help=cell_help)
     s.add_argument("-o", "--output", required=True, help="FILE.png, .svg, .pdf or .dot")
+    s.add_argument("--backward", action="store_true", help="add the adjoint of the step (the backward pass)")
+    s.add_argument("--unroll", type=int, metavar="T", help="draw the network unrolled over T steps")
+    s.add_argument("--highlight", metavar="STATE", help="with --unroll: the gradient's path back to STATE")
     s.set_defaults(run=cmd_graph)
+
+    s = sub.add_parser("derive", help="the backward equations (BPTT), or the derivation for one parameter")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--param", help="write out the chain rule for this parameter, step by step")
+    s.add_argument("--bptt", action="store_true", help="only the recurrences through time")
+    s.add_argument("--format", choices=("latex", "text"), default="text")
+    s.add_argument("--notation", choices=("bar", "frac"), default="bar",
+                   help="adjoints as \\bar{v} (default) or as ∂L/∂v")
+    s.set_defaults(run=cmd_derive)
+
+    s = sub.add_parser("check", help="prove the derived gradients: finite differences and SymPy's own diff")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--no-exact", action="store_true", help="skip the (slower) exact SymPy check")
+    s.add_argument("--steps", type=int, default=4, help="sequence length for finite differences")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(run=cmd_check)
+
+    s = sub.add_parser("jacobian", help="how a state's gradient vanishes or explodes over k steps")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--steps", type=int, default=20, help="the largest k for the numeric norms")
+    s.add_argument("--seed", type=int, help="also compute ‖∂s_t/∂s_(t-k)‖ for k = 1..steps, random parameters")
+    s.add_argument("--format", choices=("latex", "text"), default="text")
+    s.set_defaults(run=cmd_jacobian)
 
     s = sub.add_parser("example", help="a worked example: one step with its numbers, checked")
     s.add_argument("name", help=f"{', '.join(EXAMPLES)}, or a cell ({cell_help}) on random numbers")
@@ -173,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except GategraphError as e:
         print(f"gategraph: error: {e}", file=sys.stderr)
         return 2
@@ -182,7 +288,7 @@ def main(argv=None) -> int:
     except OSError as e:  # a file that cannot be written or read
         print(f"gategraph: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

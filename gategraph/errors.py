@@ -26,3 +26,7 @@ class ToolMissingError(GategraphError):
 
 class UsageError(GategraphError, ValueError):
     """An option has a value gategraph does not know (a graph format, an attention score)."""
+
+
+class RenderError(GategraphError):
+    """An external renderer (Graphviz, TeX) failed on what gategraph gave it."""

@@ -108,3 +108,127 @@ def _add_expr(g: Graph, expr, ids: dict, users: dict, eq_name: str) -> str:
 
 def _num(n) -> str:
     return str(int(n)) if n == int(n) else f"{float(n):g}"
+
+
+def backward(cell: Cell, adj) -> Graph:
+    """One step with its adjoint on top: every adjoint name (`bar_f`, `bar_a_f`, the carries into step t-1)
+    is a node beside its forward twin, with edges of kind "adjoint" from the adjoints it is computed from;
+    the loss's seeds (∂ℓ_t/∂h_t) and what step t+1 sends back are "seed" nodes; each parameter's gradient
+    is a "gradient" node."""
+    g = forward(cell)
+    group_of = {n.name: n.group for n in g.nodes.values() if n.kind != "op"}
+
+    def group(name):
+        base = adj.of(name)
+        base = base[len("a_"):] if base.startswith("a_") and base[len("a_"):] in group_of else base
+        return group_of.get(base)
+
+    def reads(expr):
+        return [v.name for v in expr.atoms(Var) if v.name.startswith(("bar_", "dl_", "carry_"))]
+
+    for name in list(adj.seeds.values()) + [f"carry_{s.name}" for s in cell.states]:
+        g.add(Node(f"s_{name}", "seed", name))
+    for eq in adj.equations:
+        node = g.add(Node(f"b_{eq.name}", "adjoint", eq.name, group(eq.name)))
+        for src in reads(eq.rhs):
+            g.link(f"b_{src}" if src.startswith("bar_") else f"s_{src}", node, "adjoint")
+    for param, grad in adj.grads.items():
+        if grad == 0:
+            continue
+        node = g.add(Node(f"g_{param}", "gradient", param, group_of.get(param)))
+        for src in reads(grad):
+            g.link(f"b_{src}", node, "adjoint")
+    return g
+
+
+def step_id(name: str, t: int) -> str:
+    return f"{name}__{t}"
+
+
+def unrolled(cell: Cell, T: int) -> Graph:
+    """The cell unrolled over steps 1..T, one group per step, with the values a reader follows through time:
+    the inputs, the carried states and the outputs (the gates stay inside the step; `forward(cell)` shows
+    them), the initial states at step 0, and a loss node ℓ_t per step fed by the outputs. An edge u -> v
+    means v at its step reads u, directly or through gates; its reverse, of kind "adjoint", is the way the
+    gradient flows back."""
+    if T < 1:
+        raise ValueError("unroll over at least one step")
+    g = Graph(outputs=tuple(step_id(o, T) for o in cell.outputs))
+    kept = [st.name for st in cell.states] + [o for o in cell.outputs if o not in {st.name for st in cell.states}]
+    sources = _sources(cell, kept)
+    for st in cell.states:
+        g.add(Node(step_id(st.name, 0), "state", st.name, None))
+    for d in cell.by_role("memory"):
+        g.add(Node(step_id(d.name, 0), "memory", d.name, None))
+    for t in range(1, T + 1):
+        g.groups[str(t)] = str(t)
+        for d in cell.by_role("input"):
+            g.add(Node(step_id(d.name, t), "input", d.name, str(t)))
+        for name in [eq.name for eq in cell.equations if eq.name in kept]:
+            node = g.add(Node(step_id(name, t), "let", name, str(t)))
+            for src, when in sources[name]:
+                src_id = step_id(src, 0 if cell.roles.get(src) == "memory" else t + when)
+                g.link(src_id, node)
+                g.link(node, src_id, "adjoint")
+        loss = g.add(Node(step_id("loss", t), "loss", "loss", str(t)))
+        for o in cell.outputs:
+            g.link(step_id(o, t), loss)
+            g.link(loss, step_id(o, t), "adjoint")
+    return g
+
+
+def _sources(cell: Cell, kept: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """For each kept name: the kept values, inputs and carried states (at step offset -1) it reads,
+    looking through the names that are not kept (the gates)."""
+    states = {st.prev.name: st.name for st in cell.states}
+    direct: dict[str, list] = {}
+    for eq in cell.equations:
+        found: list = []
+        for v in sorted(eq.rhs.atoms(Var), key=lambda v: v.name):
+            role = cell.roles[v.name]
+            if role == "param":
+                continue
+            if role == "state":
+                found.append((states[v.name], -1))
+            elif role in ("input", "memory") or v.name in kept:
+                found.append((v.name, 0))
+            else:
+                found += direct[v.name]
+        direct[eq.name] = list(dict.fromkeys(found))
+    return {name: direct[name] for name in kept}
+
+
+def gradient_path(g: Graph, cell: Cell, state: str) -> set:
+    """The forward edges (src, dst) the gradient flows back along from the last loss to `state` at step 0:
+    the state's own chain s_0 -> s_1 -> ... -> s_T where each step reads the last one directly (the LSTM's
+    cell state), otherwise every path from s_0 to s_T; then every path from s_T to the last loss."""
+    if state not in {st.name for st in cell.states}:
+        names = ", ".join(st.name for st in cell.states) or "none"
+        raise ValueError(f"{state!r} is not a carried state of {cell.name!r}; its states are {names}")
+    T = len(g.groups)
+    forward_edges = [(e.src, e.dst) for e in g.edges if e.kind == "forward"]
+    chain = [(step_id(state, t - 1), step_id(state, t)) for t in range(1, T + 1)]
+    if all(edge in forward_edges for edge in chain):
+        path = set(chain)
+    else:
+        path = _edges_between(forward_edges, step_id(state, 0), step_id(state, T))
+    return path | _edges_between(forward_edges, step_id(state, T), step_id("loss", T))
+
+
+def _edges_between(edges, src, dst) -> set:
+    succ, pred = {}, {}
+    for a, b in edges:
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+
+    def reach(start, nxt):
+        seen, todo = {start}, [start]
+        while todo:
+            for n in nxt.get(todo.pop(), []):
+                if n not in seen:
+                    seen.add(n)
+                    todo.append(n)
+        return seen
+
+    after, before = reach(src, succ), reach(dst, pred)
+    return {(a, b) for a, b in edges if a in after and b in before}

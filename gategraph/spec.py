@@ -147,10 +147,17 @@ class Cell:
         A wrong shape is a ValueInputError naming the argument, e.g.
         `value for 'W_f' has shape (2, 4), expected (H, H + X) = (2, 5)`."""
         sizes: dict = {}
-        for name, arr in arrays.items():  # plain size symbols first (H from a (H,) vector), then check all
+        for name, arr in arrays.items():  # in the order given: H from W_f's rows, then X from its H + X columns
             for dim, n in zip(self.shapes[name], arr.shape, strict=False):
                 if isinstance(dim, sp.Symbol):
                     sizes.setdefault(dim, n)
+                    continue
+                unknown = sp.sympify(dim).free_symbols - set(sizes)
+                if len(unknown) == 1:
+                    (size,) = unknown
+                    solved = sp.solve(sp.Eq(sp.sympify(dim).subs(sizes), n), size)
+                    if solved and solved[0].is_integer and solved[0] > 0:
+                        sizes[size] = int(solved[0])
         for name, arr in arrays.items():
             want = tuple(sp.sympify(d).subs(sizes) for d in self.shapes[name])
             if arr.shape != tuple(int(d) if d.is_number else -1 for d in want):

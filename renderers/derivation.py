@@ -310,3 +310,15 @@ def _merge_diagonals(term):
         else:
             out.append(f)
     return out
+
+
+def jacobian_factor_text(adj: Adjoint, state: str, t: int, style: str = "text") -> str:
+    """∂s_t/∂s_{t-1} at an absolute step t (diag(f_3)), for labels of unrolled graphs; long ones by name."""
+    from gategraph.jacobian import step_jacobian
+
+    J = step_jacobian(adj, state)
+    p = adjoint_printer(adj, style)
+    p.shift = ("abs", t)
+    if len(J.terms) == 1:
+        return " ".join(_factor_text(p, f, style) for f in _merge_diagonals(J.terms[0]))
+    return _frac(symbol(state, str(t), style), symbol(state, str(t - 1), style), style)

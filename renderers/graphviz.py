@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 from pathlib import Path
 
 import graphviz
 
-from gategraph.errors import ToolMissingError, UsageError
+from gategraph.errors import RenderError, ToolMissingError, UsageError
 from gategraph.files import atomic_write
 from gategraph.graph import Graph
 from gategraph.graph import forward as forward_graph
 from gategraph.renderers.latex import symbol, times
-from gategraph.spec import Cell
+from gategraph.spec import Cell, Var
 
 FONT = "DejaVu Sans"
 STYLE = {
@@ -36,12 +37,16 @@ FORMATS = {"png": "cairo", "svg": "cairo", "pdf": "cairo"}  # format -> renderer
 INSTALL_HINT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 
 
+def html_text(text: str) -> str:
+    """The text notation as a Graphviz HTML label: `h_{t-1}` -> h<SUB>t-1</SUB>, `∂ℓ_t/∂h_t` likewise."""
+    out = re.sub(r"_\{([^{}]*)\}|_(\w)", lambda m: f"\x00{m.group(1) or m.group(2)}\x01", text)
+    out = html.escape(out)
+    return out.replace("\x00", "<SUB>").replace("\x01", "</SUB>")
+
+
 def html_symbol(name: str, time: int | None) -> str:
     """`h_{t-1}` as a Graphviz HTML label: h<SUB>t-1</SUB>."""
-    text = symbol(name, time, style="text")
-    base, _, sub = text.partition("_")
-    base = html.escape(base)
-    return f"{base}<SUB>{html.escape(sub.strip('{}'))}</SUB>" if sub else base
+    return html_text(symbol(name, time, style="text"))
 
 
 def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
@@ -56,6 +61,8 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
     sources = graphviz.Digraph("sources", graph_attr=dict(rank="source"))
     updates = {st.name for st in cell.states}
     for node in graph.nodes.values():
+        if node.kind not in STYLE:  # adjoint nodes: drawn by backward_dot
+            continue
         attrs = dict(STYLE[node.kind])
         if node.kind == "op":
             label = html.escape(node.label)
@@ -78,7 +85,8 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
                  color="#d1d5db", fontname=FONT, fontsize="12")
         dot.subgraph(sub)
     for e in graph.edges:
-        dot.edge(e.src, e.dst)
+        if e.kind == "forward":
+            dot.edge(e.src, e.dst)
     return dot
 
 
@@ -100,6 +108,124 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
             data = dot.pipe(format=fmt, renderer=FORMATS[fmt])
         except graphviz.ExecutableNotFound:
             raise ToolMissingError(f"Graphviz's `dot` program could not be run: {INSTALL_HINT}") from None
+        except graphviz.CalledProcessError as e:
+            first = (e.stderr or b"").decode(errors="replace").strip().splitlines()[:1]
+            raise RenderError(f"Graphviz could not lay out {path.name}: {first[0] if first else e}") from None
     else:
         raise UsageError(f"unknown graph format {path.suffix!r}: use .png, .svg, .pdf or .dot")
     return atomic_write(path, data)
+
+
+ADJOINT = dict(shape="ellipse", style="filled", fillcolor="#fee2e2", color="#dc2626", fontcolor="#7f1d1d")
+SEED = dict(shape="note", style="filled", fillcolor="#fef2f2", color="#dc2626", fontcolor="#7f1d1d", fontsize="11")
+GRADIENT = dict(shape="box", style="filled,bold", fillcolor="#fee2e2", color="#dc2626", fontcolor="#7f1d1d",
+                fontsize="11")
+RED = "#dc2626"
+
+
+def backward_dot(cell: Cell, adj) -> graphviz.Digraph:
+    """One step and, beside it, its adjoint: the backward step as a graph of its own, read left to right
+    from the loss's seeds and what step t+1 sends back, to what flows on to step t-1 and to the parameters'
+    gradients. Adjoint nodes are red; each adjoint sits in the box of the gate it belongs to."""
+    from gategraph.graph import backward
+    from gategraph.renderers.derivation import adjoint_printer, gradient_lhs
+
+    g = backward(cell, adj)
+    dot = cell_dot(cell, g)
+    dot.attr(label=f"<<B>{html.escape(cell.name)}</B>: one step, and its adjoint in the red box>")
+    p = adjoint_printer(adj, "text")
+    back = graphviz.Digraph("cluster_adjoint", graph_attr=dict(
+        label="<the backward step: from the loss and step t+1 (left) to step t-1 and the parameters (right)>",
+        style="rounded", color=RED, fontcolor=RED, fontname=FONT, fontsize="12"))
+    boxes: dict[str, graphviz.Digraph] = {}
+    for node in g.nodes.values():
+        if node.kind in ("adjoint", "seed"):
+            label = html_text(p.doprint(Var(node.name)))
+            attrs = ADJOINT if node.kind == "adjoint" else SEED
+        elif node.kind == "gradient":
+            label, attrs = html_text(gradient_lhs(node.name, "text")), GRADIENT
+        else:
+            continue
+        if node.group and node.kind != "seed":
+            if node.group not in boxes:
+                eq = cell.equation(node.group)
+                boxes[node.group] = graphviz.Digraph(f"cluster_adjoint_{node.group}", graph_attr=dict(
+                    label=f"<{html.escape(eq.title)} {html_symbol(*times(cell)[node.group])}>",
+                    style="rounded,filled", fillcolor="#fef2f2", color="#fecaca", fontname=FONT, fontsize="11"))
+            boxes[node.group].node(node.id, f"<{label}>", **attrs)
+        else:
+            back.node(node.id, f"<{label}>", **attrs)
+    for box in boxes.values():
+        back.subgraph(box)
+    dot.subgraph(back)
+    for e in g.edges:
+        if e.kind == "adjoint":
+            dot.edge(e.src, e.dst, color=RED, penwidth="1.2", arrowsize="0.6")
+    return dot
+
+
+def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.Digraph:
+    """The cell unrolled over T steps on a grid: time runs left to right, and within a step the values stack
+    upwards (inputs, then the states in the order the step computes them, then the loss ℓ_t), so each
+    state's values form one row. Forward edges are grey; each red dashed arc is the gradient going back.
+    With `highlight`, the path from the last loss back to that state at step 0 is drawn bold, each step of a
+    state's own chain labelled with its Jacobian (diag(f_t) for the LSTM's cell state)."""
+    from gategraph.derive import derive
+    from gategraph.graph import gradient_path, unrolled
+    from gategraph.renderers.derivation import jacobian_factor_text
+
+    g = unrolled(cell, T)
+    path = gradient_path(g, cell, highlight) if highlight else set()
+    title = f"<B>{html.escape(cell.name)}</B> unrolled over {T} steps"
+    if highlight:
+        title += f": the gradient's path from ℓ<SUB>{T}</SUB> back to {html_symbol(highlight, None)}<SUB>0</SUB>"
+    dot = graphviz.Digraph(f"{cell.name}_unrolled", engine="neato", graph_attr=dict(
+        fontname=FONT, bgcolor="white", labelloc="t", dpi="130", splines="curved", outputorder="edgesfirst",
+        label=f"<{title}>"), node_attr=dict(fontname=FONT, fontsize="13", width="0.55", height="0.4"),
+        edge_attr=dict(color="#9ca3af", arrowsize="0.6"))
+    adj = derive(cell) if highlight else None
+    labels = {t: jacobian_factor_text(adj, highlight, t) for t in range(1, T + 1)} if highlight in \
+        {st.name for st in cell.states} else {}
+    spacing = max([1.7] + [0.8 + 0.075 * len(text) for text in labels.values()])  # room for the labels
+    states = {st.name for st in cell.states}
+    level = _levels(cell)
+    used = sorted({level[n.name] for n in g.nodes.values() if n.kind != "loss"})
+    row = {name: used.index(k) for name, k in level.items() if k in used}
+    for node in g.nodes.values():
+        t = int(node.id.rsplit("__", 1)[1])
+        label = f"{html.escape(symbol(node.name, None, 'text'))}<SUB>{t}</SUB>"
+        if node.kind == "loss":
+            label = f"ℓ<SUB>{t}</SUB>"
+            attrs = dict(shape="diamond", style="filled", fillcolor="#e5e7eb", color="#6b7280", fontsize="11")
+        elif node.name in states:
+            attrs = dict(STYLE["state"], shape="box")
+        else:
+            attrs = dict(STYLE[node.kind])
+        y = row.get(node.name, len(used))
+        x = t - 0.45 if node.kind in ("state", "memory") else t  # step 0's states sit just left of step 1
+        dot.node(node.id, f"<{label}>", pos=f"{spacing * x:.2f},{1.15 * y:.2f}!", **attrs)
+    for e in g.edges:
+        if e.kind == "forward":
+            bold = (e.src, e.dst) in path
+            dot.edge(e.src, e.dst, color="#374151" if bold else "#9ca3af", penwidth="1.8" if bold else "1")
+            continue
+        on_path = (e.dst, e.src) in path
+        attrs = dict(color=RED, style="solid" if on_path else "dashed", penwidth="2.8" if on_path else "0.6",
+                     arrowsize="0.9" if on_path else "0.45")
+        if on_path and e.src.startswith(f"{highlight}__") and e.dst.startswith(f"{highlight}__"):
+            t = int(e.src.rsplit("__", 1)[1])
+            attrs.update(label=f"<{html_text(labels[t])}>", fontcolor=RED,
+                         fontsize="11", fontname=FONT)
+        dot.edge(e.src, e.dst, **attrs)
+    return dot
+
+
+def _levels(cell: Cell) -> dict[str, int]:
+    """How high a value sits within its step: inputs 0, then one above everything it reads at the same step.
+    A carried state sits with its update (C_0 on C_t's row)."""
+    level = {d.name: 0 for d in cell.inputs}
+    for eq in cell.equations:
+        reads = [level[v.name] for v in eq.rhs.atoms(Var) if cell.roles[v.name] in ("input", "memory", "let")
+                 and v.name in level]
+        level[eq.name] = 1 + max(reads, default=0)
+    return level

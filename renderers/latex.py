@@ -56,9 +56,8 @@ def symbol(name: str, time: int | None = None, style: str = "latex", bar: bool =
     if time is not None:
         subs.append(TIME[time] if isinstance(time, int) else time)
     sub = ",".join(subs)
-    if not sub:
-        return base
-    return f"{base}_{sub}" if len(sub) == 1 else f"{base}_{{{sub}}}"
+    text = base if not sub else f"{base}_{sub}" if len(sub) == 1 else f"{base}_{{{sub}}}"
+    return text if latex else unicodedata.normalize("NFC", text)  # ā as one character where Unicode has it
 
 
 def times(cell: Cell) -> dict[str, tuple[str, int | None]]:
@@ -84,6 +83,8 @@ class _Notation:
             return None
         if isinstance(self.shift, str):  # a symbolic step back: t -> t-j, t-1 -> t-j-1
             return f"t-{self.shift}" + (f"{time:+d}" if time else "")
+        if isinstance(self.shift, tuple):  # ("abs", 3): absolute steps, t -> 3, t-1 -> 2
+            return str(self.shift[1] + time)
         return time + self.shift
 
     def _print_Var(self, expr):
