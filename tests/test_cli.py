@@ -81,6 +81,77 @@ def test_version():
     assert run_cli("--version").stdout.startswith("gategraph 0.")
 
 
-@pytest.mark.parametrize("command", ["cells", "equations", "graph", "example"])
+@pytest.mark.parametrize("command", ["cells", "equations", "graph", "example", "derive", "check", "jacobian"])
 def test_help(command):
     assert "usage: gategraph" in run_cli(command, "--help").stdout
+
+
+def test_derive_prints_the_bptt_recurrences_and_a_parameter_derivation():
+    out = run_cli("derive", "lstm", "--bptt").stdout
+    assert "C̄_t = C̄_{t+1} ⊙ f_{t+1} + h̄_t ⊙ o_t ⊙ (1 - tanh²(C_t))" in out
+    out = run_cli("derive", "lstm", "--param", "W_f", "--format", "latex").stdout
+    assert out.startswith(r"\begin{aligned}") and r"\sum_t \bar{a}_{f,t} [h_{t-1}, x_t]^\top" in out
+
+
+def test_check_passes_with_a_table_and_as_json():
+    out = run_cli("check", "rnn").stdout
+    assert "W          finite differences" in out and "rnn: every gradient agrees" in out
+    assert out.count("pass") == 8
+    import json
+
+    report = json.loads(run_cli("check", "gru", "--no-exact", "--json").stdout)
+    assert report["ok"] is True and {r["name"] for r in report["rows"]} == {"W_z", "W_r", "W", "x", "h"}
+
+
+def test_check_exits_non_zero_when_a_gradient_is_wrong(tmp_path):
+    source = (ROOT / "examples" / "mgu.py").read_text()
+    (tmp_path / "mgu.py").write_text(source)
+    (tmp_path / "broken.py").write_text(
+        "import gategraph.derive as d\n"
+        "from mgu import mgu\n"
+        "_derive = d.derive\n"
+        "def broken(cell):\n"
+        "    adj = _derive(cell)\n"
+        "    adj.grads['b_f'] = 2 * adj.grads['b_f']  # a factor of 2 too many\n"
+        "    return adj\n"
+        "d.derive = broken\n"
+        "import gategraph.check as c\n"
+        "c.derive = broken\n"
+        "import sys\n"
+        "from gategraph.cli import main\n"
+        "sys.exit(main(['check', 'mgu.py:mgu', '--no-exact']))\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "broken.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "b_f        finite differences" in proc.stdout and "FAIL" in proc.stdout
+    assert "SOME GRADIENTS DISAGREE" in proc.stdout
+
+
+def test_jacobian_symbolic_and_numeric():
+    out = run_cli("jacobian", "rnn", "--steps", "3", "--seed", "0").stdout
+    assert "∂h_t/∂h_{t-1} = diag(1 - h_t²) W[:, 1:H]" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    norms = [float(r[1]) for r in rows]
+    assert norms[0] > norms[1] > norms[2]  # the simple RNN's gradient vanishes
+
+
+@needs_dot
+def test_graph_backward_and_unrolled(tmp_path):
+    run_cli("graph", "lstm", "--backward", "-o", tmp_path / "b.png")
+    run_cli("graph", "lstm", "--unroll", "5", "--highlight", "C", "-o", tmp_path / "u.png")
+    assert (tmp_path / "b.png").stat().st_size > 10_000 and (tmp_path / "u.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,message", [
+    (("graph", "lstm", "--highlight", "C", "-o", "x.png"), "--highlight marks a path through time"),
+    (("graph", "lstm", "--unroll", "5", "--highlight", "q", "-o", "x.png"), "--highlight takes a carried state"),
+    (("graph", "lstm", "--unroll", "0", "-o", "x.png"), "--unroll takes 1 to 50 steps"),
+    (("derive", "lstm", "--param", "W_z"), "'W_z' is not a parameter of 'lstm'"),
+    (("jacobian", "attention-dot"), "carries no state"),
+])
+def test_issue3_bad_input_is_one_line(args, message, tmp_path):
+    proc = run_cli(*args, check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1

@@ -63,3 +63,58 @@ def test_missing_dot_is_a_one_line_error_with_the_fix(tmp_path, monkeypatch):
 def test_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="unknown graph format '.jpg'"):
         render(cell_dot(lstm()), tmp_path / "lstm.jpg")
+
+
+def test_backward_graph_has_a_node_per_adjoint_equation_and_gradient():
+    from gategraph.derive import derive
+    from gategraph.graph import backward
+
+    adj = derive(lstm())
+    g = backward(lstm(), adj)
+    assert {n.name for n in g.nodes.values() if n.kind == "adjoint"} == set(adj.names)
+    assert {n.name for n in g.nodes.values() if n.kind == "gradient"} == set(adj.grads)
+    adjoint_edges = {(e.src, e.dst) for e in g.edges if e.kind == "adjoint"}
+    assert ("b_bar_C", "b_bar_f") in adjoint_edges and ("b_bar_a_f", "g_W_f") in adjoint_edges
+    assert ("s_carry_C", "b_bar_C") in adjoint_edges and ("s_dl_h", "b_bar_h") in adjoint_edges
+
+
+def test_unrolled_lstm_keeps_states_inputs_and_losses():
+    from gategraph.graph import unrolled
+
+    g = unrolled(lstm(), 5)
+    kinds = [n.kind for n in g.nodes.values()]
+    assert kinds.count("let") == 10 and kinds.count("state") == 2 and kinds.count("loss") == 5
+    assert kinds.count("input") == 5 and len(g.groups) == 5
+    forward_edges = {(e.src, e.dst) for e in g.edges if e.kind == "forward"}
+    assert ("C__2", "C__3") in forward_edges and ("h__2", "C__3") in forward_edges and ("C__3", "h__3") in forward_edges
+    assert {(b, a) for a, b in forward_edges} == {(e.src, e.dst) for e in g.edges if e.kind == "adjoint"}
+
+
+def test_highlighted_path_is_the_cell_state_highway_for_the_lstm_and_the_h_chain_for_the_rnn():
+    from gategraph.cells import rnn
+    from gategraph.graph import gradient_path, unrolled
+
+    assert gradient_path(unrolled(lstm(), 3), lstm(), "C") == {
+        ("C__0", "C__1"), ("C__1", "C__2"), ("C__2", "C__3"), ("C__3", "h__3"), ("h__3", "loss__3")}
+    assert gradient_path(unrolled(rnn(), 2), rnn(), "h") == {("h__0", "h__1"), ("h__1", "h__2"), ("h__2", "loss__2")}
+    gru_like = gradient_path(unrolled(lstm(), 2), lstm(), "h")  # h_t reads h_{t-1} through its gates
+    assert gru_like == {("h__0", "h__1"), ("h__1", "h__2"), ("h__2", "loss__2")}
+
+
+@needs_dot
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_backward_and_unrolled_pictures_render_for_every_cell(tmp_path, name):
+    from gategraph.derive import derive
+    from gategraph.renderers.graphviz import backward_dot, unrolled_dot
+
+    cell = CELLS[name]()
+    assert render(backward_dot(cell, derive(cell)), tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    highlight = cell.states[0].name if cell.states else None
+    assert render(unrolled_dot(cell, 3, highlight), tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unrolled_lstm_labels_each_highway_step_with_its_forget_gate():
+    from gategraph.renderers.graphviz import unrolled_dot
+
+    src = unrolled_dot(lstm(), 4, "C").source
+    assert all(f"diag(f<SUB>{t}</SUB>)" in src for t in range(1, 5))
