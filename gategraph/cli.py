@@ -154,9 +154,17 @@ def cmd_jacobian(args) -> None:
     blocks = [align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states]
     print("\n\n".join(blocks))
     if args.seed is not None:
-        rows = jacobian_norms(cell, args.steps, seed=args.seed)
+        fixed = {}
+        for item in args.set or []:
+            name, _, value = item.partition("=")
+            try:
+                fixed[name.strip()] = float(value)
+            except ValueError:
+                raise UsageError(f"--set takes NAME=NUMBER, e.g. b_f=3; got {item!r}") from None
+        rows = jacobian_norms(cell, args.steps, seed=args.seed, fixed=fixed)
         names = [st.name for st in cell.states]
-        print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}), all paths:")
+        given = "".join(f", {k} = {v:g}" for k, v in fixed.items())
+        print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}{given}), all paths:")
         print("k    " + "  ".join(f"{n:>10}" for n in names))
         for r in rows:
             print(f"{r.k:<4} " + "  ".join(f"{r.norms[n]:>10.3e}" for n in names))
@@ -263,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", help=cell_help)
     s.add_argument("--steps", type=int, default=20, help="the largest k for the numeric norms")
     s.add_argument("--seed", type=int, help="also compute ‖∂s_t/∂s_(t-k)‖ for k = 1..steps, random parameters")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="hold a parameter at a constant for the numeric norms, e.g. --set b_f=3 (repeatable)")
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.set_defaults(run=cmd_jacobian)
 

@@ -143,15 +143,20 @@ class NormRow:
 
 
 def jacobian_norms(cell: Cell, steps: int, seed: int = 0, sizes: dict | None = None,
-                   scale: float = 1.0) -> list[NormRow]:
+                   scale: float = 1.0, fixed: dict | None = None) -> list[NormRow]:
     """‖∂s_k/∂s_0‖₂ for k = 1..steps, for every carried state, on a random sequence (all paths, the other
-    initial states held fixed). Parameters are drawn uniform in ±scale/√H, as PyTorch initialises them."""
+    initial states held fixed). Parameters are drawn uniform in ±scale/√H, as PyTorch initialises them;
+    `fixed` sets some to a constant instead (`{"b_f": 3.0}`: forget gates that start open)."""
     from gategraph.check import random_problem
 
     problem = random_problem(cell, sizes or {"X": 4, "H": 8, "S": 4, "A": 4}, T=steps, seed=seed)
     H = next(iter(problem.state0.values())).shape[0] if problem.state0 else 1
     rng = np.random.default_rng(seed)
     params = {n: rng.uniform(-scale / np.sqrt(H), scale / np.sqrt(H), size=v.shape) for n, v in problem.params.items()}
+    for name, value in (fixed or {}).items():
+        if name not in params:
+            raise UsageError(f"{name!r} is not a parameter of {cell.name!r}; its parameters are {', '.join(params)}")
+        params[name] = np.full_like(params[name], value)
     adj = derive(cell)
     run = reference.forward(cell, params, problem.inputs, problem.state0)
     rows = []

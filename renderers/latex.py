@@ -198,3 +198,14 @@ def text_in_latex(text: str) -> str:
         else:
             out.append(TEXT_ESCAPES.get(ch, ch))
     return "".join(out)
+
+
+def standalone(blocks: list[str], title: str = "") -> str:
+    """A complete LaTeX document showing `blocks` (each an `aligned` block or a line of math) as displayed
+    equations: what pdflatex compiles to check that the notation is valid LaTeX."""
+    head = ("\\documentclass[11pt]{article}\n\\usepackage[margin=1.5cm,landscape]{geometry}\n"
+            "\\usepackage{amsmath,amssymb}\n\\begin{document}\n")
+    if title:
+        head += f"\\section*{{{text_in_latex(title)}}}\n"
+    body = "\n".join(f"\\[\n{b}\n\\]" for b in blocks)
+    return head + body + "\n\\end{document}\n"

@@ -155,3 +155,11 @@ def test_graph_backward_and_unrolled(tmp_path):
 def test_issue3_bad_input_is_one_line(args, message, tmp_path):
     proc = run_cli(*args, check=False, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_jacobian_with_open_forget_gates_keeps_the_cell_state_gradient():
+    out = run_cli("jacobian", "lstm", "--steps", "8", "--seed", "0", "--set", "b_f=4").stdout
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert "b_f = 4" in out and float(rows[-1][2]) > 0.5  # ‖∂C_t/∂C_(t-8)‖ stays of order 1
+    proc = run_cli("jacobian", "lstm", "--seed", "0", "--set", "b_z=1", check=False)
+    assert proc.returncode == 2 and "'b_z' is not a parameter of 'lstm'" in proc.stderr

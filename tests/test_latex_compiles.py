@@ -1,0 +1,43 @@
+"""Every piece of LaTeX gategraph prints compiles with a real pdflatex (CI installs TeX; never skipped there)."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from gategraph.cells import CELLS
+from gategraph.derive import derive
+from gategraph.lecture import lecture_lstm
+from gategraph.renderers.derivation import adjoint_equations, align, bptt_rows, derivation_steps, jacobian_rows
+from gategraph.renderers.latex import equations, standalone
+from gategraph.renderers.walkthrough import walkthrough
+
+needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("CI"),
+                               reason="pdflatex is not installed (CI installs it and never skips)")
+
+
+def all_blocks() -> list[str]:
+    blocks = []
+    for make in CELLS.values():
+        cell = make()
+        adj = derive(cell)
+        blocks += [equations(cell), adjoint_equations(adj), adjoint_equations(adj, "latex", "frac")]
+        blocks += [align(derivation_steps(adj, p, "latex"), "latex") for p in adj.grads]
+        if cell.states:
+            blocks.append(align(bptt_rows(adj, "latex"), "latex"))
+            blocks += [align(jacobian_rows(adj, st.name, "latex"), "latex") for st in cell.states]
+    return blocks + walkthrough(lecture_lstm(), "latex").split("\n\n")
+
+
+@needs_tex
+def test_everything_printed_as_latex_compiles(tmp_path):
+    (tmp_path / "all.tex").write_text(standalone(all_blocks(), "every cell, every derivation"))
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
+    assert proc.returncode == 0, errors or proc.stdout[-2000:]
+    assert (tmp_path / "all.pdf").stat().st_size > 10_000
+    overfull = [line for line in proc.stdout.splitlines() if line.startswith("Overfull \\hbox") and "pt too wide" in line]
+    widths = [float(line.split("(")[1].split("pt")[0]) for line in overfull]
+    assert all(w < 150 for w in widths), f"equations far wider than a landscape page: {max(widths)}pt"
