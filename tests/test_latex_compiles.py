@@ -38,6 +38,7 @@ def test_everything_printed_as_latex_compiles(tmp_path):
     errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
     assert proc.returncode == 0, errors or proc.stdout[-2000:]
     assert (tmp_path / "all.pdf").stat().st_size > 10_000
-    overfull = [line for line in proc.stdout.splitlines() if line.startswith("Overfull \\hbox") and "pt too wide" in line]
+    lines = proc.stdout.splitlines()
+    overfull = [line for line in lines if line.startswith("Overfull \\hbox") and "pt too wide" in line]
     widths = [float(line.split("(")[1].split("pt")[0]) for line in overfull]
     assert all(w < 150 for w in widths), f"equations far wider than a landscape page: {max(widths)}pt"
