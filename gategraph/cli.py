@@ -90,8 +90,6 @@ def cmd_graph(args) -> None:
         raise UsageError("--highlight marks a path through time: give --unroll T too")
     if args.backward and args.unroll:
         raise UsageError("choose one of --backward and --unroll")
-    if args.unroll is not None and not 1 <= args.unroll <= 50:
-        raise UsageError(f"--unroll takes 1 to 50 steps, got {args.unroll}")
     if args.highlight and args.highlight not in {st.name for st in cell.states}:
         names = ", ".join(st.name for st in cell.states) or "none"
         raise UsageError(f"--highlight takes a carried state of {cell.name!r}: {names}")
@@ -150,6 +148,8 @@ def cmd_jacobian(args) -> None:
     cell = load_cell(args.cell)
     if not cell.states:
         raise UsageError(f"{cell.name!r} carries no state, so there is no Jacobian through time")
+    if args.seed is None and (args.set or args.steps is not None):
+        raise UsageError("--steps and --set are for the measured norms: give --seed S too")
     adj = derive(cell)
     blocks = [align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states]
     print("\n\n".join(blocks))
@@ -161,13 +161,20 @@ def cmd_jacobian(args) -> None:
                 fixed[name.strip()] = float(value)
             except ValueError:
                 raise UsageError(f"--set takes NAME=NUMBER, e.g. b_f=3; got {item!r}") from None
-        rows = jacobian_norms(cell, args.steps, seed=args.seed, fixed=fixed)
+        rows = jacobian_norms(cell, args.steps or 20, seed=args.seed, fixed=fixed)
         names = [st.name for st in cell.states]
         given = "".join(f", {k} = {v:g}" for k, v in fixed.items())
-        print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}{given}), all paths:")
-        print("k    " + "  ".join(f"{n:>10}" for n in names))
-        for r in rows:
-            print(f"{r.k:<4} " + "  ".join(f"{r.norms[n]:>10.3e}" for n in names))
+        print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}{given}):")
+        if len(names) == 1:
+            print(f"k    {names[0]:>10}")
+            for r in rows:
+                print(f"{r.k:<4} {r.norms[names[0]]:>10.3e}")
+        else:
+            heads = [f"{n} all paths" for n in names] + [f"{n} along {n}" for n in names]
+            print("k    " + "  ".join(f"{h:>14}" for h in heads))
+            for r in rows:
+                cols = [r.norms[n] for n in names] + [r.own[n] for n in names]
+                print(f"{r.k:<4} " + "  ".join(f"{c:>14.3e}" for c in cols))
 
 
 def cmd_example(args) -> None:
@@ -220,6 +227,24 @@ def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
     return values
 
 
+def _count(low: int, high: int):
+    """An argparse type: a whole number from low to high."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"takes {low} to {high}, got {n}")
+        return n
+
+    return parse
+
+
+SEED = _count(0, 2**32 - 1)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and the exit status 2 as for every other error)."""
 
@@ -246,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", help=cell_help)
     s.add_argument("-o", "--output", required=True, help="FILE.png, .svg, .pdf or .dot")
     s.add_argument("--backward", action="store_true", help="add the adjoint of the step (the backward pass)")
-    s.add_argument("--unroll", type=int, metavar="T", help="draw the network unrolled over T steps")
+    s.add_argument("--unroll", type=_count(1, 50), metavar="T", help="draw the network unrolled over T (1 to 50) steps")
     s.add_argument("--highlight", metavar="STATE", help="with --unroll: the gradient's path back to STATE")
     s.set_defaults(run=cmd_graph)
 
@@ -263,14 +288,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", help=cell_help)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--no-exact", action="store_true", help="skip the (slower) exact SymPy check")
-    s.add_argument("--steps", type=int, default=4, help="sequence length for finite differences")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--steps", type=_count(1, 50), default=4, help="sequence length for finite differences")
+    s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(run=cmd_check)
 
     s = sub.add_parser("jacobian", help="how a state's gradient vanishes or explodes over k steps")
     s.add_argument("cell", help=cell_help)
-    s.add_argument("--steps", type=int, default=20, help="the largest k for the numeric norms")
-    s.add_argument("--seed", type=int, help="also compute ‖∂s_t/∂s_(t-k)‖ for k = 1..steps, random parameters")
+    s.add_argument("--steps", type=_count(1, 200), help="the largest k for the measured norms (default 20)")
+    s.add_argument("--seed", type=SEED, help="also measure ‖∂s_t/∂s_(t-k)‖ for k = 1..steps, random parameters")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="hold a parameter at a constant for the numeric norms, e.g. --set b_f=3 (repeatable)")
     s.add_argument("--format", choices=("latex", "text"), default="text")
@@ -281,7 +306,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.add_argument("--floats", action="store_true", help="compute in float64 instead of exactly")
     s.add_argument("--sizes", help="sizes for a cell example, e.g. X=3,H=2 (each 2 unless given)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random numbers for a cell example")
+    s.add_argument("--seed", type=SEED, default=0, help="seed of the random numbers for a cell example")
     s.set_defaults(run=cmd_example)
     return p
 

@@ -38,7 +38,7 @@ from gategraph.errors import SpecError
 from gategraph.ops import NODES, OPS, op_of
 from gategraph.spec import Cell, Equation, Var, infer_shape
 
-Hadamard, Plus, Minus, Scale, Square = (NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square"))
+Hadamard, Plus, Minus, Scale, Square, Sum = (NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum"))
 
 BAR, PRE, SEED, CARRY = "bar_", "a_", "dl_", "carry_"
 NAME_CANDIDATES = ("z", "u", "s", "v", "w", "k", "g", "q")
@@ -130,7 +130,7 @@ class _Deriver:
         self.adj.shapes[name] = infer_shape(expr, self.adj.shapes)
         return var
 
-    def seed(self, prefix: str, name: str, key: float) -> None:
+    def seed(self, prefix: str, name: str, key: float) -> Var:
         var = Var(prefix + name)
         self.adj.shapes[var.name] = self.cell.shapes[name]
         self.send(name, var, key)
@@ -185,9 +185,13 @@ class _Deriver:
                 return
             named = {expr: Var(eq_name)} if root and eq_name in self.order else {}
             leaves = _leaves(expr)
+            out_shape = infer_shape(expr, self.adj.shapes)
             for leaf, d in zip(leaves, _partials(expr, leaves, named), strict=True):
                 if d != 0:
-                    self.backprop(leaf, _times(bar, d), eq_name)
+                    flow = _times(bar, d)
+                    if infer_shape(leaf, self.adj.shapes) == () and out_shape != ():
+                        flow = Sum(flow)  # a scalar broadcast over a vector gets back the sum: 1ᵀ(bar ⊙ d)
+                    self.backprop(leaf, flow, eq_name)
             return
         if op.vjp is None:
             raise SpecError(f"equation {eq_name!r}: op {op.name} has no VJP rule, so nothing flows through it")

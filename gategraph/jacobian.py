@@ -5,13 +5,15 @@ Symbolic: the one-step Jacobian J_t = ∂s_t/∂s_{t-1}, the other states held f
 seed only s_t, and the carry into s_{t-1} is J_tᵀ applied to the seed. Reading that linear map off the
 adjoint's expression and transposing it gives, for the simple RNN,
     ∂h_t/∂h_{t-1} = diag(1 - h_t²) W_{:,1:H}          so  ∂h_t/∂h_{t-k} = Π_j diag(1 - h_{t-j}²) W_{:,1:H},
-and for the LSTM's cell state
-    ∂C_t/∂C_{t-1} = diag(f_t)                        so  ∂C_t/∂C_{t-k} = Π_j diag(f_{t-j}):
+and for the LSTM's cell state, along its own path (h held fixed at every step),
+    ∂C_t/∂C_{t-1} = diag(f_t)                        so  the path C_{t-k} -> ... -> C_t gives Π_j diag(f_{t-j}):
 a product of forget gates, which stays near 1 while the gates are open, against a product of W and tanh'
-factors whose norm shrinks or grows geometrically.
+factors whose norm shrinks or grows geometrically. With a single state the product is the whole
+Jacobian; with several it is one path of many (C also reaches later steps through h and the gates).
 
-Numeric: ‖∂s_t/∂s_{t-k}‖ (spectral norm) for k = 1..K on a random sequence, through all paths, by the
-reference BPTT with a unit seed per coordinate.
+Numeric: for k = 1..K on a random sequence, ‖∂s_t/∂s_{t-k}‖ (spectral norm) through all paths, and the
+norm of the product of the one-step Jacobians along the state's own path, both by the reference BPTT with
+a unit seed per coordinate.
 
 Imports: numpy, sympy, gategraph.derive, gategraph.reference, gategraph.ops, gategraph.spec, gategraph.errors.
 """
@@ -58,12 +60,12 @@ def step_jacobian(adj: Adjoint, state: str) -> StepJacobian:
     bar = adj.carries.get(state)
     if bar is None:
         return StepJacobian(state, ())
-    seed = Var("v")
+    seed = Var("_jacobian_seed")
     env = {CARRY + state: seed}  # only s_t is seeded; every other seed and carry is zero
     for eq in adj.equations:
         env[eq.name] = _substitute(eq.rhs, env)
-    transposed = _linear(env[bar], seed)
-    terms = tuple(tuple(_transpose(f) for f in reversed(term)) for term in transposed)
+    of_transpose = _linear(env[bar], seed)  # the terms of J_tᵀ, each acting right to left
+    terms = tuple(tuple(_transpose(f) for f in reversed(term)) for term in of_transpose)
     return StepJacobian(state, tuple(_merge(t) for t in terms))
 
 
@@ -139,7 +141,8 @@ def _merge(term: tuple) -> tuple:
 @dataclass
 class NormRow:
     k: int
-    norms: dict  # state name -> ‖∂s_t/∂s_{t-k}‖₂
+    norms: dict  # state name -> ‖∂s_t/∂s_{t-k}‖₂, through all paths
+    own: dict  # state name -> ‖J_t ... J_{t-k+1}‖₂, the one-step Jacobians along the state's own path
 
 
 def jacobian_norms(cell: Cell, steps: int, seed: int = 0, sizes: dict | None = None,
@@ -154,23 +157,30 @@ def jacobian_norms(cell: Cell, steps: int, seed: int = 0, sizes: dict | None = N
     rng = np.random.default_rng(seed)
     params = {n: rng.uniform(-scale / np.sqrt(H), scale / np.sqrt(H), size=v.shape) for n, v in problem.params.items()}
     for name, value in (fixed or {}).items():
+        if not np.isfinite(value):
+            raise UsageError(f"{name} = {value} is not a finite number")
         if name not in params:
             raise UsageError(f"{name!r} is not a parameter of {cell.name!r}; its parameters are {', '.join(params)}")
         params[name] = np.full_like(params[name], value)
     adj = derive(cell)
     run = reference.forward(cell, params, problem.inputs, problem.state0)
-    rows = []
+
+    def jacobian(steps_, state):
+        """∂state_end/∂state_start over `steps_` of the run, the other initial states held fixed."""
+        n = problem.state0[state].shape[0]
+        J = np.zeros((n, n))
+        trace = reference.Trace(cell, steps_, run.sizes, False)
+        for i in range(n):
+            J[i] = reference.backward(adj, trace, {}, {state: np.eye(n)[i]})[state]
+        return J
+
+    rows, along = [], {st.name: None for st in cell.states}
     for k in range(1, steps + 1):
-        partial = reference.Trace(cell, run.steps[:k], run.sizes, False)
-        norms = {}
+        norms, own = {}, {}
         for st in cell.states:
-            n = problem.state0[st.name].shape[0]
-            J = np.zeros((n, n))
-            for i in range(n):
-                seed_vec = np.zeros(n)
-                seed_vec[i] = 1.0
-                grads = reference.backward(adj, partial, {}, {st.name: seed_vec})
-                J[i] = grads[st.name]
-            norms[st.name] = float(np.linalg.norm(J, 2))
-        rows.append(NormRow(k, norms))
+            step_k = jacobian(run.steps[k - 1:k], st.name)
+            along[st.name] = step_k if along[st.name] is None else step_k @ along[st.name]
+            norms[st.name] = float(np.linalg.norm(jacobian(run.steps[:k], st.name), 2))
+            own[st.name] = float(np.linalg.norm(along[st.name], 2))
+        rows.append(NormRow(k, norms, own))
     return rows

@@ -96,8 +96,7 @@ class relu(sp.Function):
         return step(self.args[0])
 
 
-SCALAR_FUNCTIONS = {"sigma": sigma, "step": step, "relu": relu}
-# NumPy versions of the same, for `sympy.lambdify(..., modules=[NUMPY_SCALARS, "numpy"])`
+# NumPy versions of the scalar functions above, for `sympy.lambdify(expr, modules=[NUMPY_SCALARS, "numpy"])`
 NUMPY_SCALARS = {
     "sigma": lambda a: 1 / (1 + np.exp(-a)),
     "step": lambda a: (a > 0) * 1.0,
@@ -316,6 +315,11 @@ def _colsum_shape(a):
     return (a[1],)
 
 
+def _sum_shape(a):
+    _vectors("Sum", a)
+    return ()
+
+
 def _slice_shape(a, start, stop):
     _vectors("Slice", a)
     return (stop - start,)
@@ -424,11 +428,9 @@ Softmax = structural("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0
 RowPlus = structural("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", "+ 1ᵀ", _rowplus_shape,
                      "affine", lambda A, v: A + v[None, :], lambda bar, out, args, shapes: (bar, ColSum(bar)),
                      ADD, (ADD, FUNC), doc="A + 1 vᵀ, v added to every row of A (additive attention)")
-ColSum = structural("ColSum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", "Σ rows", _colsum_shape, "reduction",
-                    lambda A: A.sum(axis=0), prec=PROD, arg_prec=(PROD + 1,),
-                    doc="1ᵀ A, the sums of A's columns (the adjoint of RowPlus)")
-
-
-def is_pointwise(expr) -> bool:
-    op = op_of(expr)
-    return op is not None and op.kind == "pointwise"
+ColSum = structural("ColSum", 1, r"{0}^\top \mathbf{{1}}", "{0}ᵀ 1", "Σ rows", _colsum_shape, "reduction",
+                    lambda A: A.sum(axis=0), prec=PROD, arg_prec=(FUNC,),
+                    doc="Aᵀ 1, the sums of A's columns, as a column (the adjoint of RowPlus)")
+Sum = structural("Sum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", "Σ", lambda a: _sum_shape(a), "reduction",
+                 lambda a: a.sum(), prec=PROD, arg_prec=(PROD + 1,),
+                 doc="1ᵀ v, the sum of a vector's entries (what a scalar broadcast over a vector gets back)")

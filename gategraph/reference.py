@@ -58,6 +58,8 @@ def forward(cell: Cell, params: dict, inputs: dict, state0: dict | None = None, 
     if len(lengths) > 1:
         raise ValueInputError(f"inputs of cell {cell.name!r} differ in length: {sorted(lengths)}")
     T = lengths.pop() if lengths else 1
+    if T == 0:
+        raise ValueInputError(f"the inputs of cell {cell.name!r} are empty: a sequence needs at least one step")
     fixed = {**params, **{d.name: inputs[d.name] for d in cell.by_role("memory")}}
     probe = {**fixed, **{n: inputs[n][0] for n in per_step}}
     sizes = cell.bind_sizes({**probe, **{st.prev.name: np.asarray(state0[st.name]) for st in cell.states

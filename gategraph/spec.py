@@ -76,7 +76,6 @@ class State:
     name: str
     prev: Var
     shape: Shape
-    init: str = "zeros"
 
 
 @dataclass(frozen=True)
@@ -288,10 +287,11 @@ class CellBuilder:
         """An input fixed over the sequence (e.g. the S encoder states that attention reads)."""
         return self._declare(name, shape, "memory", title=title)
 
-    def state(self, name: str, shape, title: str = "", init: str = "zeros") -> Var:
-        """A carried state; returns its previous value (h_{t-1}); `let(name, ...)` writes h_t."""
+    def state(self, name: str, shape, title: str = "") -> Var:
+        """A carried state (zero before the first step unless given); returns its previous value
+        (h_{t-1}); `let(name, ...)` writes h_t."""
         var = self._declare(f"{name}_prev", shape, "state", state=name, title=title)
-        self._states.append(State(name, var, self._decls[-1].shape, init))
+        self._states.append(State(name, var, self._decls[-1].shape))
         return var
 
     def param(self, name: str, shape, title: str = "") -> Var:

@@ -111,13 +111,24 @@ def gradient_lhs(param: str, style: str) -> str:
 
 
 def _sum_t(p, expr, style) -> str:
-    body = p.doprint(expr)
+    """Σ_t over a per-step expression, in parentheses when it is a sum (Σ_t (a + b), not Σ_t a + b)."""
+    op = op_of(expr)
+    body = p._wrap(expr, ADD + 1) if op is not None and op.name in ("Plus", "Minus") else p.doprint(expr)
     return rf"\sum_t {body}" if style == "latex" else f"Σ_t {body}"
 
 
-def _where(adj: Adjoint, p, style: str, used: set) -> list[tuple[str, str]]:
+def _where(adj: Adjoint, style: str, exprs) -> list[tuple[str, str]]:
+    """`z_t = [h_{t-1}, x_t]` for each named subexpression whose adjoint the expressions read (a carry from
+    step t+1 reads what its equation reads)."""
+    names: set = set()
+    todo = list(exprs)
+    while todo:
+        for v in todo.pop().atoms(Var):
+            names.add(v.name)
+            if v.name.startswith(CARRY) and adj.carries.get(v.name[len(CARRY):]):
+                todo.append(adj.equation(adj.carries[v.name[len(CARRY):]]).rhs)
     fp = GategraphLatexPrinter(times(adj.cell)) if style == "latex" else GategraphTextPrinter(times(adj.cell))
-    return [(symbol(n, 0, style), fp.doprint(e)) for n, e in adj.named.items() if n in used]
+    return [(symbol(n, 0, style), fp.doprint(e)) for n, e in adj.named.items() if BAR + n in names]
 
 
 def adjoint_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
@@ -128,8 +139,7 @@ def adjoint_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> l
     rows = [(gradient_lhs(memories[eq.name], style), _sum_t(p, eq.rhs, style)) if eq.name in memories
             else (p.doprint(eq.lhs), p.doprint(eq.rhs)) for eq in adj.equations]
     rows += [(gradient_lhs(name, style), _sum_t(p, g, style)) for name, g in adj.grads.items() if g != 0]
-    used = {n for n in adj.named if any(BAR + n in eq.rhs.free_symbols.__str__() for eq in adj.equations)}
-    return rows + _where(adj, p, style, used)
+    return rows + _where(adj, style, [eq.rhs for eq in adj.equations])
 
 
 def align(rows: list[tuple], style: str) -> str:
@@ -160,16 +170,9 @@ def bptt_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list
     """The recurrences through time: the adjoint of each carried state, with what step t+1 sends back
     written out (for the LSTM, `\\bar{C}_t = \\bar{C}_{t+1} \\odot f_{t+1} + ...`)."""
     p = adjoint_printer(adj, style, notation)
-    rows = []
-    for st in adj.cell.states:
-        eq = adj.equation(BAR + st.name)
-        rows.append((p.doprint(eq.lhs), p.doprint(eq.rhs)))
-    for st in adj.cell.states:
-        if adj.carries.get(st.name):
-            eq = adj.equation(adj.carries[st.name])
-            rows.append((p.doprint(eq.lhs), p.doprint(eq.rhs)))
-    used = {n for n in adj.named if any(n in r for _, r in rows)}
-    return rows + _where(adj, p, style, set(adj.named) if used else set())
+    eqs = [adj.equation(BAR + st.name) for st in adj.cell.states]
+    eqs += [adj.equation(adj.carries[st.name]) for st in adj.cell.states if adj.carries.get(st.name)]
+    return [(p.doprint(eq.lhs), p.doprint(eq.rhs)) for eq in eqs] + _where(adj, style, [eq.rhs for eq in eqs])
 
 
 def derivation_steps(adj: Adjoint, param: str, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
@@ -273,19 +276,28 @@ def _factor_text(p, f, style) -> str:
 
 
 def jacobian_rows(adj: Adjoint, state: str, style: str = "latex") -> list[tuple]:
-    """∂s_t/∂s_{t-1} along the state's own step (the other states held fixed), one term per line, and
-    ∂s_t/∂s_{t-k} as the product of k such steps (written out when the step is a single product)."""
+    """∂s_t/∂s_{t-1} with the other states held fixed, one term per line, and the product of k such steps:
+    the whole ∂s_t/∂s_{t-k} for a cell with one state, the path along s alone for a cell with several
+    (the LSTM's C also reaches later steps through h and the gates)."""
     from gategraph.jacobian import step_jacobian
 
     J = step_jacobian(adj, state)
     latex = style == "latex"
+    others = [st.name for st in adj.cell.states if st.name != state]
 
     def term_text(p, term):
         text = " ".join(_factor_text(p, f, style) for f in _merge_diagonals(term))
         return text or (r"\mathbf{I}" if latex else "I")
 
+    def qualified(frac, note):
+        if not others:
+            return frac
+        return rf"\left.{frac}\right|_{{\text{{{note}}}}}" if latex else f"{frac} ({note})"
+
     p = adjoint_printer(adj, style)
-    one = _frac(symbol(state, 0, style), symbol(state, -1, style), style)
+    fixed = ", ".join(symbol(o, -1, style) for o in others)
+    one = qualified(_frac(symbol(state, 0, style), symbol(state, -1, style), style),
+                    f"${fixed}$ fixed" if latex else f"{fixed} fixed")
     terms = [term_text(p, t) for t in J.terms] or ["0"]
     rows = [(one, terms[0])] + [("", t, "+") for t in terms[1:]]
     pj = adjoint_printer(adj, style)
@@ -295,7 +307,9 @@ def jacobian_rows(adj: Adjoint, state: str, style: str = "latex") -> list[tuple]
     else:
         body = _frac(symbol(state, "t-j", style), symbol(state, "t-j-1", style), style)
     prod = rf"\prod_{{j=0}}^{{k-1}} {body}" if latex else f"Π_{{j=0..k-1}} {body}"
-    rows.append((_frac(symbol(state, 0, style), symbol(state, "t-k", style), style), prod))
+    many = qualified(_frac(symbol(state, 0, style), symbol(state, "t-k", style), style),
+                     f"along ${symbol(state, None, style)}$ only" if latex else f"along {state} only")
+    rows.append((many, prod))
     return rows
 
 

@@ -171,14 +171,17 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
     With `highlight`, the path from the last loss back to that state at step 0 is drawn bold, each step of a
     state's own chain labelled with its Jacobian (diag(f_t) for the LSTM's cell state)."""
     from gategraph.derive import derive
-    from gategraph.graph import gradient_path, unrolled
+    from gategraph.graph import gradient_path, step_id, unrolled
     from gategraph.renderers.derivation import jacobian_factor_text
 
     g = unrolled(cell, T)
     path = gradient_path(g, cell, highlight) if highlight else set()
     title = f"<B>{html.escape(cell.name)}</B> unrolled over {T} steps"
     if highlight:
-        title += f": the gradient's path from ℓ<SUB>{T}</SUB> back to {html_symbol(highlight, None)}<SUB>0</SUB>"
+        s0 = f"{html_symbol(highlight, None)}<SUB>0</SUB>"
+        chain = all((step_id(highlight, t - 1), step_id(highlight, t)) in path for t in range(1, T + 1))
+        way = f"along {html_symbol(highlight, None)} alone" if chain and len(cell.states) > 1 else ""
+        title += f": the gradient's way from ℓ<SUB>{T}</SUB> back to {s0} {way}".rstrip()
     dot = graphviz.Digraph(f"{cell.name}_unrolled", engine="neato", graph_attr=dict(
         fontname=FONT, bgcolor="white", labelloc="t", dpi="130", splines="curved", outputorder="edgesfirst",
         label=f"<{title}>"), node_attr=dict(fontname=FONT, fontsize="13", width="0.55", height="0.4"),

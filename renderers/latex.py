@@ -13,13 +13,14 @@ Imports: sympy, gategraph.ops, gategraph.spec.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from gategraph.ops import ADD, ATOM, FUNC, MUL, op_of
+from gategraph.ops import ADD, ATOM, MUL, op_of
 from gategraph.spec import Cell
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "pi", "rho", "sigma",
@@ -28,6 +29,7 @@ GREEK_TEXT = dict(zip(sorted(GREEK), "αβδεηγλμωφπψρστθ", strict=
 ACCENTS = {"tilde": ("\\tilde{{{}}}", "{}\u0303"), "hat": ("\\hat{{{}}}", "{}\u0302"),
            "bar": ("\\bar{{{}}}", "{}\u0304")}
 TIME = {0: "t", -1: "t-1", 1: "t+1", 2: "t+2", -2: "t-2"}
+FUNCTION_TEMPLATE = re.compile(r"^\\?[A-Za-z]+(\{\{[A-Za-z]+\}\})?\(\{0\}\)$")  # \tanh({0}), \operatorname{{ReLU}}({0})
 
 
 def symbol(name: str, time: int | None = None, style: str = "latex", bar: bool = False) -> str:
@@ -95,8 +97,8 @@ class _Notation:
         op = op_of(expr)
         if op.name == "Scale" and expr.args[0] == -1:
             return "-" + self._wrap(expr.args[1], MUL + 1)
-        if op.name == "Square" and op_of(expr.args[0]) is not None and op_of(expr.args[0]).arity == 1 \
-                and op_of(expr.args[0]).prec == FUNC and op_of(expr.args[0]).kind == "pointwise":
+        inner_op = op_of(expr.args[0])
+        if op.name == "Square" and inner_op is not None and FUNCTION_TEMPLATE.match(inner_op.latex):
             inner = self._print(expr.args[0])  # tanh(C_t)² is written tanh²(C_t)
             name, _, rest = inner.partition("(")
             return f"{name}^2({rest}" if self.style == "latex" else f"{name}²({rest}"

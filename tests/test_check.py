@@ -28,6 +28,31 @@ def test_sympy_derivative_of_the_expanded_loss_equals_the_adjoint_exactly(name):
     assert rows and all(r.ok and r.failed == 0 for r in rows), [(r.name, r.failed) for r in rows if not r.ok]
 
 
+def scalar_broadcast_cells():
+    """A scalar computed in the step and added to, or multiplying, a vector: its adjoint must be a sum."""
+    from gategraph import CellBuilder, concat, dot, sigmoid, tanh
+
+    b = CellBuilder("scalar_added")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, w = b.param("W", (H, H + X)), b.param("w", H)
+    s = b.let("s", dot(w, h))
+    b.let("h", tanh(W @ concat(h, x) + s))
+    first = b.cell()
+    b = CellBuilder("scalar_gate")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, w = b.param("W", (H, H + X)), b.param("w", X)
+    b.let("h", sigmoid(dot(w, x)) * tanh(W @ concat(h, x)))
+    return [first, b.cell()]
+
+
+@pytest.mark.parametrize("cell", scalar_broadcast_cells(), ids=lambda c: c.name)
+def test_a_scalar_broadcast_over_a_vector_gets_the_sum_back(cell):
+    assert all(r.ok for r in finite_differences(cell))
+    assert all(r.ok for r in sympy_exact(cell))
+
+
 def _broken_lstm_adjoint():
     """The LSTM's adjoint with one classic slip: the cell state's carry multiplied by i_t, not f_t."""
     adj = derive(lstm())

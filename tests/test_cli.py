@@ -53,7 +53,7 @@ def test_a_user_cell_from_a_file_works_in_every_view(tmp_path):
     (("example", "gru", "--sizes", "X=0"), "gategraph: error: --sizes: X=0 is out of range"),
     (("example", "gru", "--sizes", "Q=3"), "gategraph: error: cell 'gru' has no size Q; its sizes are X, H"),
     (("example", "lecture-lstm", "--sizes", "X=3"), "gategraph: error: --sizes is for examples on random"),
-    (("example", "gru", "--seed", "abc"), "gategraph: error: argument --seed: invalid int value: 'abc'"),
+    (("example", "gru", "--seed", "abc"), "gategraph: error: argument --seed: 'abc' is not a whole number"),
     (("equations", "examples/mgu.py"), "gategraph: error: name the function that returns the cell"),
     (("graph", "lstm", "-o", "/proc/no/x.png"), "gategraph: error: cannot write a file there"),
     (("frobnicate",), "gategraph: error: argument COMMAND: invalid choice: 'frobnicate'"),
@@ -148,7 +148,11 @@ def test_graph_backward_and_unrolled(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (("graph", "lstm", "--highlight", "C", "-o", "x.png"), "--highlight marks a path through time"),
     (("graph", "lstm", "--unroll", "5", "--highlight", "q", "-o", "x.png"), "--highlight takes a carried state"),
-    (("graph", "lstm", "--unroll", "0", "-o", "x.png"), "--unroll takes 1 to 50 steps"),
+    (("graph", "lstm", "--unroll", "0", "-o", "x.png"), "argument --unroll: takes 1 to 50, got 0"),
+    (("check", "rnn", "--steps", "0"), "argument --steps: takes 1 to 50, got 0"),
+    (("check", "rnn", "--seed", "-1"), "argument --seed: takes 0 to"),
+    (("jacobian", "rnn", "--steps", "5"), "give --seed S too"),
+    (("jacobian", "lstm", "--seed", "0", "--set", "b_f=nan"), "b_f = nan is not a finite number"),
     (("derive", "lstm", "--param", "W_z"), "'W_z' is not a parameter of 'lstm'"),
     (("jacobian", "attention-dot"), "carries no state"),
 ])

@@ -8,7 +8,14 @@ from gategraph import CellBuilder, SpecError, sigmoid
 from gategraph.cells import CELLS, gru, lstm, rnn
 from gategraph.derive import derive
 from gategraph.ops import NODES
-from gategraph.renderers.derivation import adjoint_equations, adjoint_rows, align, bptt_rows, derivation_steps
+from gategraph.renderers.derivation import (
+    adjoint_equations,
+    adjoint_rows,
+    align,
+    bptt_rows,
+    derivation_steps,
+    gradient_lhs,
+)
 from gategraph.renderers.latex import _width
 from tests.conftest import ROOT
 
@@ -91,8 +98,11 @@ def test_every_cell_derives_with_every_parameter_and_short_lines(name):
     assert all(g != 0 for g in adj.grads.values()), "every parameter receives a gradient"
     widest = max(_width(left) + _width(right) + 3 for left, right, *_ in adjoint_rows(adj, "text"))
     assert widest <= 90, f"{name}: a {widest}-column equation does not fit a slide line"
-    for param in adj.grads:
-        assert derivation_steps(adj, param, "latex")
+    formulas = dict((left, right) for left, right, *_ in adjoint_rows(adj, "text"))
+    for param in adj.grads:  # every derivation starts at ∂L/∂θ and reaches the formula the backward pass uses
+        rows = derivation_steps(adj, param, "text")
+        assert rows[0][0] == gradient_lhs(param, "text")
+        assert formulas[gradient_lhs(param, "text")] in [right for _, right, *_ in rows]
 
 
 def test_a_user_cell_derives():

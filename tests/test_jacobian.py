@@ -19,10 +19,11 @@ def test_rnn_step_jacobian_is_diag_tanh_prime_times_the_recurrent_weights():
     ]
 
 
-def test_lstm_cell_state_jacobian_is_a_product_of_forget_gates():
-    rows = jacobian_rows(derive(lstm()), "C", "latex")
-    assert rows == [(r"\frac{\partial C_t}{\partial C_{t-1}}", r"\operatorname{diag}(f_t)"),
-                    (r"\frac{\partial C_t}{\partial C_{t-k}}", r"\prod_{j=0}^{k-1} \operatorname{diag}(f_{t-j})")]
+def test_lstm_cell_state_along_its_own_path_is_a_product_of_forget_gates():
+    assert align(jacobian_rows(derive(lstm()), "C", "text"), "text").splitlines() == [
+        "∂C_t/∂C_{t-1} (h_{t-1} fixed) = diag(f_t)",
+        " ∂C_t/∂C_{t-k} (along C only) = Π_{j=0..k-1} diag(f_{t-j})",
+    ]
 
 
 def test_gru_has_a_direct_path_through_one_minus_z():
@@ -30,19 +31,33 @@ def test_gru_has_a_direct_path_through_one_minus_z():
     assert any(len(t) == 1 and str(t[0].expr) == "Minus(1, z)" for t in terms)
 
 
-def test_numbers_match_the_symbolic_forms_at_one_step():
-    for cell, state in ((rnn(), "h"), (lstm(), "C")):
-        norms = jacobian_norms(cell, 1, seed=3)
-        p = random_problem(cell, {"X": 4, "H": 8}, T=1, seed=3)
-        H = 8
-        rng = np.random.default_rng(3)
-        params = {n: rng.uniform(-1 / np.sqrt(H), 1 / np.sqrt(H), size=v.shape) for n, v in p.params.items()}
-        env = forward(cell, params, p.inputs, p.state0).steps[0]
-        if state == "h":
-            J = np.diag(1 - env["h"] ** 2) @ params["W"][:, :H]
-        else:
-            J = np.diag(env["f"])
-        assert norms[0].norms[state] == pytest.approx(np.linalg.norm(J, 2), rel=1e-10)
+def _run(cell, k, seed):
+    """The run `jacobian_norms` measures, rebuilt by hand: the same problem, the same parameter draws."""
+    p = random_problem(cell, {"X": 4, "H": 8}, T=k, seed=seed)
+    rng = np.random.default_rng(seed)
+    params = {n: rng.uniform(-1 / np.sqrt(8), 1 / np.sqrt(8), size=v.shape) for n, v in p.params.items()}
+    return params, forward(cell, params, p.inputs, p.state0).steps
+
+
+def test_rnn_norms_are_the_norms_of_the_symbolic_product():
+    rows = jacobian_norms(rnn(), 3, seed=3)
+    params, steps = _run(rnn(), 3, seed=3)
+    J = np.eye(8)
+    for k, env in enumerate(steps):
+        J = np.diag(1 - env["h"] ** 2) @ params["W"][:, :8] @ J
+        assert rows[k].norms["h"] == pytest.approx(np.linalg.norm(J, 2), rel=1e-10)
+        assert rows[k].own["h"] == pytest.approx(rows[k].norms["h"], rel=1e-10)  # one state: one path
+
+
+def test_lstm_cell_state_own_path_is_the_forget_gate_product_and_all_paths_differ():
+    rows = jacobian_norms(lstm(), 3, seed=3)
+    _, steps = _run(lstm(), 3, seed=3)
+    f = np.ones(8)
+    for k, env in enumerate(steps):
+        f = f * env["f"]
+        assert rows[k].own["C"] == pytest.approx(np.max(np.abs(f)), rel=1e-10)
+    assert rows[0].norms["C"] == pytest.approx(rows[0].own["C"], rel=1e-10)  # one step: h_0 is held fixed
+    assert abs(rows[2].norms["C"] - rows[2].own["C"]) > 1e-3  # later, C also comes back through h
 
 
 def test_a_stateless_cell_has_no_jacobian_through_time():
