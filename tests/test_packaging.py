@@ -1,6 +1,7 @@
 """The distribution: `renderers/` ships as `gategraph.renderers`, from an editable install and from a wheel."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,7 +17,11 @@ def test_editable_install_imports_the_renderers_from_outside_the_repo(tmp_path):
 
 
 def test_wheel_ships_the_renderers_inside_gategraph(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the checkout
+    for name in ("gategraph", "renderers", "pyproject.toml", "README.md", "LICENSE"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, source / name, **({"symlinks": True} if copy is shutil.copytree else {}))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("gategraph-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
