@@ -150,18 +150,17 @@ def cmd_jacobian(args) -> None:
         raise UsageError(f"{cell.name!r} carries no state, so there is no Jacobian through time")
     if args.seed is None and (args.set or args.steps is not None):
         raise UsageError("--steps and --set are for the measured norms: give --seed S too")
+    fixed = {}
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        try:
+            fixed[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--set takes NAME=NUMBER, e.g. b_f=3; got {item!r}") from None
+    rows = jacobian_norms(cell, args.steps or 20, seed=args.seed, fixed=fixed) if args.seed is not None else []
     adj = derive(cell)
-    blocks = [align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states]
-    print("\n\n".join(blocks))
-    if args.seed is not None:
-        fixed = {}
-        for item in args.set or []:
-            name, _, value = item.partition("=")
-            try:
-                fixed[name.strip()] = float(value)
-            except ValueError:
-                raise UsageError(f"--set takes NAME=NUMBER, e.g. b_f=3; got {item!r}") from None
-        rows = jacobian_norms(cell, args.steps or 20, seed=args.seed, fixed=fixed)
+    print("\n\n".join(align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states))
+    if rows:
         names = [st.name for st in cell.states]
         given = "".join(f", {k} = {v:g}" for k, v in fixed.items())
         print(f"\n‖∂s_t/∂s_(t-k)‖₂ on a random sequence (seed {args.seed}{given}):")
@@ -277,8 +276,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("derive", help="the backward equations (BPTT), or the derivation for one parameter")
     s.add_argument("cell", help=cell_help)
-    s.add_argument("--param", help="write out the chain rule for this parameter, step by step")
-    s.add_argument("--bptt", action="store_true", help="only the recurrences through time")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--param", help="write out the chain rule for this parameter, step by step")
+    which.add_argument("--bptt", action="store_true", help="only the recurrences through time")
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.add_argument("--notation", choices=("bar", "frac"), default="bar",
                    help="adjoints as \\bar{v} (default) or as ∂L/∂v")

@@ -164,23 +164,28 @@ def jacobian_norms(cell: Cell, steps: int, seed: int = 0, sizes: dict | None = N
         params[name] = np.full_like(params[name], value)
     adj = derive(cell)
     run = reference.forward(cell, params, problem.inputs, problem.state0)
+    states = [st.name for st in cell.states]
+    sizes = [problem.state0[s].shape[0] for s in states]
+    offsets = np.cumsum([0] + sizes)
 
-    def jacobian(steps_, state):
-        """∂state_end/∂state_start over `steps_` of the run, the other initial states held fixed."""
-        n = problem.state0[state].shape[0]
-        J = np.zeros((n, n))
-        trace = reference.Trace(cell, steps_, run.sizes, False)
-        for i in range(n):
-            J[i] = reference.backward(adj, trace, {}, {state: np.eye(n)[i]})[state]
+    def step_jacobian_numeric(t: int) -> np.ndarray:
+        """∂(all states)_t/∂(all states)_{t-1}, the states stacked: one backward pass per output coordinate."""
+        trace = reference.Trace(cell, run.steps[t:t + 1], run.sizes, False)
+        J = np.zeros((offsets[-1], offsets[-1]))
+        for a, s_out in enumerate(states):
+            for i in range(sizes[a]):
+                grads = reference.backward(adj, trace, {}, {s_out: np.eye(sizes[a])[i]})
+                J[offsets[a] + i] = np.concatenate([grads[s] for s in states])
         return J
 
-    rows, along = [], {st.name: None for st in cell.states}
+    rows = []
+    full = np.eye(offsets[-1])
+    own = [np.eye(n) for n in sizes]
     for k in range(1, steps + 1):
-        norms, own = {}, {}
-        for st in cell.states:
-            step_k = jacobian(run.steps[k - 1:k], st.name)
-            along[st.name] = step_k if along[st.name] is None else step_k @ along[st.name]
-            norms[st.name] = float(np.linalg.norm(jacobian(run.steps[:k], st.name), 2))
-            own[st.name] = float(np.linalg.norm(along[st.name], 2))
-        rows.append(NormRow(k, norms, own))
+        J = step_jacobian_numeric(k - 1)
+        full = J @ full  # every path, through every state
+        blocks = [slice(offsets[a], offsets[a + 1]) for a in range(len(states))]
+        own = [J[b, b] @ own[a] for a, b in enumerate(blocks)]  # each state's own path only
+        rows.append(NormRow(k, {s: float(np.linalg.norm(full[b, b], 2)) for s, b in zip(states, blocks, strict=True)},
+                            {s: float(np.linalg.norm(o, 2)) for s, o in zip(states, own, strict=True)}))
     return rows

@@ -134,8 +134,10 @@ def backward_dot(cell: Cell, adj) -> graphviz.Digraph:
     dot = cell_dot(cell, g)
     dot.attr(label=f"<<B>{html.escape(cell.name)}</B>: one step, and its adjoint in the red box>")
     p = adjoint_printer(adj, "text")
+    flow = ("from the loss and step t+1 (left) to step t-1 and the parameters (right)" if cell.states
+            else "from the loss (left) to the inputs and the parameters (right)")
     back = graphviz.Digraph("cluster_adjoint", graph_attr=dict(
-        label="<the backward step: from the loss and step t+1 (left) to step t-1 and the parameters (right)>",
+        label=f"<the backward step: {flow}>",
         style="rounded", color=RED, fontcolor=RED, fontname=FONT, fontsize="12"))
     boxes: dict[str, graphviz.Digraph] = {}
     for node in g.nodes.values():

@@ -167,3 +167,13 @@ def test_jacobian_with_open_forget_gates_keeps_the_cell_state_gradient():
     assert "b_f = 4" in out and float(rows[-1][2]) > 0.5  # ‖∂C_t/∂C_(t-8)‖ stays of order 1
     proc = run_cli("jacobian", "lstm", "--seed", "0", "--set", "b_z=1", check=False)
     assert proc.returncode == 2 and "'b_z' is not a parameter of 'lstm'" in proc.stderr
+
+
+def test_param_and_bptt_are_alternatives(tmp_path):
+    proc = run_cli("derive", "lstm", "--param", "W_f", "--bptt", check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+
+
+def test_a_bad_set_value_is_refused_before_anything_is_printed():
+    proc = run_cli("jacobian", "rnn", "--seed", "0", "--set", "b=nan", check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and "b = nan is not a finite number" in proc.stderr
