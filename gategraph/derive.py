@@ -36,7 +36,7 @@ import sympy as sp
 
 from gategraph.errors import SpecError
 from gategraph.ops import NODES, OPS, op_of
-from gategraph.spec import Cell, Equation, Var, infer_shape
+from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape
 
 Hadamard, Plus, Minus, Scale, Square, Sum = (NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum"))
 
@@ -67,10 +67,7 @@ class Adjoint:
     shapes: dict = field(default_factory=dict)
 
     def equation(self, name: str) -> Equation:
-        for eq in self.equations:
-            if eq.name == name:
-                return eq
-        raise SpecError(f"the adjoint of {self.cell.name!r} has no equation {name!r}")
+        return find_equation(self.equations, name, f"the adjoint of {self.cell.name!r}")
 
     @property
     def names(self) -> list[str]:

@@ -120,10 +120,7 @@ class Cell:
         return self.by_role("param")
 
     def equation(self, name: str) -> Equation:
-        for eq in self.equations:
-            if eq.name == name:
-                return eq
-        raise SpecError(f"cell {self.name!r} has no equation {name!r}; it has {', '.join(self.names)}")
+        return find_equation(self.equations, name, f"cell {self.name!r}")
 
     @property
     def names(self) -> list[str]:
@@ -168,6 +165,14 @@ class Cell:
     def __str__(self) -> str:
         lines = [f"{eq.name} = {eq.rhs}" for eq in self.equations]
         return f"Cell {self.name!r}:\n  " + "\n  ".join(lines)
+
+
+def find_equation(equations, name: str, owner: str) -> Equation:
+    """The equation named `name`, or a SpecError that lists the names there are."""
+    for eq in equations:
+        if eq.name == name:
+            return eq
+    raise SpecError(f"{owner} has no equation {name!r}; it has {', '.join(eq.name for eq in equations)}")
 
 
 def _validate(cell: Cell) -> None:
