@@ -76,6 +76,26 @@ def cmd_cells(args) -> None:
         print(f"{name.replace('_', '-'):<{width}}  {make().doc}")
 
 
+def cmd_cache(args) -> None:
+    from gategraph.kernel import cache_dir, clear_cache
+
+    if args.clear:
+        n = clear_cache()
+        print(f"removed {n} kernel{'s' * (n != 1)} from {cache_dir()}")
+        return
+    folder = cache_dir()
+    files = list(folder.rglob("*")) if folder.is_dir() else []
+    n = len([f for f in files if f.name.startswith("gg_") and f.suffix == ".py"])
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    print(f"{folder}: {n} kernel{'s' * (n != 1)}, {size / 1e6:.1f} MB (set GATEGRAPH_CACHE_DIR to move it)")
+
+
+def cmd_lower(args) -> None:
+    from gategraph.lower import lower
+
+    print(lower(load_cell(args.cell), args.dtype).source, end="")
+
+
 def cmd_equations(args) -> None:
     from gategraph.renderers.latex import equations
 
@@ -300,6 +320,15 @@ def parser() -> argparse.ArgumentParser:
                    help="hold a parameter at a constant for the numeric norms, e.g. --set b_f=3 (repeatable)")
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.set_defaults(run=cmd_jacobian)
+
+    s = sub.add_parser("lower", help="print the Numba kernels generated from a cell (forward and BPTT)")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    s.set_defaults(run=cmd_lower)
+
+    s = sub.add_parser("cache", help="where compiled kernels are cached, and how many; --clear empties it")
+    s.add_argument("--clear", action="store_true", help="remove every cached kernel")
+    s.set_defaults(run=cmd_cache)
 
     s = sub.add_parser("example", help="a worked example: one step with its numbers, checked")
     s.add_argument("name", help=f"{', '.join(EXAMPLES)}, or a cell ({cell_help}) on random numbers")

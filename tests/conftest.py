@@ -1,11 +1,16 @@
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# compiled kernels go to a fresh cache per test session (subprocesses inherit it), never the user's
+os.environ.setdefault("GATEGRAPH_CACHE_DIR", tempfile.mkdtemp(prefix="gategraph-test-kernels-"))
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not __import__("os").environ.get("CI"),
                                reason="Graphviz `dot` is not installed (CI installs it and never skips)")

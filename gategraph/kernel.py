@@ -1,0 +1,300 @@
+"""Compiled kernels: `compile(cell, input_size, hidden_size)` lowers a cell (gategraph.lower), loads the
+generated module from the kernel cache, and wraps its two Numba functions for batches of time-major
+sequences, x of shape (T, B, X).
+
+The cache is a folder of generated modules, one per (cell, dtype, generator, Numba, NumPy, Python),
+named by a hash of the generated source and those versions: Numba caches its machine code next to each
+module, so a second process starts without compiling. A file whose content does not match its name is
+rewritten, never trusted. The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`,
+else `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
+
+Imports: numpy, gategraph.lower, gategraph.derive, gategraph.spec, gategraph.files, gategraph.errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from gategraph.derive import derive
+from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
+from gategraph.files import atomic_write
+from gategraph.lower import DTYPES, Lowered, lower
+from gategraph.spec import Cell
+
+CACHE_ENV = "GATEGRAPH_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where generated kernel modules and Numba's compiled code live."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gategraph" / "kernels"
+
+
+def clear_cache() -> int:
+    """Remove every cached kernel; returns how many modules there were."""
+    folder = cache_dir()
+    n = len(list(folder.glob("gg_*.py"))) if folder.is_dir() else 0
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    return n
+
+
+def _key(source: str) -> str:
+    stamp = f"numba {version('numba')} numpy {np.__version__} python {platform.python_version()}"
+    return hashlib.sha256((stamp + "\n" + source).encode()).hexdigest()[:24]
+
+
+def _purge(name: str):
+    """Forget Numba's compiled code for one module (it is rebuilt on the next call)."""
+    for f in (cache_dir() / "__pycache__").glob(f"{name}.*"):
+        f.unlink(missing_ok=True)
+
+
+def _load(lowered: Lowered, rebuild: bool = False):
+    """The generated module, written to the cache if missing or wrong, then imported from there.
+    `rebuild`: throw away Numba's cached machine code for it first (it failed to load)."""
+    key = _key(lowered.source)
+    name = f"gg_{key}"
+    text = f"# gategraph kernel {key}\n{lowered.source}"
+    if name in sys.modules and not rebuild:
+        return sys.modules[name]
+    if rebuild:
+        _purge(name)
+    path = cache_dir() / f"{name}.py"
+    try:
+        current = path.read_text() if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        current = None
+    if current != text:
+        try:
+            atomic_write(path, text.encode())
+        except OSError as e:
+            raise GategraphError(f"cannot write the kernel cache in {path.parent} ({e.strerror}): "
+                                 f"set {CACHE_ENV} to a writable folder") from None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
+        if rebuild:
+            raise
+        return _load(lowered, rebuild=True)
+    sys.modules[name] = module
+    return module
+
+
+@dataclass
+class Tape:
+    """What `Kernel.forward` keeps for `Kernel.backward`: the buffers of every step, and the batch's shape."""
+
+    buffers: tuple
+    T: int
+    B: int
+
+
+def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32", **sizes: int) -> Kernel:  # noqa: A001
+    """Kernels for `cell` over batches of sequences: X = input_size, H = hidden_size, other sizes by name
+    (`S=...`; a size left out is read from the memory arrays at each call)."""
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    names = {s.name for s in cell.sizes}
+    given = {"X": input_size, "H": hidden_size, **sizes}
+    unknown = sorted(set(sizes) - names)
+    if unknown:
+        raise SpecError(f"cell {cell.name!r} has no size {', '.join(unknown)} (its sizes: {', '.join(sorted(names))})")
+    fixed = {}
+    for k, v in given.items():
+        if k in names and v is not None:
+            if not isinstance(v, int | np.integer) or v < 1:
+                raise SpecError(f"size {k} must be a positive integer, got {v!r}")
+            fixed[k] = int(v)
+    adjoint = derive(cell)
+    lowered = lower(cell, dtype, adjoint)
+    return Kernel(cell, fixed, dtype, lowered, _load(lowered))
+
+
+class Kernel:
+    """Forward and backward passes of one cell over batches of time-major sequences (see `compile`)."""
+
+    def __init__(self, cell: Cell, sizes: dict, dtype: str, lowered: Lowered, module):
+        self.cell, self.sizes, self.dtype, self.lowered = cell, sizes, dtype, lowered
+        self.np_dtype = np.dtype(dtype)
+        self._forward, self._backward = module.forward, module.backward
+        self._trusted = False  # set once both functions ran: Numba's cache for them loaded or compiled
+        self.per_step = [d for d in cell.by_role("input")]
+        self.memories = [d for d in cell.by_role("memory")]
+        self.states = list(cell.states)
+        self.param_names = [p.name for p in cell.params]
+        self._shapes: dict = {}  # (name, sizes) -> shape in numbers
+
+    def __repr__(self):
+        sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
+        return f"<gategraph kernel {self.cell.name} {self.dtype} {sizes}>"
+
+    # -- sizes and shapes ------------------------------------------------------------------------------------
+    def _sizes(self, memory: dict) -> dict:
+        sizes = dict(self.sizes)
+        for d in self.memories:
+            arr = memory.get(d.name)
+            for dim, n in zip(d.shape, getattr(arr, "shape", ())[1:], strict=False):
+                if dim.is_Symbol and dim.name not in sizes:
+                    sizes[dim.name] = int(n)
+        missing = sorted(s.name for s in self.cell.sizes if s.name not in sizes)
+        if missing:
+            raise ValueInputError(f"cell {self.cell.name!r} needs size {', '.join(missing)}: pass it to compile()")
+        return sizes
+
+    def shape(self, name: str, sizes: dict | None = None) -> tuple:
+        """The shape of a declared name with this kernel's sizes: `W_f` -> (H, H + X) in numbers."""
+        sizes = sizes or self.sizes
+        key = (name, tuple(sorted(sizes.items())))
+        if key not in self._shapes:
+            dims = [d.subs({s: sizes[s.name] for s in self.cell.sizes if s.name in sizes})
+                    for d in self.cell.shape(name)]
+            if not all(d.is_Integer for d in dims):
+                raise ValueInputError(f"the shape of {name!r} needs sizes this kernel was not given: "
+                                      f"pass them to compile(), e.g. S=10")
+            self._shapes[key] = tuple(int(d) for d in dims)
+        return self._shapes[key]
+
+    def _array(self, what: str, value, shape: tuple) -> np.ndarray:
+        """`value` as a C-contiguous array of this dtype and `shape`, or a one-line error naming `what`."""
+        if not isinstance(value, np.ndarray):
+            raise ValueInputError(f"{what} must be a NumPy array of shape {shape}, got {type(value).__name__}")
+        if value.shape != shape:
+            raise ShapeError(f"{what} has shape {value.shape}, expected {shape}")
+        if value.dtype != self.np_dtype:
+            raise ValueInputError(f"{what} has dtype {value.dtype}, the kernel is {self.dtype}: "
+                                  f"convert it with .astype(np.{self.dtype})")
+        if not math.isfinite(float(value.sum())) and not np.isfinite(value).all():
+            raise ValueInputError(f"{what} holds NaN or inf")
+        return np.ascontiguousarray(value)
+
+    def _run(self, which: str, args: list):
+        """Call the compiled forward or backward. If a first call fails (a corrupt entry in Numba's own
+        cache), the module's machine code is thrown away and compiled afresh, once."""
+        try:
+            return getattr(self, f"_{which}")(*args)
+        except Exception:
+            if self._trusted:
+                raise
+            module = _load(self.lowered, rebuild=True)
+            self._forward, self._backward = module.forward, module.backward
+            self._trusted = True
+            return getattr(self, f"_{which}")(*args)
+
+    # -- the passes --------------------------------------------------------------------------------------------
+    def init(self, seed: int = 0) -> dict:
+        """Parameters drawn uniformly from ±1/sqrt(H), as PyTorch initialises its recurrent layers."""
+        rng = np.random.default_rng(seed)
+        k = 1 / math.sqrt(self.sizes.get("H", 1))
+        return {p: rng.uniform(-k, k, self.shape(p)).astype(self.np_dtype) for p in self.param_names}
+
+    def _inputs(self, params, x, state0, memory):
+        memory = memory or {}
+        sizes = self._sizes(memory)
+        xs = x if isinstance(x, dict) else {self.per_step[0].name: x}
+        if len(self.per_step) > 1 and not isinstance(x, dict):
+            raise ValueInputError(f"cell {self.cell.name!r} reads {len(self.per_step)} inputs per step: "
+                                  f"pass x as a dict of {', '.join(d.name for d in self.per_step)}")
+        first = xs.get(self.per_step[0].name)
+        if not isinstance(first, np.ndarray) or first.ndim < 2:
+            raise ShapeError(f"input {self.per_step[0].name!r} must be an array of shape (T, B, ...), "
+                             f"got {getattr(first, 'shape', type(first).__name__)}")
+        T, B = first.shape[:2]
+        if T == 0 or B == 0:
+            raise ShapeError(f"input {self.per_step[0].name!r} has shape {first.shape}: T and B must be at least 1")
+        args = {}
+        for d in self.per_step:
+            args[d.name] = self._array(f"input {d.name!r}", xs.get(d.name), (T, B) + self.shape(d.name, sizes))
+        for d in self.memories:
+            args[d.name] = self._array(f"memory {d.name!r}", memory.get(d.name), (B,) + self.shape(d.name, sizes))
+        state0 = state0 or {}
+        unknown = sorted(set(state0) - {st.name for st in self.states})
+        if unknown:
+            raise ValueInputError(f"cell {self.cell.name!r} has no state {', '.join(unknown)}")
+        for st in self.states:
+            shape = (B,) + self.shape(st.name, sizes)
+            v = state0.get(st.name)
+            args[f"{st.name}_init"] = (np.zeros(shape, self.np_dtype) if v is None
+                                       else self._array(f"initial state {st.name!r}", v, shape))
+        if not isinstance(params, dict):
+            raise ValueInputError("params must be a dict of parameter name -> array (see Kernel.init)")
+        missing = [p for p in self.param_names if p not in params]
+        if missing:
+            raise ValueInputError(f"params lack {', '.join(missing)}")
+        for p in self.param_names:
+            args[p] = self._array(f"parameter {p!r}", params[p], self.shape(p, sizes))
+        args.update(sizes)
+        return args, T, B, sizes
+
+    def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
+        """Run the cell over every step. Returns (outputs (T, B, ...) — an array, or a dict when the cell
+        has several outputs —, final states {name: (B, ...)}, the tape for `backward`)."""
+        args, T, B, _ = self._inputs(params, x, state0, memory)
+        buffers = self._run("forward", [args[a] for a in self.lowered.forward_args])
+        tape = Tape(buffers, T, B)
+        return self._outputs(tape), self._finals(tape), tape
+
+    def _buffer(self, tape: Tape, name: str):
+        return tape.buffers[self.lowered.tape.index(name)]
+
+    def _outputs(self, tape: Tape):
+        outs = {}
+        for o, (buf, shift) in self.lowered.output_stores.items():
+            arr = self._buffer(tape, buf)
+            outs[o] = arr[1:] if shift else arr
+        return outs[self.cell.outputs[0]] if len(outs) == 1 else outs
+
+    def _finals(self, tape: Tape) -> dict:
+        return {st.name: self._buffer(tape, st.name)[-1] for st in self.states}
+
+    def backward(self, params: dict, x, d_outputs, d_final: dict | None = None, state0: dict | None = None,
+                 memory: dict | None = None, tape: Tape | None = None) -> dict:
+        """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
+        d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
+        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it."""
+        args, T, B, sizes = self._inputs(params, x, state0, memory)
+        if tape is None:
+            tape = Tape(self._run("forward", [args[a] for a in self.lowered.forward_args]), T, B)
+        elif (tape.T, tape.B) != (T, B):
+            raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
+        outputs = list(self.cell.outputs)
+        if d_outputs is None:
+            d_outputs = {}
+        elif not isinstance(d_outputs, dict):
+            if len(outputs) > 1:
+                raise ValueInputError(f"cell {self.cell.name!r} has outputs {', '.join(outputs)}: pass d_outputs "
+                                      "as a dict")
+            d_outputs = {outputs[0]: d_outputs}
+        unknown = sorted(set(d_outputs) - set(outputs))
+        if unknown:
+            raise ValueInputError(f"cell {self.cell.name!r} has no output {', '.join(unknown)}")
+        for o in outputs:
+            shape = (T, B) + self.shape(o, sizes)
+            v = d_outputs.get(o)
+            args[f"dl_{o}"] = (np.zeros(shape, self.np_dtype) if v is None
+                               else self._array(f"d_outputs[{o!r}]", v, shape))
+        d_final = d_final or {}
+        for st in self.states:
+            shape = (B,) + self.shape(st.name, sizes)
+            v = d_final.get(st.name)
+            args[f"final_bar_{st.name}"] = (np.zeros(shape, self.np_dtype) if v is None
+                                            else self._array(f"d_final[{st.name!r}]", v, shape))
+        args.update(zip(self.lowered.tape, tape.buffers, strict=True))
+        grads = self._run("backward", [args[a] for a in self.lowered.backward_args])
+        self._trusted = True
+        return {name: g for (_, name), g in zip(self.lowered.backward_returns, grads, strict=True)}

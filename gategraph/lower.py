@@ -1,0 +1,955 @@
+"""Lowering: a cell and its adjoint become the source of one Python module of Numba kernels.
+
+`lower(cell, dtype)` returns that source as text. It holds two `@njit` functions, each one whole pass over a
+batch of time-major sequences:
+
+- `forward(inputs..., memories..., states0..., params..., sizes...)` runs the equations for t = 0 .. T-1
+  and returns the tape: every value of every step;
+- `backward(tape..., inputs..., memories..., params..., seeds..., finals..., sizes...)` runs the adjoint
+  (gategraph.derive) for t = T-1 .. 0, the reverse scan, and returns the gradients.
+
+How the equations become loops (see "Kernels: how to be fast" in DESIGN.md):
+
+- Each product `W · [h_{t-1}, x_t]` of a parameter matrix and a vector is split at the concatenation into
+  blocks, `W[:, :H] · h_{t-1} + W[:, H:] · x_t`. Blocks that multiply the same vector are stacked into one
+  matrix and done as one GEMM over the batch: for the LSTM, one GEMM per step for the four gates' h_{t-1}
+  blocks, and one GEMM over all steps for their x_t blocks, before the time loop.
+- In the adjoint, a sum `Σ_g W_gᵀ ā_g` is one GEMM `[ā_1, ā_2, ...] · [W_1; W_2; ...]`; the ā_g are written
+  straight into the columns of one buffer. A slice of such a sum (`bar_x = bar_z[H:H+X]`) is the same sum
+  over the slices of the W_g, so a gradient nothing in the recurrence needs (`bar_x`) becomes one GEMM over
+  all steps after the loop.
+- A parameter's gradient Σ_t ā_t zᵀ_t is one GEMM over all steps and the batch at the end, stacked over the
+  parameters that share z.
+- Everything elementwise is one loop per equation, its scalar form printed from SymPy after common
+  subexpression elimination, with every number written in the kernel's dtype (a bare `1.0` would turn
+  float32 arithmetic into float64).
+- Anything else (a product with a memory, a softmax, a dot product) gets plain loops per sequence.
+
+Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors.
+The generated source imports numpy and numba; this module imports neither.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from gategraph.derive import BAR, CARRY, Adjoint, derive
+from gategraph.errors import SpecError
+from gategraph.ops import OPS, op_of
+from gategraph.spec import Cell, infer_shape
+
+DTYPES = ("float32", "float64")
+RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"}
+
+
+# --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows r0:r1, columns c0:c1 of the parameter matrix `param`; `T`: used transposed.
+    As a linear map it sends a vector of length `n_in` to one of length `n_out`."""
+
+    param: str
+    r0: sp.Expr
+    r1: sp.Expr
+    c0: sp.Expr
+    c1: sp.Expr
+    T: bool = False
+
+    @property
+    def n_out(self):
+        return self.c1 - self.c0 if self.T else self.r1 - self.r0
+
+    @property
+    def n_in(self):
+        return self.r1 - self.r0 if self.T else self.c1 - self.c0
+
+    def rows_of_output(self, lo, hi) -> Block:
+        """The block whose output is entries lo:hi of this one's."""
+        if self.T:
+            return Block(self.param, self.r0, self.r1, self.c0 + lo, self.c0 + hi, True)
+        return Block(self.param, self.r0 + lo, self.r0 + hi, self.c0, self.c1, False)
+
+    def cols_of_input(self, lo, hi) -> Block:
+        """The block that reads entries lo:hi of this one's input."""
+        if self.T:
+            return Block(self.param, self.r0 + lo, self.r0 + hi, self.c0, self.c1, True)
+        return Block(self.param, self.r0, self.r1, self.c0 + lo, self.c0 + hi, False)
+
+    def entry_T(self, a: str, c: str) -> str:
+        """Source for entry [a, c] of the (n_in, n_out) matrix Aᵀ, where A is the map `out = A · in`."""
+        if self.T:
+            return f"{self.param}[{_py(self.r0)} + {a}, {_py(self.c0)} + {c}]"
+        return f"{self.param}[{_py(self.r0)} + {c}, {_py(self.c0)} + {a}]"
+
+
+@dataclass(frozen=True)
+class N:
+    """One node. op: "leaf" (args: name), "num" (args: value), "size" (args: name), a pointwise op's name,
+    "Gemm" (args: operand, Block), "GemmSum" (args: ((operand, Block), ...)), or a structural op's name."""
+
+    op: str
+    args: tuple
+    shape: tuple
+
+    @property
+    def children(self) -> tuple:
+        if self.op == "GemmSum":
+            return tuple(u for u, _ in self.args)
+        return tuple(a for a in self.args if isinstance(a, N))
+
+
+def _py(e) -> str:
+    return str(sp.sympify(e))
+
+
+def _leaves(node: N) -> set:
+    if node.op == "leaf":
+        return {node.args[0]}
+    out = set()
+    for c in node.children:
+        out |= _leaves(c)
+    return out
+
+
+def _split_terms(node: N) -> list:
+    if node.op == "Plus":
+        return _split_terms(node.args[0]) + _split_terms(node.args[1])
+    return [node]
+
+
+def _plus(terms: list, shape) -> N:
+    out = terms[0]
+    for t in terms[1:]:
+        out = N("Plus", (out, t), shape)
+    return out
+
+
+class _ToIR:
+    """SymPy op tree -> IR. Splits parameter products at concatenations; in the adjoint (`sums`), pushes
+    slices into parameter products and merges sums of them into one `GemmSum`."""
+
+    def __init__(self, shapes: dict, roles: dict, sizes: set, sums: bool, keep=frozenset()):
+        self.shapes, self.roles, self.sizes, self.sums, self.keep = shapes, roles, sizes, sums, keep
+        self.linear: dict = {}  # name -> IR of an adjoint equation that is a sum of parameter products
+
+    def __call__(self, expr) -> N:
+        if isinstance(expr, sp.Symbol) and expr.name in self.shapes:
+            return N("leaf", (expr.name,), tuple(self.shapes[expr.name]))
+        if isinstance(expr, sp.Symbol) and expr.name in self.sizes:
+            return N("size", (expr.name,), ())
+        if isinstance(expr, sp.Basic) and expr.is_number:
+            return N("num", (sp.nsimplify(expr),), ())
+        op = op_of(expr)
+        if op is None:
+            raise SpecError(f"the kernel generator cannot lower {expr!r}")
+        if op.name == "MatMul":
+            return self.matmul(expr)
+        if op.name == "Slice":
+            return self.slice(self(expr.args[0]), expr.args[1], expr.args[2])
+        args = tuple(self(a) for a in expr.args)
+        node = N(op.name, args, tuple(op.shape(*[a.shape for a in args])))
+        return self.merge(node) if op.name == "Plus" and self.sums else node
+
+    def param_block(self, A):
+        """A parameter matrix, or its transpose, as a Block; None for anything else."""
+        op = op_of(A)
+        T = op is not None and op.name == "Transpose"
+        M = A.args[0] if T else A
+        if isinstance(M, sp.Symbol) and self.roles.get(M.name) == "param" and len(self.shapes[M.name]) == 2:
+            m, k = self.shapes[M.name]
+            return Block(M.name, sp.S.Zero, m, sp.S.Zero, k, T)
+        return None
+
+    def matmul(self, expr) -> N:
+        A, v = expr.args
+        block = self.param_block(A)
+        if block is None or len(self.shapes_of(v)) != 1:
+            args = (self(A), self(v))
+            return N("MatMul", args, (args[0].shape[0],) + args[1].shape[1:])
+        return self.gemm(block, v)
+
+    def gemm(self, block: Block, v) -> N:
+        op = op_of(v)
+        if op is not None and op.name == "Concat":  # W [a, b] = W[:, :n_a] a + W[:, n_a:] b
+            n_a = self.shapes_of(v.args[0])[0]
+            left = self.gemm(block.cols_of_input(0, n_a), v.args[0])
+            right = self.gemm(block.cols_of_input(n_a, block.n_in), v.args[1])
+            return _plus([left, right], (block.n_out,))
+        return N("Gemm", (self(v), block), (block.n_out,))
+
+    def slice(self, child: N, lo, hi) -> N:
+        """v[lo:hi], pushed into sums and parameter products where it can go."""
+        if child.op == "leaf" and child.args[0] in self.linear:
+            child = self.linear[child.args[0]]
+        if child.op == "Plus":
+            return self.merge(N("Plus", (self.slice(child.args[0], lo, hi), self.slice(child.args[1], lo, hi)),
+                                (hi - lo,)))
+        if child.op == "Gemm":
+            return N("Gemm", (child.args[0], child.args[1].rows_of_output(lo, hi)), (hi - lo,))
+        if child.op == "GemmSum":
+            return N("GemmSum", tuple((u, b.rows_of_output(lo, hi)) for u, b in child.args), (hi - lo,))
+        if child.op == "Concat":
+            n_a = child.args[0].shape[0]
+            if sp.simplify(lo) == 0 and sp.simplify(hi - n_a) == 0:
+                return child.args[0]
+            if sp.simplify(lo - n_a) == 0 and sp.simplify(hi - n_a - child.args[1].shape[0]) == 0:
+                return child.args[1]
+        return N("Slice", (child, sp.sympify(lo), sp.sympify(hi)), (hi - lo,))
+
+    def merge(self, node: N) -> N:
+        """A sum's parameter products (those the forward pass did not already compute) as one GemmSum."""
+        terms = _split_terms(node)
+        linear = [t for t in terms if t.op in ("Gemm", "GemmSum") and t not in self.keep]
+        if not linear or (len(linear) == 1 and linear[0].op == "GemmSum"):
+            return node
+        pairs = []
+        for t in linear:
+            pairs += [(t.args[0], t.args[1])] if t.op == "Gemm" else list(t.args)
+        rest = [t for t in terms if t not in linear]
+        return _plus([N("GemmSum", tuple(pairs), node.shape)] + rest, node.shape)
+
+    def shapes_of(self, expr):
+        return infer_shape(expr, self.shapes)
+
+
+def _is_linear(node: N) -> bool:
+    return node.op in ("Gemm", "GemmSum") or (node.op == "Plus" and all(_is_linear(a) for a in node.args))
+
+
+# --- scalar code: SymPy's printer, numbers in the kernel's dtype --------------------------------------------
+
+
+class _ScalarPrinter(NumPyPrinter):
+    """Prints a scalar SymPy expression as Numba source. Placeholder symbols print as the array reads
+    they stand for; every number is wrapped in the kernel's dtype; small integer powers are products."""
+
+    def __init__(self, dtype: str, reads: dict):
+        super().__init__({"fully_qualified_modules": False, "inline": True})
+        self.dtype, self.reads = dtype, reads
+
+    def _num(self, value) -> str:
+        return f"np.{self.dtype}({float(value)!r})"
+
+    def _print_Symbol(self, s):
+        return self.reads.get(s, s.name)
+
+    def _print_Integer(self, e):
+        return self._num(e)
+
+    _print_Rational = _print_Float = _print_NegativeOne = _print_One = _print_Zero = _print_Half = _print_Integer
+
+    def _print_Pow(self, e, rational=False):
+        base, n = e.args
+        b = self.parenthesize(base, 100)
+        if n.is_Integer and 0 < n <= 4:
+            return "(" + " * ".join([b] * int(n)) + ")"
+        if n.is_Integer and -4 <= n < 0:
+            return f"({self._num(1)} / (" + " * ".join([b] * int(-n)) + "))"
+        if n == sp.S.Half:
+            return f"np.sqrt({self._print(base)})"
+        return f"{b} ** {self._num(n)}"
+
+    def _print_sigma(self, e):
+        return f"_sigmoid({self._print(e.args[0])})"
+
+    def _print_step(self, e):
+        return f"_step({self._print(e.args[0])})"
+
+    def _print_relu(self, e):
+        return f"_relu({self._print(e.args[0])})"
+
+    def _print_Function(self, e):
+        name = type(e).__name__
+        if name in ("exp", "tanh", "log", "sin", "cos", "sqrt", "tan", "sinh", "cosh", "arctan"):
+            return f"np.{name}({', '.join(self._print(a) for a in e.args)})"
+        raise SpecError(f"the kernel generator has no scalar code for {name}()")
+
+    _print_exp = _print_tanh = _print_log = _print_sin = _print_cos = _print_Function
+
+
+# --- the emitter: loops, GEMMs and buffers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a value lives and how one entry is read.
+
+    kind "seq": buf[t + shift, b, col + j ...] (a value of every step); "flat": buf[t·B + b, col + j ...];
+    "batch": buf[b, col + j ...] (a memory, or a value of the current step only); "param": buf[j ...];
+    "size": a size, read as a number. `width`: the buffer's last axis when `col` picks a part of it."""
+
+    buf: str
+    kind: str
+    shift: int = 0
+    col: sp.Expr = sp.S.Zero
+    width: sp.Expr | None = None
+
+    def read(self, idx: tuple, dtype: str) -> str:
+        if self.kind == "size":
+            return f"np.{dtype}({self.buf})"
+        head = {"param": [], "seq": ["_t" if not self.shift else f"_t + {self.shift}", "_b"],
+                "flat": ["_t * _B + _b"], "batch": ["_b"]}[self.kind]
+        idx = list(idx)
+        if idx and self.col != 0:
+            idx[-1] = self.col + idx[-1]
+        return f"{self.buf}[{', '.join(head + [_py(i) for i in idx])}]"
+
+    @property
+    def whole(self) -> bool:
+        return self.width is None
+
+
+def _sum(items):
+    out = sp.S.Zero
+    for i in items:
+        out += i
+    return out
+
+
+class Emitter:
+    """Writes one function body: allocations first, then loops and GEMMs in order. In "step" mode the
+    code sits inside the time loop (per-step temporaries are (B, ...)); in "all" mode it runs over every
+    step at once (temporaries are (T·B, ...))."""
+
+    direct = True  # a value that is one GEMM is written by the GEMM itself
+
+    def __init__(self, dtype: str, stores: dict):
+        self.dtype, self.stores = dtype, stores
+        self.allocs: list = []
+        self.lines: list = []
+        self.depth = 1
+        self.mode = "all"
+        self.memo: dict = {}  # node -> Store, for values computed once per step (or once in "all" mode)
+        self.counts: dict = {}
+        self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
+        self.seq_stacks: dict = {}  # tuple of operand nodes -> seq buffer holding them side by side
+
+    # -- text ------------------------------------------------------------------------------------------------
+    def fresh(self, stem: str) -> str:
+        k = self.counts.get(stem, 0)
+        self.counts[stem] = k + 1
+        return f"{stem}{k}"
+
+    def line(self, text: str):
+        self.lines.append("    " * self.depth + text)
+
+    def alloc(self, name: str, dims: list, fill: str = "empty"):
+        self.allocs.append(f"{name} = np.{fill}(({', '.join(_py(d) for d in dims)},), DT)")
+
+    def rows(self) -> str:
+        return "_B" if self.mode == "step" else "_T * _B"
+
+    def transient(self, stem: str, shape: tuple) -> Store:
+        """A buffer for the current step ((B, ...)) or, in "all" mode, for every step ((T·B, ...))."""
+        name = self.fresh(stem)
+        self.alloc(name, [sp.Symbol(self.rows())] + list(shape))
+        return Store(name, "batch" if self.mode == "step" else "flat")
+
+    # -- scalars -----------------------------------------------------------------------------------------------
+    def scalar(self, node: N, idx: tuple, reads: dict):
+        """The SymPy scalar of `node` at `idx`; each array read becomes a placeholder symbol in `reads`."""
+        if node.op == "num":
+            return node.args[0]
+        if node.op in ("leaf", "size") or node in self.memo:
+            store = self.memo.get(node) or self.stores.get(node.args[0]) or Store(node.args[0], "size")
+            text = store.read(idx, self.dtype)
+            for s, t in reads.items():
+                if t == text:
+                    return s
+            s = sp.Symbol(f"_r{len(reads)}", real=True)
+            reads[s] = text
+            return s
+        op = node.op
+        if op in OPS and OPS[op].kind == "pointwise":
+            return OPS[op].scalar(*[self.scalar(a, idx if len(a.shape) == len(idx) else (), reads)
+                                    for a in node.args])
+        if op == "Slice":
+            child, lo, _ = node.args
+            return self.scalar(child, idx[:-1] + (idx[-1] + lo,), reads)
+        if op == "Outer":
+            return self.scalar(node.args[0], idx[:1], reads) * self.scalar(node.args[1], idx[1:], reads)
+        if op == "RowPlus":
+            return self.scalar(node.args[0], idx, reads) + self.scalar(node.args[1], idx[1:], reads)
+        if op == "Transpose":
+            return self.scalar(node.args[0], idx[::-1], reads)
+        raise SpecError(f"internal: {op} reached the elementwise printer before it was computed")
+
+    def printed(self, exprs: list, reads: dict) -> list:
+        """Emit the common subexpressions of `exprs` as locals; return the printed reduced forms."""
+        temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations="basic")
+        printer = _ScalarPrinter(self.dtype, reads)
+        for sym, e in temps:
+            self.line(f"{sym} = {printer.doprint(e)}")
+        return [printer.doprint(e) for e in reduced]
+
+    # -- loops ---------------------------------------------------------------------------------------------------
+    def open_batch(self) -> int:
+        if self.mode == "all":
+            self.line("for _t in range(_T):")
+            self.depth += 1
+        self.line("for _b in range(_B):")
+        self.depth += 1
+        return 2 if self.mode == "all" else 1
+
+    def open_units(self, shape) -> tuple:
+        names = ("_j",) if len(shape) == 1 else ("_i", "_k")[: len(shape)]
+        idx = []
+        for name, n in zip(names, shape, strict=False):
+            self.line(f"for {name} in range({_py(n)}):")
+            self.depth += 1
+            idx.append(sp.Symbol(name, integer=True))
+        return tuple(idx)
+
+    def elementwise(self, node: N, dest, op: str = "="):
+        """One loop nest: for each sequence and unit, dest(idx) (op) node[idx]."""
+        self.prepare(node)
+        opened = self.open_batch()
+        idx = self.open_units(node.shape)
+        reads: dict = {}
+        (value,) = self.printed([self.scalar(node, idx, reads)], reads)
+        self.line(f"{dest(idx)} {op} {value}")
+        self.depth -= opened + len(idx)
+
+    def into(self, store: Store, node: N, op: str = "="):
+        """store[...] (op) node[...]; a product of parameters lands in the store straight from its GEMM."""
+        if self.direct and op == "=" and node.op in ("Gemm", "GemmSum") and node not in self.memo:
+            target = self.contiguous(store, node.shape[0]) if len(node.shape) == 1 else None
+            if target is not None:
+                return self.gemm(node, target)
+        if op == "=" and node.op in ("MatMul", "Dot", "Sum", "ColSum", "Softmax") and node not in self.memo:
+            for c in node.children:
+                self.prepare(c)
+            return (self.softmax if node.op == "Softmax" else self.contraction)(node, store)
+        self.elementwise(node, lambda idx: store.read(idx, self.dtype), op)
+
+    # -- what needs its own loops or a GEMM --------------------------------------------------------------------
+    def prepare(self, node: N):
+        """Compute, ahead of an elementwise loop, each part of `node` that is not elementwise."""
+        if node in self.memo or node.op in ("leaf", "num", "size"):
+            return
+        if node.op in ("Gemm", "GemmSum"):
+            return self.gemm(node)
+        for c in node.children:
+            self.prepare(c)
+        if node.op in ("MatMul", "Dot", "Sum", "ColSum"):
+            self.contraction(node)
+        elif node.op == "Softmax":
+            self.softmax(node)
+        elif node.op == "Concat":
+            store = self.transient("_m", node.shape)
+            a, b = node.args
+            self.into(store, a)
+            self.elementwise(b, lambda idx: store.read((idx[0] + a.shape[0],), self.dtype))
+            self.memo[node] = store
+
+    def contraction(self, node: N, store: Store | None = None):
+        """MatMul: out[i(, l)] = Σ_s A[i, s] B[s(, l)]; Dot: Σ_s a[s] b[s]; Sum: Σ_s v[s]; ColSum: Σ_s A[s, k]."""
+        store = store or self.transient("_m", node.shape)
+        a, s = node.args[0], sp.Symbol("_s", integer=True)
+        opened = self.open_batch()
+        idx = self.open_units(node.shape)
+        reads: dict = {}
+        if node.op == "MatMul":
+            n, term = a.shape[-1], self.scalar(a, idx[:1] + (s,), reads) * self.scalar(node.args[1], (s,) + idx[1:],
+                                                                                        reads)
+        elif node.op == "Dot":
+            n, term = a.shape[0], self.scalar(a, (s,), reads) * self.scalar(node.args[1], (s,), reads)
+        else:
+            n, term = a.shape[0], self.scalar(a, (s,) + idx, reads)
+        self.line(f"_acc = np.{self.dtype}(0.0)")
+        self.line(f"for _s in range({_py(n)}):")
+        self.depth += 1
+        (value,) = self.printed([term], reads)
+        self.line(f"_acc += {value}")
+        self.depth -= 1
+        self.line(f"{store.read(idx, self.dtype)} = _acc")
+        self.depth -= opened + len(idx)
+        self.memo[node] = store
+
+    def softmax(self, node: N, store: Store | None = None):
+        """p = exp(e - max e) / Σ exp(e - max e), one sequence at a time."""
+        store = store or self.transient("_m", node.shape)
+        j = sp.Symbol("_j", integer=True)
+        n, out = _py(node.shape[0]), store.read((j,), self.dtype)
+        opened = self.open_batch()
+        for head, body in ((f"_max = np.{self.dtype}(-np.inf)", "_max = max(_max, {e})"),
+                           (f"_acc = np.{self.dtype}(0.0)", f"{out} = np.exp({{e}} - _max)\n_acc += {out}")):
+            self.line(head)
+            self.line(f"for _j in range({n}):")
+            self.depth += 1
+            reads: dict = {}
+            (e,) = self.printed([self.scalar(node.args[0], (j,), reads)], reads)
+            for text in body.format(e=e).split("\n"):
+                self.line(text)
+            self.depth -= 1
+        self.line(f"for _j in range({n}):")
+        self.line(f"    {out} = {out} / _acc")
+        self.depth -= opened
+        self.memo[node] = store
+
+    # -- GEMMs -------------------------------------------------------------------------------------------------------
+    def gemm(self, node: N, target: str | None = None):
+        """Σ_g A_g u_g = [u_1, u_2, ...] · [A_1ᵀ; A_2ᵀ; ...], one GEMM over the batch (over all steps in
+        "all" mode), into `target` (source of a contiguous array) or a new buffer."""
+        terms = node.args if node.op == "GemmSum" else ((node.args[0], node.args[1]),)
+        S = self.stack([b for _, b in terms], axis=0)
+        U = self.side_by_side([u for u, _ in terms])
+        if target is None:
+            out = self.transient("_q", node.shape)
+            self.memo[node] = out
+            target = out.buf
+        self.line(f"np.dot({U}, {S}, {target})")
+
+    def stack(self, blocks: list, axis: int) -> str:
+        """The matrices A_gᵀ stacked along `axis` (0: rows, for a sum of products; 1: columns, for
+        products of one operand), built once before the loops."""
+        S = self.fresh("_S")
+        n_in, n_out = _sum(b.n_in for b in blocks), _sum(b.n_out for b in blocks)
+        self.alloc(S, [n_in, blocks[0].n_out] if axis == 0 else [blocks[0].n_in, n_out])
+        off = sp.S.Zero
+        for b in blocks:
+            at = f"{_py(off)}, 0" if axis == 0 else f"0, {_py(off)}"
+            self.allocs.append(f"_copy({S}, {at}, {b.param}, {_py(b.r0)}, {_py(b.c0)}, {_py(b.n_in)}, "
+                               f"{_py(b.n_out)}, {not b.T}, False)")
+            off += b.n_in if axis == 0 else b.n_out
+        return S
+
+    def contiguous(self, store: Store, n) -> str | None:
+        """Source for a stored value as a contiguous (rows, n) array, or None if it is not one."""
+        if store.kind == "seq" and store.whole:
+            if self.mode == "step":
+                return f"{store.buf}[_t + {store.shift}]" if store.shift else f"{store.buf}[_t]"
+            long = store.shift or store.buf in self.long
+            rows = f"{store.buf}[{store.shift}:{store.shift} + _T]" if long else store.buf
+            return f"{rows}.reshape(_T * _B, {_py(n)})"
+        if store.whole and ((store.kind == "batch" and self.mode == "step") or
+                            (store.kind == "flat" and self.mode == "all")):
+            return store.buf
+        if store.kind == "flat" and store.whole and self.mode == "step":
+            return f"{store.buf}[_t * _B:(_t + 1) * _B]"
+        return None
+
+    def side_by_side(self, us: list) -> str:
+        """Source for [u_1, u_2, ...] over the batch as one contiguous array (copied together if need be)."""
+        if tuple(us) in self.seq_stacks:
+            buf, width = self.seq_stacks[tuple(us)]
+            return self.contiguous(Store(buf, "seq"), width)
+        if len(us) == 1:
+            u = us[0]
+            store = self.memo.get(u) or (self.stores.get(u.args[0]) if u.op == "leaf" else None)
+            if store is not None and (src := self.contiguous(store, u.shape[0])) is not None:
+                return src
+        width = _sum(u.shape[0] for u in us)
+        out = self.transient("_U", (width,))
+        off = sp.S.Zero
+        for u in us:
+            self.into(Store(out.buf, out.kind, col=off, width=width), u)
+            off += u.shape[0]
+        if len(us) == 1:
+            self.memo[us[0]] = out
+        return out.buf
+
+
+class _ForwardEmitter(Emitter):
+    """Products of parameter blocks with one operand are computed together: before the time loop when the
+    operand is an input, else once per step, into a buffer kept for the backward pass."""
+
+    direct = False
+
+    def __init__(self, dtype, stores, groups: dict):
+        super().__init__(dtype, stores)
+        self.groups = groups  # operand -> [Gemm nodes]
+        self.kept: dict = {}  # Gemm node or materialized operand -> Store, for the tape
+
+    def gemm(self, node: N, target: str | None = None):
+        v = node.args[0]
+        members = self.groups[v]
+        S = self.stack([m.args[1] for m in members], axis=1)
+        width = _sum(m.shape[0] for m in members)
+        P = self.fresh("_P")
+        if self.mode == "all":
+            self.line(f"{P} = np.dot({self.side_by_side([v])}, {S})")
+            kind = "flat"
+        else:
+            if v.op != "leaf" and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for the weight gradient
+                store = Store(self.fresh("_v"), "seq")
+                self.alloc(store.buf, [sp.Symbol("_T"), sp.Symbol("_B"), v.shape[0]])
+                self.into(store, v)
+                self.memo[v] = self.kept[v] = store
+            self.alloc(P, [sp.Symbol("_T"), sp.Symbol("_B"), width])
+            self.line(f"np.dot({self.side_by_side([v])}, {S}, {P}[_t])")
+            kind = "seq"
+        off = sp.S.Zero
+        for m in members:
+            self.memo[m] = self.kept[m] = Store(P, kind, col=off, width=width)
+            off += m.shape[0]
+
+
+def _walk(node: N):
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
+def _uses(expr, name: str, under_slice=False):
+    """For each occurrence of the symbol `name` in a SymPy tree: whether it is the sliced argument of a Slice."""
+    if isinstance(expr, sp.Symbol):
+        return [under_slice] if expr.name == name else []
+    op = op_of(expr)
+    out = []
+    for k, a in enumerate(expr.args):
+        out += _uses(a, name, op is not None and op.name == "Slice" and k == 0)
+    return out
+
+
+@dataclass
+class Lowered:
+    """The generated module's source and the argument lists of its two functions."""
+
+    source: str
+    forward_args: list  # names, in order: inputs, memories, initial states, parameters, sizes
+    tape: list  # the buffers forward returns, in order
+    backward_args: list  # tape, inputs, memories, parameters, seeds, final adjoints, sizes
+    backward_returns: list  # (kind, name): ("param", W), ("input", x), ("memory", M), ("state", h)
+    state_buffers: dict  # state -> its (T+1, B, n) buffer in the tape (row 0: the initial state)
+    output_stores: dict  # output -> (buffer, shift)
+
+
+def _check_names(cell: Cell):
+    for name in list(cell.shapes) + [s.name for s in cell.sizes]:
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in RESERVED:
+            raise SpecError(f"cell {cell.name!r}: the name {name!r} cannot be a variable in a kernel "
+                            "(names must be Python identifiers, not keywords, not start with '_')")
+
+
+def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) -> Lowered:
+    """The Numba module for `cell`: forward and backward over batches of sequences, in `dtype`."""
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    _check_names(cell)
+    if not cell.by_role("input"):
+        raise SpecError(f"cell {cell.name!r} has no per-step input: a kernel runs over sequences of inputs")
+    if any(len(st.shape) != 1 for st in cell.states):
+        raise SpecError(f"cell {cell.name!r}: a kernel carries vector states only")
+    return _Lowering(cell, dtype, adjoint or derive(cell)).run()
+
+
+T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")
+
+
+class _Lowering:
+    def __init__(self, cell: Cell, dtype: str, adj: Adjoint):
+        self.cell, self.dtype, self.adj = cell, dtype, adj
+        self.per_step = [d.name for d in cell.by_role("input")]
+        self.memories = [d.name for d in cell.by_role("memory")]
+        self.params = [p.name for p in cell.params]
+        self.sizes = [s.name for s in cell.sizes]
+        self.states = list(cell.states)
+        self.shapes = adj.shapes
+
+    def run(self) -> Lowered:
+        forward_src = self.forward()
+        backward_src = self.backward()
+        state_names = {st.name for st in self.states}
+        outputs = {o: (o, 1 if o in state_names else 0) for o in self.cell.outputs}
+        return Lowered(_module(self.cell, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
+                       self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs)
+
+    # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
+    def forward(self) -> str:
+        """h_t = step(x_t, h_{t-1}): the inputs' products before the loop, the rest once per step."""
+        stores = {n: Store(n, "seq") for n in self.per_step}
+        stores.update({n: Store(n, "batch") for n in self.memories})
+        stores.update({n: Store(n, "param") for n in self.params})
+        fw = self.fw = _ForwardEmitter(self.dtype, stores, {})
+        for st in self.states:  # one (T + 1, B, n) buffer: row t is s_{t-1}, row t + 1 is s_t
+            stores[st.name], stores[st.prev.name] = Store(st.name, "seq", shift=1), Store(st.name, "seq")
+            fw.alloc(st.name, [T_ + 1, B_] + list(st.shape))
+            fw.long.add(st.name)
+            fw.allocs.append(f"_copy({st.name}[0], 0, 0, {st.name}_init, 0, 0, _B, {_py(st.shape[0])}, False, False)")
+        lets = [eq.name for eq in self.cell.equations if eq.name not in {st.name for st in self.states}]
+        for name in lets:
+            stores[name] = Store(name, "seq")
+            fw.alloc(name, [T_, B_] + list(self.shapes[name]))
+        conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=False)
+        eqs = [(eq.name, conv(eq.rhs)) for eq in self.cell.equations]
+        for node in (n for _, ir in eqs for n in _walk(ir)):
+            if node.op == "Gemm" and node not in fw.groups.get(node.args[0], []):
+                fw.groups.setdefault(node.args[0], []).append(node)
+        fixed = set(self.per_step) | set(self.memories) | set(self.params)
+        fw.mode = "all"
+        for v, members in fw.groups.items():  # products with inputs: one GEMM over all steps
+            if _leaves(v) <= fixed:
+                fw.gemm(members[0])
+        fw.mode = "step"
+        fw.line("for _t in range(_T):")
+        fw.depth += 1
+        for name, ir in eqs:
+            fw.into(stores[name], ir)
+        fw.depth -= 1
+        self.stores = stores
+        self.tape = [st.name for st in self.states] + lets
+        self.tape += sorted({s.buf for s in fw.kept.values()}, key=lambda b: (b[:2], int(b[2:])))
+        self.forward_args = (self.per_step + self.memories + [f"{st.name}_init" for st in self.states]
+                             + self.params + self.sizes)
+        return _function("forward", self.forward_args, self.per_step[0], fw, f"return ({', '.join(self.tape)},)")
+
+    # -- backward: t = T-1 .. 0, then everything the recurrence does not need ----------------------------------
+    def backward(self) -> str:
+        """The reverse scan over the adjoint step (gategraph.derive); input and weight gradients after it."""
+        adj = self.adj
+        seeds = [adj.seeds[o] for o in self.cell.outputs]
+        finals = [f"final_{BAR}{st.name}" for st in self.states]
+        stores = self.bstores = {**self.stores, **{s: Store(s, "seq") for s in seeds}}
+        bw = self.bw = Emitter(self.dtype, stores)
+        bw.long = set(self.fw.long)
+        self.carry_bufs = {}
+        for st, final in zip(self.states, finals, strict=True):  # row t + 1 is read at t, row t written at t
+            buf = adj.carries.get(st.name) or f"{BAR}{st.name}_prev"
+            self.carry_bufs[st.name] = buf
+            stores[CARRY + st.name], stores[buf] = Store(buf, "seq", shift=1), Store(buf, "seq")
+            bw.alloc(buf, [T_ + 1, B_] + list(st.shape), "zeros")
+            bw.long.add(buf)
+            bw.allocs.append(f"_copy({buf}[_T], 0, 0, {final}, 0, 0, _B, {_py(st.shape[0])}, False, False)")
+        loop, post = self.schedule()
+        self.plan_storage(loop, post)
+        base = dict(self.fw.kept)  # the forward pass's products and operands, read from the tape
+        bw.memo, bw.mode = dict(base), "step"
+        if loop:
+            bw.line("for _t in range(_T - 1, -1, -1):")
+            bw.depth += 1
+            for name in loop:
+                bw.into(stores[name], self.irs[name])
+            bw.depth -= 1
+        bw.memo, bw.mode = dict(base), "all"
+        for name in post:
+            bw.into(stores[name], self.irs[name])
+        self.gradients()
+        values = self.gather_returns()
+        self.backward_args = self.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes
+        return _function("backward", self.backward_args, self.per_step[0], bw, f"return ({', '.join(values)},)")
+
+    def schedule(self) -> tuple[list, list]:
+        """The adjoint equations the carries need (inside the time loop), and those only the input and
+        weight gradients need (after it, over all steps at once)."""
+        adj = self.adj
+        conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=True, keep=frozenset(self.fw.kept))
+        every = [eq.rhs for eq in adj.equations] + list(adj.grads.values())
+        required = {b for b in adj.carries.values() if b} | set(adj.inputs.values())
+        irs = {}
+        for eq in adj.equations:
+            ir = conv(eq.rhs)
+            if eq.name not in required and _is_linear(ir) and all(all(_uses(e, eq.name)) for e in every):
+                conv.linear[eq.name] = ir  # only ever sliced (bar_z): each slice is its own product
+            else:
+                irs[eq.name] = ir
+        grads = {p: conv(g) for p, g in adj.grads.items() if g != 0}
+        _inline_single_uses(irs, grads, required | set(self.carry_bufs.values()))
+        deps = {n: _leaves(ir) & set(irs) for n, ir in irs.items()}
+
+        def closure(names):
+            out, todo = set(), list(names)
+            while todo:
+                n = todo.pop()
+                if n in irs and n not in out:
+                    out.add(n)
+                    todo += deps[n]
+            return out
+
+        cone = closure(b for b in adj.carries.values() if b)
+        later = closure(set(adj.inputs.values()) | set().union(*[_leaves(g) for g in grads.values()]))
+        order = [eq.name for eq in adj.equations if eq.name in irs]
+        self.irs, self.grad_irs = irs, grads
+        return [n for n in order if n in cone], [n for n in order if n in later and n not in cone]
+
+    def plan_storage(self, loop: list, post: list):
+        """Adjoints that a sum of products reads side by side (ā_f, ā_i, ā_C, ā_o) are written side by side,
+        into the columns of one buffer; every other adjoint gets its own (T, B, n) buffer."""
+        stores, bw, assigned = self.bstores, self.bw, set(self.carry_bufs.values())
+        for node in (n for name in loop for n in _walk(self.irs[name])):
+            if node.op != "GemmSum" or len(node.args) < 2:
+                continue
+            us = tuple(u for u, _ in node.args)
+            names = [u.args[0] if u.op == "leaf" else None for u in us]
+            if (us in bw.seq_stacks or None in names or len(set(names)) < len(names)
+                    or any(n not in loop or n in assigned for n in names)):
+                continue
+            buf, width, off = bw.fresh("_U"), _sum(u.shape[0] for u in us), sp.S.Zero
+            bw.alloc(buf, [T_, B_, width])
+            for n, u in zip(names, us, strict=True):
+                stores[n] = Store(buf, "seq", col=off, width=width)
+                assigned.add(n)
+                off += u.shape[0]
+            bw.seq_stacks[us] = (buf, width)
+        for name in loop + post:
+            if name not in stores:
+                stores[name] = Store(name, "seq")
+                bw.alloc(name, [T_, B_] + list(self.shapes[name]))
+
+    def gradients(self):
+        """dL/dW = Σ_t Σ_b (gradient at step t, sequence b): outer products as one GEMM per operand they
+        share (Σ_t ā_t [h_{t-1}, x_t]ᵀ), sums of stored adjoints by column, anything else by loops."""
+        bw, stores, shapes = self.bw, self.bstores, self.shapes
+        outer: dict = {}  # operand v -> [(block of the parameter, u)]
+        for p, g in self.grad_irs.items():
+            acc = Store(f"_g_{p}", "param")
+            bw.alloc(acc.buf, list(shapes[p]), "zeros")
+            for term in _split_terms(g):
+                if term.op == "Outer" and len(shapes[p]) == 2 and all(len(a.shape) == 1 for a in term.args):
+                    u, v = term.args
+                    whole = Block(p, sp.S.Zero, shapes[p][0], sp.S.Zero, shapes[p][1])
+                    for part, block in _split_concat(v, whole):
+                        outer.setdefault(part, []).append((block, u))
+                elif term.op == "leaf" and len(term.shape) == 1 and stores[term.args[0]].kind == "seq":
+                    st = stores[term.args[0]]
+                    rows = bw.contiguous(Store(st.buf, "seq", st.shift), st.width or term.shape[0])
+                    bw.line(f"_colsum({acc.buf}, {rows}, {_py(st.col)}, {_py(term.shape[0])})")
+                else:
+                    bw.elementwise(term, lambda idx, acc=acc: acc.read(idx, self.dtype), "+=")
+        for v, items in outer.items():
+            U, V, D = bw.side_by_side([u for _, u in items]), bw.side_by_side([v]), bw.fresh("_D")
+            bw.line(f"{D} = np.dot({U}.T, {V})")
+            off = sp.S.Zero
+            for block, u in items:
+                bw.line(f"_copy(_g_{block.param}, {_py(block.r0)}, {_py(block.c0)}, {D}, {_py(off)}, 0, "
+                        f"{_py(u.shape[0])}, {_py(block.c1 - block.c0)}, False, True)")
+                off += u.shape[0]
+
+    def gather_returns(self) -> list:
+        """Source of each returned gradient; sets self.returns to what each one is."""
+        bw, adj, values, self.returns = self.bw, self.adj, [], []
+
+        def zeros(dims):
+            return f"np.zeros(({', '.join(_py(d) for d in dims)},), DT)"
+
+        for p in self.params:
+            self.returns.append(("param", p))
+            values.append(f"_g_{p}" if p in self.grad_irs else zeros(self.shapes[p]))
+        for d in self.cell.inputs:
+            kind, bar = ("input" if d.role == "input" else "memory"), adj.inputs.get(d.name)
+            self.returns.append((kind, d.name))
+            if bar is None:
+                values.append(zeros(([T_, B_] if kind == "input" else [B_]) + list(d.shape)))
+            elif kind == "input":
+                values.append(self.bstores[bar].buf)
+            else:  # a memory is read at every step: its gradient is the sum over them
+                acc = Store(f"_g_{d.name}", "batch")
+                bw.alloc(acc.buf, [B_] + list(d.shape), "zeros")
+                bw.elementwise(N("leaf", (bar,), tuple(d.shape)), lambda idx, acc=acc: acc.read(idx, self.dtype), "+=")
+                values.append(acc.buf)
+        for st in self.states:
+            self.returns.append(("state", st.name))
+            values.append(f"{self.carry_bufs[st.name]}[0]")
+        return values
+
+
+def _substitute(node: N, name: str, value: N) -> N:
+    if node.op == "leaf":
+        return value if node.args[0] == name else node
+    if node.op == "GemmSum":
+        return N("GemmSum", tuple((_substitute(u, name, value), b) for u, b in node.args), node.shape)
+    return N(node.op, tuple(_substitute(a, name, value) if isinstance(a, N) else a for a in node.args), node.shape)
+
+
+def _count(node: N, name: str) -> int:
+    return sum(1 for n in _walk(node) if n.op == "leaf" and n.args[0] == name)
+
+
+def _inline_single_uses(irs: dict, grad_irs: dict, keep: set):
+    """Fold an elementwise adjoint used exactly once into its consumer (`bar_f` into `bar_a_f`): one loop
+    and one buffer fewer, the same arithmetic."""
+    for name in list(irs):
+        ir = irs[name]
+        pointwise = all(n.op in ("leaf", "num", "size") or (n.op in OPS and OPS[n.op].kind == "pointwise")
+                        for n in _walk(ir))
+        if name in keep or not pointwise:
+            continue
+        users = [(d, k) for d in (irs, grad_irs) for k, other in d.items() if k != name and _count(other, name)]
+        if len(users) != 1 or _count(users[0][0][users[0][1]], name) != 1:
+            continue
+        d, k = users[0]
+        if any(n.op in ("Gemm", "GemmSum") and any(c.op == "leaf" and c.args[0] == name for c in n.children)
+               for n in _walk(d[k])):
+            continue  # an operand of a product stays a stored array
+        d[k] = _substitute(d[k], name, ir)
+        del irs[name]
+
+
+def _split_concat(v: N, block: Block):
+    """u [a, b]ᵀ = [u aᵀ, u bᵀ]: the parts of an outer product's right factor, with the columns each fills."""
+    if v.op == "Concat":
+        a, b = v.args
+        n_a = a.shape[0]
+        return (_split_concat(a, Block(block.param, block.r0, block.r1, block.c0, block.c0 + n_a))
+                + _split_concat(b, Block(block.param, block.r0, block.r1, block.c0 + n_a, block.c1)))
+    return [(v, block)]
+
+
+def _function(name: str, args: list, first_input: str, em: Emitter, ret: str) -> str:
+    head = ["@njit(cache=True, error_model=\"numpy\", nogil=True)",
+            f"def {name}({', '.join(args)}):",
+            f"    _T, _B = {first_input}.shape[0], {first_input}.shape[1]"]
+    return "\n".join(head + ["    " + a for a in em.allocs] + em.lines + ["    " + ret]) + "\n"
+
+
+def _module(cell: Cell, dtype: str, forward_src: str, backward_src: str) -> str:
+    eqs = "\n".join(f"    {eq.name} = {eq.rhs}" for eq in cell.equations)
+    one, zero, t = f"np.{dtype}(1.0)", f"np.{dtype}(0.0)", dtype
+    return f'''"""Kernels for the cell {cell.name!r} in {dtype}, generated by gategraph.lower from
+
+{eqs}
+
+and its adjoint. Do not edit: the file is rebuilt whenever the cell or the generator changes.
+"""
+
+import numpy as np
+from numba import njit
+
+DT = np.{dtype}
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid(a):
+    return {one} / ({one} + np.exp(-a))
+
+
+@njit(cache=True, error_model="numpy")
+def _step(a):
+    return {one} if a > {zero} else {zero}
+
+
+@njit(cache=True, error_model="numpy")
+def _relu(a):
+    return a if a > {zero} else {zero}
+
+
+@njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
+      cache=True, error_model="numpy")
+def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
+    """dst[d0 + a, d1 + c] (+)= src[s0 + a, s1 + c], or src[s0 + c, s1 + a] if `transpose`, for a < m, c < n."""
+    for a in range(m):
+        for c in range(n):
+            v = src[s0 + c, s1 + a] if transpose else src[s0 + a, s1 + c]
+            if add:
+                dst[d0 + a, d1 + c] += v
+            else:
+                dst[d0 + a, d1 + c] = v
+
+
+@njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
+def _colsum(acc, rows, col, n):
+    """acc[j] += Σ_r rows[r, col + j], for j < n."""
+    for r in range(rows.shape[0]):
+        for j in range(n):
+            acc[j] += rows[r, col + j]
+
+
+{forward_src}
+
+{backward_src}'''

@@ -1,0 +1,303 @@
+"""Compiled kernels: the generated Numba code agrees with the reference evaluation of the SymPy expressions
+(gategraph.reference), with finite differences, and with PyTorch; float32 stays float32; bad input gets
+one-line errors; the kernel cache survives a corrupt entry."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gategraph import cells, interop
+from gategraph.derive import derive
+from gategraph.errors import ShapeError, SpecError, ValueInputError
+from gategraph.kernel import compile
+from gategraph.reference import backward as ref_backward
+from gategraph.reference import forward as ref_forward
+from gategraph.spec import CellBuilder
+from tests.conftest import ROOT
+
+X, H, T, B = 3, 4, 5, 3
+RECURRENT = ["lstm", "peephole_lstm", "gru", "gru_reset_after", "rnn"]
+TOL = {"float64": 1e-10, "float32": 1e-4}
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def _reference_batch(cell, params, x, s0, dout, dfin, memory=None):
+    """Per sequence: the reference forward pass and BPTT, in float64; parameter gradients summed over the batch."""
+    adj = derive(cell)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    outs, grads = [], {}
+    for b in range(x.shape[1]):
+        inputs = {cell.by_role("input")[0].name: x[:, b].astype(np.float64)}
+        inputs.update({m: v[b].astype(np.float64) for m, v in (memory or {}).items()})
+        run = ref_forward(cell, p64, inputs, {s: v[b].astype(np.float64) for s, v in s0.items()})
+        outs.append({**run.outputs, **{f"final_{s}": v for s, v in run.final.items()}})
+        g = ref_backward(adj, run, {o: d[:, b].astype(np.float64) for o, d in dout.items()},
+                         {s: v[b].astype(np.float64) for s, v in dfin.items()})
+        for k, v in g.items():
+            grads.setdefault(k, []).append(v)
+    return outs, grads
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", RECURRENT)
+def test_recurrent_kernels_agree_with_the_reference(name, dtype):
+    cell = cells.CELLS[name]()
+    k = compile(cell, X, H, dtype)
+    rng = np.random.default_rng(1)
+    params = {n: (v * 3).astype(k.np_dtype) for n, v in k.init(1).items()}
+    x = rng.normal(size=(T, B, X)).astype(k.np_dtype)
+    s0 = {st.name: rng.normal(size=(B, H)).astype(k.np_dtype) for st in cell.states}
+    out, final, tape = k.forward(params, x, s0)
+    dout = rng.normal(size=out.shape).astype(k.np_dtype)
+    dfin = {st.name: rng.normal(size=(B, H)).astype(k.np_dtype) for st in cell.states}
+    grads = k.backward(params, x, dout, dfin, s0, tape=tape)
+    outs, ref = _reference_batch(cell, params, x, s0, {"h": dout}, dfin)
+    tol = TOL[dtype]
+    assert out.dtype == k.np_dtype and out.shape == (T, B, H)
+    assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < tol
+    for st in cell.states:
+        assert _rel(final[st.name], np.stack([o[f"final_{st.name}"] for o in outs])) < tol
+    assert set(grads) == {p.name for p in cell.params} | {"x"} | {st.name for st in cell.states}
+    for p in cell.params:
+        assert grads[p.name].dtype == k.np_dtype
+        assert _rel(grads[p.name], sum(ref[p.name])) < tol, p.name
+    assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < tol
+    for st in cell.states:
+        assert _rel(grads[st.name], np.stack(ref[st.name])) < tol, st.name
+    again = k.backward(params, x, dout, dfin, s0)  # without the tape: the forward pass runs again
+    assert all(np.array_equal(again[n], grads[n]) for n in grads)
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "additive"])
+def test_attention_kernels_agree_with_the_reference(score):
+    cell = cells.attention(score=score)
+    k = compile(cell, None, H, "float64", A=3) if score == "additive" else compile(cell, None, H, "float64")
+    rng = np.random.default_rng(2)
+    params = k.init(2)
+    S = 6
+    q, M = rng.normal(size=(T, B, H)), rng.normal(size=(B, S, H))
+    out, _, tape = k.forward(params, q, memory={"M": M})
+    assert set(out) == {"alpha", "c"} and out["alpha"].shape == (T, B, S)
+    np.testing.assert_allclose(out["alpha"].sum(axis=2), 1, rtol=1e-12)
+    dout = {o: rng.normal(size=v.shape) for o, v in out.items()}
+    grads = k.backward(params, q, dout, memory={"M": M}, tape=tape)
+    outs, ref = _reference_batch(cell, params, q, {}, dout, {}, memory={"M": M})
+    for o in cell.outputs:
+        assert _rel(out[o], np.stack([r[o] for r in outs], axis=1)) < 1e-12
+    for p in cell.params:
+        assert _rel(grads[p.name], sum(ref[p.name])) < 1e-10
+    assert _rel(grads["q"], np.stack(ref["q"], axis=1)) < 1e-10
+    assert _rel(grads["M"], np.stack(ref["M"])) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_gradients_match_finite_differences(name):
+    """L = Σ dout ⊙ h + Σ dfin ⊙ final: every parameter entry, every input and initial state by central differences."""
+    cell = cells.CELLS[name]()
+    k = compile(cell, X, H, "float64")
+    rng = np.random.default_rng(3)
+    params, x = k.init(3), rng.normal(size=(T, B, X))
+    s0 = {st.name: rng.normal(size=(B, H)) for st in cell.states}
+    dout = rng.normal(size=(T, B, H))
+    dfin = {st.name: rng.normal(size=(B, H)) for st in cell.states}
+
+    def loss(params, x, s0):
+        out, fin, _ = k.forward(params, x, s0)
+        return float(np.sum(dout * out) + sum(np.sum(dfin[s] * fin[s]) for s in fin))
+
+    grads = k.backward(params, x, dout, dfin, s0)
+    eps = 1e-6
+    for name_, arr in [(p, params[p]) for p in params] + [("x", x)] + [(s, s0[s]) for s in s0]:
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = loss(params, x, s0)
+            arr[idx] = old - eps
+            down = loss(params, x, s0)
+            arr[idx] = old
+            fd = (up - down) / (2 * eps)
+            assert abs(fd - grads[name_][idx]) <= 1e-6 * max(1, abs(fd)), (name_, idx, fd, grads[name_][idx])
+
+
+def test_a_user_cell_compiles():
+    """A minimal gated unit, declared here: f = σ(W_f [h, x] + b_f), h = (1 - f) ⊙ h + f ⊙ tanh(W [f ⊙ h, x])."""
+    g = CellBuilder("mgu")
+    X_, H_ = g.sizes("X H")
+    x = g.input("x", (X_,))
+    h = g.state("h", (H_,))
+    W_f, b_f, W = g.param("W_f", (H_, H_ + X_)), g.param("b_f", (H_,)), g.param("W", (H_, H_ + X_))
+    from gategraph import concat, sigmoid, tanh
+
+    f = g.let("f", sigmoid(W_f @ concat(h, x) + b_f))
+    h_tilde = g.let("h_tilde", tanh(W @ concat(f * h, x)))
+    g.let("h", (1 - f) * h + f * h_tilde)
+    cell = g.cell()
+    k = compile(cell, X, H, "float64")
+    rng = np.random.default_rng(4)
+    params, x = k.init(4), rng.normal(size=(T, B, X))
+    out, _, tape = k.forward(params, x)
+    dout = rng.normal(size=out.shape)
+    grads = k.backward(params, x, dout, tape=tape)
+    outs, ref = _reference_batch(cell, params, x, {}, {"h": dout}, {})
+    assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < 1e-12
+    for p in params:
+        assert _rel(grads[p], sum(ref[p])) < 1e-10
+
+
+def test_float32_kernels_never_compute_in_float64():
+    """A bare 1.0 or a SymPy integer would promote float32 arithmetic to float64; only the constants the
+    generator wraps in np.float32(...) may be float64 literals."""
+    for name in ("lstm", "gru"):
+        k = compile(cells.CELLS[name](), X, H, "float32")
+        params, x = k.init(0), np.ones((T, B, X), np.float32)
+        out, _, tape = k.forward(params, x)
+        k.backward(params, x, out, tape=tape)
+        for fn in (k._forward, k._backward):
+            text = io.StringIO()
+            fn.inspect_types(file=text)
+            wide = [line for line in text.getvalue().splitlines()
+                    if line.rstrip().endswith(":: float64") and "const(float" not in line]
+            assert wide == [], wide[:3]
+
+
+def test_saturated_gates_give_finite_gradients():
+    """σ'(a) is written f ⊙ (1 - f), not differentiated from 1/(1 + e^{-a}): no NaN at |a| ~ 1000."""
+    k = compile(cells.lstm(), X, H, "float32")
+    params = {n: np.full_like(v, 300.0) for n, v in k.init(0).items()}
+    x = np.ones((T, B, X), np.float32)
+    out, _, tape = k.forward(params, x)
+    grads = k.backward(params, x, np.ones_like(out), tape=tape)
+    assert all(np.isfinite(g).all() for g in grads.values())
+
+
+torch = pytest.importorskip("torch") if not os.environ.get("CI") else __import__("torch")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_kernels_agree_with_pytorch(kind, dtype):
+    cell, module, convert = {
+        "lstm": (cells.lstm, torch.nn.LSTM, interop.lstm_from_torch),
+        "gru": (cells.gru_reset_after, torch.nn.GRU, interop.gru_from_torch),
+        "rnn": (cells.rnn, torch.nn.RNN, interop.rnn_from_torch),
+    }[kind]
+    torch.manual_seed(0)
+    net = module(X, H).to(getattr(torch, dtype))
+    k = compile(cell(), X, H, dtype)
+    state = {n: v.detach().numpy() for n, v in net.state_dict().items()}
+    params = {n: v.astype(dtype) for n, v in convert(state).items()}
+    x = np.random.default_rng(5).normal(size=(T, B, X)).astype(dtype)
+    out, final, tape = k.forward(params, x)
+    xt = torch.tensor(x, requires_grad=True)
+    ot, _ = net(xt)
+    np.testing.assert_allclose(out, ot.detach().numpy(), rtol=TOL[dtype], atol=TOL[dtype])
+    dout = np.random.default_rng(6).normal(size=out.shape).astype(dtype)
+    ot.backward(torch.tensor(dout))
+    grads = k.backward(params, x, dout, tape=tape)
+    theirs = {n: p.grad.numpy() for n, p in net.named_parameters()}
+    ours = interop.grads_to_torch(kind, grads)
+    for n in theirs:
+        if n.startswith("bias"):  # gategraph has one bias where PyTorch has two with the same gradient
+            continue
+        assert _rel(ours[n], theirs[n]) < TOL[dtype], n
+    assert _rel(grads["x"], xt.grad.numpy()) < TOL[dtype]
+
+
+# --- bad input ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lstm32():
+    k = compile(cells.lstm(), X, H, "float32")
+    return k, k.init(0), np.zeros((T, B, X), np.float32)
+
+
+def test_wrong_shapes_and_dtypes_are_named(lstm32):
+    k, params, x = lstm32
+    with pytest.raises(ShapeError, match=r"input 'x' has shape \(5, 3, 2\), expected \(5, 3, 3\)"):
+        k.forward(params, x[:, :, :2].copy())
+    with pytest.raises(ShapeError, match=r"parameter 'W_f' has shape \(4, 6\), expected \(4, 7\)"):
+        k.forward({**params, "W_f": params["W_f"][:, :6].copy()}, x)
+    with pytest.raises(ValueInputError, match="input 'x' has dtype float64, the kernel is float32"):
+        k.forward(params, x.astype(np.float64))
+    with pytest.raises(ShapeError, match=r"initial state 'C' has shape \(3, 5\), expected \(3, 4\)"):
+        k.forward(params, x, {"C": np.zeros((B, 5), np.float32)})
+    with pytest.raises(ShapeError, match=r"d_outputs\['h'\] has shape \(5, 3, 3\), expected \(5, 3, 4\)"):
+        k.backward(params, x, np.zeros((T, B, 3), np.float32))
+    with pytest.raises(ShapeError, match="must be an array of shape"):
+        k.forward(params, np.zeros(3, np.float32))
+    with pytest.raises(ValueInputError, match="params lack b_o"):
+        k.forward({n: v for n, v in params.items() if n != "b_o"}, x)
+
+
+def test_nan_and_inf_are_refused(lstm32):
+    k, params, x = lstm32
+    bad = params["W_o"].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueInputError, match="parameter 'W_o' holds NaN or inf"):
+        k.forward({**params, "W_o": bad}, x)
+    xi = x.copy()
+    xi[2, 1, 0] = np.inf
+    with pytest.raises(ValueInputError, match="input 'x' holds NaN or inf"):
+        k.backward(params, xi, np.zeros((T, B, H), np.float32))
+
+
+def test_a_malformed_request_is_one_line():
+    with pytest.raises(SpecError, match="dtype must be one of float32, float64"):
+        compile(cells.lstm(), X, H, "float16")
+    with pytest.raises(SpecError, match="size H must be a positive integer"):
+        compile(cells.lstm(), X, 0)
+    with pytest.raises(SpecError, match="has no size Q"):
+        compile(cells.lstm(), X, H, Q=3)
+
+
+# --- the cache ---------------------------------------------------------------------------------------------------
+
+
+def _fresh(code: str, cache) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=600)
+
+
+RUN = """
+import numpy as np
+from gategraph import cells
+from gategraph.kernel import compile
+k = compile(cells.rnn(), 2, 3, "float64")
+p = k.init(0); x = np.ones((4, 2, 2))
+out, _, tape = k.forward(p, x)
+print(float(k.backward(p, x, np.ones_like(out), tape=tape)["W"].sum()))
+"""
+
+
+def test_a_corrupt_cache_entry_is_rebuilt(tmp_path):
+    first = _fresh(RUN, tmp_path)
+    assert first.returncode == 0, first.stderr
+    modules = list(tmp_path.glob("gg_*.py"))
+    assert len(modules) == 1 and list(tmp_path.glob("__pycache__/*.nbi")), "Numba cached nothing"
+    modules[0].write_text("this is not the kernel")
+    for f in tmp_path.glob("__pycache__/*.nbc"):
+        f.write_bytes(b"garbage")
+    second = _fresh(RUN, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert "gategraph kernel" in modules[0].read_text()
+
+
+def test_cache_command_reports_and_clears(tmp_path):
+    assert _fresh(RUN, tmp_path).returncode == 0
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path)}
+    show = subprocess.run([sys.executable, "-m", "gategraph.cli", "cache"], capture_output=True, text=True, env=env)
+    assert show.returncode == 0 and str(tmp_path) in show.stdout and "1 kernel" in show.stdout
+    clear = subprocess.run([sys.executable, "-m", "gategraph.cli", "cache", "--clear"], capture_output=True,
+                           text=True, env=env)
+    assert clear.returncode == 0 and "removed 1 kernel" in clear.stdout
+    assert not list(tmp_path.glob("gg_*.py"))
