@@ -12,6 +12,7 @@ from gategraph.errors import (
     UsageError,
     ValueInputError,
 )
+from gategraph.kernel import Kernel, compile  # gategraph.compile: a cell lowered to Numba kernels
 from gategraph.spec import (
     Cell,
     CellBuilder,
@@ -31,7 +32,8 @@ from gategraph.spec import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cell", "CellBuilder", "Equation", "GategraphError", "ShapeError", "SpecError", "ToolMissingError",
-    "UsageError", "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus", "sigmoid", "softmax",
+    "Cell", "CellBuilder", "Kernel", "compile", "Equation", "GategraphError", "ShapeError", "SpecError",
+    "ToolMissingError", "UsageError", "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus",
+    "sigmoid", "softmax",
     "tanh", "transpose",
 ]

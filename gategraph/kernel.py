@@ -86,23 +86,26 @@ def _load(lowered: Lowered, rebuild: bool = False):
                                  f"set {CACHE_ENV} to a writable folder") from None
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
     try:
         spec.loader.exec_module(module)
     except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
+        del sys.modules[name]
         if rebuild:
             raise
         return _load(lowered, rebuild=True)
-    sys.modules[name] = module
     return module
 
 
 @dataclass
 class Tape:
-    """What `Kernel.forward` keeps for `Kernel.backward`: the buffers of every step, and the batch's shape."""
+    """What `Kernel.forward` keeps for `Kernel.backward`: the buffers of every step (in the kernel's
+    workspace, valid until the next forward pass: `generation` tells), and the batch's shape."""
 
     buffers: tuple
     T: int
     B: int
+    generation: int
 
 
 def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32", **sizes: int) -> Kernel:  # noqa: A001
@@ -134,6 +137,8 @@ class Kernel:
         self.np_dtype = np.dtype(dtype)
         self._forward, self._backward = module.forward, module.backward
         self._trusted = False  # set once both functions ran: Numba's cache for them loaded or compiled
+        self._work: dict = {}  # (pass, T, B, sizes) -> buffers reused from call to call
+        self._generation = 0  # forward passes so far: a tape from an earlier one is stale
         self.per_step = [d for d in cell.by_role("input")]
         self.memories = [d for d in cell.by_role("memory")]
         self.states = list(cell.states)
@@ -182,6 +187,17 @@ class Kernel:
         if not math.isfinite(float(value.sum())) and not np.isfinite(value).all():
             raise ValueInputError(f"{what} holds NaN or inf")
         return np.ascontiguousarray(value)
+
+    def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:
+        """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""
+        key = (which, T, B, tuple(sorted(sizes.items())))
+        if key not in self._work:
+            subs = {"_T": T, "_B": B, **sizes}
+            spec = self.lowered.forward_work if which == "forward" else self.lowered.backward_work
+            self._work = {k: v for k, v in self._work.items() if k[0] != which}  # one batch shape at a time
+            self._work[key] = [np.empty(tuple(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims),
+                                        self.np_dtype) for _, dims in spec]
+        return self._work[key]
 
     def _run(self, which: str, args: list):
         """Call the compiled forward or backward. If a first call fails (a corrupt entry in Numba's own
@@ -244,10 +260,17 @@ class Kernel:
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
         """Run the cell over every step. Returns (outputs (T, B, ...) — an array, or a dict when the cell
         has several outputs —, final states {name: (B, ...)}, the tape for `backward`)."""
-        args, T, B, _ = self._inputs(params, x, state0, memory)
-        buffers = self._run("forward", [args[a] for a in self.lowered.forward_args])
-        tape = Tape(buffers, T, B)
-        return self._outputs(tape), self._finals(tape), tape
+        args, T, B, sizes = self._inputs(params, x, state0, memory)
+        tape = self._tape(args, T, B, sizes)
+        outputs = self._outputs(tape)
+        outputs = {k: v.copy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.copy()
+        return outputs, {k: v.copy() for k, v in self._finals(tape).items()}, tape
+
+    def _tape(self, args: dict, T: int, B: int, sizes: dict) -> Tape:
+        work = self._workspace("forward", T, B, sizes)
+        buffers = self._run("forward", [args[a] for a in self.lowered.forward_args] + work)
+        self._generation += 1
+        return Tape(buffers, T, B, self._generation)
 
     def _buffer(self, tape: Tape, name: str):
         return tape.buffers[self.lowered.tape.index(name)]
@@ -268,10 +291,10 @@ class Kernel:
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
         every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it."""
         args, T, B, sizes = self._inputs(params, x, state0, memory)
-        if tape is None:
-            tape = Tape(self._run("forward", [args[a] for a in self.lowered.forward_args]), T, B)
-        elif (tape.T, tape.B) != (T, B):
+        if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
+        if tape is None or tape.generation != self._generation:  # none, or overwritten by a later forward pass
+            tape = self._tape(args, T, B, sizes)
         outputs = list(self.cell.outputs)
         if d_outputs is None:
             d_outputs = {}
@@ -295,6 +318,8 @@ class Kernel:
             args[f"final_bar_{st.name}"] = (np.zeros(shape, self.np_dtype) if v is None
                                             else self._array(f"d_final[{st.name!r}]", v, shape))
         args.update(zip(self.lowered.tape, tape.buffers, strict=True))
-        grads = self._run("backward", [args[a] for a in self.lowered.backward_args])
+        work = self._workspace("backward", T, B, sizes)
+        grads = self._run("backward", [args[a] for a in self.lowered.backward_args] + work)
         self._trusted = True
-        return {name: g for (_, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
+        return {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
+                for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}

@@ -32,6 +32,7 @@ The generated source imports numpy and numba; this module imports neither.
 from __future__ import annotations
 
 import keyword
+import math
 from dataclasses import dataclass
 
 import sympy as sp
@@ -43,6 +44,9 @@ from gategraph.ops import OPS, op_of
 from gategraph.spec import Cell, infer_shape
 
 DTYPES = ("float32", "float64")
+# LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
+FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
+T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code
 RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"}
 
 
@@ -264,13 +268,19 @@ class _ScalarPrinter(NumPyPrinter):
     def _print_relu(self, e):
         return f"_relu({self._print(e.args[0])})"
 
+    def _print_exp(self, e):
+        return f"_exp({self._print(e.args[0])})"
+
+    def _print_tanh(self, e):
+        return f"_tanh({self._print(e.args[0])})"
+
     def _print_Function(self, e):
         name = type(e).__name__
-        if name in ("exp", "tanh", "log", "sin", "cos", "sqrt", "tan", "sinh", "cosh", "arctan"):
+        if name in ("log", "sin", "cos", "sqrt", "tan", "sinh", "cosh", "arctan"):
             return f"np.{name}({', '.join(self._print(a) for a in e.args)})"
         raise SpecError(f"the kernel generator has no scalar code for {name}()")
 
-    _print_exp = _print_tanh = _print_log = _print_sin = _print_cos = _print_Function
+    _print_log = _print_sin = _print_cos = _print_Function
 
 
 # --- the emitter: loops, GEMMs and buffers ------------------------------------------------------------------
@@ -305,6 +315,24 @@ class Store:
         return self.width is None
 
 
+def _name_power_bases(temps: list, reduced: list, names) -> tuple[list, list]:
+    """Give every compound base of an integer power its own local, ahead of the line that uses it."""
+    out = []
+
+    def lift(e):
+        for p in sorted(e.atoms(sp.Pow), key=sp.count_ops):
+            base, n = p.args
+            if n.is_Integer and not base.is_Atom:
+                name = next(names)
+                out.append((name, base))
+                e = e.xreplace({base: name})
+        return e
+
+    for sym, e in temps:
+        out.append((sym, lift(e)))
+    return out, [lift(e) for e in reduced]
+
+
 def _sum(items):
     out = sp.S.Zero
     for i in items:
@@ -327,6 +355,7 @@ class Emitter:
         self.mode = "all"
         self.memo: dict = {}  # node -> Store, for values computed once per step (or once in "all" mode)
         self.counts: dict = {}
+        self.work: list = []  # (name, dims) of the buffers passed in
         self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
         self.seq_stacks: dict = {}  # tuple of operand nodes -> seq buffer holding them side by side
 
@@ -340,6 +369,13 @@ class Emitter:
         self.lines.append("    " * self.depth + text)
 
     def alloc(self, name: str, dims: list, fill: str = "empty"):
+        """A buffer. One whose size grows with T is not allocated here but passed in (the kernel's
+        workspace, reused from call to call: fresh memory costs a page fault per 4 KiB)."""
+        if any(sp.sympify(d).has(T_) for d in dims):
+            self.work.append((name, tuple(sp.sympify(d) for d in dims)))
+            if fill == "zeros":
+                self.allocs.append(f"_zero({name}.reshape({name}.size))")
+            return
         self.allocs.append(f"{name} = np.{fill}(({', '.join(_py(d) for d in dims)},), DT)")
 
     def rows(self) -> str:
@@ -348,7 +384,7 @@ class Emitter:
     def transient(self, stem: str, shape: tuple) -> Store:
         """A buffer for the current step ((B, ...)) or, in "all" mode, for every step ((T·B, ...))."""
         name = self.fresh(stem)
-        self.alloc(name, [sp.Symbol(self.rows())] + list(shape))
+        self.alloc(name, [B_ if self.mode == "step" else T_ * B_] + list(shape))
         return Store(name, "batch" if self.mode == "step" else "flat")
 
     # -- scalars -----------------------------------------------------------------------------------------------
@@ -381,8 +417,11 @@ class Emitter:
         raise SpecError(f"internal: {op} reached the elementwise printer before it was computed")
 
     def printed(self, exprs: list, reads: dict) -> list:
-        """Emit the common subexpressions of `exprs` as locals; return the printed reduced forms."""
+        """Emit the common subexpressions of `exprs` as locals; return the printed reduced forms. The base of
+        a power is a local too: `tanh²(C)` is printed as a product, which must not call tanh twice."""
         temps, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), optimizations="basic")
+        names = (sp.Symbol(f"_p{k}") for k in range(10**6))
+        temps, reduced = _name_power_bases(temps, reduced, names)
         printer = _ScalarPrinter(self.dtype, reads)
         for sym, e in temps:
             self.line(f"{sym} = {printer.doprint(e)}")
@@ -574,15 +613,16 @@ class _ForwardEmitter(Emitter):
         width = _sum(m.shape[0] for m in members)
         P = self.fresh("_P")
         if self.mode == "all":
-            self.line(f"{P} = np.dot({self.side_by_side([v])}, {S})")
+            self.alloc(P, [T_ * B_, width])
+            self.line(f"np.dot({self.side_by_side([v])}, {S}, {P})")
             kind = "flat"
         else:
             if v.op != "leaf" and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for the weight gradient
                 store = Store(self.fresh("_v"), "seq")
-                self.alloc(store.buf, [sp.Symbol("_T"), sp.Symbol("_B"), v.shape[0]])
+                self.alloc(store.buf, [T_, B_, v.shape[0]])
                 self.into(store, v)
                 self.memo[v] = self.kept[v] = store
-            self.alloc(P, [sp.Symbol("_T"), sp.Symbol("_B"), width])
+            self.alloc(P, [T_, B_, width])
             self.line(f"np.dot({self.side_by_side([v])}, {S}, {P}[_t])")
             kind = "seq"
         off = sp.S.Zero
@@ -619,6 +659,8 @@ class Lowered:
     backward_returns: list  # (kind, name): ("param", W), ("input", x), ("memory", M), ("state", h)
     state_buffers: dict  # state -> its (T+1, B, n) buffer in the tape (row 0: the initial state)
     output_stores: dict  # output -> (buffer, shift)
+    forward_work: list  # (name, dims): buffers the caller passes to forward, after its arguments
+    backward_work: list
 
 
 def _check_names(cell: Cell):
@@ -640,9 +682,6 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
     return _Lowering(cell, dtype, adjoint or derive(cell)).run()
 
 
-T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")
-
-
 class _Lowering:
     def __init__(self, cell: Cell, dtype: str, adj: Adjoint):
         self.cell, self.dtype, self.adj = cell, dtype, adj
@@ -659,7 +698,8 @@ class _Lowering:
         state_names = {st.name for st in self.states}
         outputs = {o: (o, 1 if o in state_names else 0) for o in self.cell.outputs}
         return Lowered(_module(self.cell, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
-                       self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs)
+                       self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs,
+                       self.fw.work, self.bw.work)
 
     # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
     def forward(self) -> str:
@@ -892,10 +932,57 @@ def _split_concat(v: N, block: Block):
 
 
 def _function(name: str, args: list, first_input: str, em: Emitter, ret: str) -> str:
-    head = ["@njit(cache=True, error_model=\"numpy\", nogil=True)",
-            f"def {name}({', '.join(args)}):",
+    head = [f"@njit(cache=True, error_model=\"numpy\", nogil=True, fastmath={FASTMATH})",
+            f"def {name}({', '.join(args + [w for w, _ in em.work])}):",
             f"    _T, _B = {first_input}.shape[0], {first_input}.shape[1]"]
     return "\n".join(head + ["    " + a for a in em.allocs] + em.lines + ["    " + ret]) + "\n"
+
+
+def _math(dtype: str) -> str:
+    """exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's tanh per entry
+    costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
+    Taylor polynomial of e^r - 1 to the dtype's precision and 2^k from a table; tanh|x| = -m / (m + 2)
+    with m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
+    f = f"np.{dtype}"
+    # ln 2 = hi + lo, hi with few enough bits that k·hi is exact; x clamped to where e^x is finite
+    if dtype == "float64":
+        degree, lo, hi, kmin, kmax, ln2 = 13, -745.0, 709.0, -1080, 1024, (0.6931471803691238, 1.9082149292705877e-10)
+    else:
+        degree, lo, hi, kmin, kmax, ln2 = 7, -104.0, 88.0, -152, 128, (0.693359375, -2.12194440e-4)
+    horner = f"    p = {f}({1 / math.factorial(degree)!r})\n" + "".join(
+        f"    p = p * r + {f}({1 / math.factorial(n)!r})\n" for n in range(degree - 1, 1, -1))
+    one = f"{f}(1.0)"
+    return f'''_POW2 = np.ldexp(np.float64(1.0), np.arange({kmin}, {kmax})).astype(DT)  # 2^k, k = {kmin} .. {kmax - 1}
+
+
+@njit(cache=True, error_model="numpy")
+def _exp_parts(x):
+    """(2^k, p) with e^x = 2^k (1 + p), x clamped to [{lo}, {hi}]."""
+    x = min(max(x, {f}({lo})), {f}({hi}))
+    k = np.floor(x * {f}(1.4426950408889634) + {f}(0.5))
+    r = (x - k * {f}({ln2[0]!r})) - k * {f}({ln2[1]!r})
+{horner}    p = p * r * r + r
+    return _POW2[int(k) - ({kmin})], p
+
+
+@njit(cache=True, error_model="numpy")
+def _exp(x):
+    s, p = _exp_parts(x)
+    return s * ({one} + p)
+
+
+@njit(cache=True, error_model="numpy")
+def _tanh(x):
+    s, p = _exp_parts({f}(-2.0) * abs(x))
+    m = s * p + (s - {one})
+    t = -m / (m + {f}(2.0))
+    return t if x >= {f}(0.0) else -t
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid(a):
+    return {one} / ({one} + _exp(-a))
+'''
 
 
 def _module(cell: Cell, dtype: str, forward_src: str, backward_src: str) -> str:
@@ -914,9 +1001,7 @@ from numba import njit
 DT = np.{dtype}
 
 
-@njit(cache=True, error_model="numpy")
-def _sigmoid(a):
-    return {one} / ({one} + np.exp(-a))
+{_math(dtype)}
 
 
 @njit(cache=True, error_model="numpy")
@@ -940,6 +1025,12 @@ def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
                 dst[d0 + a, d1 + c] += v
             else:
                 dst[d0 + a, d1 + c] = v
+
+
+@njit("void({t}[::1])", cache=True, error_model="numpy")
+def _zero(a):
+    for i in range(a.size):
+        a[i] = 0
 
 
 @njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")

@@ -301,3 +301,20 @@ def test_cache_command_reports_and_clears(tmp_path):
                            text=True, env=env)
     assert clear.returncode == 0 and "removed 1 kernel" in clear.stdout
     assert not list(tmp_path.glob("gg_*.py"))
+
+
+def test_buffers_are_reused_but_results_are_never_overwritten(lstm32):
+    """The kernel writes every step into a workspace it reuses; what it hands out stays the caller's."""
+    k, params, _ = lstm32
+    rng = np.random.default_rng(7)
+    x1, x2 = (rng.normal(size=(T, B, X)).astype(np.float32) for _ in range(2))
+    out1, fin1, tape1 = k.forward(params, x1)
+    kept = out1.copy(), fin1["C"].copy()
+    g1 = k.backward(params, x1, np.ones_like(out1), tape=tape1)
+    out2, _, _ = k.forward(params, x2)  # overwrites the workspace tape1 points into
+    assert np.array_equal(out1, kept[0]) and np.array_equal(fin1["C"], kept[1])
+    assert not np.array_equal(out1, out2)
+    again = k.backward(params, x1, np.ones_like(out1), tape=tape1)  # a stale tape: the forward pass reruns
+    assert all(np.array_equal(again[n], g1[n]) for n in g1)
+    g2 = k.backward(params, x2, np.ones_like(out2))
+    assert not np.array_equal(g2["x"], g1["x"]) and np.array_equal(again["x"], g1["x"])

@@ -1,0 +1,272 @@
+"""Speed of gategraph's compiled kernels against the peers a user would pick instead: PyTorch on the CPU
+(`torch.nn.LSTM` / `nn.GRU`) and JAX on the CPU (a `jax.jit`-compiled step with `lax.scan` over time).
+
+    python benchmarks/bench_kernels.py                  # the full table (a few minutes)
+    python benchmarks/bench_kernels.py --quick          # two configs, fewer repeats
+    python benchmarks/bench_kernels.py --json out.json  # also write every measurement
+
+What is timed, per cell (LSTM; GRU in PyTorch's reset-after form), dtype and config (B, T, X, H):
+- train: forward + BPTT + Adam, the loss the MSE of the last hidden state against a target;
+- fwd+bwd: the forward pass and the gradients, no update.
+Everything runs on one core (this process pins itself to CPU 0 and sets every thread pool to one thread;
+JAX ignores thread-count flags, the pinning holds it). Implementations run interleaved, each timing long
+enough to be read, and the table shows medians of the repeats. The ratio is (faster peer's time) /
+(gategraph's time): above 1, gategraph is faster. GFLOP/s counts the three GEMM-shaped products of
+forward and backward (2·T·B·G·(X + H) each, G = 4H for the LSTM, 3H for the GRU) against the machine's
+own single-core matrix-multiply peak, measured in the same run with the BLAS the kernels call.
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which force an older BLAS kernel, are removed from this process's
+environment before any BLAS loads; the table's header names the BLAS kernels that ran.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+FORCED = {k: os.environ.pop(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                  XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {0})
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+CONFIGS = [(1, 100, 2, 32), (32, 50, 32, 64), (64, 100, 64, 128), (32, 35, 256, 512)]
+TARGETS = [2.0, 1.2, 1.2, 1.0]  # the ratio gategraph aims for at each config
+
+
+# --- gategraph ------------------------------------------------------------------------------------------------
+
+
+def gategraph_impl(cell_kind, dtype, B, T, X, H, x, y):
+    from gategraph import cells
+    from gategraph.kernel import compile
+    from gategraph.optim import Adam
+
+    cell = cells.lstm() if cell_kind == "lstm" else cells.gru_reset_after()
+    k = compile(cell, X, H, dtype)
+    params, opt = k.init(0), Adam(1e-3)
+    scale = 2.0 / (B * H)
+
+    def fb():
+        _, final, tape = k.forward(params, x)
+        return k.backward(params, x, None, {"h": scale * (final["h"] - y)}, tape=tape)
+
+    def train():
+        opt.step(params, fb())
+
+    return fb, train
+
+
+# --- PyTorch --------------------------------------------------------------------------------------------------
+
+
+def torch_impl(cell_kind, dtype, B, T, X, H, x, y):
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = (torch.nn.LSTM if cell_kind == "lstm" else torch.nn.GRU)(X, H).to(getattr(torch, dtype))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def fb():
+        net.zero_grad(set_to_none=True)
+        out, _ = net(xt)
+        loss = ((out[-1] - yt) ** 2).mean()
+        loss.backward()
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        out, _ = net(xt)
+        ((out[-1] - yt) ** 2).mean().backward()
+        opt.step()
+
+    return fb, train
+
+
+# --- JAX --------------------------------------------------------------------------------------------------------
+
+
+def jax_impl(cell_kind, dtype, B, T, X, H, x, y):
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(0)
+    G = 4 * H if cell_kind == "lstm" else 3 * H
+    k = 1 / np.sqrt(H)
+    params = {n: jnp.asarray(rng.uniform(-k, k, s).astype(dtype))
+              for n, s in {"W_ih": (X, G), "W_hh": (H, G), "b_ih": (G,), "b_hh": (G,)}.items()}
+
+    def lstm_step(carry, xt, p):
+        h, c = carry
+        z = xt @ p["W_ih"] + h @ p["W_hh"] + p["b_ih"] + p["b_hh"]
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), None
+
+    def gru_step(carry, xt, p):
+        (h,) = carry
+        gi = xt @ p["W_ih"] + p["b_ih"]
+        gh = h @ p["W_hh"] + p["b_hh"]
+        r = jax.nn.sigmoid(gi[:, :H] + gh[:, :H])
+        z = jax.nn.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = jnp.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        return ((1 - z) * n + z * h,), None
+
+    step = lstm_step if cell_kind == "lstm" else gru_step
+    zero = jnp.zeros((B, H), dtype)
+    init = (zero, zero) if cell_kind == "lstm" else (zero,)
+
+    def loss(p, xs, ys):
+        carry, _ = jax.lax.scan(lambda c, xt: step(c, xt, p), init, xs)
+        return jnp.mean((carry[0] - ys) ** 2)
+
+    grad = jax.jit(jax.grad(loss))
+
+    @jax.jit
+    def train_step(p, m, v, t, xs, ys):
+        g = jax.grad(loss)(p, xs, ys)
+        b1, b2, lr, eps = 0.9, 0.999, 1e-3, 1e-8
+        m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, m, g)
+        v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, v, g)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        p = jax.tree_util.tree_map(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), p, m, v)
+        return p, m, v
+
+    xs, ys = jnp.asarray(x), jnp.asarray(y)
+    state = {"p": params, "m": jax.tree_util.tree_map(jnp.zeros_like, params),
+             "v": jax.tree_util.tree_map(jnp.zeros_like, params), "t": 0}
+
+    def fb():
+        jax.block_until_ready(grad(state["p"], xs, ys))
+
+    def train():
+        state["t"] += 1
+        p, m, v = train_step(state["p"], state["m"], state["v"], jnp.asarray(state["t"], dtype), xs, ys)
+        jax.block_until_ready(p)
+        state.update(p=p, m=m, v=v)
+
+    return fb, train
+
+
+IMPLS = {"gategraph": gategraph_impl, "pytorch": torch_impl, "jax": jax_impl}
+
+
+# --- timing ---------------------------------------------------------------------------------------------------
+
+
+def per_call(fn, budget: float) -> float:
+    """Seconds per call, from enough calls to fill about `budget` seconds."""
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget and n >= 3:
+            return elapsed / n
+
+
+def matmul_peak(dtype: str) -> float:
+    """GFLOP/s of one large GEMM on one core, through SciPy's BLAS (the one the kernels call)."""
+    from scipy.linalg import blas
+
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    n = 1024
+    a = np.asfortranarray(np.random.default_rng(0).normal(size=(n, n)).astype(dtype))
+    gemm(1.0, a, a)
+    best = min(per_call(lambda: gemm(1.0, a, a), 0.3) for _ in range(3))
+    return 2 * n**3 / best / 1e9
+
+
+def blas_report() -> list[str]:
+    from threadpoolctl import threadpool_info
+
+    return [f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} threads={i.get('num_threads')} "
+            f"({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
+
+
+def run(args) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    rows = []
+    configs = [CONFIGS[0], CONFIGS[2]] if args.quick else CONFIGS
+    peaks = {dt: matmul_peak(dt) for dt in args.dtypes}
+    for cell_kind in args.cells:
+        for dtype in args.dtypes:
+            for B, T, X, H in configs:
+                rng = np.random.default_rng(1)
+                x = rng.normal(size=(T, B, X)).astype(dtype)
+                y = rng.normal(size=(B, H)).astype(dtype)
+                fns = {}
+                for name in args.impls:
+                    fb, train = IMPLS[name](cell_kind, dtype, B, T, X, H, x, y)
+                    fb()
+                    train()  # compile and warm up
+                    fns[name] = (fb, train)
+                times = {(n, w): [] for n in fns for w in ("fwd+bwd", "train")}
+                for rep in range(args.reps):
+                    order = list(fns)[rep % len(fns):] + list(fns)[:rep % len(fns)]
+                    for name in order:
+                        for what, fn in zip(("fwd+bwd", "train"), fns[name], strict=True):
+                            times[(name, what)].append(per_call(fn, args.budget))
+                G = (4 if cell_kind == "lstm" else 3) * H
+                flops = 3 * 2 * T * B * G * (X + H)
+                for what in ("fwd+bwd", "train"):
+                    med = {n: statistics.median(times[(n, what)]) for n in fns}
+                    peers = [med[n] for n in fns if n != "gategraph"]
+                    row = {"cell": cell_kind, "dtype": dtype, "B": B, "T": T, "X": X, "H": H, "what": what,
+                           **{f"{n}_ms": 1e3 * t for n, t in med.items()},
+                           "ratio": (min(peers) / med["gategraph"]) if peers and "gategraph" in med else None,
+                           "target": TARGETS[CONFIGS.index((B, T, X, H))]}
+                    if what == "fwd+bwd" and "gategraph" in med:
+                        row["gflops"] = flops / med["gategraph"] / 1e9
+                        row["peak_fraction"] = row["gflops"] / peaks[dtype]
+                    rows.append(row)
+                    print(_line(row), flush=True)
+    print("\nmatrix-multiply peak, one core: " + ", ".join(f"{dt} {g:.1f} GFLOP/s" for dt, g in peaks.items()))
+    return rows
+
+
+def _line(r: dict) -> str:
+    times = "  ".join(f"{n} {r[f'{n}_ms']:8.3f}" for n in IMPLS if f"{n}_ms" in r)
+    ratio = f"{r['ratio']:5.2f}" if r["ratio"] is not None else "  -  "
+    ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else f"below {r['target']}")
+    flops = f"  {r['gflops']:6.1f} GFLOP/s ({100 * r['peak_fraction']:3.0f}% of peak)" if "gflops" in r else ""
+    return (f"{r['cell']:<5} {r['dtype']:<8} B={r['B']:<3} T={r['T']:<4} X={r['X']:<4} H={r['H']:<4} "
+            f"{r['what']:<8} ms: {times}  ratio {ratio} {ok}{flops}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="two configs and three repeats")
+    p.add_argument("--reps", type=int, default=5, help="repeats per measurement (the median is shown)")
+    p.add_argument("--budget", type=float, default=0.25, help="seconds of calls per timing")
+    p.add_argument("--cells", default="lstm,gru")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--impls", default="gategraph,pytorch,jax")
+    p.add_argument("--json", help="also write the measurements to this file")
+    args = p.parse_args(argv)
+    args.cells, args.dtypes, args.impls = (s.split(",") for s in (args.cells, args.dtypes, args.impls))
+    if args.quick:
+        args.reps = min(args.reps, 3)
+    print(f"one core (CPU {sorted(os.sched_getaffinity(0))}); "
+          f"{'removed ' + ', '.join(f'{k}={v}' for k, v in FORCED.items()) if FORCED else 'no forced BLAS kernel'}")
+    rows = run(args)
+    print("BLAS: " + "; ".join(blas_report()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "blas": blas_report(), "forced": FORCED}, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
