@@ -231,6 +231,11 @@ class Kernel:
             raise ShapeError(f"input {self.per_step[0].name!r} must be an array of shape (T, B, ...), "
                              f"got {getattr(first, 'shape', type(first).__name__)}")
         T, B = first.shape[:2]
+        want = len(self.per_step[0].shape) + 2
+        if first.ndim != want:
+            raise ShapeError(f"input {self.per_step[0].name!r} must have {want} dimensions "
+                             f"(T, B, {', '.join(map(str, self.shape(self.per_step[0].name, sizes)))}), "
+                             f"got shape {first.shape}")
         if T == 0 or B == 0:
             raise ShapeError(f"input {self.per_step[0].name!r} has shape {first.shape}: T and B must be at least 1")
         args = {}

@@ -233,6 +233,8 @@ def test_wrong_shapes_and_dtypes_are_named(lstm32):
         k.backward(params, x, np.zeros((T, B, 3), np.float32))
     with pytest.raises(ShapeError, match="must be an array of shape"):
         k.forward(params, np.zeros(3, np.float32))
+    with pytest.raises(ShapeError, match=r"input 'x' must have 3 dimensions \(T, B, 3\), got shape \(3, 3\)"):
+        k.forward(params, np.zeros((B, X), np.float32))
     with pytest.raises(ValueInputError, match="params lack b_o"):
         k.forward({n: v for n, v in params.items() if n != "b_o"}, x)
 
