@@ -199,7 +199,7 @@ def run(args) -> list[dict]:
 
     threadpool_limits(1)
     rows = []
-    configs = [CONFIGS[0], CONFIGS[2]] if args.quick else CONFIGS
+    configs = [CONFIGS[0], CONFIGS[2]] if args.quick else [CONFIGS[int(i)] for i in args.configs.split(",")]
     peaks = {dt: matmul_peak(dt) for dt in args.dtypes}
     for cell_kind in args.cells:
         for dtype in args.dtypes:
@@ -251,6 +251,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="two configs and three repeats")
     p.add_argument("--reps", type=int, default=5, help="repeats per measurement (the median is shown)")
     p.add_argument("--budget", type=float, default=0.25, help="seconds of calls per timing")
+    p.add_argument("--configs", default="0,1,2,3", help="which of the four configs (B, T, X, H), by index")
     p.add_argument("--cells", default="lstm,gru")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--impls", default="gategraph,pytorch,jax")

@@ -151,6 +151,8 @@ class Kernel:
 
     # -- sizes and shapes ------------------------------------------------------------------------------------
     def _sizes(self, memory: dict) -> dict:
+        if not self.memories:
+            return self.sizes
         sizes = dict(self.sizes)
         for d in self.memories:
             arr = memory.get(d.name)
@@ -165,7 +167,7 @@ class Kernel:
     def shape(self, name: str, sizes: dict | None = None) -> tuple:
         """The shape of a declared name with this kernel's sizes: `W_f` -> (H, H + X) in numbers."""
         sizes = sizes or self.sizes
-        key = (name, tuple(sorted(sizes.items())))
+        key = (name, None if sizes is self.sizes else tuple(sorted(sizes.items())))  # the usual case: no sort
         if key not in self._shapes:
             dims = [d.subs({s: sizes[s.name] for s in self.cell.sizes if s.name in sizes})
                     for d in self.cell.shape(name)]
@@ -190,7 +192,7 @@ class Kernel:
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:
         """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""
-        key = (which, T, B, tuple(sorted(sizes.items())))
+        key = (which, T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         if key not in self._work:
             subs = {"_T": T, "_B": B, **sizes}
             spec = self.lowered.forward_work if which == "forward" else self.lowered.backward_work
