@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,102 @@ def cmd_cells(args) -> None:
     width = max(len(n) for n in CELLS)
     for name, make in CELLS.items():
         print(f"{name.replace('_', '-'):<{width}}  {make().doc}")
+
+
+def cmd_tasks(args) -> None:
+    from gategraph.tasks import TASKS
+
+    width = max(len(n) for n in TASKS)
+    for name, make in TASKS.items():
+        print(f"{name:<{width}}  {make().doc}")
+
+
+_SHOWN = [0.0]
+
+
+def _progress(run, loss, rate):
+    """A progress line: on a terminal rewritten in place (10 times a second), else one line per test score."""
+    cfg, last = run.config, next((r for r in reversed(run.history) if run.task.metric in r), {})
+    done = run.step == cfg.steps
+    tty = sys.stderr.isatty()
+    now = time.monotonic()
+    if not done and (now - _SHOWN[0] < 0.1 if tty else run.task.metric not in run.history[-1]):
+        return
+    _SHOWN[0] = now
+    width = 24
+    bar = "#" * int(width * run.step / cfg.steps)
+    score = f"  {run.task.metric} {last[run.task.metric]:.4g}" if last else ""
+    text = f"[{bar:<{width}}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}  {rate:.0f} steps/s"
+    print(f"\r{text} " if tty else text, end="\n" if done or not tty else "", file=sys.stderr, flush=True)
+
+
+def cmd_train(args) -> None:
+    from gategraph.renderers.plots import loss_curves
+    from gategraph.train import Config, train
+
+    if args.resume:
+        run = train(Config(steps=args.steps or 0), args.resume, resume=True, progress=_progress)
+        out = Path(args.resume)
+    else:
+        if not args.cell or not args.task:
+            raise UsageError("train needs a CELL and --task (or --resume RUN_DIR)")
+        cell = args.cell.replace("-", "_")
+        options = {"T": args.length} if args.length else {}
+        config = Config(cell=cell, task=args.task, hidden=args.hidden, layers=args.layers,
+                        bidirectional=args.bidirectional, steps=args.steps or 1000, batch=args.batch, lr=args.lr,
+                        optimizer=args.optimizer, clip=args.clip, seed=args.seed, dtype=args.dtype,
+                        eval_every=args.eval_every, attention=args.attention, teacher_forcing=args.teacher_forcing,
+                        task_options=options)
+        out = Path(args.output or f"runs/{cell}-{args.task}-seed{args.seed}")
+        run = train(config, out, progress=_progress)
+    loss_curves({run.config.cell: run.history}, out / "loss.png", run.task.metric,
+                f"{run.config.cell} on {run.config.task}")
+    if run.seq2seq and run.config.attention:
+        _heatmap(run, out / "attention.png")
+    last = next((r for r in reversed(run.history) if run.task.metric in r), {})
+    print(f"{out}: step {run.step}, {run.task.metric} {last.get(run.task.metric, float('nan')):.4g}")
+
+
+def _heatmap(run, path, source: str | None = None):
+    """The attention weights of decoding one source (the first test example unless given)."""
+    from gategraph.renderers.plots import attention_heatmap
+
+    task = run.task
+    if source is None:
+        source = task.pairs(np.random.default_rng(run.config.seed + 10**6), 1, test=True)[0][0]
+    src, _ = task.encode([(source, "0")])
+    _, _, tokens, alphas = run.model.run(run.params, src, None, length=16)
+    text = task.decode(tokens[:, 0])
+    n = len(text) + 1
+    attention_heatmap(alphas[:n, 0, src.shape[0] - len(source):], list(source), list(text) + ["</s>"], path,
+                      f"{run.config.cell} + {run.config.attention} attention: {source!r} -> {text!r}")
+    return text
+
+
+def cmd_predict(args) -> None:
+    from gategraph.train import load_run
+
+    run = load_run(args.run_dir)
+    task = run.task
+    if not run.seq2seq:
+        raise UsageError(f"predict reads text; the {task.name} task takes numbers (see `gategraph evaluate`)")
+    bad = sorted({c for c in args.text if task.source_vocab and c not in task.source_vocab})
+    if bad:
+        raise UsageError(f"the {task.name} task has no character {''.join(bad)!r} in its input alphabet")
+    if run.config.attention and args.heatmap:
+        print(_heatmap(run, args.heatmap, args.text))
+        return
+    src = task.encode([(args.text, "0")])[0] if task.source_vocab else None
+    _, _, tokens, _ = run.model.run(run.params, src, None, length=64)
+    print(task.decode(tokens[:, 0]))
+
+
+def cmd_evaluate(args) -> None:
+    from gategraph.train import load_run
+
+    run = load_run(args.run_dir)
+    print(f"{args.run_dir}: {run.config.cell} on {run.config.task}, step {run.step}, "
+          f"{run.task.metric} {run.evaluate():.4g}")
 
 
 def cmd_cache(args) -> None:
@@ -321,6 +418,41 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.set_defaults(run=cmd_jacobian)
 
+    s = sub.add_parser("tasks", help="list the training tasks")
+    s.set_defaults(run=cmd_tasks)
+
+    s = sub.add_parser("train", help="train a model on a task with the compiled kernels; a run directory keeps it")
+    s.add_argument("cell", nargs="?", help="a built-in cell (see `gategraph cells`)")
+    s.add_argument("--task", help="see `gategraph tasks`")
+    s.add_argument("--hidden", type=_count(1, 4096), default=64, help="hidden size H (default 64)")
+    s.add_argument("--layers", type=_count(1, 8), default=1, help="stacked layers (default 1)")
+    s.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
+    s.add_argument("--steps", type=_count(1, 10**7), help="training steps (default 1000)")
+    s.add_argument("--batch", type=_count(1, 4096), default=32)
+    s.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
+    s.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    s.add_argument("--clip", type=float, default=1.0, help="clip the gradient's global norm to this (default 1)")
+    s.add_argument("--length", type=_count(2, 10**5), help="the task's sequence length T")
+    s.add_argument("--attention", choices=("dot", "general", "additive"), help="sequence to sequence: attend")
+    s.add_argument("--teacher-forcing", type=float, default=1.0, metavar="R",
+                   help="sequence to sequence: feed the true previous token with probability R (default 1)")
+    s.add_argument("--eval-every", type=_count(1, 10**6), default=50, help="steps between test scores")
+    s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("-o", "--output", help="the run directory (default runs/CELL-TASK-seedS)")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it stopped")
+    s.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("predict", help="decode one input with a trained sequence-to-sequence run")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("text", help="the input, e.g. '26 november 2026' for the dates task")
+    s.add_argument("--heatmap", metavar="FILE.png", help="also draw the attention weights")
+    s.set_defaults(run=cmd_predict)
+
+    s = sub.add_parser("evaluate", help="the test score of a run's last checkpoint")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.set_defaults(run=cmd_evaluate)
+
     s = sub.add_parser("lower", help="print the Numba kernels generated from a cell (forward and BPTT)")
     s.add_argument("cell", help=cell_help)
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -345,6 +477,9 @@ def main(argv=None) -> int:
     try:
         status = args.run(args)
     except GategraphError as e:
+        if type(e).__name__ == "Interrupted":  # Ctrl-C or SIGTERM during training: saved, resumable
+            print(f"\ngategraph: {e}", file=sys.stderr)
+            return 130
         print(f"gategraph: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `gategraph ... | head`

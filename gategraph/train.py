@@ -1,0 +1,264 @@
+"""Training runs: a task's batches through a SequenceModel, Adam or SGD with gradient-norm clipping, test
+scores as it goes, and a run directory that survives an interruption.
+
+A run directory holds
+- config.json — everything the run was started with;
+- metrics.csv — step, loss, the task's test score (test_mse, test_accuracy), seconds;
+- params.npz + params.json — the parameters and what they belong to (loaded with allow_pickle=False);
+- checkpoint.npz — parameters, optimizer state, the data generator's state and the step, written
+  atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end.
+`train(config, run_dir, resume=True)` continues from the checkpoint exactly where the run stopped: the
+same batches, the same updates, the same numbers bit for bit (on the same machine). A loss that is not
+finite stops the run with a clear error; the last good checkpoint stays.
+
+Imports: numpy, gategraph.models, gategraph.tasks, gategraph.optim, gategraph.cells, gategraph.files,
+gategraph.errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gategraph.cells import CELLS
+from gategraph.errors import GategraphError, UsageError, ValueInputError
+from gategraph.files import atomic_write
+from gategraph.models import SequenceModel
+from gategraph.optim import SGD, Adam, clip_scale
+from gategraph.seq2seq import Seq2Seq
+from gategraph.tasks import get_task
+
+
+@dataclass
+class Config:
+    cell: str = "lstm"
+    task: str = "adding"
+    hidden: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    structure: str | None = None  # the task's own unless given
+    steps: int = 1000
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    clip: float | None = 1.0
+    seed: int = 0
+    dtype: str = "float32"
+    eval_every: int = 50
+    test_size: int = 512
+    save_every: int = 100
+    attention: str | None = None  # sequence to sequence: "dot", "general" or "additive"
+    teacher_forcing: float = 1.0  # sequence to sequence: how often the decoder reads the true previous token
+    task_options: dict = field(default_factory=dict)  # e.g. {"T": 50}
+
+
+class Interrupted(GategraphError):
+    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped; `--resume` continues it."""
+
+
+class Run:
+    """One training run: the model, the optimizer, the data and the record, built from a Config."""
+
+    def __init__(self, config: Config):
+        if config.cell not in CELLS:
+            raise UsageError(f"unknown cell {config.cell!r}; the built-in cells: {', '.join(CELLS)}")
+        if config.optimizer not in ("adam", "sgd"):
+            raise UsageError(f"optimizer must be adam or sgd, got {config.optimizer!r}")
+        self.config = config
+        self.task = task = get_task(config.task, **config.task_options)
+        cell = CELLS[config.cell]()
+        self.seq2seq = task.structure == "seq2seq"
+        if self.seq2seq:
+            self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
+                                 config.hidden, task.start, task.end, config.attention, config.dtype)
+        else:
+            self.model = SequenceModel(cell, task.input_size, config.hidden, task.output_size,
+                                       config.structure or task.structure, task.loss, config.layers,
+                                       config.bidirectional, config.dtype)
+        self.params = self.model.init(config.seed)
+        self.opt = Adam(config.lr) if config.optimizer == "adam" else SGD(config.lr, config.momentum)
+        self.rng = np.random.default_rng(config.seed)
+        held_out = np.random.default_rng(config.seed + 10**6)
+        if self.seq2seq:
+            self.test = task.batch(held_out, config.test_size, test=True)
+        else:
+            x, y, mask = task.batch(held_out, config.test_size)
+            self.test = (x.astype(config.dtype), y, mask)
+        self.step = 0
+        self.history: list[dict] = []
+
+    # -- one step and one evaluation -------------------------------------------------------------------------
+    def train_step(self) -> float:
+        x, y, mask = self.task.batch(self.rng, self.config.batch)
+        if self.seq2seq:
+            loss, grads, _, _ = self.model.run(self.params, x, y, self.config.teacher_forcing, self.rng, grads=True)
+            if not math.isfinite(loss):
+                raise ValueInputError(f"the loss is {loss}: the model diverged")
+        else:
+            loss, grads, _ = self.model.loss_and_grads(self.params, x.astype(self.config.dtype), y, mask)
+        scale, _ = clip_scale(grads, self.params, self.config.clip)
+        self.opt.step(self.params, grads, scale)
+        self.step += 1
+        return loss
+
+    def evaluate(self) -> float:
+        x, y, mask = self.test
+        if self.seq2seq:  # free-running: greedy decoding, scored by exact match
+            _, _, tokens, _ = self.model.run(self.params, x, None, length=y.shape[0], batch=y.shape[1])
+            return self.task.score(tokens, y)
+        return self.task.score(self.model.predict(self.params, x), y, mask)
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history}
+        return {**{f"p/{k}": v for k, v in self.params.items()}, **{f"opt/{k}": v for k, v in self.opt.state().items()},
+                "meta": np.array(json.dumps(meta))}
+
+    def load(self, data):
+        self.params = {k[2:]: np.array(data[k]) for k in data.files if k.startswith("p/")}
+        self.opt.load({k[4:]: np.array(data[k]) for k in data.files if k.startswith("opt/")})
+        meta = json.loads(str(data["meta"]))
+        self.step, self.history = meta["step"], meta["history"]
+        self.rng.bit_generator.state = meta["rng"]
+
+
+def _npz(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def save(run: Run, run_dir: Path):
+    """The checkpoint, the parameters and the metrics so far, each written whole or not at all."""
+    atomic_write(run_dir / "checkpoint.npz", _npz(run.state()))
+    atomic_write(run_dir / "params.npz", _npz(run.params))
+    shapes = {k: list(v.shape) for k, v in run.params.items()}
+    atomic_write(run_dir / "params.json", json.dumps({"config": asdict(run.config), "step": run.step,
+                                                      "shapes": shapes}, indent=1).encode())
+    out = io.StringIO()
+    columns = ["step", "loss", run.task.metric, "seconds"]
+    writer = csv.DictWriter(out, columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(run.history)
+    atomic_write(run_dir / "metrics.csv", out.getvalue().encode())
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """A run as its directory left it: the config, and the state of its last checkpoint."""
+    run_dir = Path(run_dir)
+    try:
+        config = Config(**json.loads((run_dir / "config.json").read_text()))
+        data = np.load(run_dir / "checkpoint.npz", allow_pickle=False)
+    except FileNotFoundError as e:
+        raise ValueInputError(f"{run_dir} is not a run directory (no {Path(e.filename).name})") from None
+    run = Run(config)
+    run.load(data)
+    return run
+
+
+def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None) -> Run:
+    """Train for config.steps steps (from the checkpoint in `run_dir` when resuming). `progress(run, loss,
+    rate)` is called after every step. Returns the run (run.params, run.history)."""
+    run_dir = Path(run_dir) if run_dir else None
+    if resume:
+        run = load_run(run_dir)
+        run.config.steps = max(config.steps, run.config.steps) if config.steps else run.config.steps
+    else:
+        run = Run(config)
+        if run_dir:
+            if (run_dir / "checkpoint.npz").exists():
+                raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
+            atomic_write(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
+    cfg = run.config
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop) if run_dir else None
+    start, first = time.perf_counter(), run.step
+    saved = run.step
+    try:
+        while run.step < cfg.steps:
+            try:
+                loss = run.train_step()
+            except ValueInputError as e:  # a loss or a gradient that is not finite
+                kept = f"the checkpoint of step {saved} is kept" if run_dir and saved else "nothing was saved"
+                raise ValueInputError(f"step {run.step + 1}: {e}; the run stops, {kept} (try a smaller --lr)") \
+                    from None
+            row = {"step": run.step, "loss": loss, "seconds": round(time.perf_counter() - start, 3)}
+            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+                row[run.task.metric] = run.evaluate()
+            run.history.append(row)
+            if progress:
+                progress(run, loss, (run.step - first) / max(time.perf_counter() - start, 1e-9))
+            if run_dir and (run.step % cfg.save_every == 0 or run.step == cfg.steps):
+                save(run, run_dir)
+                saved = run.step
+    except KeyboardInterrupt:
+        if run_dir:
+            save(run, run_dir)
+            raise Interrupted(f"stopped at step {run.step}; continue with `gategraph train --resume {run_dir}`") \
+                from None
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return run
+
+
+class Learner:
+    """The same machinery in the scikit-learn manner, on your own arrays: `__init__` stores the settings,
+    `fit(X, y, mask=None)` learns `params_` and `history_`, `predict(X)` and `score(X, y)` use them.
+
+    X: (T, N, features), time-major. y: (N,) labels or (N, K) targets for "many-to-one"; (T, N) labels for
+    "many-to-many". loss "xent" (integer labels) or "mse"."""
+
+    def __init__(self, cell: str = "lstm", structure: str = "many-to-one", loss: str = "xent", hidden: int = 32,
+                 layers: int = 1, bidirectional: bool = False, steps: int = 500, batch: int = 32, lr: float = 1e-3,
+                 optimizer: str = "adam", clip: float | None = 1.0, seed: int = 0, dtype: str = "float32"):
+        self.cell, self.structure, self.loss, self.hidden, self.layers = cell, structure, loss, hidden, layers
+        self.bidirectional, self.steps, self.batch, self.lr, self.optimizer = bidirectional, steps, batch, lr, optimizer
+        self.clip, self.seed, self.dtype = clip, seed, dtype
+
+    def fit(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> Learner:
+        if self.cell not in CELLS:
+            raise UsageError(f"unknown cell {self.cell!r}; the built-in cells: {', '.join(CELLS)}")
+        X = np.asarray(X, self.dtype)
+        y = np.asarray(y)
+        if X.ndim != 3 or X.shape[1] != y.shape[-1 if self.structure == "many-to-many" else 0]:
+            raise ValueInputError(f"X must be (T, N, features) and y hold N examples; got X {X.shape}, y {y.shape}")
+        outputs = int(y.max()) + 1 if self.loss == "xent" else (y.shape[1] if y.ndim > 1 else 1)
+        self.model_ = SequenceModel(CELLS[self.cell](), X.shape[2], self.hidden, outputs, self.structure, self.loss,
+                                    self.layers, self.bidirectional, self.dtype)
+        self.params_ = self.model_.init(self.seed)
+        opt = Adam(self.lr) if self.optimizer == "adam" else SGD(self.lr, 0.9)
+        rng = np.random.default_rng(self.seed)
+        self.history_ = []
+        target = y if self.loss == "xent" or y.ndim > 1 else y[:, None]
+        for step in range(1, self.steps + 1):
+            idx = rng.choice(X.shape[1], size=min(self.batch, X.shape[1]), replace=False)
+            yb = target[:, idx] if self.structure == "many-to-many" else target[idx]
+            mb = None if mask is None else mask[:, idx]
+            loss, grads, _ = self.model_.loss_and_grads(self.params_, np.ascontiguousarray(X[:, idx]), yb, mb)
+            opt.step(self.params_, grads, clip_scale(grads, self.params_, self.clip)[0])
+            self.history_.append({"step": step, "loss": loss})
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self.model_.predict(self.params_, np.asarray(X, self.dtype))
+        return out.argmax(axis=-1) if self.loss == "xent" else out
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy ("xent") or mean squared error ("mse")."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        return float((pred == y).mean()) if self.loss == "xent" else float(((pred - y.reshape(pred.shape)) ** 2).mean())

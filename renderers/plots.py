@@ -1,0 +1,67 @@
+"""Plots of training runs (matplotlib, drawn off screen): loss curves, several runs on one axis.
+
+Imports: matplotlib, numpy, gategraph.files.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gategraph.files import atomic_write  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def loss_curves(runs: dict, path: str | Path, metric: str | None = None, title: str = "",
+                baseline: tuple[float, str] | None = None) -> Path:
+    """runs: label -> history (rows with "step", "loss" and, every few steps, the test metric). The training
+    loss is drawn thin; the test metric, when given, thick, on the same axis; `baseline` (value, label) dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for k, (label, history) in enumerate(runs.items()):
+        colour = f"C{k}"
+        steps = [r["step"] for r in history]
+        ax.plot(steps, [r["loss"] for r in history], color=colour, alpha=0.35, lw=0.8)
+        if metric:
+            pts = [(r["step"], r[metric]) for r in history if r.get(metric) not in (None, "")]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), color=colour, lw=2, label=f"{label} ({metric.replace('_', ' ')})")
+        else:
+            ax.lines[-1].set_label(label)
+    if baseline:
+        ax.axhline(baseline[0], color="0.4", ls="--", lw=1, label=baseline[1])
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (thin) and test score (thick)" if metric else "loss")
+    if all(r["loss"] > 0 for h in runs.values() for r in h):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def attention_heatmap(weights, source: list[str], target: list[str], path: str | Path, title: str = "") -> Path:
+    """weights (T, S): how much output step t read source position s; tokens on the axes."""
+    fig, ax = plt.subplots(figsize=(0.32 * len(source) + 1.6, 0.32 * len(target) + 1.2))
+    im = ax.imshow(weights, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(source)), [repr(c)[1:-1] if c != " " else "␣" for c in source])
+    ax.set_yticks(range(len(target)), target)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
+    if title:
+        ax.set_title(title, pad=28)
+    return _save(fig, path)

@@ -1,0 +1,264 @@
+"""Models and training: gradients through whole models by finite differences; stacked and bidirectional
+layers; the tasks; runs that stop (Ctrl-C, SIGTERM, a diverging loss) and resume bit for bit."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gategraph import cells
+from gategraph.errors import SpecError, ValueInputError
+from gategraph.models import SequenceModel, softmax_xent
+from gategraph.tasks import get_task
+from gategraph.train import Config, Interrupted, load_run, train
+from tests.conftest import ROOT
+
+CASES = [  # cell, structure, loss, layers, bidirectional
+    ("lstm", "many-to-one", "mse", 2, True),
+    ("gru_reset_after", "many-to-many", "xent", 2, True),
+    ("rnn", "many-to-one", "xent", 1, False),
+    ("gru", "many-to-many", "xent", 1, True),
+]
+
+
+@pytest.mark.parametrize("cell, structure, loss, layers, bidirectional", CASES)
+def test_whole_model_gradients_match_finite_differences(cell, structure, loss, layers, bidirectional):
+    """Every parameter of every layer and direction, and the output layer: the kernels' BPTT plus the glue."""
+    K = 3
+    model = SequenceModel(cells.CELLS[cell](), 3, 4, K if loss == "xent" else 2, structure, loss, layers,
+                          bidirectional, "float64")
+    params = model.init(1)
+    rng = np.random.default_rng(2)
+    T, B = 5, 2
+    x = rng.normal(size=(T, B, 3))
+    mask = None
+    if loss == "mse":
+        y = rng.normal(size=(B, 2))
+    else:
+        y = rng.integers(0, K, (T, B) if structure == "many-to-many" else (B,))
+        if structure == "many-to-many":
+            mask = (rng.uniform(size=y.shape) > 0.3).astype(float)
+    value, grads, _ = model.loss_and_grads(params, x, y, mask)
+    assert set(grads) == set(params)
+    eps = 1e-6
+    for name, a in params.items():
+        for idx in list(np.ndindex(a.shape))[::max(1, a.size // 7)]:
+            old = a[idx]
+            a[idx] = old + eps
+            up = model.loss_and_grads(params, x, y, mask)[0]
+            a[idx] = old - eps
+            down = model.loss_and_grads(params, x, y, mask)[0]
+            a[idx] = old
+            fd = (up - down) / (2 * eps)
+            assert abs(fd - grads[name][idx]) <= 1e-7 + 1e-5 * abs(fd), (name, idx, fd, grads[name][idx])
+
+
+def test_softmax_cross_entropy_ignores_masked_steps():
+    logits = np.array([[2.0, 0.0], [0.0, 9.0]])
+    loss, grad = softmax_xent(logits, np.array([0, 0]), np.array([1.0, 0.0]))
+    assert loss == pytest.approx(np.log(1 + np.exp(-2.0)))
+    assert np.array_equal(grad[1], [0.0, 0.0])
+
+
+def test_a_bidirectional_model_sees_the_future_and_a_one_directional_one_cannot():
+    """The future task asks for the symbol two steps ahead: chance is 1/4."""
+    scores = {}
+    for bidir in (True, False):
+        run = train(Config(cell="gru", task="future", hidden=16, steps=250, lr=0.01, batch=32, bidirectional=bidir,
+                           eval_every=250, test_size=256, task_options={"T": 10}))
+        scores[bidir] = run.history[-1]["test_accuracy"]
+    assert scores[True] > 0.9 and scores[False] < 0.4, scores
+
+
+def test_the_adding_task_and_its_baseline():
+    task = get_task("adding", T=30)
+    x, y, _ = task.batch(np.random.default_rng(0), 4000)
+    assert x.shape == (30, 4000, 2) and (x[:, :, 1].sum(axis=0) == 2).all()
+    assert abs(((y - 1) ** 2).mean() - 1 / 6) < 0.01  # always answering 1
+
+
+def _params(run_dir):
+    with np.load(run_dir / "params.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+SMALL = dict(cell="lstm", task="adding", hidden=8, batch=8, eval_every=10, save_every=10, test_size=32,
+             task_options={"T": 12})
+
+
+def test_a_stopped_run_resumes_bit_for_bit(tmp_path):
+    whole = train(Config(steps=40, **SMALL), tmp_path / "whole")
+
+    def ctrl_c(run, loss, rate):
+        if run.step == 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="stopped at step 23"):
+        train(Config(steps=40, **SMALL), tmp_path / "cut", progress=ctrl_c)
+    assert load_run(tmp_path / "cut").step == 23
+    resumed = train(Config(steps=0), tmp_path / "cut", resume=True)
+    assert resumed.step == 40
+    a, b = _params(tmp_path / "whole"), _params(tmp_path / "cut")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [r["loss"] for r in whole.history] == [r["loss"] for r in resumed.history]
+    rows = list(csv.DictReader((tmp_path / "cut" / "metrics.csv").open()))
+    assert list(rows[0]) == ["step", "loss", "test_mse", "seconds"] and len(rows) == 40
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tmp_path):
+    config = Config(steps=200, lr=1e4, clip=None, optimizer="sgd", momentum=0.0, **{**SMALL, "save_every": 1})
+    with pytest.raises(ValueInputError, match=r"step (\d+): .* the run stops, the checkpoint of step \d+ is kept") as e:
+        train(config, tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    failed = int(str(e.value).split(":")[0].split()[1])
+    assert run.step == failed - 1 and all(np.isfinite(v).all() for v in run.params.values())
+
+
+def test_a_run_directory_is_not_overwritten(tmp_path):
+    train(Config(steps=10, **SMALL), tmp_path / "run")
+    with pytest.raises(Exception, match="already holds a run"):
+        train(Config(steps=10, **SMALL), tmp_path / "run")
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(SpecError, match="structure must be one of"):
+        SequenceModel(cells.lstm(), 2, 4, 1, structure="one-to-seven")
+    with pytest.raises(Exception, match="unknown task 'nope'"):
+        get_task("nope")
+
+
+def test_train_command_writes_a_run_and_survives_sigterm(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gategraph.cli", "train", "gru", "--task", "future", "--hidden", "8",
+           "--steps", "1000000", "--eval-every", "5", "-o", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with `gategraph train --resume" in err
+    run = load_run(out)
+    assert run.step > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["cell"] == "gru" and config["task"] == "future"
+    evaluated = subprocess.run([sys.executable, "-m", "gategraph.cli", "evaluate", str(out)], capture_output=True,
+                               text=True, cwd=ROOT)
+    assert evaluated.returncode == 0 and "test_accuracy" in evaluated.stdout
+
+
+def test_train_command_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "train", "lstm", "--task", "adding", "--length",
+                           "10", "--hidden", "8", "--steps", "30", "--eval-every", "10", "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    assert {"config.json", "metrics.csv", "params.npz", "params.json", "checkpoint.npz", "loss.png"} <= {
+        p.name for p in out.iterdir()}
+    assert "test_mse" in done.stdout and "30/30" in done.stderr
+    assert (out / "loss.png").stat().st_size > 10_000
+
+
+# --- sequence to sequence ------------------------------------------------------------------------------------
+
+S2S = [("lstm", "general", 1.0), ("gru_reset_after", "additive", 0.5), ("gru", "dot", 1.0), ("rnn", None, 0.0)]
+
+
+@pytest.mark.parametrize("cell, score, forcing", S2S)
+def test_seq2seq_gradients_match_finite_differences(cell, score, forcing):
+    """Encoder, decoder, attention and output layer, through every decoding step; with a teacher-forcing
+    ratio below 1 the same coin flips are replayed for every evaluation."""
+    from gategraph.seq2seq import Seq2Seq
+
+    model = Seq2Seq(cells.CELLS[cell](), 5, 6, 4, start=0, end=1, attention_score=score, dtype="float64")
+    params = model.init(3)
+    rng = np.random.default_rng(4)
+    src, tgt = rng.integers(0, 5, (4, 2)), rng.integers(0, 6, (3, 2))
+
+    def run(grads=False):
+        return model.run(params, src, tgt, forcing, np.random.default_rng(9), grads=grads)
+
+    loss, grads, tokens, alphas = run(grads=True)
+    assert tokens.shape == (3, 2) and (alphas is None) == (score is None)
+    if score:
+        assert alphas.shape == (3, 2, 4) and np.allclose(alphas.sum(axis=2), 1)
+    eps = 1e-6
+    for name, a in params.items():
+        for idx in list(np.ndindex(a.shape))[::max(1, a.size // 5)]:
+            old = a[idx]
+            a[idx] = old + eps
+            up = run()[0]
+            a[idx] = old - eps
+            down = run()[0]
+            a[idx] = old
+            fd = (up - down) / (2 * eps)
+            assert abs(fd - grads[name][idx]) <= 1e-7 + 1e-5 * abs(fd), (name, idx, fd, grads[name][idx])
+
+
+def test_the_dates_task_holds_its_test_dates_out():
+    task = get_task("dates")
+    train_pairs = task.pairs(np.random.default_rng(0), 300)
+    test_pairs = task.pairs(np.random.default_rng(0), 300, test=True)
+    assert not {t for _, t in test_pairs} & {t for _, t in train_pairs}
+    assert all(len(t) == 10 and t[4] == t[7] == "-" for _, t in train_pairs + test_pairs)
+    src, tgt, _ = task.batch(np.random.default_rng(0), 5)
+    assert src.shape == (18, 5)  # padded as long as the longest date any batch can hold
+    assert task.decode(tgt[:, 0]) == task.pairs(np.random.default_rng(0), 1)[0][1]
+
+
+def test_teacher_forcing_learns_the_text_in_fewer_steps():
+    """The wheels task: the decoder alone writes the line; with the true previous character as input
+    (ratio 1) it gets there sooner than when it reads its own guesses (ratio 0)."""
+    first = {}
+    for ratio in (1.0, 0.0):
+        run = train(Config(cell="gru", task="wheels", hidden=32, steps=300, lr=0.01, eval_every=10, test_size=1,
+                           teacher_forcing=ratio))
+        first[ratio] = next((r["step"] for r in run.history if r.get("test_exact_match") == 1.0), 10**9)
+    assert first[1.0] < first[0.0], first
+
+
+def test_sentiment_reads_word_order():
+    task = get_task("sentiment")
+    rng = np.random.default_rng(0)
+    texts = [task.sentence(rng) for _ in range(2000)]
+    assert 0.35 < np.mean([label for _, label in texts]) < 0.65
+    assert any(" not " in t for t, _ in texts) and any(" but " in t for t, _ in texts)
+    run = train(Config(cell="lstm", task="sentiment", hidden=16, steps=300, lr=0.01, eval_every=300, test_size=256))
+    assert run.history[-1]["test_accuracy"] > 0.75
+
+
+def test_predict_command_writes_dates(tmp_path):
+    out = tmp_path / "dates"
+    trained = subprocess.run([sys.executable, "-m", "gategraph.cli", "train", "gru", "--task", "dates", "--attention",
+                              "dot", "--hidden", "16", "--steps", "20", "--eval-every", "10", "-o", str(out)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert trained.returncode == 0, trained.stderr
+    assert (out / "attention.png").stat().st_size > 5_000
+    said = subprocess.run([sys.executable, "-m", "gategraph.cli", "predict", str(out), "26 november 2026"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert said.returncode == 0 and len(said.stdout.strip()) <= 64
+    bad = subprocess.run([sys.executable, "-m", "gategraph.cli", "predict", str(out), "26 NOVEMBER"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "has no character" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_learner_fits_arrays_in_the_scikit_learn_manner():
+    """Does the sequence sum to more than zero? Labels from the data, no task object."""
+    from gategraph.train import Learner
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 600, 1))
+    y = (X.sum(axis=(0, 2)) > 0).astype(int)
+    learner = Learner("gru", hidden=8, steps=300, lr=0.01).fit(X[:, :500], y[:500])
+    assert set(learner.params_) >= {"l0.fwd.W_r", "out.W"} and len(learner.history_) == 300
+    assert learner.score(X[:, 500:], y[500:]) > 0.85
+    with pytest.raises(ValueInputError, match="X must be"):
+        Learner().fit(X[0], y)
