@@ -120,15 +120,34 @@ def cmd_train(args) -> None:
                         bidirectional=args.bidirectional, steps=args.steps or 1000, batch=args.batch, lr=args.lr,
                         optimizer=args.optimizer, clip=args.clip, seed=args.seed, dtype=args.dtype,
                         eval_every=args.eval_every, attention=args.attention, teacher_forcing=args.teacher_forcing,
-                        task_options=options)
+                        teacher_forcing_end=args.teacher_forcing_end, structure=args.structure, task_options=options)
         out = Path(args.output or f"runs/{cell}-{args.task}-seed{args.seed}")
         run = train(config, out, progress=_progress)
     loss_curves({run.config.cell: run.history}, out / "loss.png", run.task.metric,
                 f"{run.config.cell} on {run.config.task}")
     if run.seq2seq and run.config.attention:
         _heatmap(run, out / "attention.png")
+    if not run.seq2seq:
+        _gates(run, out / "gates.png")
     last = next((r for r in reversed(run.history) if run.task.metric in r), {})
     print(f"{out}: step {run.step}, {run.task.metric} {last.get(run.task.metric, float('nan')):.4g}")
+
+
+def _gates(run, path):
+    """The first layer's gates (its σ equations) over the first test sequence, if the cell has any."""
+    from gategraph.ops import op_of
+    from gategraph.renderers.plots import gate_activations
+
+    model = run.model
+    kernel, own = model.rnn.kernels[0]["fwd"], model.rnn._own(run.params, 0, "fwd")
+    names = [eq.name for eq in kernel.cell.equations if op_of(eq.rhs) is not None and op_of(eq.rhs).name == "Sigmoid"]
+    if not names:
+        return
+    x, y, _ = run.test
+    x = model._sequence(x[:1] if x.ndim == 2 else x[:, :1], y.shape[0])
+    _, _, tape = kernel.forward(own, np.ascontiguousarray(x))
+    gate_activations({n: kernel.values(tape, n)[:, 0] for n in names}, path,
+                     f"{run.config.cell}'s gates on the first test sequence of {run.config.task}")
 
 
 def _heatmap(run, path, source: str | None = None):
@@ -436,6 +455,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--attention", choices=("dot", "general", "additive"), help="sequence to sequence: attend")
     s.add_argument("--teacher-forcing", type=float, default=1.0, metavar="R",
                    help="sequence to sequence: feed the true previous token with probability R (default 1)")
+    s.add_argument("--teacher-forcing-end", type=float, metavar="R", help="scheduled sampling: move the ratio "
+                   "linearly to R by the last step")
+    s.add_argument("--structure", choices=("many-to-one", "many-to-many", "one-to-many", "seq2seq"),
+                   help="the task's own by default (see `gategraph tasks`)")
     s.add_argument("--eval-every", type=_count(1, 10**6), default=50, help="steps between test scores")
     s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     s.add_argument("--seed", type=SEED, default=0)

@@ -292,11 +292,24 @@ class Kernel:
     def _finals(self, tape: Tape) -> dict:
         return {st.name: self._buffer(tape, st.name)[-1] for st in self.states}
 
+    def values(self, tape: Tape, name: str) -> np.ndarray:
+        """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
+        if tape.generation != self._generation:
+            raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
+        buf, shift = self.lowered.output_stores.get(name) or (name, 1 if name in self.lowered.state_buffers else 0)
+        if buf not in self.lowered.tape:
+            raise ValueInputError(f"cell {self.cell.name!r} keeps no value {name!r} (its names: "
+                                  f"{', '.join(eq.name for eq in self.cell.equations)})")
+        arr = self._buffer(tape, buf)
+        return (arr[1:] if shift else arr).copy()
+
     def backward(self, params: dict, x, d_outputs, d_final: dict | None = None, state0: dict | None = None,
-                 memory: dict | None = None, tape: Tape | None = None) -> dict:
+                 memory: dict | None = None, tape: Tape | None = None, state_grads: bool = False) -> dict:
         """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
-        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it."""
+        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it.
+        With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
+        reaches each step (the vanishing-gradient plot)."""
         args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
@@ -328,5 +341,14 @@ class Kernel:
         work = self._workspace("backward", T, B, sizes)
         grads = self._run("backward", [args[a] for a in self.lowered.backward_args] + work)
         self._trusted = True
-        return {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
-                for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
+        out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
+               for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
+        if state_grads:  # row t + 1 of a carry buffer: what steps t + 1 .. T-1 and the end send back to s_t
+            names = [n for n, _ in self.lowered.backward_work]
+            out["steps"] = {}
+            for st in self.states:
+                total = work[names.index(self.lowered.carry_buffers[st.name])][1:].copy()
+                if st.name in self.cell.outputs:
+                    total += args[f"dl_{st.name}"]
+                out["steps"][st.name] = total
+        return out

@@ -661,6 +661,7 @@ class Lowered:
     output_stores: dict  # output -> (buffer, shift)
     forward_work: list  # (name, dims): buffers the caller passes to forward, after its arguments
     backward_work: list
+    carry_buffers: dict  # state -> the (T + 1, B, n) backward buffer whose row t + 1 is ∂L/∂s_t from step t + 1 on
 
 
 def _check_names(cell: Cell):
@@ -699,7 +700,7 @@ class _Lowering:
         outputs = {o: (o, 1 if o in state_names else 0) for o in self.cell.outputs}
         return Lowered(_module(self.cell, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
                        self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs,
-                       self.fw.work, self.bw.work)
+                       self.fw.work, self.bw.work, dict(self.carry_bufs))
 
     # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
     def forward(self) -> str:

@@ -21,7 +21,7 @@ from gategraph.errors import SpecError, ValueInputError
 from gategraph.kernel import compile
 from gategraph.spec import Cell
 
-STRUCTURES = ("many-to-one", "many-to-many")
+STRUCTURES = ("many-to-one", "many-to-many", "one-to-many")
 LOSSES = ("xent", "mse")
 
 
@@ -131,8 +131,9 @@ class SequenceModel:
     """A recurrent encoder (any cell; stacked, bidirectional) and an output layer, trained end to end.
 
     structure "many-to-one": one output per sequence, read from the last step (from both ends when
-    bidirectional: [h→_T, h←_1]); "many-to-many": one output per step. loss "xent" (labels, integer; a mask
-    may drop padded steps) or "mse" (targets of the output's shape)."""
+    bidirectional: [h→_T, h←_1]); "many-to-many": one output per step; "one-to-many": one input (B, X),
+    read at the first step (the later steps read zeros), one output per step. loss "xent" (labels, integer;
+    a mask may drop padded steps) or "mse" (targets of the output's shape)."""
 
     def __init__(self, cell: Cell, input_size: int, hidden_size: int, output_size: int, structure="many-to-one",
                  loss="xent", layers=1, bidirectional=False, dtype="float32"):
@@ -148,8 +149,19 @@ class SequenceModel:
     def init(self, seed: int = 0) -> dict:
         return {**self.rnn.init(seed), **self.head.init(self.rnn.width, self.output_size, seed + 7, self.dtype)}
 
+    def _sequence(self, x: np.ndarray, length: int | None) -> np.ndarray:
+        """The input sequence: x itself, or for one-to-many [x, 0, 0, ...] over `length` steps."""
+        if self.structure != "one-to-many":
+            return x
+        if x.ndim != 2 or not length:
+            raise ValueInputError(f"a one-to-many model reads one input (B, X) and needs the output length; "
+                                  f"got shape {x.shape}, length {length}")
+        xs = np.zeros((length,) + x.shape, self.dtype)
+        xs[0] = x
+        return xs
+
     def _features(self, outputs: np.ndarray) -> np.ndarray:
-        if self.structure == "many-to-many":
+        if self.structure != "many-to-one":
             return outputs
         H = self.rnn.hidden_size
         if len(self.rnn.directions) == 1:
@@ -157,7 +169,7 @@ class SequenceModel:
         return np.concatenate([outputs[-1, :, :H], outputs[0, :, H:]], axis=1)
 
     def _d_outputs(self, d_feat: np.ndarray, shape: tuple) -> np.ndarray:
-        if self.structure == "many-to-many":
+        if self.structure != "many-to-one":
             return d_feat
         d = np.zeros(shape, self.dtype)
         H = self.rnn.hidden_size
@@ -167,14 +179,15 @@ class SequenceModel:
             d[-1, :, :H], d[0, :, H:] = d_feat[:, :H], d_feat[:, H:]
         return d
 
-    def predict(self, params: dict, x: np.ndarray) -> np.ndarray:
-        """Logits (or predictions, for "mse"): (B, K) many-to-one, (T, B, K) many-to-many."""
-        outputs, _ = self.rnn.forward(params, x)
+    def predict(self, params: dict, x: np.ndarray, length: int | None = None) -> np.ndarray:
+        """Logits (or predictions, for "mse"): (B, K) many-to-one, (T, B, K) many-to-many and one-to-many
+        (`length` steps)."""
+        outputs, _ = self.rnn.forward(params, self._sequence(x, length))
         return self.head.forward(params, self._features(outputs))
 
     def loss_and_grads(self, params: dict, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None):
         """(loss, ∂loss/∂ every parameter, the model's predictions)."""
-        outputs, cache = self.rnn.forward(params, x)
+        outputs, cache = self.rnn.forward(params, self._sequence(x, y.shape[0]))
         feat = self._features(outputs)
         pred = self.head.forward(params, feat)
         if self.loss_name == "xent":

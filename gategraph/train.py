@@ -58,6 +58,7 @@ class Config:
     save_every: int = 100
     attention: str | None = None  # sequence to sequence: "dot", "general" or "additive"
     teacher_forcing: float = 1.0  # sequence to sequence: how often the decoder reads the true previous token
+    teacher_forcing_end: float | None = None  # scheduled sampling: the ratio moves linearly to this by the end
     task_options: dict = field(default_factory=dict)  # e.g. {"T": 50}
 
 
@@ -77,6 +78,12 @@ class Run:
         self.task = task = get_task(config.task, **config.task_options)
         cell = CELLS[config.cell]()
         self.seq2seq = task.structure == "seq2seq"
+        if config.structure and config.structure != task.structure:
+            raise UsageError(f"the {task.name} task is {task.structure}; --structure {config.structure} does not "
+                             "fit its data")
+        for ratio in (config.teacher_forcing, config.teacher_forcing_end):
+            if ratio is not None and not 0 <= ratio <= 1:
+                raise UsageError(f"a teacher-forcing ratio is between 0 and 1, got {ratio}")
         if self.seq2seq:
             self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
                                  config.hidden, task.start, task.end, config.attention, config.dtype)
@@ -100,7 +107,7 @@ class Run:
     def train_step(self) -> float:
         x, y, mask = self.task.batch(self.rng, self.config.batch)
         if self.seq2seq:
-            loss, grads, _, _ = self.model.run(self.params, x, y, self.config.teacher_forcing, self.rng, grads=True)
+            loss, grads, _, _ = self.model.run(self.params, x, y, self.teacher_forcing(), self.rng, grads=True)
             if not math.isfinite(loss):
                 raise ValueInputError(f"the loss is {loss}: the model diverged")
         else:
@@ -109,6 +116,13 @@ class Run:
         self.opt.step(self.params, grads, scale)
         self.step += 1
         return loss
+
+    def teacher_forcing(self) -> float:
+        """The ratio at this step: fixed, or moving linearly from the start value to the end value."""
+        cfg = self.config
+        if cfg.teacher_forcing_end is None:
+            return cfg.teacher_forcing
+        return cfg.teacher_forcing + (cfg.teacher_forcing_end - cfg.teacher_forcing) * self.step / max(cfg.steps, 1)
 
     def evaluate(self) -> float:
         x, y, mask = self.test
@@ -219,8 +233,8 @@ class Learner:
     """The same machinery in the scikit-learn manner, on your own arrays: `__init__` stores the settings,
     `fit(X, y, mask=None)` learns `params_` and `history_`, `predict(X)` and `score(X, y)` use them.
 
-    X: (T, N, features), time-major. y: (N,) labels or (N, K) targets for "many-to-one"; (T, N) labels for
-    "many-to-many". loss "xent" (integer labels) or "mse"."""
+    X: (T, N, features), time-major; (N, features) for "one-to-many". y: (N,) labels or (N, K) targets for
+    "many-to-one"; (T, N) labels for "many-to-many" and "one-to-many". loss "xent" (integer labels) or "mse"."""
 
     def __init__(self, cell: str = "lstm", structure: str = "many-to-one", loss: str = "xent", hidden: int = 32,
                  layers: int = 1, bidirectional: bool = False, steps: int = 500, batch: int = 32, lr: float = 1e-3,
@@ -234,27 +248,34 @@ class Learner:
             raise UsageError(f"unknown cell {self.cell!r}; the built-in cells: {', '.join(CELLS)}")
         X = np.asarray(X, self.dtype)
         y = np.asarray(y)
-        if X.ndim != 3 or X.shape[1] != y.shape[-1 if self.structure == "many-to-many" else 0]:
-            raise ValueInputError(f"X must be (T, N, features) and y hold N examples; got X {X.shape}, y {y.shape}")
+        axis = 1 if self.structure == "one-to-many" else 2  # where X holds its N examples: (N, F) or (T, N, F)
+        if X.ndim != axis + 1 or X.shape[axis - 1] != y.shape[-1 if self.structure != "many-to-one" else 0]:
+            raise ValueInputError(f"X must be {'(N, features)' if axis == 1 else '(T, N, features)'} and y hold "
+                                  f"N examples; got X {X.shape}, y {y.shape}")
+        self.length_ = y.shape[0] if self.structure == "one-to-many" else None
         outputs = int(y.max()) + 1 if self.loss == "xent" else (y.shape[1] if y.ndim > 1 else 1)
-        self.model_ = SequenceModel(CELLS[self.cell](), X.shape[2], self.hidden, outputs, self.structure, self.loss,
+        self.model_ = SequenceModel(CELLS[self.cell](), X.shape[-1], self.hidden, outputs, self.structure, self.loss,
                                     self.layers, self.bidirectional, self.dtype)
         self.params_ = self.model_.init(self.seed)
         opt = Adam(self.lr) if self.optimizer == "adam" else SGD(self.lr, 0.9)
         rng = np.random.default_rng(self.seed)
         self.history_ = []
         target = y if self.loss == "xent" or y.ndim > 1 else y[:, None]
+        n = X.shape[axis - 1]
         for step in range(1, self.steps + 1):
-            idx = rng.choice(X.shape[1], size=min(self.batch, X.shape[1]), replace=False)
-            yb = target[:, idx] if self.structure == "many-to-many" else target[idx]
+            idx = rng.choice(n, size=min(self.batch, n), replace=False)
+            yb = target[idx] if self.structure == "many-to-one" else target[:, idx]
             mb = None if mask is None else mask[:, idx]
-            loss, grads, _ = self.model_.loss_and_grads(self.params_, np.ascontiguousarray(X[:, idx]), yb, mb)
+            xb = X[idx] if axis == 1 else np.ascontiguousarray(X[:, idx])
+            loss, grads, _ = self.model_.loss_and_grads(self.params_, xb, yb, mb)
             opt.step(self.params_, grads, clip_scale(grads, self.params_, self.clip)[0])
             self.history_.append({"step": step, "loss": loss})
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        out = self.model_.predict(self.params_, np.asarray(X, self.dtype))
+    def predict(self, X: np.ndarray, length: int | None = None) -> np.ndarray:
+        """Labels ("xent") or values ("mse"); a one-to-many model writes `length` steps (as many as in fit)."""
+        length = length or getattr(self, "length_", None)
+        out = self.model_.predict(self.params_, np.asarray(X, self.dtype), length)
         return out.argmax(axis=-1) if self.loss == "xent" else out
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -64,4 +65,42 @@ def attention_heatmap(weights, source: list[str], target: list[str], path: str |
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
     if title:
         ax.set_title(title, pad=28)
+    return _save(fig, path)
+
+
+def gradient_norms(curves: dict, path: str | Path, title: str = "") -> Path:
+    """curves: label -> norms[k] = mean over sequences of ‖∂L/∂h_{T-1-k}‖, k = 0 (the step the loss reads)
+    .. T-1. The vanishing-gradient plot: on a log axis, a straight falling line is geometric decay."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for k, (label, norms) in enumerate(curves.items()):
+        norms = np.asarray(norms, dtype=float)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:  # below the smallest number the dtype holds: say so rather than draw nothing
+            label = f"{label} (exactly 0 from k = {zero[0]} on)"
+            norms = np.where(norms == 0, np.nan, norms)
+        ax.plot(range(len(norms)), norms, color=f"C{k}", lw=2, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("distance from the loss, k (steps)")
+    ax.set_ylabel(r"$\|\partial L / \partial h_{T-k}\|$")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def gate_activations(gates: dict, path: str | Path, title: str = "", marks: list[int] | None = None) -> Path:
+    """gates: name -> (T, units) values in [0, 1] for one sequence: one panel per gate, time across, units
+    down; `marks`: steps to mark above each panel (where the input mattered)."""
+    fig, axes = plt.subplots(len(gates), 1, figsize=(7.2, 1.5 * len(gates) + 0.6), sharex=True, squeeze=False)
+    for ax, (name, values) in zip(axes[:, 0], gates.items(), strict=True):
+        im = ax.imshow(values.T, cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.set_yticks([])
+        for m in marks or []:  # a red tick above the panel, so the mark hides no activation
+            ax.axvline(m, ymin=1.0, ymax=1.1, color="C3", lw=2.5, clip_on=False)
+    axes[-1, 0].set_xlabel("step t")
+    fig.colorbar(im, ax=axes[:, 0], fraction=0.025, pad=0.02, label="activation")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

@@ -320,3 +320,20 @@ def test_buffers_are_reused_but_results_are_never_overwritten(lstm32):
     assert all(np.array_equal(again[n], g1[n]) for n in g1)
     g2 = k.backward(params, x2, np.ones_like(out2))
     assert not np.array_equal(g2["x"], g1["x"]) and np.array_equal(again["x"], g1["x"])
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_state_gradients_of_every_step(name):
+    """∂L/∂s_t is what a run started at s_t sends back to its initial state (plus the output's own seed)."""
+    k = compile(cells.CELLS[name](), X, H, "float64")
+    rng = np.random.default_rng(8)
+    params, x, d = k.init(8), rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
+    _, _, tape = k.forward(params, x)
+    states = {st.name: k.values(tape, st.name) for st in k.states}
+    steps = k.backward(params, x, d, tape=tape, state_grads=True)["steps"]
+    for t in range(T - 1):
+        tail = k.backward(params, x[t + 1:].copy(), d[t + 1:].copy(), state0={s: v[t] for s, v in states.items()})
+        for st in k.states:
+            expected = tail[st.name] + (d[t] if st.name == "h" else 0)
+            np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])

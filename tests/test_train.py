@@ -161,7 +161,7 @@ def test_train_command_end_to_end(tmp_path):
                            "10", "--hidden", "8", "--steps", "30", "--eval-every", "10", "-o", str(out)],
                           capture_output=True, text=True, cwd=ROOT, env={**os.environ})
     assert done.returncode == 0, done.stderr
-    assert {"config.json", "metrics.csv", "params.npz", "params.json", "checkpoint.npz", "loss.png"} <= {
+    assert {"config.json", "metrics.csv", "params.npz", "params.json", "checkpoint.npz", "loss.png", "gates.png"} <= {
         p.name for p in out.iterdir()}
     assert "test_mse" in done.stdout and "30/30" in done.stderr
     assert (out / "loss.png").stat().st_size > 10_000
@@ -262,3 +262,40 @@ def test_the_learner_fits_arrays_in_the_scikit_learn_manner():
     assert learner.score(X[:, 500:], y[500:]) > 0.85
     with pytest.raises(ValueInputError, match="X must be"):
         Learner().fit(X[0], y)
+
+
+def test_one_to_many_writes_a_sequence_from_one_input():
+    """Given a symbol k, write k, k+1, k+2, ... (mod 5): the input is read at the first step only."""
+    from gategraph.train import Learner
+
+    K, T = 5, 6
+    starts = np.random.default_rng(1).integers(0, K, 400)
+    X = np.eye(K)[starts]
+    y = (starts[None, :] + np.arange(T)[:, None]) % K
+    learner = Learner("gru", structure="one-to-many", hidden=16, steps=400, lr=0.02).fit(X[:300], y[:, :300])
+    assert learner.predict(X[300:]).shape == (T, 100)
+    assert learner.score(X[300:], y[:, 300:]) > 0.95
+    model = SequenceModel(cells.lstm(), K, 4, K, "one-to-many", "xent", dtype="float64")
+    params = model.init(0)
+    value, grads, _ = model.loss_and_grads(params, X[:3], y[:, :3])
+    a = params["l0.fwd.W_f"]
+    old = a[1, 2]
+    a[1, 2] = old + 1e-6
+    up = model.loss_and_grads(params, X[:3], y[:, :3])[0]
+    a[1, 2] = old - 1e-6
+    down = model.loss_and_grads(params, X[:3], y[:, :3])[0]
+    a[1, 2] = old
+    assert abs((up - down) / 2e-6 - grads["l0.fwd.W_f"][1, 2]) < 1e-7
+
+
+def test_scheduled_sampling_moves_the_ratio():
+    from gategraph.train import Run
+
+    run = Run(Config(task="reverse", steps=100, teacher_forcing=1.0, teacher_forcing_end=0.0, hidden=4))
+    assert run.teacher_forcing() == 1.0
+    run.step = 75
+    assert run.teacher_forcing() == pytest.approx(0.25)
+    with pytest.raises(Exception, match="between 0 and 1"):
+        Run(Config(task="reverse", teacher_forcing=1.5))
+    with pytest.raises(Exception, match="the adding task is many-to-one"):
+        Run(Config(task="adding", structure="many-to-many"))
