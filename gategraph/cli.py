@@ -77,6 +77,47 @@ def cmd_cells(args) -> None:
         print(f"{name.replace('_', '-'):<{width}}  {make().doc}")
 
 
+def _write_deck(deck, out: Path, formats: set) -> None:
+    """The deck in each asked format; a missing TeX is a note, not a failure."""
+    from gategraph.renderers.beamer import write_beamer
+    from gategraph.renderers.html import write_html
+
+    if "html" in formats:
+        print(f"wrote {write_html(deck, out / 'html')}  ({len(deck.slides) + 1} slides)")
+    if formats & {"beamer", "pdf"}:
+        tex, pdf, why = write_beamer(deck, out / "beamer", pdf="pdf" in formats)
+        print(f"wrote {tex}" + (f" and {pdf}" if pdf else ""))
+        if why and "pdf" in formats:
+            print(f"note: {why}", file=sys.stderr)
+
+
+def _formats(text: str) -> set:
+    formats = {f.strip() for f in text.split(",") if f.strip()}
+    unknown = sorted(formats - {"html", "beamer", "pdf"})
+    if unknown:
+        raise UsageError(f"unknown format {', '.join(unknown)}; the formats: html, beamer, pdf")
+    return formats
+
+
+def cmd_lecture(args) -> None:
+    from gategraph.renderers.lecture import lecture_deck
+
+    out = Path(args.output)
+    deck = lecture_deck(out, train_models=not args.no_train)
+    _write_deck(deck, out, _formats(args.format))
+
+
+def cmd_slides(args) -> None:
+    import tempfile
+
+    from gategraph.renderers.slides import cell_deck
+
+    cells = [load_cell(ref) for ref in args.cells]
+    with tempfile.TemporaryDirectory(prefix="gategraph-figures-") as figures:
+        deck = cell_deck(cells, Path(figures), args.title or "", check=not args.no_check)
+        _write_deck(deck, Path(args.output), _formats(args.format))
+
+
 def cmd_tasks(args) -> None:
     from gategraph.tasks import TASKS
 
@@ -175,7 +216,7 @@ def cmd_predict(args) -> None:
         raise UsageError(f"predict reads text; the {task.name} task takes numbers (see `gategraph evaluate`)")
     bad = sorted({c for c in args.text if task.source_vocab and c not in task.source_vocab})
     if bad:
-        raise UsageError(f"the {task.name} task has no character {''.join(bad)!r} in its input alphabet")
+        raise UsageError(f"the {task.name} task has no {', '.join(map(repr, bad))} in its input alphabet")
     if run.config.attention and args.heatmap:
         print(_heatmap(run, args.heatmap, args.text))
         return
@@ -436,6 +477,21 @@ def parser() -> argparse.ArgumentParser:
                    help="hold a parameter at a constant for the numeric norms, e.g. --set b_f=3 (repeatable)")
     s.add_argument("--format", choices=("latex", "text"), default="text")
     s.set_defaults(run=cmd_jacobian)
+
+    s = sub.add_parser("lecture", help="the RNN lecture as a deck (HTML, Beamer, PDF), every number computed")
+    s.add_argument("-o", "--output", default="lecture", help="folder for html/, beamer/ and runs/ (default lecture)")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
+    s.add_argument("--no-train", action="store_true", help="skip the slides that need trained models (a note "
+                   "says so on each)")
+    s.set_defaults(run=cmd_lecture)
+
+    s = sub.add_parser("slides", help="a deck for any cells: equations, graph, derivation, unrolled graph, check")
+    s.add_argument("cells", nargs="+", metavar="CELL", help=cell_help)
+    s.add_argument("-o", "--output", default="slides", help="folder for html/ and beamer/ (default slides)")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
+    s.add_argument("--title", help="the deck's title (default: the cells' names)")
+    s.add_argument("--no-check", action="store_true", help="leave out the finite-difference slide")
+    s.set_defaults(run=cmd_slides)
 
     s = sub.add_parser("tasks", help="list the training tasks")
     s.set_defaults(run=cmd_tasks)

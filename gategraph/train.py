@@ -22,6 +22,7 @@ import io
 import json
 import math
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,12 +181,19 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None) -> Run:
-    """Train for config.steps steps (from the checkpoint in `run_dir` when resuming). `progress(run, loss,
-    rate)` is called after every step. Returns the run (run.params, run.history)."""
+    """Train for config.steps steps (from the checkpoint in `run_dir` when resuming; there config.steps, if
+    given, is the new target). `progress(run, loss, rate)` is called after every step. Returns the run
+    (run.params, run.history).
+
+    With a run directory, Ctrl-C and SIGTERM only ask the run to stop: it finishes the step it is in (a
+    signal must not land inside a compiled kernel), saves, and raises Interrupted. A second Ctrl-C stops at
+    once, keeping the last saved checkpoint."""
     run_dir = Path(run_dir) if run_dir else None
     if resume:
         run = load_run(run_dir)
-        run.config.steps = max(config.steps, run.config.steps) if config.steps else run.config.steps
+        if config.steps:
+            run.config.steps = config.steps
+        atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
     else:
         run = Run(config)
         if run_dir:
@@ -193,22 +201,27 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
             atomic_write(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
     cfg = run.config
+    asked = []
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
+    def ask_to_stop(signum, frame):
+        if asked:  # the second time: now
+            raise KeyboardInterrupt
+        asked.append(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop) if run_dir else None
-    start, first = time.perf_counter(), run.step
-    saved = run.step
+    handlers = {}
+    if run_dir and threading.current_thread() is threading.main_thread():
+        handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    clock = run.history[-1]["seconds"] if run.history else 0.0  # seconds go on counting across resumes
+    start, first, saved = time.perf_counter(), run.step, run.step
     try:
-        while run.step < cfg.steps:
+        while run.step < cfg.steps and not asked:
             try:
                 loss = run.train_step()
             except ValueInputError as e:  # a loss or a gradient that is not finite
                 kept = f"the checkpoint of step {saved} is kept" if run_dir and saved else "nothing was saved"
                 raise ValueInputError(f"step {run.step + 1}: {e}; the run stops, {kept} (try a smaller --lr)") \
                     from None
-            row = {"step": run.step, "loss": loss, "seconds": round(time.perf_counter() - start, 3)}
+            row = {"step": run.step, "loss": loss, "seconds": round(clock + time.perf_counter() - start, 3)}
             if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
                 row[run.task.metric] = run.evaluate()
             run.history.append(row)
@@ -217,15 +230,12 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             if run_dir and (run.step % cfg.save_every == 0 or run.step == cfg.steps):
                 save(run, run_dir)
                 saved = run.step
-    except KeyboardInterrupt:
-        if run_dir:
+        if asked:
             save(run, run_dir)
-            raise Interrupted(f"stopped at step {run.step}; continue with `gategraph train --resume {run_dir}`") \
-                from None
-        raise
+            raise Interrupted(f"stopped at step {run.step}; continue with `gategraph train --resume {run_dir}`")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, previous in handlers.items():
+            signal.signal(s, previous)
     return run
 
 
@@ -283,3 +293,18 @@ class Learner:
         pred = self.predict(X)
         y = np.asarray(y)
         return float((pred == y).mean()) if self.loss == "xent" else float(((pred - y.reshape(pred.shape)) ** 2).mean())
+
+
+def gradient_flow(run: Run, n: int = 64) -> np.ndarray:
+    """How far back the gradient reaches in a trained many-to-one model: the mean over n test sequences of
+    ‖∂L/∂h_t‖ in the first layer, against the distance from the loss (index 0: the last step)."""
+    x, y, _ = run.test
+    x, y = np.ascontiguousarray(x[:, :n]), y[:n]
+    model, params = run.model, run.params
+    kernel, own = model.rnn.kernels[0]["fwd"], model.rnn._own(params, 0, "fwd")
+    h, _, tape = kernel.forward(own, x)
+    pred = model.head.forward(params, h[-1])
+    d = np.zeros_like(h)
+    d[-1] = (2 * (pred - y) / y.size) @ params["out.W"]  # the MSE's gradient, through the output layer
+    steps = kernel.backward(own, x, d, tape=tape, state_grads=True)["steps"]["h"]
+    return np.linalg.norm(steps, axis=2).mean(axis=1)[::-1]

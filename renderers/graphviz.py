@@ -234,3 +234,54 @@ def _levels(cell: Cell) -> dict[str, int]:
                  and v.name in level]
         level[eq.name] = 1 + max(reads, default=0)
     return level
+
+
+STRUCTURES = ("one-to-one", "many-to-one", "one-to-many", "many-to-many", "encoder-decoder", "bidirectional",
+              "deep")
+
+
+def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
+    """How a recurrent network is wired in time: inputs (blue) at the bottom, cells in the middle, outputs
+    at the top, time left to right. kind: one of STRUCTURES."""
+    if kind not in STRUCTURES:
+        raise UsageError(f"unknown structure {kind!r}: one of {', '.join(STRUCTURES)}")
+    g = graphviz.Digraph(kind, graph_attr=dict(rankdir="BT", nodesep="0.35", ranksep="0.35", fontname=FONT,
+                                               label=kind.replace("-", " "), labelloc="t", fontsize="16"),
+                         node_attr=dict(fontname=FONT, fontsize="13"), edge_attr=dict(color="#6b7280"))
+    cell = dict(shape="box", style="rounded,filled", fillcolor="#fef3c7", color="#d97706", width="0.6")
+    xin, yout = STYLE["input"], dict(shape="box", style="rounded,filled", fillcolor="#dcfce7", color="#16a34a")
+    steps = 1 if kind == "one-to-one" else T
+    rows = {"deep": 2, "bidirectional": 2}.get(kind, 1)
+    enc = T if kind == "encoder-decoder" else 0
+    n = steps + enc
+    for t in range(n):
+        reads = kind not in ("one-to-many",) or t == 0
+        reads = reads and not (kind == "encoder-decoder" and t >= enc)
+        writes = {"many-to-one": t == n - 1, "encoder-decoder": t >= enc}.get(kind, True)
+        with g.subgraph() as s:
+            s.attr(rank="same")
+            if reads:
+                s.node(f"x{t}", f"<x<sub>{t + 1}</sub>>", **xin)
+            else:  # keeps the cells of every step on one row
+                s.node(f"x{t}", "", style="invis", width="0.3")
+        for r in range(rows):
+            label = ("→" if r == 0 else "←") if kind == "bidirectional" else ("enc" if t < enc else "dec") if enc \
+                else ("layer 2" if r == 1 else "RNN") if kind == "deep" else "RNN"
+            g.node(f"c{r}_{t}", label, **cell)
+        g.edge(f"x{t}", f"c0_{t}", **({} if reads else {"style": "invis"}))
+        if kind == "bidirectional":
+            g.edge(f"x{t}", f"c1_{t}", color="#6b7280:invis" if reads else "invis")
+            g.edge(f"c0_{t}", f"c1_{t}", style="invis")  # the backward row above the forward one
+        if kind == "deep":
+            g.edge(f"c0_{t}", f"c1_{t}")
+        if writes:
+            g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", **yout)
+            g.edge(f"c{rows - 1}_{t}", f"y{t}")
+            if kind == "bidirectional":
+                g.edge(f"c0_{t}", f"y{t}")
+        if t:
+            for r in range(rows):
+                back = kind == "bidirectional" and r == 1
+                g.edge(f"c{r}_{t}" if back else f"c{r}_{t - 1}", f"c{r}_{t - 1}" if back else f"c{r}_{t}",
+                       color="#d97706", penwidth="2", constraint="false")
+    return g

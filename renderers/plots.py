@@ -32,7 +32,8 @@ def loss_curves(runs: dict, path: str | Path, metric: str | None = None, title: 
     for k, (label, history) in enumerate(runs.items()):
         colour = f"C{k}"
         steps = [r["step"] for r in history]
-        ax.plot(steps, [r["loss"] for r in history], color=colour, alpha=0.35, lw=0.8)
+        ax.plot(steps, [r["loss"] for r in history], color=colour, alpha=0.35 if metric else 1.0,
+                lw=0.8 if metric else 1.8)
         if metric:
             pts = [(r["step"], r[metric]) for r in history if r.get(metric) not in (None, "")]
             if pts:

@@ -180,8 +180,9 @@ def _block(ev: Evaluation, part, style: str) -> str:
     return f"{matrix}[{block}] · {p.doprint(part.operand)}"
 
 
-def claim_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
-    """What the source claimed for this step, each beside the computed value, marked ✓ or ✗."""
+def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = True) -> list[str]:
+    """What the source claimed for this step, each beside the computed value, marked ✓ or ✗ (and, with
+    `words`, the verdict written out)."""
     out = []
     names = times(ev.cell)
     for v in (v for v in ev.verdicts if v.claim.name == step.name):
@@ -201,8 +202,9 @@ def claim_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
         if style == "latex":
             verdict = text_in_latex(verdict)
         if style == "latex":
+            said = rf"\ \text{{{verdict}}}" if words else ""
             out.append(rf"\text{{claimed }} {what} {rel} {claimed}\quad \text{{computed }} {computed}"
-                       rf"\quad {mark}\ \text{{{verdict}}}")
+                       rf"\quad {mark}{said}")
         else:
             out.append(f"claimed {what} {rel} {claimed}   computed {computed}   {mark} {verdict}")
     return out

@@ -10,7 +10,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 tools=() tex=()
 command -v dot >/dev/null 2>&1 || tools+=(graphviz)
 command -v pdftoppm >/dev/null 2>&1 || tools+=(poppler-utils)
-command -v pdflatex >/dev/null 2>&1 || tex+=(texlive-latex-base texlive-latex-recommended texlive-fonts-recommended)
+command -v pdflatex >/dev/null 2>&1 || tex+=(texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+                                             texlive-pictures)
 if [ ${#tools[@]} -gt 0 ] || [ ${#tex[@]} -gt 0 ]; then
   echo "== installing ${tools[*]} ${tex[*]} (Debian packages; TeX takes a few minutes the first time)"
   as_root apt-get update -qq

@@ -26,6 +26,9 @@ def test_wheel_ships_the_renderers_inside_gategraph(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("gategraph-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "gategraph/renderers/latex.py" in names and "gategraph/renderers/graphviz.py" in names
+    assert {"gategraph/renderers/katex/katex.min.js", "gategraph/renderers/katex/LICENSE",
+            "gategraph/renderers/katex/contrib/auto-render.min.js",
+            "gategraph/renderers/katex/fonts/KaTeX_Main-Regular.woff2"} <= set(names)
     assert not any(n.startswith("renderers/") for n in names), "no top-level `renderers` package"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

@@ -1,0 +1,94 @@
+"""The Beamer writer: a deck as a LaTeX Beamer source and, where pdflatex exists, its PDF.
+
+`write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`) and compiles it
+with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, texlive-fonts-recommended). Steps of a
+derivation become overlays (`\\uncover<k->`), one per press. Without pdflatex the .tex is written and the
+result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
+
+Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck, renderers.latex.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from gategraph.errors import RenderError
+from gategraph.files import atomic_write
+from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.latex import text_in_latex
+
+PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
+\usepackage[T1]{fontenc}
+\usepackage[utf8]{inputenc}
+\usepackage{lmodern}
+\usepackage{amsmath,amssymb}
+\usepackage{graphicx}
+\setbeamertemplate{navigation symbols}{}
+\setbeamertemplate{footline}[frame number]
+\setbeamercolor{frametitle}{fg=blue!50!black}
+\setbeamerfont{frametitle}{size=\large}
+"""
+
+
+def _text(text: str) -> str:
+    return "".join(f"${p}$" if math else text_in_latex(p) for math, p in split_math(text))
+
+
+def _block(block, figures: dict) -> str:
+    if isinstance(block, Text):
+        if block.bullets:
+            items = "\n".join(f"  \\item {_text(line)}" for line in block.text.splitlines() if line.strip())
+            return f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+        return _text(block.text) + "\n"
+    if isinstance(block, Math):
+        parts = block.parts or [block.latex]
+        if block.steps:
+            return "\n".join(f"\\uncover<{k + 1}->{{\\[ {p} \\]}}" for k, p in enumerate(parts))
+        return "\n".join(f"\\[ {p} \\]" for p in parts)
+    if isinstance(block, Figure):
+        cap = f"\n\n{{\\small {_text(block.caption)}}}" if block.caption else ""
+        return (f"\\begin{{center}}\\includegraphics[width={block.width:.2f}\\linewidth,height=0.62\\textheight,"
+                f"keepaspectratio]{{{figures[block.path]}}}{cap}\\end{{center}}")
+    if isinstance(block, Note):
+        env = "alertblock" if block.kind == "warn" else "block"
+        return f"\\begin{{{env}}}{{}}\n{_text(block.text)}\n\\end{{{env}}}"
+    raise TypeError(f"no Beamer for {type(block).__name__}")
+
+
+def beamer_source(deck: Deck, figures: dict) -> str:
+    body = [f"\\title{{{_text(deck.title)}}}", f"\\subtitle{{{_text(deck.subtitle)}}}", "\\date{}",
+            "\\begin{document}", "\\begin{frame}\\titlepage\\end{frame}"]
+    section = None
+    for slide in deck.slides:
+        if slide.section and slide.section != section:
+            section = slide.section
+            body.append(f"\\section{{{_text(section)}}}")
+        blocks = "\n".join(_block(b, figures) for b in slide.blocks)
+        body.append(f"\\begin{{frame}}{{{_text(slide.title)}}}\n\\small\n{blocks}\n\\end{{frame}}")
+    return PREAMBLE + "\n".join(body) + "\n\\end{document}\n"
+
+
+def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True) -> tuple[Path, Path | None, str]:
+    """(the .tex, the PDF or None, a note on why there is no PDF)."""
+    folder = Path(folder)
+    figures = deck.copy_figures(folder)
+    tex = atomic_write(folder / "deck.tex", beamer_source(deck, figures).encode())
+    if not pdf:
+        return tex, None, "the PDF was not asked for"
+    if shutil.which("pdflatex") is None:
+        return tex, None, ("pdflatex is not installed, so only deck.tex was written (Debian: apt-get install "
+                           "texlive-latex-recommended texlive-pictures texlive-fonts-recommended)")
+    with tempfile.TemporaryDirectory(prefix="gategraph-beamer-") as work:
+        shutil.copytree(folder / "figures", Path(work) / "figures")
+        shutil.copyfile(tex, Path(work) / "deck.tex")
+        for _ in range(2):  # the second run settles the frame numbers
+            done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"], cwd=work,
+                                  capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                first = next((line for line in done.stdout.splitlines() if line.startswith("!")), "no message")
+                raise RenderError(f"pdflatex failed on {tex}: {first}")
+        pdf_path = atomic_write(folder / "deck.pdf", (Path(work) / "deck.pdf").read_bytes())
+    return tex, pdf_path, ""

@@ -1,0 +1,104 @@
+"""The deck model: slides made of text, equations, figures and notes, apart from any output format.
+
+A writer (renderers/html.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
+writer. Text may hold inline math between single dollars (`the forget gate $f_t$`); `Math` holds display
+LaTeX (an `aligned` block, or rows that a derivation reveals one at a time).
+
+Imports: nothing from gategraph.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Text:
+    """A paragraph; `$...$` is inline math. `bullets` makes each line an item."""
+
+    text: str
+    bullets: bool = False
+
+
+@dataclass
+class Math:
+    """Display math: `latex` is one block (`\\begin{aligned} ... \\end{aligned}`); `parts` are several
+    blocks shown one under another, one at a time when `steps` is set (a derivation revealed step by step)."""
+
+    latex: str = ""
+    parts: list = field(default_factory=list)
+    steps: bool = False
+
+
+@dataclass
+class Figure:
+    """A picture file (PNG or SVG) with a caption; `width` is the share of the slide's width."""
+
+    path: Path
+    caption: str = ""
+    width: float = 0.8
+
+
+@dataclass
+class Note:
+    """A remark set apart: a warning (`kind="warn"`), or what the slide claims against what is computed."""
+
+    text: str
+    kind: str = "info"
+
+
+@dataclass
+class Slide:
+    title: str
+    blocks: list = field(default_factory=list)
+    section: str = ""
+
+
+@dataclass
+class Deck:
+    title: str
+    subtitle: str = ""
+    slides: list = field(default_factory=list)
+
+    def add(self, title: str, *blocks, section: str = "") -> Slide:
+        slide = Slide(title, list(blocks), section)
+        self.slides.append(slide)
+        return slide
+
+    @property
+    def figures(self) -> list[Path]:
+        return [b.path for s in self.slides for b in s.blocks if isinstance(b, Figure)]
+
+    def copy_figures(self, folder: Path) -> dict:
+        """Copy every figure to folder/figures/ (numbered, so equal names never collide); returns each
+        figure's path relative to `folder`, by its original path."""
+        (folder / "figures").mkdir(parents=True, exist_ok=True)
+        out = {}
+        for k, path in enumerate(self.figures):
+            name = f"{k:02d}-{Path(path).name}"
+            shutil.copyfile(path, folder / "figures" / name)
+            out[path] = f"figures/{name}"
+        return out
+
+
+def split_math(text: str) -> list[tuple[bool, str]]:
+    """[(is_math, piece), ...] for a text with `$...$` inline math (a `\\$` is a dollar sign)."""
+    pieces, math, buf, k = [], False, "", 0
+    while k < len(text):
+        c = text[k]
+        if c == "\\" and text[k + 1:k + 2] == "$":
+            buf += "$" if not math else "\\$"
+            k += 2
+            continue
+        if c == "$":
+            pieces.append((math, buf))
+            math, buf = not math, ""
+        else:
+            buf += c
+        k += 1
+    if math:
+        raise ValueError(f"unbalanced $ in {text!r}")
+    pieces.append((False, buf))
+    return [(m, p) for m, p in pieces if p]

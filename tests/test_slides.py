@@ -1,0 +1,153 @@
+"""Slide decks: the HTML deck renders every formula and image in a real browser (headless Chromium), the
+Beamer deck compiles with pdflatex and rasterises; names are escaped; a missing TeX is a note."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from gategraph.renderers import beamer
+from gategraph.renderers.beamer import write_beamer
+from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.html import write_html
+from tests.conftest import ROOT, needs_dot
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                    reason="Debian's chromium is not installed (CI installs it and never skips)")
+needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("CI"),
+                               reason="pdflatex is not installed (CI installs it and never skips)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--virtual-time-budget=8000"]
+
+
+def rendered(page) -> dict:
+    """The deck's own check, read from <body> after Chromium has run its scripts and loaded its images."""
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", f"file://{page}"], capture_output=True, text=True,
+                         timeout=120).stdout
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
+
+
+@pytest.fixture(scope="module")
+def lstm_deck(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slides")
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "slides", "lstm", "examples/mgu.py:mgu", "-o",
+                           str(out), "--format", "html,pdf"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@needs_dot
+@needs_chromium
+def test_the_html_deck_renders_every_formula_and_image(lstm_deck):
+    check = rendered(lstm_deck / "html" / "index.html")
+    assert check["checked"] == "1"
+    assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    assert int(check["slides"]) >= 15
+    assert (lstm_deck / "html" / "katex" / "katex.min.js").exists()
+    assert (lstm_deck / "html" / "katex" / "LICENSE").exists()  # the vendored files travel with their licence
+
+
+@needs_dot
+@needs_chromium
+def test_the_checker_sees_a_broken_formula(tmp_path):
+    """The browser check can fail: a formula KaTeX refuses and a missing picture are both counted."""
+    deck = Deck("broken")
+    deck.add("bad", Math(r"x^^2"), Math(r"\frac{1}{"), Text("a stray \\frac left as text"))
+    page = write_html(deck, tmp_path)
+    (tmp_path / "index.html").write_text(page.read_text().replace("</section>", '<img src="nope.png"></section>', 1))
+    check = rendered(page)
+    assert check["katex-errors"] == "1"  # a double superscript: KaTeX's error element
+    assert check["raw-tex"] == "2"  # an unclosed brace (KaTeX never sees it) and the stray \frac, left as text
+    assert check["broken-images"] == "1"
+
+
+@needs_dot
+@needs_tex
+def test_the_beamer_deck_compiles_and_rasterises(lstm_deck, tmp_path):
+    pdf = lstm_deck / "beamer" / "deck.pdf"
+    assert pdf.stat().st_size > 20_000
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "2", "-l", "3", str(pdf), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p-*.png"))
+    assert len(pages) == 2 and all(p.stat().st_size > 2_000 for p in pages)
+    tex = (lstm_deck / "beamer" / "deck.tex").read_text()
+    assert r"\uncover<2->" in tex  # the derivation is revealed step by step
+
+
+def test_names_and_text_are_escaped(tmp_path):
+    deck = Deck("<script>alert(1)</script> & co", "x < y")
+    deck.add("a <b>bold</b> title", Text("5 < 6 & $a < b$"), Note("<i>", "warn"))
+    html = write_html(deck, tmp_path).read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;" in html and "&lt;b&gt;bold" in html
+    assert "$a &lt; b$" in html  # math stays math, escaped for HTML, unescaped again by the browser
+    tex = beamer.beamer_source(deck, {})
+    assert r"\&" in tex and "$a < b$" in tex
+
+
+def test_split_math():
+    assert split_math("cost \\$5 for $x_t$ now") == [(False, "cost $5 for "), (True, "x_t"), (False, " now")]
+    with pytest.raises(ValueError, match="unbalanced"):
+        split_math("one $x")
+
+
+def test_a_missing_tex_is_a_note(tmp_path, monkeypatch):
+    real = shutil.which
+    monkeypatch.setattr(beamer.shutil, "which", lambda name: None if name == "pdflatex" else real(name))
+    deck = Deck("t")
+    deck.add("s", Text("hello"))
+    tex, pdf, why = write_beamer(deck, tmp_path)
+    assert tex.exists() and pdf is None and "pdflatex is not installed" in why
+
+
+def test_figures_travel_with_the_deck(tmp_path):
+    picture = ROOT / "docs" / "adding.png"
+    deck = Deck("t")
+    deck.add("s", Figure(picture, "the adding problem"))
+    page = write_html(deck, tmp_path / "out")
+    assert (tmp_path / "out" / "figures" / "00-adding.png").exists()
+    assert 'src="figures/00-adding.png"' in page.read_text()
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory):
+    """The whole lecture, trained models included (cached in the output folder, as a user's second build)."""
+    out = tmp_path_factory.mktemp("lecture")
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "lecture", "-o", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@needs_dot
+@needs_chromium
+@needs_tex
+def test_the_lecture_builds_renders_and_compiles(lecture, tmp_path):
+    check = rendered(lecture / "html" / "index.html")
+    assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    page = (lecture / "html" / "index.html").read_text()
+    for title in ("The LSTM, whole", "The example:", "The GRU", "The gradient of", "Backpropagation through time",
+                  "Bidirectional networks", "Deep networks", "Encoder and decoder", "Teacher forcing, measured",
+                  "Attention, trained", "Vanishing gradients, measured"):
+        assert title in page, title
+    assert "Built with --no-train" not in page  # every trained slide has its result
+    assert "6 of the 9 values the slides claim hold" in page
+    assert re.search(r"bidirectional GRU scores (9\d|100)%", page)
+    pdf = lecture / "beamer" / "deck.pdf"
+    pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 45  # 41 slides, the derivations' overlays
+    subprocess.run(["pdftoppm", "-png", "-r", "30", "-f", "20", "-l", "20", str(pdf), str(tmp_path / "p")], check=True)
+    assert list(tmp_path.glob("p-*.png"))
+
+
+@needs_dot
+def test_the_lecture_without_training_says_so(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "lecture", "-o", str(tmp_path), "--no-train",
+                           "--format", "html"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert page.count("Built with --no-train") >= 4 and not (tmp_path / "runs").exists()
