@@ -259,21 +259,6 @@ class _ScalarPrinter(NumPyPrinter):
             return f"np.sqrt({self._print(base)})"
         return f"{b} ** {self._num(n)}"
 
-    def _print_sigma(self, e):
-        return f"_sigmoid({self._print(e.args[0])})"
-
-    def _print_step(self, e):
-        return f"_step({self._print(e.args[0])})"
-
-    def _print_relu(self, e):
-        return f"_relu({self._print(e.args[0])})"
-
-    def _print_exp(self, e):
-        return f"_exp({self._print(e.args[0])})"
-
-    def _print_tanh(self, e):
-        return f"_tanh({self._print(e.args[0])})"
-
     def _print_Function(self, e):
         name = type(e).__name__
         if name in ("log", "sin", "cos", "sqrt", "tan", "sinh", "cosh", "arctan"):
@@ -281,6 +266,12 @@ class _ScalarPrinter(NumPyPrinter):
         raise SpecError(f"the kernel generator has no scalar code for {name}()")
 
     _print_log = _print_sin = _print_cos = _print_Function
+
+
+# scalar functions the generated module defines itself (vectorizable arithmetic, see _math)
+HELPERS = {"sigma": "_sigmoid", "step": "_step", "relu": "_relu", "exp": "_exp", "tanh": "_tanh"}
+for _name, _helper in HELPERS.items():
+    setattr(_ScalarPrinter, f"_print_{_name}", lambda self, e, h=_helper: f"{h}({self._print(e.args[0])})")
 
 
 # --- the emitter: loops, GEMMs and buffers ------------------------------------------------------------------
@@ -377,9 +368,6 @@ class Emitter:
                 self.allocs.append(f"_zero({name}.reshape({name}.size))")
             return
         self.allocs.append(f"{name} = np.{fill}(({', '.join(_py(d) for d in dims)},), DT)")
-
-    def rows(self) -> str:
-        return "_B" if self.mode == "step" else "_T * _B"
 
     def transient(self, stem: str, shape: tuple) -> Store:
         """A buffer for the current step ((B, ...)) or, in "all" mode, for every step ((T·B, ...))."""
