@@ -29,15 +29,17 @@ from gategraph import reference
 from gategraph.derive import BAR, CARRY, SEED, Adjoint, derive
 from gategraph.errors import UsageError
 from gategraph.ops import NODES, op_of, transposed
-from gategraph.spec import Cell, Var
+from gategraph.spec import Cell, Var, infer_shape
 
 
 @dataclass(frozen=True)
 class Factor:
-    """One factor of a Jacobian product: diag(d); a matrix A (with start, stop: its columns start:stop);
-    or a selection of rows (in Jᵀ) or columns (in J) start:stop."""
+    """One factor of a Jacobian product: diag(d); a scalar c; a matrix A (with start, stop: its columns
+    start:stop); a vector a as a column (n × 1) or as a row aᵀ (1 × n), `expr` None for the vector of ones
+    (the row 1ᵀ sums, the column 1 broadcasts a scalar); or a selection of rows (in Jᵀ) or columns (in J)
+    start:stop."""
 
-    kind: str  # "diag" | "matrix" | "rows" | "columns"
+    kind: str  # "diag" | "scalar" | "matrix" | "column" | "row" | "rows" | "columns"
     expr: sp.Basic | None = None
     start: sp.Basic | None = None
     stop: sp.Basic | None = None
@@ -64,7 +66,8 @@ def step_jacobian(adj: Adjoint, state: str) -> StepJacobian:
     env = {CARRY + state: seed}  # only s_t is seeded; every other seed and carry is zero
     for eq in adj.equations:
         env[eq.name] = _substitute(eq.rhs, env)
-    of_transpose = _linear(env[bar], seed)  # the terms of J_tᵀ, each acting right to left
+    shapes = {**adj.shapes, seed.name: cell.shape(state)}
+    of_transpose = _linear(env[bar], seed, shapes)  # the terms of J_tᵀ, each acting right to left
     terms = tuple(tuple(_transpose(f) for f in reversed(term)) for term in of_transpose)
     return StepJacobian(state, tuple(_merge(t) for t in terms))
 
@@ -95,44 +98,80 @@ def _prune(expr):
     return op.node(*args)
 
 
-def _linear(expr, v) -> list[list[Factor]]:
-    """The linear map expr(v) as a sum of products of factors acting on v (rightmost acts first)."""
+def _linear(expr, v, shapes: dict) -> list[list[Factor]]:
+    """The linear map expr(v) as a sum of products of factors acting on v (rightmost acts first).
+
+    A scalar that depends on v times a vector a is the column a times that scalar (a rank-one map); a sum
+    Σ L(v) is the row 1ᵀ times L(v), and aᵀ L(v) the row aᵀ times it; a scalar added to a vector is
+    broadcast by the column of ones."""
     if expr == v:
         return [[]]
     op = op_of(expr)
+    if op is None:  # a symbol or a number: it does not depend on v (the adjoint is linear in its seeds)
+        return []
+
+    def scalar(e) -> bool:
+        return infer_shape(e, shapes) == ()
+
     depends = [a.has(v) for a in expr.args]
-    if op.name == "Plus":
-        return [t for a in expr.args if a.has(v) for t in _linear(a, v)]
-    if op.name == "Minus":
-        left = _linear(expr.args[0], v) if depends[0] else []
-        right = [[Factor("diag", sp.S.NegativeOne)] + t for t in _linear(expr.args[1], v)] if depends[1] else []
-        return left + right
-    if op.name == "Hadamard":
+    if op.name in ("Plus", "Minus"):
+        vector = not scalar(expr)
+        out = []
+        for k, a in enumerate(expr.args):
+            if not depends[k]:
+                continue
+            lead = [Factor("diag", sp.S.NegativeOne)] if op.name == "Minus" and k == 1 else []
+            lead += [Factor("column")] if vector and scalar(a) else []
+            out += [lead + t for t in _linear(a, v, shapes)]
+        return out
+    if op.name in ("Hadamard", "Scale"):
+        if all(depends):
+            raise UsageError(f"cannot write the Jacobian through {op.name} of two terms that both depend on the state")
         inner, other = (expr.args[0], expr.args[1]) if depends[0] else (expr.args[1], expr.args[0])
-        return [[Factor("diag", other)] + t for t in _linear(inner, v)]
-    if op.name == "Scale":
-        return [[Factor("diag", expr.args[0])] + t for t in _linear(expr.args[1], v)]
+        if scalar(inner) and not scalar(other):  # a scalar that depends on v scales a fixed vector
+            head = Factor("column", other)
+        elif scalar(other) and not other.is_number:
+            head = Factor("scalar", other)
+        else:
+            head = Factor("diag", other)
+        return [[head] + t for t in _linear(inner, v, shapes)]
+    if op.name == "Dot":
+        inner, other = (expr.args[0], expr.args[1]) if depends[0] else (expr.args[1], expr.args[0])
+        if all(depends):
+            raise UsageError("cannot write the Jacobian through a Dot of two terms that both depend on the state")
+        return [[Factor("row", other)] + t for t in _linear(inner, v, shapes)]
+    if op.name == "Sum":
+        return [[Factor("row")] + t for t in _linear(expr.args[0], v, shapes)]
     if op.name == "MatMul" and depends[1] and not depends[0]:
-        return [[Factor("matrix", expr.args[0])] + t for t in _linear(expr.args[1], v)]
+        return [[Factor("matrix", expr.args[0])] + t for t in _linear(expr.args[1], v, shapes)]
     if op.name == "Slice":
-        return [[Factor("rows", None, expr.args[1], expr.args[2])] + t for t in _linear(expr.args[0], v)]
+        return [[Factor("rows", None, expr.args[1], expr.args[2])] + t for t in _linear(expr.args[0], v, shapes)]
     raise UsageError(f"cannot write the Jacobian through {op.name} as a product of matrices")
 
 
 def _transpose(f: Factor) -> Factor:
     if f.kind == "matrix":
         return Factor("matrix", transposed(f.expr))
+    if f.kind in ("column", "row"):
+        return Factor("row" if f.kind == "column" else "column", f.expr)
     if f.kind == "rows":
         return Factor("columns", None, f.start, f.stop)
     return f
 
 
 def _merge(term: tuple) -> tuple:
-    """A matrix followed by a column selection is a block of that matrix: W then cols 1:H is W_{:,1:H}."""
-    out: list[Factor] = []
-    for f in term:
+    """A matrix followed by a column selection is a block of that matrix: W then cols 1:H is W_{:,1:H}; a
+    diagonal next to a vector of ones is that vector: diag(d) 1 = d and 1ᵀ diag(d) = dᵀ. A sign goes in
+    front, where it reads as one."""
+    signs = sum(1 for f in term if f.kind == "diag" and f.expr == -1)
+    out: list[Factor] = [Factor("diag", sp.S.NegativeOne)] if signs % 2 else []
+    for f in (f for f in term if not (f.kind == "diag" and f.expr == -1)):
         if f.kind == "columns" and out and out[-1].kind == "matrix":
             out[-1] = Factor("matrix", out[-1].expr, f.start, f.stop)
+        elif f.kind == "column" and f.expr is None and out and out[-1].kind == "diag" and out[-1].expr != -1:
+            out[-1] = Factor("column", out[-1].expr)
+        elif f.kind == "diag" and f.expr != -1 and out and out[-1].kind == "row" and out[-1].expr is None:
+            out[-1] = Factor("row", f.expr)
         else:
             out.append(f)
     return tuple(out)

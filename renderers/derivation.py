@@ -144,18 +144,18 @@ def adjoint_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> l
 
 def align(rows: list[tuple], style: str) -> str:
     """An `aligned` block (LaTeX) or lines aligned on `=` (text). A row is (left, right) or, to go on with a
-    long sum on the next line, ("", term, "+")."""
+    long sum on the next line, ("", term, "+") (or "-")."""
     if not rows:
         return ""
     lines = []
     width = max(_width(r[0]) for r in rows)
     for left, right, *rel in rows:
-        plus = rel and rel[0] == "+"
+        plus = rel and rel[0] in ("+", "-")
         if style == "latex":
-            lines.append(rf"  &\quad + {right}" if plus else f"  {left} &= {right}")
+            lines.append(rf"  &\quad {rel[0]} {right}" if plus else f"  {left} &= {right}")
         else:
             pad = " " * (width + 3 if plus else width - _width(left))
-            lines.append(f"{pad}+ {right}" if plus else f"{pad}{left} = {right}")
+            lines.append(f"{pad}{rel[0]} {right}" if plus else f"{pad}{left} = {right}")
     if style == "latex":
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
     return "\n".join(lines)
@@ -263,6 +263,11 @@ def _factor_text(p, f, style) -> str:
             return "-"
         inner = p.doprint(f.expr)
         return rf"\operatorname{{diag}}({inner})" if latex else f"diag({inner})"
+    if f.kind == "scalar":
+        return p._wrap(f.expr, 100)
+    if f.kind in ("column", "row"):
+        v = (r"\mathbf{1}" if latex else "1") if f.expr is None else p._wrap(f.expr, 100)
+        return v if f.kind == "column" else (rf"{v}^\top" if latex else f"{v}ᵀ")
     if f.kind == "matrix":
         m = p._wrap(f.expr, 100)
         if f.start is None:
@@ -287,7 +292,8 @@ def jacobian_rows(adj: Adjoint, state: str, style: str = "latex") -> list[tuple]
 
     def term_text(p, term):
         text = " ".join(_factor_text(p, f, style) for f in _merge_diagonals(term))
-        return text or (r"\mathbf{I}" if latex else "I")
+        identity = r"\mathbf{I}" if latex else "I"
+        return {"": identity, "-": f"- {identity}"}.get(text, text)
 
     def qualified(frac, note):
         if not others:
@@ -299,7 +305,7 @@ def jacobian_rows(adj: Adjoint, state: str, style: str = "latex") -> list[tuple]
     one = qualified(_frac(symbol(state, 0, style), symbol(state, -1, style), style),
                     f"${fixed}$ fixed" if latex else f"{fixed} fixed")
     terms = [term_text(p, t) for t in J.terms] or ["0"]
-    rows = [(one, terms[0])] + [("", t, "+") for t in terms[1:]]
+    rows = [(one, terms[0])] + [("", t[2:], "-") if t.startswith("- ") else ("", t, "+") for t in terms[1:]]
     pj = adjoint_printer(adj, style)
     pj.shift = "j"
     if len(J.terms) == 1:
@@ -327,12 +333,17 @@ def _merge_diagonals(term):
 
 
 def jacobian_factor_text(adj: Adjoint, state: str, t: int, style: str = "text") -> str:
-    """∂s_t/∂s_{t-1} at an absolute step t (diag(f_3)), for labels of unrolled graphs; long ones by name."""
+    """∂s_t/∂s_{t-1} at an absolute step t (diag(f_3)), for labels of unrolled graphs; long ones, and those
+    that are no product of matrices (a recurrence through a softmax over a memory), by name."""
+    from gategraph.errors import UsageError
     from gategraph.jacobian import step_jacobian
 
-    J = step_jacobian(adj, state)
+    try:
+        terms = step_jacobian(adj, state).terms
+    except UsageError:  # not a product of matrices: the label names it
+        terms = ()
     p = adjoint_printer(adj, style)
     p.shift = ("abs", t)
-    if len(J.terms) == 1:
-        return " ".join(_factor_text(p, f, style) for f in _merge_diagonals(J.terms[0]))
+    if len(terms) == 1:
+        return " ".join(_factor_text(p, f, style) for f in _merge_diagonals(terms[0]))
     return _frac(symbol(state, str(t), style), symbol(state, str(t - 1), style), style)

@@ -63,3 +63,74 @@ def test_lstm_cell_state_own_path_is_the_forget_gate_product_and_all_paths_diffe
 def test_a_stateless_cell_has_no_jacobian_through_time():
     with pytest.raises(UsageError, match="not a carried state"):
         step_jacobian(derive(attention("dot")), "c")
+
+
+def _as_matrix(J, env, H):
+    """The step Jacobian's terms evaluated on one step's values: the sum of the products of their factors."""
+    import sympy as sp
+
+    from gategraph.numeric import value_of
+
+    def value(e):
+        return np.asarray(value_of(e, env), float)
+
+    total = np.zeros((H, H))
+    for term in J.terms:
+        M = np.eye(H)
+        for f in term:
+            if f.kind == "diag":
+                F = np.diag(np.broadcast_to(value(f.expr), (H,)))
+            elif f.kind == "scalar":
+                F = value(f.expr)
+            elif f.kind in ("column", "row"):
+                v = np.ones(H) if f.expr is None else value(f.expr)
+                F = v[:, None] if f.kind == "column" else v[None, :]
+            else:
+                assert f.kind == "matrix", f
+                F = value(f.expr)
+                if f.start is not None:
+                    start, stop = (sp.sympify(b) for b in (f.start, f.stop))
+                    sizes = {s: H for s in start.free_symbols | stop.free_symbols if s.name == "H"}
+                    F = F[:, int(start.subs(sizes)):int(stop.subs(sizes))]
+            M = M @ F if np.ndim(F) else M * F
+        total += M
+    return total
+
+
+@pytest.mark.parametrize("make", ["dot_gate", "softmax_mix"])
+def test_a_scalar_gate_from_a_dot_and_a_softmax_in_the_recurrence_have_their_true_jacobian(make):
+    """The written ∂h_t/∂h_{t-1} (a rank-one term uᵀ for the scalar gate, −a aᵀ for the softmax) is the
+    matrix of central differences of one step."""
+    from tests import user_cells
+
+    cell = getattr(user_cells, make)()
+    J = step_jacobian(derive(cell), "h")
+    p = random_problem(cell, {"X": 3, "H": 5}, T=1, seed=2)
+    params = {n: 0.8 * v for n, v in p.params.items()}
+    env = forward(cell, params, p.inputs, p.state0).steps[0]
+    numeric = np.zeros((5, 5))
+    for j in range(5):
+        e = np.eye(5)[j] * 1e-6
+        up = forward(cell, params, p.inputs, {"h": p.state0["h"] + e}).steps[0]["h"]
+        down = forward(cell, params, p.inputs, {"h": p.state0["h"] - e}).steps[0]["h"]
+        numeric[:, j] = (up - down) / 2e-6
+    assert np.abs(numeric).max() > 1e-2
+    np.testing.assert_allclose(_as_matrix(J, env, 5), numeric, atol=1e-8)
+
+
+def test_the_scalar_gate_is_written_as_a_column_times_a_row():
+    from tests.user_cells import dot_gate, softmax_mix
+
+    assert align(jacobian_rows(derive(dot_gate()), "h", "text"), "text").splitlines()[:2] == [
+        "∂h_t/∂h_{t-1} = tanh(W · [h_{t-1}, x_t] + c) (g_t ⊙ (1 - g_t)) uᵀ",
+        "                + diag(g_t ⊙ (1 - tanh²(W · [h_{t-1}, x_t] + c))) W[:, 1:H]",
+    ]
+    softmax = align(jacobian_rows(derive(softmax_mix()), "h", "text"), "text").splitlines()
+    assert softmax[1] == "                - diag(tanh(W · [h_{t-1}, x_t] + c)) a_t a_tᵀ W_a[:, 1:H]"
+
+
+def test_a_recurrence_through_a_matrix_of_scores_is_refused_in_one_line():
+    from tests.user_cells import self_attending
+
+    with pytest.raises(UsageError, match="cannot write the Jacobian through ColSum as a product of matrices"):
+        step_jacobian(derive(self_attending()), "h")
