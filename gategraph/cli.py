@@ -110,12 +110,16 @@ def cmd_lecture(args) -> None:
 def cmd_slides(args) -> None:
     import tempfile
 
+    from gategraph.renderers.deck import Note
     from gategraph.renderers.slides import cell_deck
 
     cells = [load_cell(ref) for ref in args.cells]
     with tempfile.TemporaryDirectory(prefix="gategraph-figures-") as figures:
         deck = cell_deck(cells, Path(figures), args.title or "", check=not args.no_check)
         _write_deck(deck, Path(args.output), _formats(args.format))
+    for slide in deck.slides:  # a view that could not be made: its slide says why, and so does the command
+        for note in (b for b in slide.blocks if isinstance(b, Note) and b.kind == "warn"):
+            print(f"note: {slide.title}: {note.text}", file=sys.stderr)
 
 
 def cmd_tasks(args) -> None:

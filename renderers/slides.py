@@ -1,8 +1,11 @@
 """Decks built from cells: `cell_deck(cells, figures)` makes, for each cell, the slides a lecturer shows —
 its equations, its graph, the backward step, the recurrences through time, one parameter's derivation
-revealed step by step, the network unrolled with the gradient's path, and the finite-difference check.
+revealed step by step, the network unrolled with the gradient's path, the step Jacobian of each carried
+state, and the finite-difference check.
 
-Every equation, picture and number comes from the cell itself; nothing is typed in.
+Every equation, picture and number comes from the cell itself; nothing is typed in. A view that cannot be
+made for a cell (a Jacobian through a softmax over a memory is no product of matrices) keeps its slide,
+with a note that says why; the rest of the deck is built.
 
 Imports: gategraph (engine), renderers.deck, renderers.latex, renderers.derivation, renderers.graphviz.
 """
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from gategraph.check import finite_differences
 from gategraph.derive import derive
+from gategraph.errors import GategraphError, ToolMissingError
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
-from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
+from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
 from gategraph.spec import Cell
@@ -26,6 +30,18 @@ def _chunks(rows: list, n: int = MAX_ROWS) -> list[list]:
     return [rows[k:k + n] for k in range(0, len(rows), n)] or [[]]
 
 
+def _view(deck: Deck, title: str, make, section: str, name: str):
+    """A slide of the blocks `make()` returns; if this view cannot be made for the cell, the slide says why."""
+    try:
+        blocks = make()
+    except ToolMissingError:  # the machine lacks a program: one error with its fix, not a note on every slide
+        raise
+    except GategraphError as e:
+        reason = str(e).replace("$", r"\$")
+        blocks = [Note(f"This view cannot be made for {name}: {reason}.", "warn")]
+    deck.add(title, *blocks, section=section)
+
+
 def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
     """Append the slides of one cell to `deck`; pictures go to the folder `figures`."""
     section, name = cell.name, cell.name.replace("_", " ")
@@ -34,34 +50,42 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
     deck.add(f"{name}: one step", Text(cell.doc or f"The {name} cell."), Math(equations(cell, "latex")),
              Text(f"{len(cell.params)} parameters; carried from step to step: {', '.join(states) or 'nothing'}."),
              section=section)
-    deck.add(f"{name}: the computation graph", Figure(render(cell_dot(cell), figures / f"{cell.name}.png"),
-                                                        "one step; each box is one equation"), section=section)
+    _view(deck, f"{name}: the computation graph", lambda: [
+        Figure(render(cell_dot(cell), figures / f"{cell.name}.png"), "one step; each box is one equation")],
+        section, name)
     rows = adjoint_rows(adj, "latex")
     for k, chunk in enumerate(_chunks(rows)):
         title = f"{name}: the backward step" + (f" ({k + 1}/{len(_chunks(rows))})" if len(rows) > MAX_ROWS else "")
         deck.add(title, Math(align(chunk, "latex")), section=section)
     if states:
-        deck.add(f"{name}: backpropagation through time",
-                 Text("What each state's adjoint receives from the loss at step $t$ and from step $t+1$:"),
-                 Math(align(bptt_rows(adj, "latex"), "latex")), section=section)
+        _view(deck, f"{name}: backpropagation through time", lambda: [
+            Text("What each state's adjoint receives from the loss at step $t$ and from step $t+1$:"),
+            Math(align(bptt_rows(adj, "latex"), "latex"))], section, name)
         matrices = [p.name for p in cell.params if len(p.shape) == 2]
         if matrices:
-            steps = derivation_steps(adj, matrices[0], "latex")
-            deck.add(f"{name}: the gradient of ${_param(matrices[0])}$, step by step",
-                     Math(parts=[align([row], "latex") for row in steps], steps=True), section=section)
-        path = render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{cell.name}-unrolled.png")
-        deck.add(f"{name}: unrolled over four steps", Figure(path, f"the gradient's path back to ${states[-1]}_0$ "
-                                                             "in red", width=0.95), section=section)
+            _view(deck, f"{name}: the gradient of ${_param(matrices[0])}$, step by step", lambda: [
+                Math(parts=[align([row], "latex") for row in derivation_steps(adj, matrices[0], "latex")],
+                     steps=True)], section, name)
+        _view(deck, f"{name}: unrolled over four steps", lambda: [
+            Figure(render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{cell.name}-unrolled.png"),
+                   f"the gradient's path back to ${states[-1]}_0$ in red", width=0.95)], section, name)
+        _view(deck, f"{name}: how far back the gradient reaches", lambda: [
+            Text("The step Jacobian of each carried state; the gradient from $k$ steps back is a product of $k$ "
+                 "of them, so it shrinks or grows geometrically unless a factor stays near the identity."),
+            *(Math(align(jacobian_rows(adj, st, "latex"), "latex")) for st in states)], section, name)
     if check:
-        rows = finite_differences(cell, seed=0)
-        worst = max(r.max_rel or 0.0 for r in rows)
-        verdict = "every gradient agrees" if all(r.ok for r in rows) else "a gradient disagrees"
-        deck.add(f"{name}: the gradients, checked",
-                 Text(f"Central finite differences against the derived adjoint, {len(rows)} quantities "
-                      f"(every parameter, the inputs, the initial states): largest relative error "
-                      f"{worst:.1e}; {verdict}."),
-                 Note("The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
-                      "second, exact witness.", "info"), section=section)
+        _view(deck, f"{name}: the gradients, checked", lambda: _checked(cell), section, name)
+
+
+def _checked(cell: Cell) -> list:
+    rows = finite_differences(cell, seed=0)
+    worst = max(r.max_rel or 0.0 for r in rows)
+    verdict = "every gradient agrees" if all(r.ok for r in rows) else "a gradient disagrees"
+    return [Text(f"Central finite differences against the derived adjoint, {len(rows)} quantities "
+                 f"(every parameter, the inputs, the initial states): largest relative error "
+                 f"{worst:.1e}; {verdict}."),
+            Note("The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
+                 "second, exact witness.", "info")]
 
 
 def _param(name: str) -> str:

@@ -177,3 +177,20 @@ def test_param_and_bptt_are_alternatives(tmp_path):
 def test_a_bad_set_value_is_refused_before_anything_is_printed():
     proc = run_cli("jacobian", "rnn", "--seed", "0", "--set", "b=nan", check=False)
     assert proc.returncode == 2 and proc.stdout == "" and "b = nan is not a finite number" in proc.stderr
+
+
+@needs_dot
+def test_a_scalar_gate_from_a_dot_works_in_jacobian_graph_and_slides(tmp_path):
+    """g_t = σ(uᵀ h_{t-1}) scaling a vector: each view that reads the step Jacobian works for it."""
+    ref = f"{ROOT / 'tests' / 'user_cells.py'}:dot_gate"
+    out = run_cli("jacobian", ref, "--steps", "2", "--seed", "0").stdout
+    assert "∂h_t/∂h_{t-1} = tanh(W · [h_{t-1}, x_t] + c) (g_t ⊙ (1 - g_t)) uᵀ" in out
+    assert [line.split()[0] for line in out.splitlines() if line[:1].isdigit()] == ["1", "2"]
+    run_cli("graph", ref, "--unroll", "3", "--highlight", "h", "-o", tmp_path / "u.dot")
+    assert "∂h<SUB>3</SUB>/∂h<SUB>2</SUB>" in (tmp_path / "u.dot").read_text()
+    run_cli("graph", ref, "--unroll", "3", "--highlight", "h", "-o", tmp_path / "u.png")
+    assert (tmp_path / "u.png").stat().st_size > 10_000
+    proc = run_cli("slides", ref, "-o", tmp_path / "deck", "--format", "html,beamer")
+    assert "note:" not in proc.stderr
+    tex = (tmp_path / "deck" / "beamer" / "deck.tex").read_text()
+    assert "how far back the gradient reaches" in tex and r"u^\top" in tex

@@ -79,6 +79,28 @@ def test_the_beamer_deck_compiles_and_rasterises(lstm_deck, tmp_path):
     assert r"\uncover<2->" in tex  # the derivation is revealed step by step
 
 
+@needs_dot
+def test_a_view_that_cannot_be_made_leaves_a_note_and_the_rest_of_the_deck_is_built(tmp_path):
+    """A recurrence through a softmax over a memory has no step Jacobian as a product of matrices: that slide
+    says so, in HTML and in Beamer, and every other slide of the cell is there."""
+    formats = "html,pdf" if shutil.which("pdflatex") or os.environ.get("CI") else "html,beamer"
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "slides", "tests/user_cells.py:self_attending", "-o",
+                           str(tmp_path), "--format", formats], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    note = "This view cannot be made for self attending: cannot write the Jacobian through ColSum as a product"
+    assert f"note: self attending: how far back the gradient reaches: {note}" in done.stderr
+    page, tex = (tmp_path / "html" / "index.html").read_text(), (tmp_path / "beamer" / "deck.tex").read_text()
+    for text in (page, tex):
+        assert text.count(note) == 1
+        for title in ("one step", "the computation graph", "the backward step", "backpropagation through time",
+                      "the gradient of", "unrolled over four steps", "how far back the gradient reaches",
+                      "the gradients, checked"):
+            assert f"self attending: {title}" in text, title
+    assert len(list((tmp_path / "html" / "figures").glob("*.png"))) == 2
+    if "pdf" in formats:
+        assert (tmp_path / "beamer" / "deck.pdf").stat().st_size > 20_000
+
+
 def test_names_and_text_are_escaped(tmp_path):
     deck = Deck("<script>alert(1)</script> & co", "x < y")
     deck.add("a <b>bold</b> title", Text("5 < 6 & $a < b$"), Note("<i>", "warn"))
