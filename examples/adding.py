@@ -50,10 +50,7 @@ def main():
 
 def gates_of(run):
     """The first test sequence's gates (f, i, o for the LSTM; z, r for the GRU)."""
-    x = run.test[0][:, :1]
-    kernel, own = run.model.rnn.kernels[0]["fwd"], run.model.rnn._own(run.params, 0, "fwd")
-    _, _, tape = kernel.forward(own, np.ascontiguousarray(x))
-    return {g: kernel.values(tape, g)[:, 0] for g in ("f", "i", "o", "z", "r") if g in kernel.lowered.tape}
+    return {g: v[:, 0] for g, v in run.model.gate_values(run.params, run.test[0][:, :1]).items()}
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """The built-in cells, each declared once, in the lecture's notation where the lecture has one.
 
 Every function returns a fresh, validated `Cell`; options are keyword arguments. `CELLS` maps the names
-the command line uses to these functions.
+the command line uses to these functions. `load_cell` finds a cell by a built-in name or as a function in a
+file of the user's (`path/to/file.py:function`), for the command line, training runs and the Learner alike.
 
-Imports: sympy, gategraph.spec.
+Imports: sympy, gategraph.spec, gategraph.errors.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
-from gategraph.errors import UsageError
+from gategraph.errors import GategraphError, SpecError, UsageError
 from gategraph.spec import Cell, CellBuilder, concat, rowplus, sigmoid, softmax, tanh
 
 
@@ -143,3 +146,52 @@ CELLS: dict[str, Callable[[], Cell]] = {
     "attention_general": lambda: attention("general"),
     "attention_additive": lambda: attention("additive"),
 }
+
+
+def load_cell(ref: str) -> Cell:
+    """A built-in cell by name (`lstm`, `peephole-lstm`) or `file.py:function` returning a Cell."""
+    if not isinstance(ref, str):
+        raise UsageError(f"a cell is a Cell, a built-in name or 'path/to/file.py:function', got {type(ref).__name__}")
+    if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
+        return _cell_from_file(*ref.rsplit(":", 1))
+    if ref.endswith(".py"):
+        raise UsageError(f"name the function that returns the cell: {ref}:FUNCTION")
+    key = ref.replace("-", "_")
+    if key not in CELLS:
+        names = ", ".join(sorted(n.replace("_", "-") for n in CELLS))
+        raise SpecError(f"unknown cell {ref!r}: choose one of {names}, or give path/to/file.py:function")
+    return CELLS[key]()
+
+
+def _cell_from_file(path: str, func: str) -> Cell:
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(f"cell file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"gategraph_user_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        hint = f"run `python {path}` to see where"
+        raise SpecError(f"{path} could not be loaded: {type(e).__name__}: {e} ({hint})") from None
+    if not hasattr(module, func):
+        raise SpecError(f"{path} has no function {func!r}")
+    try:
+        cell = getattr(module, func)()
+    except GategraphError:
+        raise
+    except Exception as e:
+        raise SpecError(f"{path}:{func}() failed: {type(e).__name__}: {e}") from None
+    if not isinstance(cell, Cell):
+        raise SpecError(f"{path}:{func}() returned {type(cell).__name__}, not a gategraph Cell")
+    return cell
+
+
+def cell_reference(ref: str) -> str:
+    """What reloads the cell `ref` names from anywhere: a built-in's name (`peephole_lstm`), or the file's
+    absolute path and the function (`/home/me/cells/mgu.py:mgu`). The cell must load."""
+    load_cell(ref)
+    if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
+        path, func = ref.rsplit(":", 1)
+        return f"{Path(path).resolve()}:{func}"
+    return ref.replace("-", "_")

@@ -17,7 +17,6 @@ Errors print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -26,49 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from gategraph import __version__
-from gategraph.cells import CELLS
+from gategraph.cells import CELLS, cell_reference, load_cell
 from gategraph.derive import derive
-from gategraph.errors import GategraphError, SpecError, UsageError
+from gategraph.errors import GategraphError, UsageError
 from gategraph.spec import Cell
 
 EXAMPLES = ("lecture-lstm",)
-
-
-def load_cell(ref: str) -> Cell:
-    """A built-in cell by name (`lstm`, `peephole-lstm`) or `file.py:function` returning a Cell."""
-    if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
-        return _cell_from_file(*ref.rsplit(":", 1))
-    if ref.endswith(".py"):
-        raise UsageError(f"name the function that returns the cell: {ref}:FUNCTION")
-    key = ref.replace("-", "_")
-    if key not in CELLS:
-        names = ", ".join(sorted(n.replace("_", "-") for n in CELLS))
-        raise SpecError(f"unknown cell {ref!r}: choose one of {names}, or give path/to/file.py:function")
-    return CELLS[key]()
-
-
-def _cell_from_file(path: str, func: str) -> Cell:
-    file = Path(path)
-    if not file.is_file():
-        raise SpecError(f"cell file {path!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"gategraph_user_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        hint = f"run `python {path}` to see where"
-        raise SpecError(f"{path} could not be loaded: {type(e).__name__}: {e} ({hint})") from None
-    if not hasattr(module, func):
-        raise SpecError(f"{path} has no function {func!r}")
-    try:
-        cell = getattr(module, func)()
-    except GategraphError:
-        raise
-    except Exception as e:
-        raise SpecError(f"{path}:{func}() failed: {type(e).__name__}: {e}") from None
-    if not isinstance(cell, Cell):
-        raise SpecError(f"{path}:{func}() returned {type(cell).__name__}, not a gategraph Cell")
-    return cell
 
 
 def cmd_cells(args) -> None:
@@ -159,17 +121,17 @@ def cmd_train(args) -> None:
     else:
         if not args.cell or not args.task:
             raise UsageError("train needs a CELL and --task (or --resume RUN_DIR)")
-        cell = args.cell.replace("-", "_")
+        cell = cell_reference(args.cell)  # a built-in's name, or the file's absolute path and the function
         options = {"T": args.length} if args.length else {}
         config = Config(cell=cell, task=args.task, hidden=args.hidden, layers=args.layers,
                         bidirectional=args.bidirectional, steps=args.steps or 1000, batch=args.batch, lr=args.lr,
                         optimizer=args.optimizer, clip=args.clip, seed=args.seed, dtype=args.dtype,
                         eval_every=args.eval_every, attention=args.attention, teacher_forcing=args.teacher_forcing,
                         teacher_forcing_end=args.teacher_forcing_end, structure=args.structure, task_options=options)
-        out = Path(args.output or f"runs/{cell}-{args.task}-seed{args.seed}")
+        out = Path(args.output or f"runs/{cell.rsplit(':', 1)[-1]}-{args.task}-seed{args.seed}")
         run = train(config, out, progress=_progress)
-    loss_curves({run.config.cell: run.history}, out / "loss.png", run.task.metric,
-                f"{run.config.cell} on {run.config.task}")
+    loss_curves({run.cell.name: run.history}, out / "loss.png", run.task.metric,
+                f"{run.cell.name} on {run.config.task}")
     if run.seq2seq and run.config.attention:
         _heatmap(run, out / "attention.png")
     if not run.seq2seq:
@@ -180,19 +142,13 @@ def cmd_train(args) -> None:
 
 def _gates(run, path):
     """The first layer's gates (its σ equations) over the first test sequence, if the cell has any."""
-    from gategraph.ops import op_of
     from gategraph.renderers.plots import gate_activations
 
-    model = run.model
-    kernel, own = model.rnn.kernels[0]["fwd"], model.rnn._own(run.params, 0, "fwd")
-    names = [eq.name for eq in kernel.cell.equations if op_of(eq.rhs) is not None and op_of(eq.rhs).name == "Sigmoid"]
-    if not names:
-        return
     x, y, _ = run.test
-    x = model._sequence(x[:1] if x.ndim == 2 else x[:, :1], y.shape[0])
-    _, _, tape = kernel.forward(own, np.ascontiguousarray(x))
-    gate_activations({n: kernel.values(tape, n)[:, 0] for n in names}, path,
-                     f"{run.config.cell}'s gates on the first test sequence of {run.config.task}")
+    gates = run.model.gate_values(run.params, x[:1] if x.ndim == 2 else x[:, :1], y.shape[0])
+    if gates:
+        gate_activations({n: v[:, 0] for n, v in gates.items()}, path,
+                         f"{run.cell.name}'s gates on the first test sequence of {run.config.task}")
 
 
 def _heatmap(run, path, source: str | None = None):
@@ -207,7 +163,7 @@ def _heatmap(run, path, source: str | None = None):
     text = task.decode(tokens[:, 0])
     n = len(text) + 1
     attention_heatmap(alphas[:n, 0, src.shape[0] - len(source):], list(source), list(text) + ["</s>"], path,
-                      f"{run.config.cell} + {run.config.attention} attention: {source!r} -> {text!r}")
+                      f"{run.cell.name} + {run.config.attention} attention: {source!r} -> {text!r}")
     return text
 
 
@@ -233,7 +189,7 @@ def cmd_evaluate(args) -> None:
     from gategraph.train import load_run
 
     run = load_run(args.run_dir)
-    print(f"{args.run_dir}: {run.config.cell} on {run.config.task}, step {run.step}, "
+    print(f"{args.run_dir}: {run.cell.name} on {run.config.task}, step {run.step}, "
           f"{run.task.metric} {run.evaluate():.4g}")
 
 
@@ -340,7 +296,12 @@ def cmd_jacobian(args) -> None:
             raise UsageError(f"--set takes NAME=NUMBER, e.g. b_f=3; got {item!r}") from None
     rows = jacobian_norms(cell, args.steps or 20, seed=args.seed, fixed=fixed) if args.seed is not None else []
     adj = derive(cell)
-    print("\n\n".join(align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states))
+    try:
+        print("\n\n".join(align(jacobian_rows(adj, st.name, args.format), args.format) for st in cell.states))
+    except UsageError as e:  # no product of matrices (a softmax over a memory): the measured norms still are
+        if not rows:
+            raise UsageError(f"{e}; `gategraph jacobian CELL --seed 0` still measures the norms") from None
+        print(f"note: {e}; the measured norms follow", file=sys.stderr)
     if rows:
         names = [st.name for st in cell.states]
         given = "".join(f", {k} = {v:g}" for k, v in fixed.items())
@@ -501,7 +462,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_tasks)
 
     s = sub.add_parser("train", help="train a model on a task with the compiled kernels; a run directory keeps it")
-    s.add_argument("cell", nargs="?", help="a built-in cell (see `gategraph cells`)")
+    s.add_argument("cell", nargs="?", help=cell_help)
     s.add_argument("--task", help="see `gategraph tasks`")
     s.add_argument("--hidden", type=_count(1, 4096), default=64, help="hidden size H (default 64)")
     s.add_argument("--layers", type=_count(1, 8), default=1, help="stacked layers (default 1)")

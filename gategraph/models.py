@@ -7,7 +7,7 @@ each piece states the equation of its gradient. The tests check the whole model 
 Shapes are time-major: x (T, B, X). Parameter names carry their place: `l0.fwd.W_f`, `l1.bwd.b_i`,
 `out.W`, `out.b`.
 
-Imports: numpy, gategraph.kernel, gategraph.spec, gategraph.errors.
+Imports: numpy, gategraph.kernel, gategraph.ops, gategraph.spec, gategraph.errors.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 
 from gategraph.errors import SpecError, ValueInputError
 from gategraph.kernel import compile
+from gategraph.ops import op_of
 from gategraph.spec import Cell
 
 STRUCTURES = ("many-to-one", "many-to-many", "one-to-many")
@@ -48,8 +49,13 @@ class Recurrent:
                 params.update({f"l{layer}.{d}.{n}": v for n, v in kernel.init(seed * 1000 + 10 * layer + k).items()})
         return params
 
-    def _own(self, params: dict, layer: int, d: str) -> dict:
-        prefix = f"l{layer}.{d}."
+    def layer_params(self, params: dict, layer: int = 0, direction: str = "fwd") -> dict:
+        """The parameters of one layer's kernel (`l0.fwd.W_f` -> `W_f`), as `self.kernels[layer][direction]`
+        takes them."""
+        if not 0 <= layer < len(self.kernels) or direction not in self.directions:
+            raise SpecError(f"no layer {layer} {direction}: the model has {len(self.kernels)} layer(s), "
+                            f"directions {', '.join(self.directions)}")
+        prefix = f"l{layer}.{direction}."
         return {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
 
     def forward(self, params: dict, x: np.ndarray) -> tuple[np.ndarray, list]:
@@ -59,7 +65,7 @@ class Recurrent:
             outs, saved = [], {}
             for d, kernel in ks.items():
                 xin = x if d == "fwd" else np.ascontiguousarray(x[::-1])  # h←_t reads x_T .. x_t
-                out, _, tape = kernel.forward(self._own(params, layer, d), xin)
+                out, _, tape = kernel.forward(self.layer_params(params, layer, d), xin)
                 saved[d] = (xin, tape)
                 outs.append(out if d == "fwd" else out[::-1])
             cache.append(saved)
@@ -75,7 +81,7 @@ class Recurrent:
                 part = d_out[:, :, k * H:(k + 1) * H]
                 part = np.ascontiguousarray(part if d == "fwd" else part[::-1])
                 xin, tape = cache[layer][d]
-                g = kernel.backward(self._own(params, layer, d), xin, part, tape=tape)
+                g = kernel.backward(self.layer_params(params, layer, d), xin, part, tape=tape)
                 dx = g.pop("x")
                 dx = dx if d == "fwd" else dx[::-1]
                 d_in = dx if d_in is None else d_in + dx
@@ -149,7 +155,7 @@ class SequenceModel:
     def init(self, seed: int = 0) -> dict:
         return {**self.rnn.init(seed), **self.head.init(self.rnn.width, self.output_size, seed + 7, self.dtype)}
 
-    def _sequence(self, x: np.ndarray, length: int | None) -> np.ndarray:
+    def input_sequence(self, x: np.ndarray, length: int | None = None) -> np.ndarray:
         """The input sequence: x itself, or for one-to-many [x, 0, 0, ...] over `length` steps."""
         if self.structure != "one-to-many":
             return x
@@ -159,6 +165,17 @@ class SequenceModel:
         xs = np.zeros((length,) + x.shape, self.dtype)
         xs[0] = x
         return xs
+
+    def gate_values(self, params: dict, x: np.ndarray, length: int | None = None) -> dict:
+        """The first layer's gates (its σ equations: f, i, o for the LSTM) over the sequences x, each (T, B, H);
+        empty for a cell without gates."""
+        kernel = self.rnn.kernels[0]["fwd"]
+        names = [eq.name for eq in kernel.cell.equations if getattr(op_of(eq.rhs), "name", None) == "Sigmoid"]
+        if not names:
+            return {}
+        xs = np.ascontiguousarray(self.input_sequence(x, length), self.dtype)
+        _, _, tape = kernel.forward(self.rnn.layer_params(params), xs)
+        return {n: kernel.values(tape, n) for n in names}
 
     def _features(self, outputs: np.ndarray) -> np.ndarray:
         if self.structure != "many-to-one":
@@ -182,12 +199,12 @@ class SequenceModel:
     def predict(self, params: dict, x: np.ndarray, length: int | None = None) -> np.ndarray:
         """Logits (or predictions, for "mse"): (B, K) many-to-one, (T, B, K) many-to-many and one-to-many
         (`length` steps)."""
-        outputs, _ = self.rnn.forward(params, self._sequence(x, length))
+        outputs, _ = self.rnn.forward(params, self.input_sequence(x, length))
         return self.head.forward(params, self._features(outputs))
 
     def loss_and_grads(self, params: dict, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None):
         """(loss, ∂loss/∂ every parameter, the model's predictions)."""
-        outputs, cache = self.rnn.forward(params, self._sequence(x, y.shape[0]))
+        outputs, cache = self.rnn.forward(params, self.input_sequence(x, y.shape[0]))
         feat = self._features(outputs)
         pred = self.head.forward(params, feat)
         if self.loss_name == "xent":

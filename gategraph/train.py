@@ -11,8 +11,8 @@ A run directory holds
 same batches, the same updates, the same numbers bit for bit (on the same machine). A loss that is not
 finite stops the run with a clear error; the last good checkpoint stays.
 
-Imports: numpy, gategraph.models, gategraph.tasks, gategraph.optim, gategraph.cells, gategraph.files,
-gategraph.errors.
+Imports: numpy, gategraph.models, gategraph.seq2seq, gategraph.tasks, gategraph.optim, gategraph.cells,
+gategraph.spec, gategraph.files, gategraph.errors.
 """
 
 from __future__ import annotations
@@ -29,18 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-from gategraph.cells import CELLS
+from gategraph.cells import load_cell
 from gategraph.errors import GategraphError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.models import SequenceModel
 from gategraph.optim import SGD, Adam, clip_scale
 from gategraph.seq2seq import Seq2Seq
-from gategraph.tasks import get_task
+from gategraph.spec import Cell
+from gategraph.tasks import Task, get_task
 
 
 @dataclass
 class Config:
-    cell: str = "lstm"
+    cell: str = "lstm"  # a built-in cell, or "/path/to/file.py:function" (see cells.cell_reference)
     task: str = "adding"
     hidden: int = 64
     layers: int = 1
@@ -68,16 +69,15 @@ class Interrupted(GategraphError):
 
 
 class Run:
-    """One training run: the model, the optimizer, the data and the record, built from a Config."""
+    """One training run: the model, the optimizer, the data and the record, built from a Config — or from
+    a task and a cell of your own (`task`, `cell`: objects in place of the config's names)."""
 
-    def __init__(self, config: Config):
-        if config.cell not in CELLS:
-            raise UsageError(f"unknown cell {config.cell!r}; the built-in cells: {', '.join(CELLS)}")
+    def __init__(self, config: Config, task: Task | None = None, cell: Cell | None = None):
         if config.optimizer not in ("adam", "sgd"):
             raise UsageError(f"optimizer must be adam or sgd, got {config.optimizer!r}")
         self.config = config
-        self.task = task = get_task(config.task, **config.task_options)
-        cell = CELLS[config.cell]()
+        self.cell = cell = cell if cell is not None else load_cell(config.cell)
+        self.task = task = task if task is not None else get_task(config.task, **config.task_options)
         self.seq2seq = task.structure == "seq2seq"
         if config.structure and config.structure != task.structure:
             raise UsageError(f"the {task.name} task is {task.structure}; --structure {config.structure} does not "
@@ -130,7 +130,8 @@ class Run:
         if self.seq2seq:  # free-running: greedy decoding, scored by exact match
             _, _, tokens, _ = self.model.run(self.params, x, None, length=y.shape[0], batch=y.shape[1])
             return self.task.score(tokens, y)
-        return self.task.score(self.model.predict(self.params, x), y, mask)
+        length = y.shape[0] if self.model.structure == "one-to-many" else None
+        return self.task.score(self.model.predict(self.params, x, length), y, mask)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -180,22 +181,27 @@ def load_run(run_dir: str | Path) -> Run:
     return run
 
 
-def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None) -> Run:
+def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None,
+          task: Task | None = None, cell: Cell | None = None) -> Run:
     """Train for config.steps steps (from the checkpoint in `run_dir` when resuming; there config.steps, if
     given, is the new target). `progress(run, loss, rate)` is called after every step. Returns the run
-    (run.params, run.history).
+    (run.params, run.history). `task` and `cell`, if given, stand in for the config's names (a run
+    directory records only names, so a run on them is not resumed from one).
 
     With a run directory, Ctrl-C and SIGTERM only ask the run to stop: it finishes the step it is in (a
     signal must not land inside a compiled kernel), saves, and raises Interrupted. A second Ctrl-C stops at
     once, keeping the last saved checkpoint."""
     run_dir = Path(run_dir) if run_dir else None
+    if run_dir and (task is not None or cell is not None):
+        raise UsageError("a run directory records its cell and task by name: give their names in the Config "
+                         "(a built-in cell or path/to/file.py:function), or train without a run directory")
     if resume:
         run = load_run(run_dir)
         if config.steps:
             run.config.steps = config.steps
         atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
     else:
-        run = Run(config)
+        run = Run(config, task, cell)
         if run_dir:
             if (run_dir / "checkpoint.npz").exists():
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
@@ -239,14 +245,32 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     return run
 
 
+class _Arrays(Task):
+    """A user's arrays as a task: batches of examples drawn without replacement (X (T, N, F), or (N, F) for
+    one-to-many; y (N,) or (N, K) for many-to-one, (T, N) otherwise; mask (T, N) or None)."""
+
+    def __init__(self, name, doc, input_size, output_size, structure, loss, metric, X, y, mask):
+        super().__init__(name, doc, input_size, output_size, structure, loss, metric)
+        self.X, self.mask = X, mask
+        self.y = y if loss == "xent" or y.ndim > 1 else y[:, None]
+        self.size = X.shape[0] if structure == "one-to-many" else X.shape[1]
+
+    def batch(self, rng, B):
+        idx = rng.choice(self.size, size=min(B, self.size), replace=False)
+        x = self.X[idx] if self.structure == "one-to-many" else np.ascontiguousarray(self.X[:, idx])
+        y = self.y[idx] if self.structure == "many-to-one" else self.y[:, idx]
+        return x, y, None if self.mask is None else self.mask[:, idx]
+
+
 class Learner:
     """The same machinery in the scikit-learn manner, on your own arrays: `__init__` stores the settings,
     `fit(X, y, mask=None)` learns `params_` and `history_`, `predict(X)` and `score(X, y)` use them.
 
-    X: (T, N, features), time-major; (N, features) for "one-to-many". y: (N,) labels or (N, K) targets for
-    "many-to-one"; (T, N) labels for "many-to-many" and "one-to-many". loss "xent" (integer labels) or "mse"."""
+    cell: a Cell, a built-in name or "path/to/file.py:function". X: (T, N, features), time-major; (N, features)
+    for "one-to-many". y: (N,) labels or (N, K) targets for "many-to-one"; (T, N) labels for "many-to-many"
+    and "one-to-many". loss "xent" (integer labels) or "mse"."""
 
-    def __init__(self, cell: str = "lstm", structure: str = "many-to-one", loss: str = "xent", hidden: int = 32,
+    def __init__(self, cell: str | Cell = "lstm", structure: str = "many-to-one", loss: str = "xent", hidden: int = 32,
                  layers: int = 1, bidirectional: bool = False, steps: int = 500, batch: int = 32, lr: float = 1e-3,
                  optimizer: str = "adam", clip: float | None = 1.0, seed: int = 0, dtype: str = "float32"):
         self.cell, self.structure, self.loss, self.hidden, self.layers = cell, structure, loss, hidden, layers
@@ -254,8 +278,8 @@ class Learner:
         self.clip, self.seed, self.dtype = clip, seed, dtype
 
     def fit(self, X: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> Learner:
-        if self.cell not in CELLS:
-            raise UsageError(f"unknown cell {self.cell!r}; the built-in cells: {', '.join(CELLS)}")
+        """Train with `train`'s loop on batches drawn from (X, y); `history_` ends with the score on them."""
+        cell = self.cell if isinstance(self.cell, Cell) else load_cell(self.cell)
         X = np.asarray(X, self.dtype)
         y = np.asarray(y)
         axis = 1 if self.structure == "one-to-many" else 2  # where X holds its N examples: (N, F) or (T, N, F)
@@ -264,22 +288,14 @@ class Learner:
                                   f"N examples; got X {X.shape}, y {y.shape}")
         self.length_ = y.shape[0] if self.structure == "one-to-many" else None
         outputs = int(y.max()) + 1 if self.loss == "xent" else (y.shape[1] if y.ndim > 1 else 1)
-        self.model_ = SequenceModel(CELLS[self.cell](), X.shape[-1], self.hidden, outputs, self.structure, self.loss,
-                                    self.layers, self.bidirectional, self.dtype)
-        self.params_ = self.model_.init(self.seed)
-        opt = Adam(self.lr) if self.optimizer == "adam" else SGD(self.lr, 0.9)
-        rng = np.random.default_rng(self.seed)
-        self.history_ = []
-        target = y if self.loss == "xent" or y.ndim > 1 else y[:, None]
-        n = X.shape[axis - 1]
-        for step in range(1, self.steps + 1):
-            idx = rng.choice(n, size=min(self.batch, n), replace=False)
-            yb = target[idx] if self.structure == "many-to-one" else target[:, idx]
-            mb = None if mask is None else mask[:, idx]
-            xb = X[idx] if axis == 1 else np.ascontiguousarray(X[:, idx])
-            loss, grads, _ = self.model_.loss_and_grads(self.params_, xb, yb, mb)
-            opt.step(self.params_, grads, clip_scale(grads, self.params_, self.clip)[0])
-            self.history_.append({"step": step, "loss": loss})
+        task = _Arrays("arrays", "the arrays given to Learner.fit", X.shape[-1], outputs, self.structure, self.loss,
+                       "train_accuracy" if self.loss == "xent" else "train_mse", X, y, mask)
+        config = Config(cell=cell.name, task=task.name, hidden=self.hidden, layers=self.layers,
+                        bidirectional=self.bidirectional, structure=self.structure, steps=self.steps,
+                        batch=self.batch, optimizer=self.optimizer, lr=self.lr, momentum=0.9, clip=self.clip,
+                        seed=self.seed, dtype=self.dtype, eval_every=max(self.steps, 1), test_size=task.size)
+        run = train(config, task=task, cell=cell)
+        self.model_, self.params_, self.history_ = run.model, run.params, run.history
         return self
 
     def predict(self, X: np.ndarray, length: int | None = None) -> np.ndarray:
@@ -301,7 +317,7 @@ def gradient_flow(run: Run, n: int = 64) -> np.ndarray:
     x, y, _ = run.test
     x, y = np.ascontiguousarray(x[:, :n]), y[:n]
     model, params = run.model, run.params
-    kernel, own = model.rnn.kernels[0]["fwd"], model.rnn._own(params, 0, "fwd")
+    kernel, own = model.rnn.kernels[0]["fwd"], model.rnn.layer_params(params)
     h, _, tape = kernel.forward(own, x)
     pred = model.head.forward(params, h[-1])
     d = np.zeros_like(h)

@@ -194,3 +194,14 @@ def test_a_scalar_gate_from_a_dot_works_in_jacobian_graph_and_slides(tmp_path):
     assert "note:" not in proc.stderr
     tex = (tmp_path / "deck" / "beamer" / "deck.tex").read_text()
     assert "how far back the gradient reaches" in tex and r"u^\top" in tex
+
+
+def test_a_jacobian_that_is_no_product_of_matrices_is_one_line_and_still_measured():
+    ref = f"{ROOT / 'tests' / 'user_cells.py'}:self_attending"
+    proc = run_cli("jacobian", ref, check=False)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        "gategraph: error: cannot write the Jacobian through ColSum as a product of matrices; "
+        "`gategraph jacobian CELL --seed 0` still measures the norms"]
+    proc = run_cli("jacobian", ref, "--seed", "0", "--steps", "3")
+    assert "note: cannot write the Jacobian through ColSum" in proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines() if line[:1].isdigit()] == ["1", "2", "3"]

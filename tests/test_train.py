@@ -300,3 +300,59 @@ def test_scheduled_sampling_moves_the_ratio():
         Run(Config(task="reverse", teacher_forcing=1.5))
     with pytest.raises(Exception, match="the adding task is many-to-one"):
         Run(Config(task="adding", structure="many-to-many"))
+
+
+# --- user cells, the one loop, the models' public parts ------------------------------------------------------
+
+
+def test_train_takes_a_cell_from_a_file_and_evaluate_and_resume_reload_it(tmp_path):
+    """`gategraph train path.py:function`: the run records where the cell is, so that evaluate and --resume
+    work on it from any folder."""
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "train", "examples/mgu.py:mgu", "--task", "adding",
+                           "--length", "6", "--hidden", "4", "--batch", "4", "--steps", "4", "--eval-every", "2",
+                           "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "config.json").read_text())["cell"] == f"{ROOT / 'examples' / 'mgu.py'}:mgu"
+    assert (out / "gates.png").exists()  # the MGU's one σ gate, drawn
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = subprocess.run([sys.executable, "-m", "gategraph.cli", "evaluate", str(out)], capture_output=True,
+                               text=True, cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "mgu on adding, step 4, test_mse" in evaluated.stdout
+    resumed = subprocess.run([sys.executable, "-m", "gategraph.cli", "train", "--resume", str(out), "--steps", "6"],
+                             capture_output=True, text=True, cwd=elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_run(out).step == 6
+
+
+def test_the_learner_takes_a_cell_object_or_a_file_and_trains_with_the_one_loop():
+    from gategraph.train import Learner
+    from tests.user_cells import dot_gate
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5, 40, 2))
+    y = (X[:, :, 0].sum(axis=0) > 0).astype(int)
+    learner = Learner(dot_gate(), hidden=4, steps=3, batch=8).fit(X, y)
+    assert {"l0.fwd.u", "l0.fwd.W", "out.W"} <= set(learner.params_)
+    assert [r["step"] for r in learner.history_] == [1, 2, 3]
+    assert 0 <= learner.history_[-1]["train_accuracy"] <= 1  # train's loop scores the run at its last step
+    from_file = Learner(f"{ROOT / 'examples' / 'mgu.py'}:mgu", hidden=4, steps=2, batch=8).fit(X, y)
+    assert "l0.fwd.W_f" in from_file.params_
+    with pytest.raises(ValueInputError, match=r"^step \d+: the loss is .*: the model diverged; the run stops"):
+        Learner("rnn", hidden=4, steps=50, lr=1e6, optimizer="sgd", clip=None, loss="mse").fit(X, X.sum((0, 2)) ** 3)
+
+
+def test_models_show_a_layer_s_parameters_and_the_gates_publicly():
+    model = SequenceModel(cells.lstm(), 3, 4, 2, "many-to-one", "xent", layers=2, dtype="float64")
+    params = model.init(0)
+    assert set(model.rnn.layer_params(params, 1)) == {"W_f", "b_f", "W_i", "b_i", "W_C", "b_C", "W_o", "b_o"}
+    assert model.rnn.layer_params(params, 1)["W_f"] is params["l1.fwd.W_f"]
+    gates = model.gate_values(params, np.random.default_rng(0).normal(size=(5, 2, 3)))
+    assert set(gates) == {"f", "i", "o"} and all(v.shape == (5, 2, 4) and (0 < v).all() and (v < 1).all()
+                                                 for v in gates.values())
+    with pytest.raises(SpecError, match="no layer 2 fwd"):
+        model.rnn.layer_params(params, 2)
+    one = SequenceModel(cells.gru(), 3, 4, 2, "one-to-many", "xent")
+    assert one.input_sequence(np.ones((2, 3)), 4).shape == (4, 2, 3)
