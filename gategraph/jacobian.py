@@ -165,12 +165,15 @@ def _merge(term: tuple) -> tuple:
     front, where it reads as one."""
     signs = sum(1 for f in term if f.kind == "diag" and f.expr == -1)
     out: list[Factor] = [Factor("diag", sp.S.NegativeOne)] if signs % 2 else []
+    def vector_diag(f):  # diag(d) of a vector d (a number on the diagonal is a scaling, not a vector)
+        return f.kind == "diag" and not f.expr.is_number
+
     for f in (f for f in term if not (f.kind == "diag" and f.expr == -1)):
         if f.kind == "columns" and out and out[-1].kind == "matrix":
             out[-1] = Factor("matrix", out[-1].expr, f.start, f.stop)
-        elif f.kind == "column" and f.expr is None and out and out[-1].kind == "diag" and out[-1].expr != -1:
+        elif f.kind == "column" and f.expr is None and out and vector_diag(out[-1]):
             out[-1] = Factor("column", out[-1].expr)
-        elif f.kind == "diag" and f.expr != -1 and out and out[-1].kind == "row" and out[-1].expr is None:
+        elif vector_diag(f) and out and out[-1].kind == "row" and out[-1].expr is None:
             out[-1] = Factor("row", f.expr)
         else:
             out.append(f)

@@ -97,22 +97,24 @@ def _as_matrix(J, env, H):
     return total
 
 
-@pytest.mark.parametrize("make", ["dot_gate", "softmax_mix"])
-def test_a_scalar_gate_from_a_dot_and_a_softmax_in_the_recurrence_have_their_true_jacobian(make):
-    """The written ∂h_t/∂h_{t-1} (a rank-one term uᵀ for the scalar gate, −a aᵀ for the softmax) is the
-    matrix of central differences of one step."""
+@pytest.mark.parametrize("make, state", [("dot_gate", "h"), ("softmax_mix", "h"), ("lstm", "h"), ("lstm", "C"),
+                                         ("gru", "h"), ("peephole_lstm", "C"), ("gru_reset_after", "h")])
+def test_the_written_step_jacobian_is_the_true_one(make, state):
+    """The written ∂s_t/∂s_{t-1} (a rank-one term uᵀ for a scalar gate from a dot, −a aᵀ for a softmax) is
+    the matrix of central differences of one step, the other states held fixed."""
+    from gategraph.cells import CELLS
     from tests import user_cells
 
-    cell = getattr(user_cells, make)()
-    J = step_jacobian(derive(cell), "h")
+    cell = getattr(user_cells, make)() if hasattr(user_cells, make) else CELLS[make]()
+    J = step_jacobian(derive(cell), state)
     p = random_problem(cell, {"X": 3, "H": 5}, T=1, seed=2)
     params = {n: 0.8 * v for n, v in p.params.items()}
     env = forward(cell, params, p.inputs, p.state0).steps[0]
     numeric = np.zeros((5, 5))
     for j in range(5):
         e = np.eye(5)[j] * 1e-6
-        up = forward(cell, params, p.inputs, {"h": p.state0["h"] + e}).steps[0]["h"]
-        down = forward(cell, params, p.inputs, {"h": p.state0["h"] - e}).steps[0]["h"]
+        up = forward(cell, params, p.inputs, {**p.state0, state: p.state0[state] + e}).steps[0][state]
+        down = forward(cell, params, p.inputs, {**p.state0, state: p.state0[state] - e}).steps[0][state]
         numeric[:, j] = (up - down) / 2e-6
     assert np.abs(numeric).max() > 1e-2
     np.testing.assert_allclose(_as_matrix(J, env, 5), numeric, atol=1e-8)
