@@ -189,8 +189,7 @@ def _cell_from_file(path: str, func: str) -> Cell:
 
 def cell_reference(ref: str) -> str:
     """What reloads the cell `ref` names from anywhere: a built-in's name (`peephole_lstm`), or the file's
-    absolute path and the function (`/home/me/cells/mgu.py:mgu`). The cell must load."""
-    load_cell(ref)
+    absolute path and the function (`/home/me/cells/mgu.py:mgu`)."""
     if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
         path, func = ref.rsplit(":", 1)
         return f"{Path(path).resolve()}:{func}"

@@ -24,12 +24,12 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from gategraph.cells import load_cell
+from gategraph.cells import cell_reference, load_cell
 from gategraph.errors import GategraphError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.models import SequenceModel
@@ -75,6 +75,8 @@ class Run:
     def __init__(self, config: Config, task: Task | None = None, cell: Cell | None = None):
         if config.optimizer not in ("adam", "sgd"):
             raise UsageError(f"optimizer must be adam or sgd, got {config.optimizer!r}")
+        if cell is None:  # recorded so that it reloads from any folder
+            config = replace(config, cell=cell_reference(config.cell))
         self.config = config
         self.cell = cell = cell if cell is not None else load_cell(config.cell)
         self.task = task = task if task is not None else get_task(config.task, **config.task_options)
@@ -205,7 +207,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
         if run_dir:
             if (run_dir / "checkpoint.npz").exists():
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
-            atomic_write(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
+            atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
     cfg = run.config
     asked = []
 

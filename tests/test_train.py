@@ -327,6 +327,18 @@ def test_train_takes_a_cell_from_a_file_and_evaluate_and_resume_reload_it(tmp_pa
     assert load_run(out).step == 6
 
 
+def test_a_run_from_python_records_its_cell_file_as_an_absolute_path(tmp_path, monkeypatch):
+    from gategraph.train import Run
+
+    monkeypatch.chdir(ROOT)
+    config = Config(cell="examples/mgu.py:mgu", task="adding", hidden=4, test_size=4, task_options={"T": 6})
+    assert Run(config).config.cell == f"{ROOT / 'examples' / 'mgu.py'}:mgu"
+    assert Run(Config(cell="peephole-lstm", hidden=4, test_size=4, task_options={"T": 6})).config.cell == \
+        "peephole_lstm"
+    with pytest.raises(SpecError, match="unknown cell 'lstmm'"):
+        Run(Config(cell="lstmm"))
+
+
 def test_the_learner_takes_a_cell_object_or_a_file_and_trains_with_the_one_loop():
     from gategraph.train import Learner
     from tests.user_cells import dot_gate
