@@ -97,6 +97,9 @@ def test_a_view_that_cannot_be_made_leaves_a_note_and_the_rest_of_the_deck_is_bu
                       "the gradients, checked"):
             assert f"self attending: {title}" in text, title
     assert len(list((tmp_path / "html" / "figures").glob("*.png"))) == 2
+    if CHROMIUM:
+        check = rendered(tmp_path / "html" / "index.html")
+        assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
     if "pdf" in formats:
         assert (tmp_path / "beamer" / "deck.pdf").stat().st_size > 20_000
 
