@@ -337,3 +337,37 @@ def test_state_gradients_of_every_step(name):
             expected = tail[st.name] + (d[t] if st.name == "h" else 0)
             np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])
+
+
+# --- hostile names ------------------------------------------------------------------------------------------------
+
+
+def _rnn_named(name: str, doc: str = ""):
+    from gategraph import concat, tanh
+
+    b = CellBuilder(name, doc)
+    X_, H_ = b.sizes("X H")
+    x, h = b.input("x", X_), b.state("h", H_)
+    W, bias = b.param("W", (H_, H_ + X_)), b.param("b", H_)
+    b.let("h", tanh(W @ concat(h, x) + bias))
+    return b.cell()
+
+
+def test_a_cell_name_never_runs_as_code(tmp_path):
+    """A name that ends the generated module's docstring and goes on as Python is only ever text."""
+    marker = tmp_path / "ran"
+    payload = f'""";__import__("pathlib").Path(r"{marker}").touch();"""'
+    for name, doc in [(f"evil{payload}", ""), ("described", payload), (f"x\\{payload}\\", payload),
+                      ("\\", "\n\"\"\"\nimport os\n")]:
+        cell = _rnn_named(name, doc)
+        k = compile(cell, X, H, "float64")
+        rng = np.random.default_rng(7)
+        params, x = k.init(7), rng.normal(size=(T, B, X))
+        out, _, tape = k.forward(params, x)
+        dout = rng.normal(size=out.shape)
+        grads = k.backward(params, x, dout, tape=tape)
+        outs, ref = _reference_batch(cell, params, x, {}, {"h": dout}, {})
+        assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < 1e-12
+        for p in params:
+            assert _rel(grads[p], sum(ref[p])) < 1e-10, (name, p)
+        assert not marker.exists(), f"compiling the cell {name!r} ran code from its name"
