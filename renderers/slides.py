@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gategraph.check import finite_differences
 from gategraph.derive import derive
+from gategraph.files import file_stem
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
@@ -27,14 +28,15 @@ def _chunks(rows: list, n: int = MAX_ROWS) -> list[list]:
 
 
 def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
-    """Append the slides of one cell to `deck`; pictures go to the folder `figures`."""
+    """Append the slides of one cell to `deck`; pictures go to the folder `figures`, named by `file_stem`
+    (a cell's name may hold `/` or `..`)."""
     section, name = cell.name, cell.name.replace("_", " ")
     adj = derive(cell)
     states = [st.name for st in cell.states]
     deck.add(f"{name}: one step", Text(cell.doc or f"The {name} cell."), Math(equations(cell, "latex")),
              Text(f"{len(cell.params)} parameters; carried from step to step: {', '.join(states) or 'nothing'}."),
              section=section)
-    deck.add(f"{name}: the computation graph", Figure(render(cell_dot(cell), figures / f"{cell.name}.png"),
+    deck.add(f"{name}: the computation graph", Figure(render(cell_dot(cell), figures / f"{file_stem(cell.name)}.png"),
                                                         "one step; each box is one equation"), section=section)
     rows = adjoint_rows(adj, "latex")
     for k, chunk in enumerate(_chunks(rows)):
@@ -49,7 +51,7 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
             steps = derivation_steps(adj, matrices[0], "latex")
             deck.add(f"{name}: the gradient of ${_param(matrices[0])}$, step by step",
                      Math(parts=[align([row], "latex") for row in steps], steps=True), section=section)
-        path = render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{cell.name}-unrolled.png")
+        path = render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{file_stem(cell.name)}-unrolled.png")
         deck.add(f"{name}: unrolled over four steps", Figure(path, f"the gradient's path back to ${states[-1]}_0$ "
                                                              "in red", width=0.95), section=section)
     if check:

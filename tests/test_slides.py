@@ -151,3 +151,76 @@ def test_the_lecture_without_training_says_so(tmp_path):
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "html" / "index.html").read_text()
     assert page.count("Built with --no-train") >= 4 and not (tmp_path / "runs").exists()
+
+
+# --- cells with hostile names --------------------------------------------------------------------------------------
+
+HOSTILE = '''
+from gategraph import CellBuilder, concat, tanh
+
+
+def named(name, doc=""):
+    b = CellBuilder(name, doc)
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, bias = b.param("W", (H, H + X)), b.param("b", H)
+    b.let("h", tanh(W @ concat(h, x) + bias))
+    return b.cell()
+
+
+def up():
+    return named("../../evil")
+
+
+def ab():
+    return named("a/b")
+
+
+def a_b():
+    return named("a-b")
+
+
+def tex_end():
+    return named("x\\\\end{document}")
+
+
+def tex():
+    return named("my$cell\\\\&<b>{x}%_#~^", "costs $5, or \\\\$6 <i>with</i> & {braces}: 100% _#~^ \\\\end{document}")
+'''
+
+
+def _cli_in(folder, *args, **env):
+    """`gategraph ARGS` run from `folder` (this checkout's gategraph, whatever the folder)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-m", "gategraph.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=folder, env=env, timeout=600)
+
+
+@needs_dot
+@needs_tex
+def test_a_cell_name_never_steers_where_files_go(tmp_path):
+    """Cells named `../../evil`, `a/b`, `a-b` and `x\\end{document}`: every file `slides` and `graph` write is
+    inside the folder the user named (the figures' scratch folder too), each figure keeps its own file, and
+    the PDF builds."""
+    work, scratch = tmp_path / "work", tmp_path / "scratch" / "a" / "b"
+    (work / "deep").mkdir(parents=True)
+    scratch.mkdir(parents=True)
+    (work / "cells.py").write_text(HOSTILE)
+    refs = [f"cells.py:{f}" for f in ("up", "ab", "a_b", "tex_end")]
+    done = _cli_in(work, "slides", *refs, "-o", "deep/out", "--no-check", "--format", "html,pdf", TMPDIR=scratch)
+    assert done.returncode == 0, done.stderr
+    for ref in refs[:2]:
+        done = _cli_in(work, "graph", ref, "-o", "deep/graph.png", "--unroll", "3", "--highlight", "h",
+                       TMPDIR=scratch)
+        assert done.returncode == 0, done.stderr
+    out = work / "deep" / "out"
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    stray = [p for p in files if out not in p.parents and p not in (work / "cells.py", work / "deep" / "graph.png")]
+    assert stray == []
+    figures = sorted(p.name for p in (out / "beamer" / "figures").iterdir())
+    assert len(figures) == 8, figures  # two per cell: `a/b` and `a-b` do not share one
+    tex = (out / "beamer" / "deck.tex").read_text()
+    shown = re.findall(r"\\includegraphics\[[^]]*\]\{([^}]*)\}", tex)
+    assert sorted(shown) == [f"figures/{f}" for f in figures]
+    assert all(re.fullmatch(r"figures/[A-Za-z0-9_-]+\.png", f) for f in shown), shown
+    assert (out / "beamer" / "deck.pdf").stat().st_size > 10_000
