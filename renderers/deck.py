@@ -1,8 +1,9 @@
 """The deck model: slides made of text, equations, figures and notes, apart from any output format.
 
 A writer (renderers/html.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
-writer. Text may hold inline math between single dollars (`the forget gate $f_t$`); `Math` holds display
-LaTeX (an `aligned` block, or rows that a derivation reveals one at a time).
+writer. Text may hold inline math between single dollars (`the forget gate $f_t$`; text from users goes
+through `plain`, so its dollars are dollars); `Math` holds display LaTeX (an `aligned` block, or rows that a
+derivation reveals one at a time).
 
 Imports: gategraph.files.
 """
@@ -86,6 +87,12 @@ class Deck:
             shutil.copyfile(path, folder / "figures" / name)
             out[path] = f"figures/{name}"
         return out
+
+
+def plain(text: str) -> str:
+    """`text` a user wrote (a cell's name or description) as deck text that reads exactly as written: each
+    `$` escaped, so none of it opens math. Writers escape it for HTML and LaTeX like any other text."""
+    return text.replace("$", "\\$")
 
 
 def split_math(text: str) -> list[tuple[bool, str]]:

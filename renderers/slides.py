@@ -14,7 +14,7 @@ from pathlib import Path
 from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.files import file_stem
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
+from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, plain
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
@@ -30,10 +30,11 @@ def _chunks(rows: list, n: int = MAX_ROWS) -> list[list]:
 def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
     """Append the slides of one cell to `deck`; pictures go to the folder `figures`, named by `file_stem`
     (a cell's name may hold `/` or `..`)."""
-    section, name = cell.name, cell.name.replace("_", " ")
+    section, name = plain(cell.name), plain(cell.name.replace("_", " "))
     adj = derive(cell)
     states = [st.name for st in cell.states]
-    deck.add(f"{name}: one step", Text(cell.doc or f"The {name} cell."), Math(equations(cell, "latex")),
+    deck.add(f"{name}: one step", Text(plain(cell.doc) if cell.doc else f"The {name} cell."),
+             Math(equations(cell, "latex")),
              Text(f"{len(cell.params)} parameters; carried from step to step: {', '.join(states) or 'nothing'}."),
              section=section)
     deck.add(f"{name}: the computation graph", Figure(render(cell_dot(cell), figures / f"{file_stem(cell.name)}.png"),
@@ -72,7 +73,7 @@ def _param(name: str) -> str:
 
 
 def cell_deck(cells: list[Cell], figures: Path, title: str = "", check: bool = True) -> Deck:
-    deck = Deck(title or ", ".join(c.name.replace("_", " ") for c in cells),
+    deck = Deck(plain(title) or ", ".join(plain(c.name.replace("_", " ")) for c in cells),
                 "equations, graphs and gradients, generated from the cells' declarations by gategraph")
     for cell in cells:
         cell_slides(deck, cell, figures, check)

@@ -224,3 +224,23 @@ def test_a_cell_name_never_steers_where_files_go(tmp_path):
     assert sorted(shown) == [f"figures/{f}" for f in figures]
     assert all(re.fullmatch(r"figures/[A-Za-z0-9_-]+\.png", f) for f in shown), shown
     assert (out / "beamer" / "deck.pdf").stat().st_size > 10_000
+
+
+@needs_dot
+@needs_tex
+@needs_chromium
+def test_a_cell_name_and_description_are_text_in_html_and_pdf(tmp_path):
+    """A name and a description full of TeX and HTML specials (`$`, `\\`, `&`, `<b>`, `{}`, `%`, `_`, `#`, `~`,
+    `^`, `\\end{document}`) are shown as written: the HTML deck escapes them and KaTeX leaves them alone, and
+    pdflatex builds the PDF with them in its titles."""
+    (tmp_path / "cells.py").write_text(HOSTILE)
+    done = _cli_in(tmp_path, "slides", "cells.py:tex", "-o", "out", "--no-check", "--format", "html,pdf")
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "out" / "html" / "index.html").read_text()
+    assert "my$cell\\&amp;&lt;b&gt;{x}%" in page and "<b>{x}" not in page  # `_` reads as a space in titles
+    assert "costs $5, or \\$6 &lt;i&gt;with&lt;/i&gt; &amp; {braces}: 100% _#~^ \\end{document}" in page
+    check = rendered(tmp_path / "out" / "html" / "index.html")
+    assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    pdf = tmp_path / "out" / "beamer" / "deck.pdf"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "my$cell\\&<b>{x}%" in text and "costs $5, or \\$6 <i>with</i> & {braces}: 100% _#~^" in text
