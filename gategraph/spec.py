@@ -178,6 +178,13 @@ def find_equation(equations, name: str, owner: str) -> Equation:
 def _validate(cell: Cell) -> None:
     """Check the declaration in order; fill `cell.shapes` and `cell.roles`. One-line SpecError otherwise."""
     shapes, roles = cell.shapes, cell.roles
+    if not isinstance(cell.name, str):
+        raise SpecError(f"a cell's name must be text, got {type(cell.name).__name__} {cell.name!r}")
+    if not cell.name.strip():
+        raise SpecError("a cell needs a name: CellBuilder('my_cell', 'what it does')")
+    if not isinstance(cell.doc, str):
+        raise SpecError(f"cell {cell.name!r}: its description must be text, got {type(cell.doc).__name__} "
+                        f"{cell.doc!r}")
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
         if d.role not in ROLES or d.role == "let":

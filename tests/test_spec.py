@@ -104,3 +104,18 @@ def test_unknown_output():
     b.let("h", tanh(W @ concat(h, x)))
     with pytest.raises(SpecError, match=r"output 'y' is not an equation"):
         b.cell(outputs=["y"])
+
+
+@pytest.mark.parametrize("name,doc,message", [
+    ("", "", r"^a cell needs a name: CellBuilder\('my_cell', 'what it does'\)$"),
+    ("  ", "", r"^a cell needs a name: CellBuilder\('my_cell', 'what it does'\)$"),
+    (3, "", r"^a cell's name must be text, got int 3$"),
+    ("t", None, r"^cell 't': its description must be text, got NoneType None$"),
+])
+def test_a_cell_without_a_name_is_refused_in_one_line(name, doc, message):
+    b = CellBuilder(name, doc)
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    b.let("h", tanh(b.param("W", (H, H + X)) @ concat(h, x)))
+    with pytest.raises(SpecError, match=message):
+        b.cell()
