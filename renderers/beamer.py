@@ -2,8 +2,9 @@
 
 `write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`) and compiles it
 with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, texlive-fonts-recommended). Steps of a
-derivation become overlays (`\\uncover<k->`), one per press. Without pdflatex the .tex is written and the
-result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
+derivation become overlays (`\\uncover<k->`), one per press. Text is set in what pdflatex's fonts have: a
+character they lack (CJK, emoji) is printed as `?`, the HTML deck shows it. Without pdflatex the .tex is
+written and the result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
 
 Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck, renderers.latex.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from gategraph.errors import RenderError
 from gategraph.files import atomic_write
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
-from gategraph.renderers.latex import text_in_latex
+from gategraph.renderers.latex import TEXT_MATH, text_in_latex
 
 PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage[T1]{fontenc}
@@ -33,8 +35,44 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 """
 
 
+# what pdflatex sets in text with T1 and lmodern: printable ASCII, Latin-1, most of Latin Extended-A, and the
+# usual punctuation; Greek letters and a few symbols go to math; any other character is printed as `?`
+PDF_TEXT = (set(map(chr, range(0x20, 0x7F))) | set(map(chr, range(0xA0, 0x180))) | set("\t\n–—‘’‚“”„†‡•…‰‹›€™←")
+            ) - set("ĦħĸĿŀŉŦŧſ")
+GREEK_CAPITALS = {"GAMMA", "DELTA", "THETA", "LAMDA", "XI", "PI", "SIGMA", "UPSILON", "PHI", "PSI", "OMEGA"}
+PDF_MATH = {"≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∞": r"\infty", "′": r"'", "±": r"\pm", "×": r"\times"}
+
+
+def _pdf_math(ch: str) -> str | None:
+    """A character pdflatex has no text glyph for, as math: `β` -> `\\beta`; None if there is none."""
+    if ch in PDF_MATH:
+        return PDF_MATH[ch]
+    name = unicodedata.name(ch, "")
+    for case in ("SMALL", "CAPITAL"):
+        prefix = f"GREEK {case} LETTER "
+        if name.startswith(prefix) and " " not in name[len(prefix):]:
+            letter = {"LAMDA": "LAMBDA", "FINAL SIGMA": "VARSIGMA"}.get(name[len(prefix):], name[len(prefix):])
+            if case == "SMALL" and letter != "OMICRON":
+                return "\\" + letter.lower()
+            if case == "CAPITAL" and name[len(prefix):] in GREEK_CAPITALS:
+                return "\\" + letter.capitalize()
+    return None
+
+
+def _prose(text: str) -> str:
+    """Text for pdflatex: TeX's specials escaped, every character one its fonts can set (see PDF_TEXT)."""
+    out = []
+    for ch in text:
+        if ch in PDF_TEXT or ch in TEXT_MATH:
+            out.append(text_in_latex(ch))
+        else:
+            math = _pdf_math(ch)
+            out.append(f"${math}$" if math else "?")
+    return "".join(out)
+
+
 def _text(text: str) -> str:
-    return "".join(f"${p}$" if math else text_in_latex(p) for math, p in split_math(text))
+    return "".join(f"${p}$" if math else _prose(p) for math, p in split_math(text))
 
 
 def _block(block, figures: dict) -> str:

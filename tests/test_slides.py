@@ -244,3 +244,19 @@ def test_a_cell_name_and_description_are_text_in_html_and_pdf(tmp_path):
     pdf = tmp_path / "out" / "beamer" / "deck.pdf"
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "my$cell\\&<b>{x}%" in text and "costs $5, or \\$6 <i>with</i> & {braces}: 100% _#~^" in text
+
+
+@needs_tex
+def test_text_in_any_script_builds_the_pdf(tmp_path):
+    """pdflatex's fonts lack most of Unicode: Greek and a few symbols are set as math, Latin letters as they
+    are, anything else (CJK, emoji, control characters) as `?` — the PDF builds; the HTML deck shows it all."""
+    from gategraph.renderers.deck import plain
+
+    name = "β-lstm für Łódź 中文 🙂"
+    deck = Deck(plain(name), plain("Ωmega — “quoted” ≤ 3 ħ … \x07 ∞"))
+    deck.add(plain(f"{name}: one step"), Text(plain("x ≠ y, ſ and Ŧ")), section=plain(name))
+    _, pdf, _ = write_beamer(deck, tmp_path)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "für Łódź ?? ?" in text and "— “quoted”" in text
+    page = write_html(deck, tmp_path / "html").read_text()
+    assert name in page and "Ωmega — “quoted” ≤ 3 ħ" in page
