@@ -11,6 +11,8 @@ Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 import subprocess
 import tempfile
@@ -35,10 +37,29 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 """
 
 
-# what pdflatex sets in text with T1 and lmodern: printable ASCII, Latin-1, most of Latin Extended-A, and the
-# usual punctuation; Greek letters and a few symbols go to math; any other character is printed as `?`
-PDF_TEXT = (set(map(chr, range(0x20, 0x7F))) | set(map(chr, range(0xA0, 0x180))) | set("\t\n–—‘’‚“”„†‡•…‰‹›€™←")
-            ) - set("ĦħĸĿŀŉŦŧſ")
+# what pdflatex sets in text with T1 and lmodern: printable ASCII and every character the installed LaTeX
+# declares for text (Latin-1, most of Latin Extended-A, ⟨ ‖ “ — …) but Greek and Cyrillic, which need fonts
+# of their own; Greek letters and a few symbols go to math; any other character is printed as `?`
+ENCODINGS = ("t1enc.dfu", "ts1enc.dfu", "omsenc.dfu", "utf8enc.dfu")
+OTHER_FONTS = range(0x370, 0x530)  # Greek and Cyrillic
+FALLBACK_TEXT = (set(map(chr, range(0xA0, 0x180))) | set("–—‘’‚“”„†‡•…‰‹›€™←⟨⟩‖")) - set("ĦħĸĿŀŉŦŧſ")
+
+
+@functools.cache
+def pdf_text() -> frozenset:
+    """The characters pdflatex sets in text here, read from the installed LaTeX's encoding files."""
+    chars = set(map(chr, range(0x20, 0x7F))) | set("\t\n")
+    found = shutil.which("kpsewhich") and subprocess.run(["kpsewhich", *ENCODINGS], capture_output=True,
+                                                          text=True, timeout=60).stdout.split()
+    if not found:
+        return frozenset(chars | FALLBACK_TEXT)
+    for path in found:
+        text = Path(path).read_text(errors="replace")
+        codes = {int(code, 16) for code in re.findall(r"\\DeclareUnicodeCharacter\{([0-9A-Fa-f]+)\}", text)}
+        chars |= {chr(code) for code in codes if code >= 0xA0 and code not in OTHER_FONTS}
+    return frozenset(chars)
+
+
 GREEK_CAPITALS = {"GAMMA", "DELTA", "THETA", "LAMDA", "XI", "PI", "SIGMA", "UPSILON", "PHI", "PSI", "OMEGA"}
 PDF_MATH = {"≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∞": r"\infty", "′": r"'", "±": r"\pm", "×": r"\times"}
 
@@ -60,10 +81,10 @@ def _pdf_math(ch: str) -> str | None:
 
 
 def _prose(text: str) -> str:
-    """Text for pdflatex: TeX's specials escaped, every character one its fonts can set (see PDF_TEXT)."""
+    """Text for pdflatex: TeX's specials escaped, every character one its fonts can set (see `pdf_text`)."""
     out = []
     for ch in text:
-        if ch in PDF_TEXT or ch in TEXT_MATH:
+        if ch in TEXT_MATH or ch in pdf_text():
             out.append(text_in_latex(ch))
         else:
             math = _pdf_math(ch)

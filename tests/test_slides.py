@@ -254,9 +254,10 @@ def test_text_in_any_script_builds_the_pdf(tmp_path):
 
     name = "β-lstm für Łódź 中文 🙂"
     deck = Deck(plain(name), plain("Ωmega — “quoted” ≤ 3 ħ … \x07 ∞"))
-    deck.add(plain(f"{name}: one step"), Text(plain("x ≠ y, ſ and Ŧ")), section=plain(name))
+    deck.add(plain(f"{name}: one step"), Text(plain("x ≠ y, ſ and Ŧ; ⟨s⟩ ‖a‖")), section=plain(name))
     _, pdf, _ = write_beamer(deck, tmp_path)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "für Łódź ?? ?" in text and "— “quoted”" in text
+    assert re.search("[\u27e8\u2329\u3008]s[\u27e9\u232a\u3009] ‖a‖", text), text  # ⟨s⟩, as pdftotext reads it
     page = write_html(deck, tmp_path / "html").read_text()
     assert name in page and "Ωmega — “quoted” ≤ 3 ħ" in page
