@@ -54,10 +54,10 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
     """The DOT graph of one step of `cell`: each equation's ops (and its own parameters) boxed and titled."""
     graph = graph or forward_graph(cell)
     names = times(cell)
-    dot = graphviz.Digraph(file_stem(cell.name), graph_attr=dict(rankdir="LR", fontname=FONT, nodesep="0.22",
-                                                      ranksep="0.3", bgcolor="white", labelloc="t", dpi="130",
-                                                      label=f"<<B>{html.escape(cell.name)}</B>: one step>"),
-                           node_attr=dict(fontname=FONT), edge_attr=dict(color="#4b5563", arrowsize="0.7"))
+    dot = graphviz.Digraph(file_stem(cell.name), graph_attr=dict(
+        rankdir="LR", fontname=FONT, nodesep="0.22", ranksep="0.3", bgcolor="white", labelloc="t", dpi="130",
+        label=f"<<B>{html.escape(cell.name)}</B>: one step>"), node_attr=dict(fontname=FONT),
+        edge_attr=dict(color="#4b5563", arrowsize="0.7"))
     clusters = {g: graphviz.Digraph(f"cluster_{g}") for g in graph.groups}
     sources = graphviz.Digraph("sources", graph_attr=dict(rank="source"))
     updates = {st.name for st in cell.states}

@@ -24,7 +24,7 @@ from gategraph.files import atomic_write
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
 
 KATEX = Path(__file__).parent / "katex"
-PLAIN = "plain"  # the class of prose that holds TeX's specials as text: KaTeX skips it, the self-check too
+PLAIN = "plain"  # the class of prose holding `$` as text: KaTeX skips it, and so does the self-check (SCRIPT)
 
 STYLE = """
 html, body { margin: 0; height: 100%; background: #eef0f3; font-family: "Source Sans Pro", "Helvetica Neue",
