@@ -17,6 +17,7 @@ Imports: sympy, gategraph.ops, gategraph.errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -25,6 +26,7 @@ from gategraph.errors import ShapeError, SpecError, ValueInputError
 from gategraph.ops import NODES, OpNode, Shape, VecOps, fmt_shape, op_of, same_shape
 
 ROLES = ("input", "memory", "state", "param", "let")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # what a symbol may be called
 
 
 class Var(VecOps, sp.Symbol):
@@ -185,6 +187,10 @@ def _validate(cell: Cell) -> None:
     if not isinstance(cell.doc, str):
         raise SpecError(f"cell {cell.name!r}: its description must be text, got {type(cell.doc).__name__} "
                         f"{cell.doc!r}")
+    named = [d.name for d in cell.decls] + [eq.lhs.name for eq in cell.equations if isinstance(eq.lhs, Var)]
+    for name in named + [s.name for s in cell.sizes]:
+        if not NAME.fullmatch(name):  # names are printed in LaTeX, drawn, and become a kernel's variables
+            raise SpecError(f"symbol {name!r}: a name is letters, digits and _, starting with a letter (W_f, h_tilde)")
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
         if d.role not in ROLES or d.role == "let":
