@@ -1,11 +1,13 @@
-"""Writing files safely: whole or not at all.
+"""Writing files safely: whole or not at all, under names no user text can steer.
 
 Imports nothing from gategraph.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -31,3 +33,15 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def file_stem(name: str) -> str:
+    """A file name (without suffix) made from `name`, such as a cell's name, that stays in the folder it is
+    joined to and needs no quoting anywhere (shells, URLs, LaTeX's \\includegraphics): letters, digits, `-`
+    and `_` only, every other run of characters (`/`, `..`, `\\`, `$`, spaces) replaced by `-`. When anything
+    was replaced, a short hash of `name` is added, so names that differ never share a file."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60]
+    if stem != name:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = f"{stem}-{digest}" if stem else digest
+    return stem

@@ -8,7 +8,7 @@ module, so a second process starts without compiling. A file whose content does 
 rewritten, never trusted. The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`,
 else `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
-Imports: numpy, gategraph.lower, gategraph.derive, gategraph.spec, gategraph.files, gategraph.errors.
+Imports: numpy, gategraph.lower, gategraph.derive, gategraph.cells, gategraph.spec, gategraph.files, gategraph.errors.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gategraph.cells import CELLS
 from gategraph.derive import derive
 from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
 from gategraph.files import atomic_write
@@ -109,8 +110,10 @@ class Tape:
 
 
 def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32", **sizes: int) -> Kernel:  # noqa: A001
-    """Kernels for `cell` over batches of sequences: X = input_size, H = hidden_size, other sizes by name
-    (`S=...`; a size left out is read from the memory arrays at each call)."""
+    """Kernels for `cell` (a Cell, or a built-in cell's name: "lstm") over batches of sequences:
+    X = input_size, H = hidden_size, other sizes by name (`S=...`; a size left out is read from the memory
+    arrays at each call)."""
+    cell = _cell(cell)
     if dtype not in DTYPES:
         raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     names = {s.name for s in cell.sizes}
@@ -127,6 +130,20 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
     adjoint = derive(cell)
     lowered = lower(cell, dtype, adjoint)
     return Kernel(cell, fixed, dtype, lowered, _load(lowered))
+
+
+def _cell(cell) -> Cell:
+    """The Cell that `compile` was given: a Cell, or a built-in cell by name."""
+    if isinstance(cell, Cell):
+        return cell
+    if isinstance(cell, str):
+        key = cell.replace("-", "_")
+        if key in CELLS:
+            return CELLS[key]()
+        names = ", ".join(sorted(n.replace("_", "-") for n in CELLS))
+        raise SpecError(f"unknown cell {cell!r}: choose one of {names}, or pass a Cell (CellBuilder(...).cell())")
+    hint = f": call it, compile({cell.__name__}(), ...)" if callable(cell) and hasattr(cell, "__name__") else ""
+    raise SpecError(f"compile() takes a Cell or a built-in cell's name ('lstm'), got {type(cell).__name__}{hint}")
 
 
 class Kernel:
@@ -188,6 +205,8 @@ class Kernel:
                                   f"convert it with .astype(np.{self.dtype})")
         if not math.isfinite(float(value.sum())) and not np.isfinite(value).all():
             raise ValueInputError(f"{what} holds NaN or inf")
+        if not value.flags.writeable:  # the kernels take writable arrays: a frozen one is copied, never thawed
+            return np.array(value, order="C")
         return np.ascontiguousarray(value)
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:

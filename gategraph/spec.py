@@ -17,6 +17,7 @@ Imports: sympy, gategraph.ops, gategraph.errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -25,6 +26,7 @@ from gategraph.errors import ShapeError, SpecError, ValueInputError
 from gategraph.ops import NODES, OpNode, Shape, VecOps, fmt_shape, op_of, same_shape
 
 ROLES = ("input", "memory", "state", "param", "let")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # what a symbol may be called
 
 
 class Var(VecOps, sp.Symbol):
@@ -178,6 +180,17 @@ def find_equation(equations, name: str, owner: str) -> Equation:
 def _validate(cell: Cell) -> None:
     """Check the declaration in order; fill `cell.shapes` and `cell.roles`. One-line SpecError otherwise."""
     shapes, roles = cell.shapes, cell.roles
+    if not isinstance(cell.name, str):
+        raise SpecError(f"a cell's name must be text, got {type(cell.name).__name__} {cell.name!r}")
+    if not cell.name.strip():
+        raise SpecError("a cell needs a name: CellBuilder('my_cell', 'what it does')")
+    if not isinstance(cell.doc, str):
+        raise SpecError(f"cell {cell.name!r}: its description must be text, got {type(cell.doc).__name__} "
+                        f"{cell.doc!r}")
+    named = [d.name for d in cell.decls] + [eq.lhs.name for eq in cell.equations if isinstance(eq.lhs, Var)]
+    for name in named + [s.name for s in cell.sizes]:
+        if not NAME.fullmatch(name):  # names are printed in LaTeX, drawn, and become a kernel's variables
+            raise SpecError(f"symbol {name!r}: a name is letters, digits and _, starting with a letter (W_f, h_tilde)")
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
         if d.role not in ROLES or d.role == "let":

@@ -2,23 +2,27 @@
 
 `write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`) and compiles it
 with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, texlive-fonts-recommended). Steps of a
-derivation become overlays (`\\uncover<k->`), one per press. Without pdflatex the .tex is written and the
-result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
+derivation become overlays (`\\uncover<k->`), one per press. Text is set in what pdflatex's fonts have: a
+character they lack (CJK, emoji) is printed as `?`, the HTML deck shows it. Without pdflatex the .tex is
+written and the result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
 
 Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck, renderers.latex.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from gategraph.errors import RenderError
 from gategraph.files import atomic_write
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
-from gategraph.renderers.latex import text_in_latex
+from gategraph.renderers.latex import TEXT_MATH, text_in_latex
 
 PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage[T1]{fontenc}
@@ -33,8 +37,63 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 """
 
 
+# what pdflatex sets in text with T1 and lmodern: printable ASCII and every character the installed LaTeX
+# declares for text (Latin-1, most of Latin Extended-A, ⟨ ‖ “ — …) but Greek and Cyrillic, which need fonts
+# of their own; Greek letters and a few symbols go to math; any other character is printed as `?`
+ENCODINGS = ("t1enc.dfu", "ts1enc.dfu", "omsenc.dfu", "utf8enc.dfu")
+OTHER_FONTS = range(0x370, 0x530)  # Greek and Cyrillic
+FALLBACK_TEXT = (set(map(chr, range(0xA0, 0x180))) | set("–—‘’‚“”„†‡•…‰‹›€™←⟨⟩‖")) - set("ĦħĸĿŀŉŦŧſ")
+
+
+@functools.cache
+def pdf_text() -> frozenset:
+    """The characters pdflatex sets in text here, read from the installed LaTeX's encoding files."""
+    chars = set(map(chr, range(0x20, 0x7F))) | set("\t\n")
+    found = shutil.which("kpsewhich") and subprocess.run(["kpsewhich", *ENCODINGS], capture_output=True,
+                                                          text=True, timeout=60).stdout.split()
+    if not found:
+        return frozenset(chars | FALLBACK_TEXT)
+    for path in found:
+        text = Path(path).read_text(errors="replace")
+        codes = {int(code, 16) for code in re.findall(r"\\DeclareUnicodeCharacter\{([0-9A-Fa-f]+)\}", text)}
+        chars |= {chr(code) for code in codes if code >= 0xA0 and code not in OTHER_FONTS}
+    return frozenset(chars)
+
+
+GREEK_CAPITALS = {"GAMMA", "DELTA", "THETA", "LAMDA", "XI", "PI", "SIGMA", "UPSILON", "PHI", "PSI", "OMEGA"}
+PDF_MATH = {"≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∞": r"\infty", "′": r"'", "±": r"\pm", "×": r"\times"}
+
+
+def _pdf_math(ch: str) -> str | None:
+    """A character pdflatex has no text glyph for, as math: `β` -> `\\beta`; None if there is none."""
+    if ch in PDF_MATH:
+        return PDF_MATH[ch]
+    name = unicodedata.name(ch, "")
+    for case in ("SMALL", "CAPITAL"):
+        prefix = f"GREEK {case} LETTER "
+        if name.startswith(prefix) and " " not in name[len(prefix):]:
+            letter = {"LAMDA": "LAMBDA", "FINAL SIGMA": "VARSIGMA"}.get(name[len(prefix):], name[len(prefix):])
+            if case == "SMALL" and letter != "OMICRON":
+                return "\\" + letter.lower()
+            if case == "CAPITAL" and name[len(prefix):] in GREEK_CAPITALS:
+                return "\\" + letter.capitalize()
+    return None
+
+
+def _prose(text: str) -> str:
+    """Text for pdflatex: TeX's specials escaped, every character one its fonts can set (see `pdf_text`)."""
+    out = []
+    for ch in text:
+        if ch in TEXT_MATH or ch in pdf_text():
+            out.append(text_in_latex(ch))
+        else:
+            math = _pdf_math(ch)
+            out.append(f"${math}$" if math else "?")
+    return "".join(out)
+
+
 def _text(text: str) -> str:
-    return "".join(f"${p}$" if math else text_in_latex(p) for math, p in split_math(text))
+    return "".join(f"${p}$" if math else _prose(p) for math, p in split_math(text))
 
 
 def _block(block, figures: dict) -> str:

@@ -1,17 +1,21 @@
 """The deck model: slides made of text, equations, figures and notes, apart from any output format.
 
 A writer (renderers/html.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
-writer. Text may hold inline math between single dollars (`the forget gate $f_t$`); `Math` holds display
-LaTeX (an `aligned` block, or rows that a derivation reveals one at a time).
+writer. Text may hold inline math between single dollars (`the forget gate $f_t$`; text from users goes
+through `plain`, so its dollars are dollars); `Math` holds display LaTeX (an `aligned` block, or rows that a
+derivation reveals one at a time).
 
-Imports: nothing from gategraph.
+Imports: gategraph.files.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gategraph.files import file_stem
 
 
 @dataclass
@@ -72,15 +76,23 @@ class Deck:
         return [b.path for s in self.slides for b in s.blocks if isinstance(b, Figure)]
 
     def copy_figures(self, folder: Path) -> dict:
-        """Copy every figure to folder/figures/ (numbered, so equal names never collide); returns each
-        figure's path relative to `folder`, by its original path."""
+        """Copy every figure to folder/figures/ (numbered, so equal names never collide; named by
+        `file_stem`, so a name can be written into HTML and LaTeX as it is); returns each figure's path
+        relative to `folder`, by its original path."""
         (folder / "figures").mkdir(parents=True, exist_ok=True)
         out = {}
         for k, path in enumerate(self.figures):
-            name = f"{k:02d}-{Path(path).name}"
+            suffix = Path(path).suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]+", Path(path).suffix) else ""
+            name = f"{k:02d}-{file_stem(Path(path).stem)}{suffix}"
             shutil.copyfile(path, folder / "figures" / name)
             out[path] = f"figures/{name}"
         return out
+
+
+def plain(text: str) -> str:
+    """`text` a user wrote (a cell's name or description) as deck text that reads exactly as written: each
+    `$` escaped, so none of it opens math. Writers escape it for HTML and LaTeX like any other text."""
+    return text.replace("$", "\\$")
 
 
 def split_math(text: str) -> list[tuple[bool, str]]:

@@ -4,6 +4,7 @@ Labels are Graphviz HTML labels in the lecture's notation (f<sub>t</sub>, C̃<su
 through cairo (`png:cairo`, `svg:cairo`), which draws subscripts correctly where Graphviz's own SVG does not.
 
 Imports: graphviz, gategraph.graph, gategraph.spec, gategraph.errors, gategraph.files, gategraph.renderers.latex.
+A cell's name is shown HTML-escaped in titles; the DOT names are `file_stem`s of it, which need no quoting.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import graphviz
 
 from gategraph.errors import RenderError, ToolMissingError, UsageError
-from gategraph.files import atomic_write
+from gategraph.files import atomic_write, file_stem
 from gategraph.graph import Graph
 from gategraph.graph import forward as forward_graph
 from gategraph.renderers.latex import symbol, times
@@ -53,10 +54,10 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
     """The DOT graph of one step of `cell`: each equation's ops (and its own parameters) boxed and titled."""
     graph = graph or forward_graph(cell)
     names = times(cell)
-    dot = graphviz.Digraph(cell.name, graph_attr=dict(rankdir="LR", fontname=FONT, nodesep="0.22",
-                                                      ranksep="0.3", bgcolor="white", labelloc="t", dpi="130",
-                                                      label=f"<<B>{html.escape(cell.name)}</B>: one step>"),
-                           node_attr=dict(fontname=FONT), edge_attr=dict(color="#4b5563", arrowsize="0.7"))
+    dot = graphviz.Digraph(file_stem(cell.name), graph_attr=dict(
+        rankdir="LR", fontname=FONT, nodesep="0.22", ranksep="0.3", bgcolor="white", labelloc="t", dpi="130",
+        label=f"<<B>{html.escape(cell.name)}</B>: one step>"), node_attr=dict(fontname=FONT),
+        edge_attr=dict(color="#4b5563", arrowsize="0.7"))
     clusters = {g: graphviz.Digraph(f"cluster_{g}") for g in graph.groups}
     sources = graphviz.Digraph("sources", graph_attr=dict(rank="source"))
     updates = {st.name for st in cell.states}
@@ -184,7 +185,7 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
         chain = all((step_id(highlight, t - 1), step_id(highlight, t)) in path for t in range(1, T + 1))
         way = f"along {html_symbol(highlight, None)} alone" if chain and len(cell.states) > 1 else ""
         title += f": the gradient's way from ℓ<SUB>{T}</SUB> back to {s0} {way}".rstrip()
-    dot = graphviz.Digraph(f"{cell.name}_unrolled", engine="neato", graph_attr=dict(
+    dot = graphviz.Digraph(f"{file_stem(cell.name)}_unrolled", engine="neato", graph_attr=dict(
         fontname=FONT, bgcolor="white", labelloc="t", dpi="130", splines="curved", outputorder="edgesfirst",
         label=f"<{title}>"), node_attr=dict(fontname=FONT, fontsize="13", width="0.55", height="0.4"),
         edge_attr=dict(color="#9ca3af", arrowsize="0.6"))

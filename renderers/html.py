@@ -5,7 +5,7 @@ own dist files (vendored in `renderers/katex/`, MIT) to `folder/katex/`. Keys: �
 step or slide), ← PageUp (back), Home, End; the address keeps the slide number (`#7`); `?steps=all` shows
 every step at once. Printing lays out
 every slide on its own page with every step shown. Every name and text is HTML-escaped; math goes to
-KaTeX as written.
+KaTeX as written; prose that holds `$` (a cell's name) is marked so that KaTeX leaves it as text.
 
 After the page loads it checks itself and writes the result on <body>: data-katex-errors (formulas KaTeX
 refused), data-broken-images, data-raw-tex (TeX left as text outside formulas) — what the tests read in
@@ -24,6 +24,7 @@ from gategraph.files import atomic_write
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
 
 KATEX = Path(__file__).parent / "katex"
+PLAIN = "plain"  # the class of prose holding `$` as text: KaTeX skips it, and so does the self-check (SCRIPT)
 
 STYLE = """
 html, body { margin: 0; height: 100%; background: #eef0f3; font-family: "Source Sans Pro", "Helvetica Neue",
@@ -89,7 +90,7 @@ SCRIPT = """
   document.addEventListener('click', e => { if (!e.target.closest('a')) next(); });
   let failures = 0;  // formulas KaTeX could not parse: auto-render leaves them as text and tells us here
   renderMathInElement(document.body, {delimiters: [{left: '\\\\[', right: '\\\\]', display: true},
-    {left: '$', right: '$', display: false}], throwOnError: false,
+    {left: '$', right: '$', display: false}], throwOnError: false, ignoredClasses: ['plain'],
     errorCallback: (msg, err) => { failures += 1; console.error(msg, err); }});
   show(k, false);
   window.addEventListener('load', () => {
@@ -97,7 +98,7 @@ SCRIPT = """
     body.dataset.katexErrors = document.querySelectorAll('.katex-error').length + failures;
     body.dataset.brokenImages = Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length;
     const copy = body.cloneNode(true);
-    copy.querySelectorAll('.katex, script').forEach(n => n.remove());
+    copy.querySelectorAll('.katex, .plain, script').forEach(n => n.remove());
     const raw = (copy.textContent.match(/\\$|\\\\(frac|begin|end|bar|odot|sigma|tanh|partial)/g) || []).length;
     body.dataset.rawTex = raw;
     body.dataset.slides = slides.length;
@@ -107,9 +108,17 @@ SCRIPT = """
 """
 
 
+def _prose(text: str) -> str:
+    """Prose, escaped; if it holds a delimiter of KaTeX's auto-render (`$`, `\\[`, `\\]`), set apart so that
+    it is never read as math (a cell named `a$b`)."""
+    if any(d in text for d in ("$", "\\[", "\\]")):
+        return f'<span class="{PLAIN}">{html.escape(text)}</span>'
+    return html.escape(text)
+
+
 def _text(text: str) -> str:
     """Escaped prose with its inline math kept for KaTeX."""
-    return "".join(f"${html.escape(p)}$" if math else html.escape(p) for math, p in split_math(text))
+    return "".join(f"${html.escape(p)}$" if math else _prose(p) for math, p in split_math(text))
 
 
 def _block(block, figures: dict) -> str:
@@ -146,7 +155,7 @@ def write_html(deck: Deck, folder: str | Path) -> Path:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(deck.title)}</title>
+<title>{html.escape("".join(p for _, p in split_math(deck.title)))}</title>
 <link rel="stylesheet" href="katex/katex.min.css">
 <style>{STYLE}</style>
 <script src="katex/katex.min.js"></script>

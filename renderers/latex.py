@@ -186,8 +186,8 @@ def _width(text: str) -> int:
 
 TEXT_MATH = {"σ": r"\sigma", "·": r"\cdot", "≈": r"\approx", "⊙": r"\odot", "−": "-", "α": r"\alpha",
              "ᵀ": r"^\top", "∂": r"\partial", "ℓ": r"\ell", "²": "^2", "→": r"\to", "✓": r"\checkmark"}
-TEXT_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "&": r"\&", "%": r"\%", "#": r"\#",
-                "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\~{}"}
+TEXT_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\textasciicircum{}", "&": r"\&", "%": r"\%",
+                "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}"}
 
 
 def text_in_latex(text: str) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.errors import GategraphError, ToolMissingError
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
+from gategraph.files import file_stem
+from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, plain
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
@@ -37,26 +38,29 @@ def _view(deck: Deck, title: str, make, section: str, name: str):
     except ToolMissingError:  # the machine lacks a program: one error with its fix, not a note on every slide
         raise
     except GategraphError as e:
-        reason = str(e).replace("$", r"\$")
+        reason = plain(str(e))
         blocks = [Note(f"This view cannot be made for {name}: {reason}.", "warn")]
     deck.add(title, *blocks, section=section)
 
 
 def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
-    """Append the slides of one cell to `deck`; pictures go to the folder `figures`."""
-    section, name = cell.name, cell.name.replace("_", " ")
+    """Append the slides of one cell to `deck`; pictures go to the folder `figures`, named by `file_stem`
+    (a cell's name may hold `/` or `..`)."""
+    section, name = plain(cell.name), plain(cell.name.replace("_", " "))
     adj = derive(cell)
     states = [st.name for st in cell.states]
-    deck.add(f"{name}: one step", Text(cell.doc or f"The {name} cell."), Math(equations(cell, "latex")),
+    deck.add(f"{name}: one step", Text(plain(cell.doc) if cell.doc else f"The {name} cell."),
+             Math(equations(cell, "latex")),
              Text(f"{len(cell.params)} parameters; carried from step to step: {', '.join(states) or 'nothing'}."),
              section=section)
     _view(deck, f"{name}: the computation graph", lambda: [
-        Figure(render(cell_dot(cell), figures / f"{cell.name}.png"), "one step; each box is one equation")],
+        Figure(render(cell_dot(cell), figures / f"{file_stem(cell.name)}.png"), "one step; each box is one equation")],
         section, name)
     rows = adjoint_rows(adj, "latex")
     for k, chunk in enumerate(_chunks(rows)):
         title = f"{name}: the backward step" + (f" ({k + 1}/{len(_chunks(rows))})" if len(rows) > MAX_ROWS else "")
         deck.add(title, Math(align(chunk, "latex")), section=section)
+    stem = file_stem(cell.name)
     if states:
         _view(deck, f"{name}: backpropagation through time", lambda: [
             Text("What each state's adjoint receives from the loss at step $t$ and from step $t+1$:"),
@@ -67,7 +71,7 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
                 Math(parts=[align([row], "latex") for row in derivation_steps(adj, matrices[0], "latex")],
                      steps=True)], section, name)
         _view(deck, f"{name}: unrolled over four steps", lambda: [
-            Figure(render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{cell.name}-unrolled.png"),
+            Figure(render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{stem}-unrolled.png"),
                    f"the gradient's path back to ${states[-1]}_0$ in red", width=0.95)], section, name)
         _view(deck, f"{name}: how far back the gradient reaches", lambda: [
             Text("The step Jacobian of each carried state; the gradient from $k$ steps back is a product of $k$ "
@@ -94,7 +98,7 @@ def _param(name: str) -> str:
 
 
 def cell_deck(cells: list[Cell], figures: Path, title: str = "", check: bool = True) -> Deck:
-    deck = Deck(title or ", ".join(c.name.replace("_", " ") for c in cells),
+    deck = Deck(plain(title) or ", ".join(plain(c.name.replace("_", " ")) for c in cells),
                 "equations, graphs and gradients, generated from the cells' declarations by gategraph")
     for cell in cells:
         cell_slides(deck, cell, figures, check)

@@ -70,6 +70,7 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(args, message, tmp_path):
     ("def cell(:\n", "could not be loaded: SyntaxError: invalid syntax"),
     ("import nosuchmodule\n", "could not be loaded: ModuleNotFoundError: No module named 'nosuchmodule'"),
     ("def cell():\n    raise RuntimeError('boom')\n", "cell() failed: RuntimeError: boom"),
+    ("from gategraph import CellBuilder\ndef cell():\n    return CellBuilder('').cell()\n", "a cell needs a name"),
 ])
 def test_a_broken_cell_file_is_one_line(tmp_path, source, message):
     (tmp_path / "bad.py").write_text(source)

@@ -118,3 +118,25 @@ def test_unrolled_lstm_labels_each_highway_step_with_its_forget_gate():
 
     src = unrolled_dot(lstm(), 4, "C").source
     assert all(f"diag(f<SUB>{t}</SUB>)" in src for t in range(1, 5))
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["x\\", 'say "hi"', "<b>&amp;</b>", "../../evil", "a b\\end{document}"])
+def test_any_cell_name_draws_and_is_shown_as_written(tmp_path, name):
+    """A cell's name is the graph's title, as written; it never breaks the DOT source (a trailing backslash
+    once escaped the closing quote) nor names a file."""
+    import html
+
+    from gategraph.derive import derive
+    from gategraph.renderers.graphviz import backward_dot, unrolled_dot
+    from gategraph.spec import CellBuilder, concat, tanh
+
+    b = CellBuilder(name)
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    b.let("h", tanh(b.param("W", (H, H + X)) @ concat(h, x)))
+    cell = b.cell()
+    for k, dot in enumerate([cell_dot(cell), backward_dot(cell, derive(cell)), unrolled_dot(cell, 2, highlight="h")]):
+        assert f"<B>{html.escape(name)}</B>" in dot.source  # the title, as an HTML label
+        assert render(dot, tmp_path / f"{k}.svg").read_text().lstrip().startswith("<?xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.svg", "1.svg", "2.svg"]

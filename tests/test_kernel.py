@@ -337,3 +337,83 @@ def test_state_gradients_of_every_step(name):
             expected = tail[st.name] + (d[t] if st.name == "h" else 0)
             np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])
+
+
+# --- hostile names ------------------------------------------------------------------------------------------------
+
+
+def _rnn_named(name: str, doc: str = ""):
+    from gategraph import concat, tanh
+
+    b = CellBuilder(name, doc)
+    X_, H_ = b.sizes("X H")
+    x, h = b.input("x", X_), b.state("h", H_)
+    W, bias = b.param("W", (H_, H_ + X_)), b.param("b", H_)
+    b.let("h", tanh(W @ concat(h, x) + bias))
+    return b.cell()
+
+
+def test_a_cell_name_never_runs_as_code(tmp_path):
+    """A name that ends the generated module's docstring and goes on as Python is only ever text."""
+    marker = tmp_path / "ran"
+    payload = f'""";__import__("pathlib").Path(r"{marker}").touch();"""'
+    for name, doc in [(f"evil{payload}", ""), ("described", payload), (f"x\\{payload}\\", payload),
+                      ("\\", "\n\"\"\"\nimport os\n")]:
+        cell = _rnn_named(name, doc)
+        k = compile(cell, X, H, "float64")
+        rng = np.random.default_rng(7)
+        params, x = k.init(7), rng.normal(size=(T, B, X))
+        out, _, tape = k.forward(params, x)
+        dout = rng.normal(size=out.shape)
+        grads = k.backward(params, x, dout, tape=tape)
+        outs, ref = _reference_batch(cell, params, x, {}, {"h": dout}, {})
+        assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < 1e-12
+        for p in params:
+            assert _rel(grads[p], sum(ref[p])) < 1e-10, (name, p)
+        assert not marker.exists(), f"compiling the cell {name!r} ran code from its name"
+
+
+def test_a_built_in_cell_may_be_named_and_anything_else_is_one_line():
+    k = compile("gru", X, H, "float64")
+    assert k.cell == cells.gru() and k.forward(k.init(0), np.ones((T, B, X)))[0].shape == (T, B, H)
+    assert compile("peephole-lstm", X, H).cell == cells.peephole_lstm()
+    with pytest.raises(SpecError, match=r"^unknown cell 'lstmm': choose one of .*lstm.*, or pass a Cell "
+                                        r"\(CellBuilder\(\.\.\.\)\.cell\(\)\)$"):
+        compile("lstmm", X, H)
+    with pytest.raises(SpecError, match=r"^compile\(\) takes a Cell or a built-in cell's name \('lstm'\), got "
+                                        r"function: call it, compile\(lstm\(\), \.\.\.\)$"):
+        compile(cells.lstm, X, H)
+
+
+def test_read_only_and_strided_arrays_are_taken_as_they_are_and_left_untouched(lstm32):
+    """Arrays a caller froze (`setflags(write=False)`), Fortran-ordered or strided ones give the same results
+    as fresh contiguous copies, and stay as they were; integers are refused in one line."""
+    k, params, _ = lstm32
+    rng = np.random.default_rng(8)
+    x, h0 = rng.normal(size=(T, B, X)).astype(np.float32), rng.normal(size=(B, H)).astype(np.float32)
+    dout, dfin = rng.normal(size=(T, B, H)).astype(np.float32), rng.normal(size=(B, H)).astype(np.float32)
+    want_out, want_fin, _ = k.forward(params, x, {"h": h0})
+    want = k.backward(params, x, dout, {"C": dfin}, {"h": h0})
+
+    def frozen(a):
+        a = a.copy()
+        a.setflags(write=False)
+        return a
+
+    variants = {
+        "read-only": (lambda a: frozen(a)),
+        "Fortran-ordered": (lambda a: np.asfortranarray(a)),
+        "strided": (lambda a: np.stack([a, np.zeros_like(a)], axis=-1)[..., 0]),
+    }
+    for label, make in variants.items():
+        p2, x2, h2, d2, f2 = ({n: make(v) for n, v in params.items()}, make(x), make(h0), make(dout), make(dfin))
+        before = {n: v.copy() for n, v in p2.items()}
+        out, fin, _ = k.forward(p2, x2, {"h": h2})
+        got = k.backward(p2, x2, d2, {"C": f2}, {"h": h2})
+        assert np.array_equal(out, want_out) and all(np.array_equal(fin[s], want_fin[s]) for s in fin), label
+        assert all(np.array_equal(got[n], want[n]) for n in want), label
+        assert all(np.array_equal(p2[n], before[n]) for n in p2) and np.array_equal(x2, x), label
+    with pytest.raises(ValueInputError, match=r"^parameter 'W_f' has dtype int64, the kernel is float32: convert"):
+        k.forward({**params, "W_f": np.ones((H, H + X), np.int64)}, x)
+    with pytest.raises(ValueInputError, match=r"^input 'x' has dtype int64, the kernel is float32: convert"):
+        k.forward(params, np.ones((T, B, X), np.int64))

@@ -176,3 +176,113 @@ def test_the_lecture_without_training_says_so(tmp_path):
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "html" / "index.html").read_text()
     assert page.count("Built with --no-train") >= 4 and not (tmp_path / "runs").exists()
+
+
+# --- cells with hostile names --------------------------------------------------------------------------------------
+
+HOSTILE = '''
+from gategraph import CellBuilder, concat, tanh
+
+
+def named(name, doc=""):
+    b = CellBuilder(name, doc)
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, bias = b.param("W", (H, H + X)), b.param("b", H)
+    b.let("h", tanh(W @ concat(h, x) + bias))
+    return b.cell()
+
+
+def up():
+    return named("../../evil")
+
+
+def ab():
+    return named("a/b")
+
+
+def a_b():
+    return named("a-b")
+
+
+def tex_end():
+    return named("x\\\\end{document}")
+
+
+def tex():
+    return named("my$cell\\\\&<b>{x}%_#~^", "costs $5, or \\\\$6 <i>with</i> & {braces}: 100% _#~^ \\\\end{document}")
+'''
+
+
+def _cli_in(folder, *args, **env):
+    """`gategraph ARGS` run from `folder` (this checkout's gategraph, whatever the folder)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-m", "gategraph.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=folder, env=env, timeout=600)
+
+
+@needs_dot
+@needs_tex
+def test_a_cell_name_never_steers_where_files_go(tmp_path):
+    """Cells named `../../evil`, `a/b`, `a-b` and `x\\end{document}`: every file `slides` and `graph` write is
+    inside the folder the user named (the figures' scratch folder too), each figure keeps its own file, and
+    the PDF builds."""
+    work, scratch = tmp_path / "work", tmp_path / "scratch" / "a" / "b"
+    (work / "deep").mkdir(parents=True)
+    scratch.mkdir(parents=True)
+    (work / "cells.py").write_text(HOSTILE)
+    refs = [f"cells.py:{f}" for f in ("up", "ab", "a_b", "tex_end")]
+    done = _cli_in(work, "slides", *refs, "-o", "deep/out", "--no-check", "--format", "html,pdf", TMPDIR=scratch)
+    assert done.returncode == 0, done.stderr
+    for ref in refs[:2]:
+        done = _cli_in(work, "graph", ref, "-o", "deep/graph.png", "--unroll", "3", "--highlight", "h",
+                       TMPDIR=scratch)
+        assert done.returncode == 0, done.stderr
+    out = work / "deep" / "out"
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    stray = [p for p in files if out not in p.parents and p not in (work / "cells.py", work / "deep" / "graph.png")]
+    assert stray == []
+    figures = sorted(p.name for p in (out / "beamer" / "figures").iterdir())
+    assert len(figures) == 8, figures  # two per cell: `a/b` and `a-b` do not share one
+    tex = (out / "beamer" / "deck.tex").read_text()
+    shown = re.findall(r"\\includegraphics\[[^]]*\]\{([^}]*)\}", tex)
+    assert sorted(shown) == [f"figures/{f}" for f in figures]
+    assert all(re.fullmatch(r"figures/[A-Za-z0-9_-]+\.png", f) for f in shown), shown
+    assert (out / "beamer" / "deck.pdf").stat().st_size > 10_000
+
+
+@needs_dot
+@needs_tex
+@needs_chromium
+def test_a_cell_name_and_description_are_text_in_html_and_pdf(tmp_path):
+    """A name and a description full of TeX and HTML specials (`$`, `\\`, `&`, `<b>`, `{}`, `%`, `_`, `#`, `~`,
+    `^`, `\\end{document}`) are shown as written: the HTML deck escapes them and KaTeX leaves them alone, and
+    pdflatex builds the PDF with them in its titles."""
+    (tmp_path / "cells.py").write_text(HOSTILE)
+    done = _cli_in(tmp_path, "slides", "cells.py:tex", "-o", "out", "--no-check", "--format", "html,pdf")
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "out" / "html" / "index.html").read_text()
+    assert "my$cell\\&amp;&lt;b&gt;{x}%" in page and "<b>{x}" not in page  # `_` reads as a space in titles
+    assert "costs $5, or \\$6 &lt;i&gt;with&lt;/i&gt; &amp; {braces}: 100% _#~^ \\end{document}" in page
+    check = rendered(tmp_path / "out" / "html" / "index.html")
+    assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    pdf = tmp_path / "out" / "beamer" / "deck.pdf"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "my$cell\\&<b>{x}%" in text and "costs $5, or \\$6 <i>with</i> & {braces}: 100% _#~^" in text
+
+
+@needs_tex
+def test_text_in_any_script_builds_the_pdf(tmp_path):
+    """pdflatex's fonts lack most of Unicode: Greek and a few symbols are set as math, Latin letters as they
+    are, anything else (CJK, emoji, control characters) as `?` — the PDF builds; the HTML deck shows it all."""
+    from gategraph.renderers.deck import plain
+
+    name = "β-lstm für Łódź 中文 🙂"
+    deck = Deck(plain(name), plain("Ωmega — “quoted” ≤ 3 ħ … \x07 ∞"))
+    deck.add(plain(f"{name}: one step"), Text(plain("x ≠ y, ſ and Ŧ; ⟨s⟩ ‖a‖")), section=plain(name))
+    _, pdf, _ = write_beamer(deck, tmp_path)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "für Łódź ?? ?" in text and "— “quoted”" in text
+    assert re.search("[\u27e8\u2329\u3008]s[\u27e9\u232a\u3009] ‖a‖", text), text  # ⟨s⟩, as pdftotext reads it
+    page = write_html(deck, tmp_path / "html").read_text()
+    assert name in page and "Ωmega — “quoted” ≤ 3 ħ" in page

@@ -1,5 +1,7 @@
 """Declaring cells: the builder, and validation errors that name the equation in one line."""
 
+import re
+
 import pytest
 import sympy as sp
 
@@ -104,3 +106,36 @@ def test_unknown_output():
     b.let("h", tanh(W @ concat(h, x)))
     with pytest.raises(SpecError, match=r"output 'y' is not an equation"):
         b.cell(outputs=["y"])
+
+
+@pytest.mark.parametrize("name,doc,message", [
+    ("", "", r"^a cell needs a name: CellBuilder\('my_cell', 'what it does'\)$"),
+    ("  ", "", r"^a cell needs a name: CellBuilder\('my_cell', 'what it does'\)$"),
+    (3, "", r"^a cell's name must be text, got int 3$"),
+    ("t", None, r"^cell 't': its description must be text, got NoneType None$"),
+])
+def test_a_cell_without_a_name_is_refused_in_one_line(name, doc, message):
+    b = CellBuilder(name, doc)
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    b.let("h", tanh(b.param("W", (H, H + X)) @ concat(h, x)))
+    with pytest.raises(SpecError, match=message):
+        b.cell()
+
+
+@pytest.mark.parametrize("role,name", [("param", "W$"), ("param", "W}"), ("param", "../W"), ("input", "x t"),
+                                       ("state", "h\\"), ("let", "a-b"), ("param", "β"), ("let", "")])
+def test_a_symbol_name_that_is_not_an_identifier_is_refused_in_one_line(role, name):
+    """Names are printed in LaTeX, drawn, and become variables of a kernel: `W$` once broke the slides with
+    a traceback and `W}` the PDF."""
+    b = CellBuilder("t")
+    X, H = b.sizes("X H")
+    x = b.input(name if role == "input" else "x", X)
+    h = b.state(name if role == "state" else "h", H)
+    W = b.param(name if role == "param" else "W", (H, H + X))
+    z = b.let(name, W @ concat(h, x)) if role == "let" else W @ concat(h, x)
+    b.let("h", tanh(z))
+    shown = f"{name}_prev" if role == "state" else name
+    with pytest.raises(SpecError, match=rf"^symbol {re.escape(repr(shown))}: a name is letters, digits and _, "
+                                        r"starting with a letter \(W_f, h_tilde\)$"):
+        b.cell()
