@@ -200,15 +200,15 @@ class ScalarProgram:
         return out
 
     def _cut_new(self, e):
-        if e.is_Atom:
-            return e
+        if e.is_Atom:  # a symbol, a rational, or a constant such as e or π (a u of no arguments)
+            return e if e.is_Symbol or e.is_Rational else self._atom(e, ())
         if isinstance(e, sp.Add | sp.Mul):
             return e.func(*[self.cut(a) for a in e.args])
-        if isinstance(e, sp.Pow) and e.exp.is_Rational:
+        if isinstance(e, sp.Pow) and e.exp.is_Rational:  # b^(p/q) = (b^(1/q))^p, b^(-n) = (b^(-1))^n
             base, r = self.cut(e.base), e.exp
-            if r.is_Integer and r > 0:
-                return base**r
-            return self._atom(sp.Pow, (base, sp.sign(r) / r.q)) ** abs(r.p)  # b^(p/q) = (b^(±1/q))^|p|
+            if r.q > 1:
+                base = self._atom(sp.Pow, (base, sp.Rational(1, r.q)))
+            return base**r.p if r.p > 0 else self._atom(sp.Pow, (base, sp.S.NegativeOne)) ** -r.p
         args = tuple(self.cut(a) for a in e.args)
         if e.func is sp.exp:
             c, rest = args[0].as_coeff_Mul()
@@ -223,6 +223,13 @@ class ScalarProgram:
             self.atoms[u] = (f, args)
         return u
 
+    def written_out(self, e):
+        """A cut expression with every u replaced by what it stands for: the inverse of `cut`."""
+        back: dict = {}
+        for u, (f, args) in self.atoms.items():
+            back[u] = f(*(b.xreplace(back) for b in args)) if args else f
+        return e.xreplace(back)
+
     def _read_by(self, e) -> list:
         """The u that `e` reads, directly or through the arguments of other u, in program order."""
         seen, todo = set(), [s for s in e.free_symbols if s in self.atoms]
@@ -236,7 +243,9 @@ class ScalarProgram:
     def _rule(self, u) -> list:
         """∂f/∂b_j for u = f(b_1, ...), from SymPy's diff of f, written with u and the cut arguments."""
         f, args = self.atoms[u]
-        if f is sp.Pow:  # u = b^r: du/db = r b^(r-1) = r u^(1 - 1/r)
+        if not args:
+            return []
+        if f is sp.Pow:  # u = b^r, r = -1 or 1/q: du/db = r b^(r-1) = r u^(1 - 1/r), an integer power of u
             b, r = args
             return [self.cut(r * u ** (1 - 1 / r)), sp.S.Zero]
         ys = [sp.Dummy(real=True) for _ in args]
