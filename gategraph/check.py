@@ -4,9 +4,12 @@ Both checks take the loss L = Σ_t Σ_outputs ⟨g_t, y_t⟩ + Σ_states ⟨g_T,
 loss's gradient reaches the cell as such weights, so this is no restriction) and compare ∂L/∂θ from
 `reference.backward` with
 - central finite differences in float64, for every scalar of every parameter, input and initial state;
-- SymPy: the loss built as one scalar expression in the symbols of one parameter (the rest at random
-  rational values), differentiated by `sp.diff` and compared with the adjoint's exact gradient at the same
-  rational point; the difference must expand to exactly zero.
+- SymPy: the loss written out as one scalar expression in symbols for every parameter, input and initial
+  state (the weights g random rationals), and the adjoint's gradient evaluated on the same symbols; each
+  entry must equal SymPy's derivative of the loss as an identity in all the symbols. `ScalarProgram`
+  proves it fast: both sides cut at their function applications (u = σ(b), ...), the loss differentiated
+  by the chain rule over those named intermediates, and the two compared as exact polynomials. Every
+  built-in cell is proved so in seconds at the sizes of `EXACT_SIZES` and T = 2.
 
 Imports: numpy, sympy, gategraph.derive, gategraph.reference, gategraph.numeric, gategraph.spec.
 """
@@ -133,7 +136,9 @@ def sympy_exact(cell: Cell, sizes: dict | None = None, T: int = 2, seed: int = 0
     `ScalarProgram` cuts both at every function application and proves G_i = ∂L/∂θ_i as an equality of
     polynomials (see there why that is a proof). An entry the cut cannot show equal is decided by
     `_is_zero` on the fully written-out difference, exactly and slowly. `names` limits the check to some
-    quantities."""
+    quantities. The polynomials grow quickly with T (a GRU: T = 2 takes a second, T = 3 minutes); T = 2
+    already sends a carry back through a whole step into the initial states. Each row's seconds leave out
+    the setup all rows share (the run, the cut and the loss's partial derivatives)."""
     problem = symbolic_problem(random_problem(cell, sizes or EXACT_SIZES, T, seed, exact=True))
     loss = problem.loss(exact=True)
     grads = problem.gradient(exact=True, adjoint=adjoint)
