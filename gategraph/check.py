@@ -17,6 +17,7 @@ Imports: numpy, sympy, gategraph.derive, gategraph.reference, gategraph.numeric,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +127,7 @@ def finite_differences(cell: Cell, sizes: dict | None = None, T: int = 4, seed: 
 
 
 def sympy_exact(cell: Cell, sizes: dict | None = None, T: int = 2, seed: int = 0, adjoint=None,
-                names=None) -> list[Row]:
+                names=None, progress: Callable | None = None) -> list[Row]:
     """SymPy's derivative of the written-out loss equals the adjoint's gradient for every value of every
     quantity: an identity, not a numerical agreement.
 
@@ -138,20 +139,28 @@ def sympy_exact(cell: Cell, sizes: dict | None = None, T: int = 2, seed: int = 0
     `_is_zero` on the fully written-out difference, exactly and slowly. `names` limits the check to some
     quantities. The polynomials grow quickly with T (a GRU: T = 2 takes a second, T = 3 minutes); T = 2
     already sends a carry back through a whole step into the initial states. Each row's seconds leave out
-    the setup all rows share (the run, the cut and the loss's partial derivatives)."""
+    the setup all rows share (the run, the cut and the loss's partial derivatives).
+
+    `progress(done, total, what)` is told what is being proven, in entries: before the setup (0 done), before
+    each quantity and at the end (done == total)."""
     problem = symbolic_problem(random_problem(cell, sizes or EXACT_SIZES, T, seed, exact=True))
+    chosen = {k: v for k, v in problem.quantities().items() if names is None or k in names}
+    total, done = sum(v.size for v in chosen.values()), 0
+    tell = progress or (lambda done, total, what: None)
+    tell(0, total, "the loss and the gradients, cut at σ, tanh, exp, ...")
     loss = problem.loss(exact=True)
     grads = problem.gradient(exact=True, adjoint=adjoint)
     program = ScalarProgram(loss, [g for v in grads.values() for g in np.ravel(v)])
     rows = []
-    for name, value in problem.quantities().items():
-        if names is not None and name not in names:
-            continue
+    for name, value in chosen.items():
+        tell(done, total, name)
+        done += value.size
         start = time.perf_counter()
         failed = sum(program.poly(grads[name][idx]) != program.derivative(value[idx])
                      and not _is_zero(sp.diff(loss, value[idx]) - grads[name][idx]) for idx in np.ndindex(value.shape))
         gap = 0.0 if failed == 0 else None  # an identity holds or it does not: no size to report
         rows.append(Row(name, "sympy", gap, gap, failed == 0, value.size, failed, time.perf_counter() - start))
+    tell(total, total, "")
     return rows
 
 

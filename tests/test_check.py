@@ -140,3 +140,12 @@ def test_a_wrong_adjoint_is_a_different_polynomial():
     problem, grads, program = _program(lstm(), _broken_lstm_adjoint())
     C = problem.state0["C"]
     assert all(program.poly(grads["C"][k]) != program.derivative(C[k]) for k in range(2))
+
+
+def test_the_exact_proof_tells_its_progress_in_entries():
+    seen = []
+    rows = sympy_exact(CELLS["rnn"](), progress=lambda done, total, what: seen.append((done, total, what)))
+    total = sum(r.entries for r in rows)
+    assert seen[0][:2] == (0, total) and seen[-1][:2] == (total, total)
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    assert {r.name for r in rows} <= {w for _, _, w in seen}
