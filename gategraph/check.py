@@ -172,7 +172,7 @@ class ScalarProgram:
     a fresh symbol u_k = f_k(b_k), innermost first, so b_k is a polynomial in the symbols of the problem
     and in u_1 .. u_{k-1}, and every expression becomes a polynomial P(θ, u) with rational coefficients,
     held in a SymPy polynomial ring (canonical: two polynomials are equal exactly when they have the same
-    terms). The same application gets the same u wherever it occurs; e^{c b} = (e^b)^c and
+    terms). The same application gets the same u wherever it occurs; e^{nb} = (e^b)^n and
     b^{-n} = (b^{-1})^n, so SymPy's own rewriting of products of powers cannot hide one.
 
     The loss L(θ) = P_L(θ, u(θ)) is then differentiated by the chain rule through the program, forward,
@@ -226,8 +226,8 @@ class ScalarProgram:
         args = tuple(self.cut(a) for a in e.args)
         if e.func is sp.exp:
             c, rest = args[0].as_coeff_Mul()
-            if c.is_Integer and c != 1:
-                return self._atom(sp.exp, (rest,)) ** c  # e^{cb} = (e^b)^c, as SymPy merges e^b e^b
+            if c.is_Integer and abs(c) > 1:  # e^{±nb} = (e^{±b})^n, as SymPy merges e^b e^b
+                return self._atom(sp.exp, (sp.sign(c) * rest,)) ** abs(c)
         return self._atom(e.func, args)
 
     def _atom(self, f, args):
