@@ -259,7 +259,7 @@ class ScalarProgram:
         f, args = self.atoms[u]
         if not args:
             return []
-        if f is sp.Pow:  # u = b^r, r = -1 or 1/q: du/db = r b^(r-1) = r u^(1 - 1/r), an integer power of u
+        if f is sp.Pow and args[1].is_Rational:  # u = b^r, r = -1 or 1/q: du/db = r b^(r-1) = r u^(1 - 1/r)
             b, r = args
             return [self.cut(r * u ** (1 - 1 / r)), sp.S.Zero]
         ys = [sp.Dummy(real=True) for _ in args]

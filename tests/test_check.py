@@ -65,14 +65,14 @@ def test_the_cut_program_alone_proves_every_entry_of_every_built_in_cell(name):
 
 
 def test_the_chain_rule_over_the_cut_program_is_sympys_diff_of_the_written_out_expression():
-    """Nested σ, tanh, a ratio of exponentials, roots, powers, ReLU, log, |·|, max, min and a constant:
-    SymPy's own diff of the whole expression, cut, is the very polynomial the chain rule gives; and
-    cutting only renames."""
+    """Nested σ, tanh, a ratio of exponentials, roots, powers (also to a power that varies), ReLU, log, |·|,
+    max, min and a constant: SymPy's own diff of the whole expression, cut, is the very polynomial the chain
+    rule gives; and cutting only renames."""
     x, y = sp.symbols("x y", real=True)
     s = sigma(x * y)
     loss = (s * sp.tanh(x + s) + sp.exp(2 * x) / (sp.exp(x) + sp.exp(y)) + sp.sqrt(x**2 + 1) * relu(y)
             + 1 / (x**2 + y**2 + 1) ** 2 + (y**2 + 2) ** sp.Rational(-3, 2) + sp.exp(-2 * x) * sp.tanh(-y)
-            + sp.log(x**2 + 1) * sp.Abs(x * y) + sp.Max(x, y) * sp.Min(x, 2 * y) + sp.E * x)
+            + sp.log(x**2 + 1) * sp.Abs(x * y) + sp.Max(x, y) * sp.Min(x, 2 * y) + sp.E * x + (x**2 + 1) ** sp.tanh(y))
     program = ScalarProgram(loss)
     assert program.loss.is_polynomial() and not program.loss.atoms(sp.Function)
     for leaf in (x, y):
