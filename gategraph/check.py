@@ -268,7 +268,8 @@ class ScalarProgram:
 
     # -- the polynomials and the chain rule ---------------------------------------------------------
     def poly(self, e):
-        """The polynomial P(θ, u) of an expression in the problem's symbols."""
+        """The polynomial P(θ, u) of an expression in the problem's symbols (one given to the constructor,
+        or one that applies no function the program has not seen)."""
         return self.poly_of(self.cut(e))
 
     def poly_of(self, e):
@@ -276,6 +277,8 @@ class ScalarProgram:
         out = self._poly.get(e)
         if out is None:
             if e.is_Symbol:
+                if e not in self._gen:
+                    raise KeyError(f"{e} is not in this program: give every expression to compare when making it")
                 out = self._gen[e]
             elif e.is_Rational:
                 out = self.ring(e)
