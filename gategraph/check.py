@@ -278,7 +278,7 @@ class ScalarProgram:
         if out is None:
             if e.is_Symbol:
                 if e not in self._gen:
-                    raise KeyError(f"{e} is not in this program: give every expression to compare when making it")
+                    raise ValueError(f"{e} is not in this program: give every expression to compare when making it")
                 out = self._gen[e]
             elif e.is_Rational:
                 out = self.ring(e)
