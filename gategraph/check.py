@@ -135,8 +135,9 @@ def sympy_exact(cell: Cell, sizes: dict | None = None, T: int = 2, seed: int = 0
     rationals), so the loss L is one scalar expression in all of them, and the adjoint's gradient G_i
     (`reference.backward` evaluating `derive(cell)`, or `adjoint`) is one expression per entry θ_i.
     `ScalarProgram` cuts both at every function application and proves G_i = ∂L/∂θ_i as an equality of
-    polynomials (see there why that is a proof). An entry the cut cannot show equal is decided by
-    `_is_zero` on the fully written-out difference, exactly and slowly. `names` limits the check to some
+    polynomials (see there why that is a proof). An entry the cut cannot show equal fails if the two sides
+    differ at a random point; otherwise `_is_zero` decides it on the fully written-out difference, exactly
+    and slowly. `names` limits the check to some
     quantities. The polynomials grow quickly with T (a GRU: T = 2 takes a second, T = 3 minutes); T = 2
     already sends a carry back through a whole step into the initial states. Each row's seconds leave out
     the setup all rows share (the run, the cut and the loss's partial derivatives).
