@@ -264,7 +264,7 @@ def cmd_check(args) -> int:
     cell = load_cell(args.cell)
     rows = finite_differences(cell, T=args.steps, seed=args.seed)
     if not args.no_exact:
-        rows += sympy_exact(cell, seed=args.seed)
+        rows += sympy_exact(cell, seed=args.seed, progress=_proof_progress if sys.stderr.isatty() else None)
     ok = all(r.ok for r in rows)
     if args.json:
         print(json.dumps({"cell": cell.name, "ok": ok, "rows": [r.__dict__ for r in rows]}, indent=2))
@@ -276,6 +276,12 @@ def cmd_check(args) -> int:
             print(f"{r.name:<10} {r.method:<19} {r.entries:>7} {gap:>14} {rel:>14}  {'pass' if r.ok else 'FAIL'}")
         print(f"{cell.name}: {'every gradient agrees' if ok else 'SOME GRADIENTS DISAGREE'}")
     return 0 if ok else 1
+
+
+def _proof_progress(done, total, what) -> None:
+    """The exact proof's progress, rewritten in place on a terminal and cleared at the end."""
+    line = f"exact SymPy proof (seconds): {done}/{total} entries  {what}"[:100] if done < total else ""
+    print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_jacobian(args) -> None:
