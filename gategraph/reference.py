@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gategraph.derive import CARRY, SEED, Adjoint
+from gategraph.derive import Adjoint, Role, adjoint_name
 from gategraph.errors import ValueInputError
 from gategraph.numeric import value_of
 from gategraph.spec import Cell
@@ -97,9 +97,9 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     for t in reversed(range(T)):
         env = dict(trace.steps[t])
         for out in cell.outputs:
-            env[SEED + out] = d_outputs[out][t] if out in d_outputs else _zeros(shapes[out], exact)
+            env[adjoint_name(Role.SEED, out)] = d_outputs[out][t] if out in d_outputs else _zeros(shapes[out], exact)
         for st in cell.states:
-            env[CARRY + st.name] = carry[st.name]
+            env[adjoint_name(Role.CARRY, st.name)] = carry[st.name]
         for eq in adjoint.equations:
             env[eq.name] = value_of(eq.rhs, env, exact)
         for p, g in adjoint.grads.items():

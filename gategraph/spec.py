@@ -180,6 +180,7 @@ def _validate(cell: Cell) -> None:
     shapes, roles = cell.shapes, cell.roles
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
+        _check_name(d.state or d.name, d.role)
         if d.role not in ROLES or d.role == "let":
             raise SpecError(f"symbol {d.name!r}: role must be one of input, memory, state, param; got {d.role!r}")
         if d.name in shapes:
@@ -196,6 +197,7 @@ def _validate(cell: Cell) -> None:
         where = f"equation {eq.name!r}"
         if not isinstance(eq.lhs, Var):
             raise SpecError(f"{where}: the left side must be a name, got {eq.lhs!r}")
+        _check_name(eq.name, "equation")
         if eq.name in shapes:
             what = "a declared symbol" if roles[eq.name] != "let" else "an earlier equation"
             raise SpecError(f"{where}: name {eq.name!r} is assigned twice (it is already {what})")
@@ -226,6 +228,15 @@ def _validate(cell: Cell) -> None:
             raise SpecError(f"output {name!r} is not an equation of cell {cell.name!r}")
     if not cell.outputs:
         raise SpecError(f"cell {cell.name!r} has no outputs")
+
+
+def _check_name(name, what: str) -> None:
+    """A declared name is a Python identifier (letters, digits, '_'; not starting with a digit): the
+    derivation's own names (`bar:f`) hold a colon, so they can never be one of these."""
+    if not isinstance(name, str) or not name.isidentifier():
+        what = {"param": "parameter"}.get(what, what)
+        raise SpecError(f"{what} name {name!r} is not an identifier: use letters, digits and '_', "
+                        "not starting with a digit")
 
 
 def symbols_of(expr) -> list[Var]:

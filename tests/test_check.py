@@ -5,7 +5,7 @@ import pytest
 
 from gategraph.cells import CELLS, lstm
 from gategraph.check import finite_differences, sympy_exact
-from gategraph.derive import derive
+from gategraph.derive import AdjointVar, Role, derive
 from gategraph.ops import NODES
 from gategraph.spec import Equation, Var
 
@@ -56,8 +56,8 @@ def test_a_scalar_broadcast_over_a_vector_gets_the_sum_back(cell):
 def _broken_lstm_adjoint():
     """The LSTM's adjoint with one classic slip: the cell state's carry multiplied by i_t, not f_t."""
     adj = derive(lstm())
-    k = adj.names.index("bar_C_prev")
-    adj.equations[k] = Equation(Var("bar_C_prev"), NODES["Hadamard"](Var("bar_C"), Var("i")))
+    k = adj.names.index(adj.carries["C"])
+    adj.equations[k] = Equation(adj.equations[k].lhs, NODES["Hadamard"](AdjointVar(Role.BAR, "C"), Var("i")))
     return adj
 
 
@@ -70,3 +70,4 @@ def test_a_wrong_adjoint_fails_finite_differences():
 def test_a_wrong_adjoint_fails_the_exact_check():
     rows = {r.name: r for r in sympy_exact(lstm(), T=2, adjoint=_broken_lstm_adjoint(), names=["C"])}
     assert not rows["C"].ok and rows["C"].failed == 2
+

@@ -337,3 +337,4 @@ def test_state_gradients_of_every_step(name):
             expected = tail[st.name] + (d[t] if st.name == "h" else 0)
             np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])
+
