@@ -247,9 +247,7 @@ class Kernel:
             args["memory", d.name] = self._array(f"memory {d.name!r}", memory.get(d.name),
                                                  (B,) + self.shape(d.name, sizes))
         state0 = state0 or {}
-        unknown = sorted(set(state0) - {st.name for st in self.states})
-        if unknown:
-            raise ValueInputError(f"cell {self.cell.name!r} has no state {', '.join(unknown)}")
+        self.cell.check_keys("state0", state0, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = state0.get(st.name)
@@ -324,15 +322,14 @@ class Kernel:
                 raise ValueInputError(f"cell {self.cell.name!r} has outputs {', '.join(outputs)}: pass d_outputs "
                                       "as a dict")
             d_outputs = {outputs[0]: d_outputs}
-        unknown = sorted(set(d_outputs) - set(outputs))
-        if unknown:
-            raise ValueInputError(f"cell {self.cell.name!r} has no output {', '.join(unknown)}")
+        self.cell.check_keys("d_outputs", d_outputs, "output")
         for o in outputs:
             shape = (T, B) + self.shape(o, sizes)
             v = d_outputs.get(o)
             args["seed", o] = (np.zeros(shape, self.np_dtype) if v is None
                                else self._array(f"d_outputs[{o!r}]", v, shape))
         d_final = d_final or {}
+        self.cell.check_keys("d_final", d_final, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = d_final.get(st.name)

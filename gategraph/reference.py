@@ -49,6 +49,7 @@ def forward(cell: Cell, params: dict, inputs: dict, state0: dict | None = None, 
     params: name -> array. inputs: per-step input name -> (T, ...) array; memory name -> array.
     state0: state name -> initial value (zeros where missing)."""
     state0 = state0 or {}
+    cell.check_keys("state0", state0, "state")
     per_step = [d.name for d in cell.by_role("input")]
     missing = [n for n in [d.name for d in cell.inputs] + [p.name for p in cell.params]
                if n not in inputs and n not in params]
@@ -86,6 +87,9 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     inputs) and each initial state, by state name."""
     cell, exact = adjoint.cell, trace.exact
     d_final = d_final or {}
+    d_outputs = d_outputs or {}
+    cell.check_keys("d_outputs", d_outputs, "output")
+    cell.check_keys("d_final", d_final, "state")
     T = len(trace.steps)
     shapes = cell.with_sizes(**{s.name: trace.sizes.get(s.name, 0) for s in cell.sizes})
     carry = {st.name: np.asarray(d_final[st.name]) if st.name in d_final else _zeros(shapes[st.name], exact)

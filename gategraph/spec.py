@@ -162,6 +162,15 @@ class Cell:
                                       f"{fmt_shape(self.shapes[name])} = {fmt_shape(want)}")
         return {s.name: int(n) for s, n in sizes.items()}
 
+    def check_keys(self, what: str, given, kind: str) -> None:
+        """A one-line ValueInputError if `given` (keys of d_final, state0 or d_outputs) names a state or an
+        output (`kind`) that this cell does not have: a value for it would be dropped without a word."""
+        have = [st.name for st in self.states] if kind == "state" else list(self.outputs)
+        unknown = sorted(set(given) - set(have), key=str)
+        if unknown:
+            raise ValueInputError(f"{what} names {kind} {', '.join(map(repr, unknown))}, which cell {self.name!r} "
+                                  f"does not have: its {kind}s are {', '.join(have) or 'none'}")
+
     def __str__(self) -> str:
         lines = [f"{eq.name} = {eq.rhs}" for eq in self.equations]
         return f"Cell {self.name!r}:\n  " + "\n  ".join(lines)

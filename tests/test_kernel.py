@@ -338,3 +338,18 @@ def test_state_gradients_of_every_step(name):
             np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])
 
+
+def test_a_state_or_output_the_cell_does_not_have_is_refused(lstm32):
+    k, params, x = lstm32
+    with pytest.raises(ValueInputError, match=r"^d_final names state 'c', which cell 'lstm' does not have: "
+                                              r"its states are h, C$"):
+        k.backward(params, x, np.ones((T, B, H), np.float32), {"c": np.ones((B, H), np.float32)})
+    with pytest.raises(ValueInputError, match="d_outputs names output 'y'.*its outputs are h$"):
+        k.backward(params, x, {"y": np.ones((T, B, H), np.float32)})
+    with pytest.raises(ValueInputError, match="state0 names state 'C0'.*its states are h, C$"):
+        k.forward(params, x, {"C0": np.ones((B, H), np.float32)})
+    adj, run = derive(cells.lstm()), ref_forward(cells.lstm(), {n: v.astype(float) for n, v in params.items()},
+                                                   {"x": x[:, 0].astype(float)})
+    with pytest.raises(ValueInputError, match="d_final names state 'c'"):
+        ref_backward(adj, run, {}, {"c": np.ones(H)})
+
