@@ -115,6 +115,12 @@ class Adjoint:
         """The adjoint variable of that name (its role and the forward name it belongs to)."""
         return self.vars[name]
 
+    def state_adjoint(self, state: str) -> str | None:
+        """The equation giving ∂L/∂s_t for a carried state s (all of it: the loss at t, step t+1 and every
+        other use at step t), or None if nothing reaches s_t."""
+        name = adjoint_name(Role.BAR, state)
+        return name if name in self.shapes else None
+
 
 def derive(cell: Cell) -> Adjoint:
     """The adjoint of one step of `cell` (see the module docstring for the rules)."""

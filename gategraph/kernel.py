@@ -308,7 +308,8 @@ class Kernel:
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
         every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it.
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
-        reaches each step (the vanishing-gradient plot)."""
+        reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
+        and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
         args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
@@ -341,12 +342,16 @@ class Kernel:
         self._trusted = True
         out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
                for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
-        if state_grads:  # row t + 1 of a carry buffer: what steps t + 1 .. T-1 and the end send back to s_t
+        if state_grads:  # the state's adjoint s̄_t, which the backward pass keeps at every step
             names = [n for n, _ in self.lowered.backward_work]
+            subs = {self.lowered.sizes[k]: v for k, v in sizes.items()}
             out["steps"] = {}
             for st in self.states:
-                total = work[names.index(self.lowered.carry_buffers[st.name])][1:].copy()
-                if st.name in self.cell.outputs:
-                    total += args["seed", st.name]
-                out["steps"][st.name] = total
+                n = self.shape(st.name, sizes)[0]
+                if st.name not in self.lowered.state_adjoints:  # nothing reaches s_t
+                    out["steps"][st.name] = np.zeros((T, B, n), self.np_dtype)
+                    continue
+                buf, col, _ = self.lowered.state_adjoints[st.name]
+                c = int(col.subs({s: subs[s.name] for s in col.free_symbols}))
+                out["steps"][st.name] = work[names.index(buf)][:, :, c:c + n].copy()
         return out

@@ -663,6 +663,7 @@ class Lowered:
     arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final, tape
     value_stores: dict  # every equation's name -> (buffer in the tape, shift)
     sizes: dict  # size name -> its name in the code (the workspace's dimensions are written with these)
+    state_adjoints: dict  # state -> (buffer, column, width) of ∂L/∂s_t for every t in the backward workspace
 
 
 def _adjoint_code(role: Role, of_code: str) -> str:
@@ -736,7 +737,8 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
     adj = adjoint or derive(cell)
     codes = code_names(cell, adj)
     coded, coded_adj = _coded(cell, adj, codes)
-    lowered = _Lowering(coded, dtype, coded_adj).run(cell)
+    state_bars = {codes[st.name]: codes[adj.state_adjoint(st.name)] for st in cell.states if adj.state_adjoint(st.name)}
+    lowered = _Lowering(coded, dtype, coded_adj, state_bars).run(cell)
     user = {code: name for name, code in codes.items() if isinstance(name, str)}
     arguments = {codes[d.name]: (d.role, d.name) for d in cell.decls if d.role in ("input", "memory", "param")}
     arguments.update({codes[n]: ("seed", o) for o, n in adj.seeds.items()})
@@ -748,6 +750,7 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
     lowered.output_stores = {user[o]: where for o, where in lowered.output_stores.items()}
     lowered.carry_buffers = {user[st]: buf for st, buf in lowered.carry_buffers.items()}
     lowered.value_stores = {user[n]: where for n, where in lowered.value_stores.items()}
+    lowered.state_adjoints = {user[st]: where for st, where in lowered.state_adjoints.items()}
     lowered.sizes = {s.name: codes[("size", s.name)] for s in cell.sizes}
     return lowered
 
@@ -755,8 +758,9 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
 class _Lowering:
     """Works on the cell and adjoint with every name already its name in the code (`_coded`)."""
 
-    def __init__(self, cell: Cell, dtype: str, adj: Adjoint):
+    def __init__(self, cell: Cell, dtype: str, adj: Adjoint, state_bars: dict):
         self.cell, self.dtype, self.adj = cell, dtype, adj
+        self.state_bars = state_bars  # state -> its adjoint ∂L/∂s_t, kept at every step for Kernel.backward
         self.per_step = [d.name for d in cell.by_role("input")]
         self.memories = [d.name for d in cell.by_role("memory")]
         self.params = [p.name for p in cell.params]
@@ -770,9 +774,11 @@ class _Lowering:
         state_names = {st.name for st in self.states}
         values = {eq.name: (eq.name, 1 if eq.name in state_names else 0) for eq in self.cell.equations}
         outputs = {o: values[o] for o in self.cell.outputs}
+        kept = {st: self.bstores[bar] for st, bar in self.state_bars.items()}
+        kept = {st: (s.buf, s.col, s.width or self.shapes[self.state_bars[st]][0]) for st, s in kept.items()}
         return Lowered(_module(declared, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
                        self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs,
-                       self.fw.work, self.bw.work, dict(self.carry_bufs), {}, values, {})
+                       self.fw.work, self.bw.work, dict(self.carry_bufs), {}, values, {}, kept)
 
     # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
     def forward(self) -> str:
@@ -854,7 +860,7 @@ class _Lowering:
         adj = self.adj
         conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=True, keep=frozenset(self.fw.kept))
         every = [eq.rhs for eq in adj.equations] + list(adj.grads.values())
-        required = {b for b in adj.carries.values() if b} | set(adj.inputs.values())
+        required = {b for b in adj.carries.values() if b} | set(adj.inputs.values()) | set(self.state_bars.values())
         irs = {}
         for eq in adj.equations:
             ir = conv(eq.rhs)
@@ -876,7 +882,8 @@ class _Lowering:
             return out
 
         cone = closure(b for b in adj.carries.values() if b)
-        later = closure(set(adj.inputs.values()) | set().union(*[_leaves(g) for g in grads.values()]))
+        later = closure(set(adj.inputs.values()) | set(self.state_bars.values())
+                        | set().union(*[_leaves(g) for g in grads.values()]))
         order = [eq.name for eq in adj.equations if eq.name in irs]
         self.irs, self.grad_irs = irs, grads
         return [n for n in order if n in cone], [n for n in order if n in later and n not in cone]
