@@ -188,7 +188,7 @@ class Kernel:
                                   f"convert it with .astype(np.{self.dtype})")
         if not math.isfinite(float(value.sum())) and not np.isfinite(value).all():
             raise ValueInputError(f"{what} holds NaN or inf")
-        return np.ascontiguousarray(value)
+        return value if value.flags.c_contiguous else np.ascontiguousarray(value)  # (which makes 0-d arrays 1-d)
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:
         """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""

@@ -121,6 +121,11 @@ def _py(e) -> str:
     return str(sp.sympify(e))
 
 
+def _shape_tuple(dims) -> str:
+    """Source of a shape: `(B, H,)`, or `()` for a scalar."""
+    return f"({', '.join(_py(d) for d in dims)},)" if len(dims) else "()"
+
+
 def _leaves(node: N) -> set:
     if node.op == "leaf":
         return {node.args[0]}
@@ -308,7 +313,7 @@ class Store:
         idx = list(idx)
         if idx and self.col != 0:
             idx[-1] = self.col + idx[-1]
-        return f"{self.buf}[{', '.join(head + [_py(i) for i in idx])}]"
+        return f"{self.buf}[{', '.join(head + [_py(i) for i in idx]) or '()'}]"  # a scalar parameter: beta[()]
 
     @property
     def whole(self) -> bool:
@@ -376,7 +381,7 @@ class Emitter:
             if fill == "zeros":
                 self.allocs.append(f"_zero({name}.reshape({name}.size))")
             return
-        self.allocs.append(f"{name} = np.{fill}(({', '.join(_py(d) for d in dims)},), DT)")
+        self.allocs.append(f"{name} = np.{fill}({_shape_tuple(dims)}, DT)")
 
     def transient(self, stem: str, shape: tuple) -> Store:
         """A buffer for the current step ((B, ...)) or, in "all" mode, for every step ((T·B, ...))."""
@@ -946,7 +951,7 @@ class _Lowering:
         bw, adj, values, self.returns = self.bw, self.adj, [], []
 
         def zeros(dims):
-            return f"np.zeros(({', '.join(_py(d) for d in dims)},), DT)"
+            return f"np.zeros({_shape_tuple(dims)}, DT)"
 
         for p in self.params:
             self.returns.append(("param", p))

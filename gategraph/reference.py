@@ -118,4 +118,4 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     for name, values in per_step.items():
         grads[name] = np.stack([v if v is not None else _zeros(shapes[name], exact) for v in values])
     grads.update(carry)
-    return grads
+    return {k: np.asarray(v, dtype=object if exact else float) for k, v in grads.items()}  # a scalar's too

@@ -47,6 +47,16 @@ def everything_cell():
     return b.cell(outputs=["h", "bar_x"])
 
 
+def scalar_cell():
+    """A cell with a scalar parameter: h = tanh(β W·[h, x]) + β."""
+    b = CellBuilder("scalar")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, beta = b.param("W", (H, H + X)), b.param("beta", ())
+    b.let("h", tanh(beta * (W @ concat(h, x))) + beta)
+    return b.cell()
+
+
 def crowded_cell():
     """Every name the derivation would give a concatenation (z, u, s, ..., z0) is already taken."""
     b = CellBuilder("crowded")

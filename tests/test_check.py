@@ -71,3 +71,13 @@ def test_a_wrong_adjoint_fails_the_exact_check():
     rows = {r.name: r for r in sympy_exact(lstm(), T=2, adjoint=_broken_lstm_adjoint(), names=["C"])}
     assert not rows["C"].ok and rows["C"].failed == 2
 
+
+def test_check_json_proves_a_scalar_parameter_exactly():
+    import json
+
+    from tests.conftest import run_cli
+
+    report = json.loads(run_cli("check", "tests/hostile_cells.py:scalar_cell", "--json").stdout)
+    rows = [r for r in report["rows"] if r["name"] == "beta"]
+    assert report["ok"] is True and {r["method"] for r in rows} == {"finite differences", "sympy"}
+    assert all(r["entries"] == 1 for r in rows)

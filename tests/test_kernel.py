@@ -382,3 +382,30 @@ def test_a_state_or_output_the_cell_does_not_have_is_refused(lstm32):
     with pytest.raises(ValueInputError, match="d_final names state 'c'"):
         ref_backward(adj, run, {}, {"c": np.ones(H)})
 
+
+def test_a_scalar_parameter_compiles_trains_and_has_the_right_gradient():
+    """h = tanh(β W·[h, x]) + β with β of shape (): the kernel's ∂L/∂β by central differences, and an
+    optimizer step updates it in place."""
+    from gategraph.optim import Adam
+    from tests.hostile_cells import scalar_cell
+
+    k = compile(scalar_cell(), X, H, "float64")
+    params = k.init(4)
+    assert params["beta"].shape == ()
+    rng = np.random.default_rng(4)
+    x, dout = rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
+
+    def loss():
+        return float(np.sum(dout * k.forward(params, x)[0]))
+
+    grads = k.backward(params, x, dout)
+    assert grads["beta"].shape == ()
+    old, eps = params["beta"].copy(), 1e-6
+    params["beta"][()] = old + eps
+    up = loss()
+    params["beta"][()] = old - eps
+    down = loss()
+    params["beta"][()] = old
+    assert abs(grads["beta"] - (up - down) / (2 * eps)) <= 1e-7 * max(1, abs(up - down) / (2 * eps))
+    Adam(lr=0.1).step(params, grads)
+    assert params["beta"].shape == () and params["beta"] != old
