@@ -15,6 +15,18 @@ def let_cell(name: str):
     return b.cell()
 
 
+def pre_activation_cell(name: str):
+    """The issue's own cell: a let `name` feeding h = tanh(W·z + 2·name), whose pre-activation the adjoint
+    names too (ā_h; before the adjoint's variables had a role, a let a_h took the same name)."""
+    b = CellBuilder("pre_" + name.strip("_"))
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, V = b.param("W", (H, H + X)), b.param("V", (H, H + X))
+    a = b.let(name, V @ concat(h, x))
+    b.let("h", tanh(W @ concat(h, x) + 2 * a))
+    return b.cell()
+
+
 def roles_cell(name: str):
     """`name` as a parameter, read through a let that the adjoint would call ā_h's sibling."""
     b = CellBuilder("param_" + name.strip("_"))

@@ -19,7 +19,7 @@ from gategraph.reference import backward as ref_backward
 from gategraph.reference import forward as ref_forward
 from gategraph.renderers.derivation import adjoint_equations, bptt_rows, derivation_steps
 from tests.conftest import run_cli
-from tests.hostile_cells import crowded_cell, everything_cell, let_cell, roles_cell
+from tests.hostile_cells import crowded_cell, everything_cell, let_cell, pre_activation_cell, roles_cell
 
 # the derivation's own spellings for a state h and an input x, and the kernel generator's own names
 ROLE_NAMES = ["a_h", "bar_x", "bar_h", "bar_a_h", "dl_h", "carry_h", "h_init", "final_bar_h", "bar_h_prev",
@@ -30,9 +30,10 @@ CODE_NAMES = ["_T", "_B", "_t", "_b", "_j", "_acc", "_m0", "_S0", "_P0", "_c0", 
 NAMES = ROLE_NAMES + CODE_NAMES
 
 
+@pytest.mark.parametrize("make", [let_cell, pre_activation_cell], ids=["gated", "pre-activation"])
 @pytest.mark.parametrize("name", NAMES)
-def test_a_let_named_like_the_derivation_has_right_gradients(name):
-    cell = let_cell(name)
+def test_a_let_named_like_the_derivation_has_right_gradients(name, make):
+    cell = make(name)
     adj = derive(cell)
     assert len(set(adj.names)) == len(adj.names), "each adjoint variable is defined once"
     rows = finite_differences(cell)
@@ -47,7 +48,7 @@ def test_a_parameter_named_like_the_derivation_has_right_gradients(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_code_names_are_one_to_one_and_never_the_generators_own(name):
-    for cell in (let_cell(name), roles_cell(name)):
+    for cell in (let_cell(name), pre_activation_cell(name), roles_cell(name)):
         codes = code_names(cell, derive(cell))
         assert len(set(codes.values())) == len(codes)
         source = lower(cell, "float64").source
@@ -96,8 +97,8 @@ def _fd(loss, arr, eps=1e-6):
     return out
 
 
-@pytest.mark.parametrize("make", [everything_cell, lambda: let_cell("a_h"), lambda: let_cell("_T")],
-                         ids=["everything", "let a_h", "let _T"])
+@pytest.mark.parametrize("make", [everything_cell, lambda: pre_activation_cell("a_h"), lambda: let_cell("_T")],
+                         ids=["everything", "the issue's a_h", "let _T"])
 def test_kernels_of_hostile_names_agree_with_finite_differences_and_the_reference(make):
     cell = make()
     X, H, T, B = 2, 3, 4, 2
