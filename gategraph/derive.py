@@ -1,18 +1,24 @@
 """Reverse mode over a cell: the adjoint of one step, written with the forward names.
 
-`derive(cell)` walks the equations backwards. Every name v gets `bar_v` = ∂L/∂v_t, the sum of what its
-consumers send back:
-- an output also receives `dl_v` = ∂ℓ_t/∂v_t from the loss at step t;
-- a carried state also receives `carry_v`, what step t+1 sent back to it (its `bar_v_prev`, one step on);
+`derive(cell)` walks the equations backwards. Every name v gets its adjoint v̄ = ∂L/∂v_t, the sum of what
+its consumers send back:
+- an output also receives ∂ℓ_t/∂v_t from the loss at step t (its seed);
+- a carried state also receives its carry, what step t+1 sent back to it (the adjoint of v_prev, one step on);
 - a pointwise part of an equation (σ, tanh, ⊙, +, 1 - z ...) passes `bar ⊙ ∂g/∂leaf` to each leaf,
   with ∂g/∂leaf from SymPy's `diff` on the scalar form and written back with the forward names
   (σ' as `f ⊙ (1 - f)`, tanh' as `1 - tanh²(C)`);
-- an equation `v = σ(a)` or `tanh(a)` names the adjoint of its argument `bar_a_v` (the pre-activation);
+- an equation `v = σ(a)` or `tanh(a)` names the adjoint of its argument ā_v (the pre-activation);
 - structural ops pass adjoints by their own VJP rules (ops.py); each concatenation [h_{t-1}, x_t] gets a
   name (`z`) so its adjoint is written once and split by Slice.
 
 The result is itself a straight-line program (`Adjoint.equations`) plus, per parameter, its per-step
 gradient contribution (`Adjoint.grads`: dL/dW = Σ_t grads[W] at step t).
+
+Every variable of the adjoint is an `AdjointVar`: its role (`Role.BAR` v̄, `Role.PRE` ā_v, `Role.SEED`
+∂ℓ_t/∂v_t, `Role.CARRY` what step t+1 sends back) and the forward name it belongs to. Its SymPy name,
+`role:name` (`bar:f`, `pre:f`, `dl:h`, `carry:C`), holds a colon, which no declared name can (they are
+identifiers): a gate may be called `a_h` or `bar_x` and nothing collides. Readers dispatch on the role,
+never on the spelling of a name.
 
 BPTT is a reverse scan over this adjoint step, with the carries as the scan's carry:
 
@@ -30,7 +36,9 @@ Imports: sympy, gategraph.ops, gategraph.spec, gategraph.errors.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from enum import Enum
 
 import sympy as sp
 
@@ -40,7 +48,35 @@ from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape
 
 Hadamard, Plus, Minus, Scale, Square, Sum = (NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum"))
 
-BAR, PRE, SEED, CARRY = "bar_", "a_", "dl_", "carry_"
+
+
+class Role(Enum):
+    """What a variable of the adjoint is, for the forward name v it belongs to."""
+
+    BAR = "bar"  # v̄_t = ∂L/∂v_t
+    PRE = "pre"  # ā_{v,t}: the adjoint of the argument a of σ or tanh in the equation v = σ(a)
+    SEED = "dl"  # ∂ℓ_t/∂v_t, what the loss at step t sends to an output v directly
+    CARRY = "carry"  # what step t+1 sends back to the carried state v (v̄_prev, one step on)
+
+
+class AdjointVar(Var):
+    """A variable of the adjoint: `role` and `of`, the forward name it belongs to (an equation, a declared
+    symbol, or a named subexpression such as z). Its SymPy name is `role:of`, which no declared name can be."""
+
+    def __new__(cls, role: Role, of: str):
+        var = super().__new__(cls, f"{role.value}:{of}")
+        var.role, var.of = role, of
+        return var
+
+    def __getnewargs_ex__(self):
+        return (self.role, self.of), {}
+
+
+def adjoint_name(role: Role, of: str) -> str:
+    """The name of the adjoint variable of `of` in `role`: adjoint_name(Role.BAR, "C") is the name of C̄."""
+    return AdjointVar(role, of).name
+
+
 NAME_CANDIDATES = ("z", "u", "s", "v", "w", "k", "g", "q")
 
 
@@ -48,13 +84,14 @@ NAME_CANDIDATES = ("z", "u", "s", "v", "w", "k", "g", "q")
 class Adjoint:
     """The adjoint of one step of `cell`.
 
-    equations: backward equations in evaluation order (`bar_f = bar_C ⊙ C_prev`, ...).
+    equations: backward equations in evaluation order (f̄ = C̄ ⊙ C_prev, ...), each left side an AdjointVar.
     grads: parameter name -> its gradient contribution at one step (summed over t).
-    carries: state name -> the equation whose value flows into step t-1 (`bar_C_prev`), or None.
-    inputs: input name -> the equation giving its gradient (`bar_x`).
-    seeds: output name -> the name of ∂ℓ_t/∂(output) (`dl_h`).
+    carries: state name -> the equation whose value flows into step t-1 (the adjoint of C_prev), or None.
+    inputs: input name -> the equation giving its gradient (x̄).
+    seeds: output name -> the name of ∂ℓ_t/∂(output).
     named: names given to shared forward subexpressions (`z` -> [h_{t-1}, x_t]).
     shapes: shapes of every forward and adjoint name.
+    vars: adjoint name -> its AdjointVar, for every adjoint variable (equations, seeds, carries).
     """
 
     cell: Cell
@@ -65,6 +102,7 @@ class Adjoint:
     seeds: dict = field(default_factory=dict)
     named: dict = field(default_factory=dict)
     shapes: dict = field(default_factory=dict)
+    vars: dict = field(default_factory=dict)
 
     def equation(self, name: str) -> Equation:
         return find_equation(self.equations, name, f"the adjoint of {self.cell.name!r}")
@@ -73,12 +111,15 @@ class Adjoint:
     def names(self) -> list[str]:
         return [eq.name for eq in self.equations]
 
-    def of(self, name: str) -> str:
-        """The forward name an adjoint name belongs to: bar_a_f -> a_f, bar_h_prev -> h_prev, dl_h -> h."""
-        for prefix in (BAR, SEED, CARRY):
-            if name.startswith(prefix):
-                return name[len(prefix):]
-        return name
+    def var(self, name: str) -> AdjointVar:
+        """The adjoint variable of that name (its role and the forward name it belongs to)."""
+        return self.vars[name]
+
+    def state_adjoint(self, state: str) -> str | None:
+        """The equation giving ∂L/∂s_t for a carried state s (all of it: the loss at t, step t+1 and every
+        other use at step t), or None if nothing reaches s_t."""
+        name = adjoint_name(Role.BAR, state)
+        return name if name in self.shapes else None
 
 
 def derive(cell: Cell) -> Adjoint:
@@ -99,11 +140,12 @@ class _Deriver:
     # -- bookkeeping --------------------------------------------------------------------------------
     def _name_subexpressions(self):
         taken = {n.split("_")[0] for n in self.cell.shapes} | set(self.cell.shapes)
-        free = (c for c in NAME_CANDIDATES if c not in taken)
+        free = itertools.chain((c for c in NAME_CANDIDATES if c not in taken),
+                               (f"z{k}" for k in itertools.count() if f"z{k}" not in taken))
         for eq in self.cell.equations:
             for node in sp.preorder_traversal(eq.rhs):
                 if op_of(node) is not None and op_of(node).name == "Concat" and node not in self.names:
-                    name = next(free, None) or f"z{len(self.names)}"
+                    name = next(free)
                     self.names[node] = name
                     self.adj.named[name] = node
                     self.adj.shapes[name] = infer_shape(node, self.cell.shapes)
@@ -121,38 +163,42 @@ class _Deriver:
             out = Plus(out, t)
         return out
 
-    def emit(self, name: str, expr) -> Var:
-        var = Var(name)
+    def emit(self, role: Role, of: str, expr) -> AdjointVar:
+        var = AdjointVar(role, of)
+        if var.name in self.adj.vars:
+            raise SpecError(f"internal: the adjoint defines {role.name.lower()} of {of!r} twice")
         self.adj.equations.append(Equation(var, expr))
-        self.adj.shapes[name] = infer_shape(expr, self.adj.shapes)
+        self.adj.shapes[var.name] = infer_shape(expr, self.adj.shapes)
+        self.adj.vars[var.name] = var
         return var
 
-    def seed(self, prefix: str, name: str, key: float) -> Var:
-        var = Var(prefix + name)
+    def seed(self, role: Role, name: str, key: float) -> AdjointVar:
+        var = AdjointVar(role, name)
         self.adj.shapes[var.name] = self.cell.shapes[name]
+        self.adj.vars[var.name] = var
         self.send(name, var, key)
         return var
 
     # -- the walk -----------------------------------------------------------------------------------
     def run(self) -> Adjoint:
         for out in self.cell.outputs:
-            self.adj.seeds[out] = self.seed(SEED, out, -2).name
+            self.adj.seeds[out] = self.seed(Role.SEED, out, -2).name
         for st in self.cell.states:
-            self.seed(CARRY, st.name, -1)
+            self.seed(Role.CARRY, st.name, -1)
         for eq in reversed(self.cell.equations):
             bar = self.total(eq.name)
             if bar is not None:
-                self.backprop(eq.rhs, self.emit(BAR + eq.name, bar), eq.name, root=True)
+                self.backprop(eq.rhs, self.emit(Role.BAR, eq.name, bar), eq.name, root=True)
             for node in self.first_use.get(eq.name, []):
                 bar = self.total(node)
                 if bar is not None:
-                    self.backprop(node, self.emit(BAR + self.names[node], bar), eq.name, root=True)
+                    self.backprop(node, self.emit(Role.BAR, self.names[node], bar), eq.name, root=True)
         for d in self.cell.decls:
             bar = self.total(d.name)
             if d.role == "param":
                 self.adj.grads[d.name] = bar if bar is not None else sp.S.Zero
             elif bar is not None:
-                var = self.emit(BAR + d.name, bar)
+                var = self.emit(Role.BAR, d.name, bar)
                 if d.role == "state":
                     self.adj.carries[d.state] = var.name
                 else:
@@ -177,7 +223,7 @@ class _Deriver:
             arg = expr.args[0]
             if root and op.arity == 1 and not isinstance(arg, Var) and eq_name in self.order:
                 d = _partials(expr, [arg], named={expr: Var(eq_name)}, leaves=[arg])[0]
-                pre = self.emit(BAR + PRE + eq_name, _times(bar, d))
+                pre = self.emit(Role.PRE, eq_name, _times(bar, d))
                 self.backprop(arg, pre, eq_name)
                 return
             named = {expr: Var(eq_name)} if root and eq_name in self.order else {}

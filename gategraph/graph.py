@@ -5,7 +5,7 @@ the names equations define) and op nodes (σ, ⊙, ·, ...). An expression used 
 LSTM's [h_{t-1}, x_t]) is one node; ops and parameters used by one equation only are grouped with it
 ("forget gate f_t"), so a renderer can draw each gate as a box.
 
-Imports: gategraph.ops, gategraph.spec.
+Imports: gategraph.derive, gategraph.ops, gategraph.spec.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from gategraph.derive import AdjointVar, Role, adjoint_name
 from gategraph.ops import op_of
 from gategraph.spec import Cell, Var
 
@@ -110,34 +111,38 @@ def _num(n) -> str:
     return str(int(n)) if n == int(n) else f"{float(n):g}"
 
 
+def adjoint_id(var) -> str:
+    """The node id of an adjoint variable: `b_bar_f` for f̄, `b_pre_f` for ā_f; seeds and carries from step
+    t+1 (`s_dl_h`, `s_carry_C`) are "seed" nodes. The role comes first, so no two variables share an id."""
+    prefix = "s" if var.role in (Role.SEED, Role.CARRY) else "b"
+    return f"{prefix}_{var.role.value}_{var.of}"
+
+
 def backward(cell: Cell, adj) -> Graph:
-    """One step with its adjoint on top: every adjoint name (`bar_f`, `bar_a_f`, the carries into step t-1)
-    is a node beside its forward twin, with edges of kind "adjoint" from the adjoints it is computed from;
-    the loss's seeds (∂ℓ_t/∂h_t) and what step t+1 sends back are "seed" nodes; each parameter's gradient
-    is a "gradient" node."""
+    """One step with its adjoint on top: every adjoint variable (f̄, ā_f, the carries into step t-1) is a
+    node beside its forward twin, with edges of kind "adjoint" from the adjoints it is computed from; the
+    loss's seeds (∂ℓ_t/∂h_t) and what step t+1 sends back are "seed" nodes; each parameter's gradient is a
+    "gradient" node. A node's `name` is the adjoint variable's name (`adj.var(name)` gives its role)."""
     g = forward(cell)
     group_of = {n.name: n.group for n in g.nodes.values() if n.kind != "op"}
 
-    def group(name):
-        base = adj.of(name)
-        base = base[len("a_"):] if base.startswith("a_") and base[len("a_"):] in group_of else base
-        return group_of.get(base)
-
     def reads(expr):
-        return [v.name for v in expr.atoms(Var) if v.name.startswith(("bar_", "dl_", "carry_"))]
+        return sorted(expr.atoms(AdjointVar), key=lambda v: v.name)
 
-    for name in list(adj.seeds.values()) + [f"carry_{s.name}" for s in cell.states]:
-        g.add(Node(f"s_{name}", "seed", name))
+    seeds = [adj.var(n) for n in adj.seeds.values()]
+    seeds += [adj.var(adjoint_name(Role.CARRY, s.name)) for s in cell.states]
+    for var in seeds:
+        g.add(Node(adjoint_id(var), "seed", var.name))
     for eq in adj.equations:
-        node = g.add(Node(f"b_{eq.name}", "adjoint", eq.name, group(eq.name)))
+        node = g.add(Node(adjoint_id(eq.lhs), "adjoint", eq.name, group_of.get(eq.lhs.of)))
         for src in reads(eq.rhs):
-            g.link(f"b_{src}" if src.startswith("bar_") else f"s_{src}", node, "adjoint")
+            g.link(adjoint_id(src), node, "adjoint")
     for param, grad in adj.grads.items():
         if grad == 0:
             continue
         node = g.add(Node(f"g_{param}", "gradient", param, group_of.get(param)))
         for src in reads(grad):
-            g.link(f"b_{src}", node, "adjoint")
+            g.link(adjoint_id(src), node, "adjoint")
     return g
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import sympy as sp
 
 from gategraph import reference
-from gategraph.derive import BAR, CARRY, SEED, Adjoint, derive
+from gategraph.derive import Adjoint, AdjointVar, Role, derive
 from gategraph.errors import UsageError
 from gategraph.ops import NODES, op_of, transposed
-from gategraph.spec import Cell, Var, infer_shape
+from gategraph.spec import Cell, infer_shape
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ def step_jacobian(adj: Adjoint, state: str) -> StepJacobian:
     bar = adj.carries.get(state)
     if bar is None:
         return StepJacobian(state, ())
-    seed = Var("_jacobian_seed")
-    env = {CARRY + state: seed}  # only s_t is seeded; every other seed and carry is zero
+    seed = AdjointVar(Role.CARRY, state)
+    env = {seed.name: seed}  # only s_t is seeded (by itself); every other seed and carry is zero
     for eq in adj.equations:
         env[eq.name] = _substitute(eq.rhs, env)
     shapes = {**adj.shapes, seed.name: cell.shape(state)}
@@ -74,8 +74,7 @@ def step_jacobian(adj: Adjoint, state: str) -> StepJacobian:
 
 def _substitute(expr, env):
     """expr with adjoint names replaced by their values in terms of the seed; zero seeds dropped."""
-    names = {s: env.get(s.name, sp.S.Zero) for s in expr.atoms(Var)
-             if s.name.startswith((BAR, SEED, CARRY))}
+    names = {s: env.get(s.name, sp.S.Zero) for s in expr.atoms(AdjointVar)}
     return _prune(expr.xreplace(names))
 
 

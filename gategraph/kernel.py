@@ -207,13 +207,13 @@ class Kernel:
             raise ValueInputError(f"{what} holds NaN or inf")
         if not value.flags.writeable:  # the kernels take writable arrays: a frozen one is copied, never thawed
             return np.array(value, order="C")
-        return np.ascontiguousarray(value)
+        return value if value.flags.c_contiguous else np.ascontiguousarray(value)  # (which makes 0-d arrays 1-d)
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:
         """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""
         key = (which, T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         if key not in self._work:
-            subs = {"_T": T, "_B": B, **sizes}
+            subs = {"_T": T, "_B": B, **{self.lowered.sizes[k]: v for k, v in sizes.items()}}
             spec = self.lowered.forward_work if which == "forward" else self.lowered.backward_work
             self._work = {k: v for k, v in self._work.items() if k[0] != which}  # one batch shape at a time
             self._work[key] = [np.empty(tuple(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims),
@@ -259,28 +259,27 @@ class Kernel:
                              f"got shape {first.shape}")
         if T == 0 or B == 0:
             raise ShapeError(f"input {self.per_step[0].name!r} has shape {first.shape}: T and B must be at least 1")
-        args = {}
+        args = {}  # (kind, name) -> value: what each argument of the kernels is (Lowered.arguments)
         for d in self.per_step:
-            args[d.name] = self._array(f"input {d.name!r}", xs.get(d.name), (T, B) + self.shape(d.name, sizes))
+            args["input", d.name] = self._array(f"input {d.name!r}", xs.get(d.name), (T, B) + self.shape(d.name, sizes))
         for d in self.memories:
-            args[d.name] = self._array(f"memory {d.name!r}", memory.get(d.name), (B,) + self.shape(d.name, sizes))
+            args["memory", d.name] = self._array(f"memory {d.name!r}", memory.get(d.name),
+                                                 (B,) + self.shape(d.name, sizes))
         state0 = state0 or {}
-        unknown = sorted(set(state0) - {st.name for st in self.states})
-        if unknown:
-            raise ValueInputError(f"cell {self.cell.name!r} has no state {', '.join(unknown)}")
+        self.cell.check_keys("state0", state0, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = state0.get(st.name)
-            args[f"{st.name}_init"] = (np.zeros(shape, self.np_dtype) if v is None
-                                       else self._array(f"initial state {st.name!r}", v, shape))
+            args["init", st.name] = (np.zeros(shape, self.np_dtype) if v is None
+                                     else self._array(f"initial state {st.name!r}", v, shape))
         if not isinstance(params, dict):
             raise ValueInputError("params must be a dict of parameter name -> array (see Kernel.init)")
         missing = [p for p in self.param_names if p not in params]
         if missing:
             raise ValueInputError(f"params lack {', '.join(missing)}")
         for p in self.param_names:
-            args[p] = self._array(f"parameter {p!r}", params[p], self.shape(p, sizes))
-        args.update(sizes)
+            args["param", p] = self._array(f"parameter {p!r}", params[p], self.shape(p, sizes))
+        args.update({("size", k): v for k, v in sizes.items()})
         return args, T, B, sizes
 
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
@@ -294,7 +293,7 @@ class Kernel:
 
     def _tape(self, args: dict, T: int, B: int, sizes: dict) -> Tape:
         work = self._workspace("forward", T, B, sizes)
-        buffers = self._run("forward", [args[a] for a in self.lowered.forward_args] + work)
+        buffers = self._run("forward", [args[self.lowered.arguments[a]] for a in self.lowered.forward_args] + work)
         self._generation += 1
         return Tape(buffers, T, B, self._generation)
 
@@ -309,13 +308,13 @@ class Kernel:
         return outs[self.cell.outputs[0]] if len(outs) == 1 else outs
 
     def _finals(self, tape: Tape) -> dict:
-        return {st.name: self._buffer(tape, st.name)[-1] for st in self.states}
+        return {st.name: self._buffer(tape, self.lowered.state_buffers[st.name])[-1] for st in self.states}
 
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
         if tape.generation != self._generation:
             raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
-        buf, shift = self.lowered.output_stores.get(name) or (name, 1 if name in self.lowered.state_buffers else 0)
+        buf, shift = self.lowered.value_stores.get(name, (None, 0))
         if buf not in self.lowered.tape:
             raise ValueInputError(f"cell {self.cell.name!r} keeps no value {name!r} (its names: "
                                   f"{', '.join(eq.name for eq in self.cell.equations)})")
@@ -328,7 +327,8 @@ class Kernel:
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
         every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it.
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
-        reaches each step (the vanishing-gradient plot)."""
+        reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
+        and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
         args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
@@ -342,32 +342,35 @@ class Kernel:
                 raise ValueInputError(f"cell {self.cell.name!r} has outputs {', '.join(outputs)}: pass d_outputs "
                                       "as a dict")
             d_outputs = {outputs[0]: d_outputs}
-        unknown = sorted(set(d_outputs) - set(outputs))
-        if unknown:
-            raise ValueInputError(f"cell {self.cell.name!r} has no output {', '.join(unknown)}")
+        self.cell.check_keys("d_outputs", d_outputs, "output")
         for o in outputs:
             shape = (T, B) + self.shape(o, sizes)
             v = d_outputs.get(o)
-            args[f"dl_{o}"] = (np.zeros(shape, self.np_dtype) if v is None
+            args["seed", o] = (np.zeros(shape, self.np_dtype) if v is None
                                else self._array(f"d_outputs[{o!r}]", v, shape))
         d_final = d_final or {}
+        self.cell.check_keys("d_final", d_final, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = d_final.get(st.name)
-            args[f"final_bar_{st.name}"] = (np.zeros(shape, self.np_dtype) if v is None
-                                            else self._array(f"d_final[{st.name!r}]", v, shape))
-        args.update(zip(self.lowered.tape, tape.buffers, strict=True))
+            args["final", st.name] = (np.zeros(shape, self.np_dtype) if v is None
+                                      else self._array(f"d_final[{st.name!r}]", v, shape))
+        args.update({("tape", buf): v for buf, v in zip(self.lowered.tape, tape.buffers, strict=True)})
         work = self._workspace("backward", T, B, sizes)
-        grads = self._run("backward", [args[a] for a in self.lowered.backward_args] + work)
+        grads = self._run("backward", [args[self.lowered.arguments[a]] for a in self.lowered.backward_args] + work)
         self._trusted = True
         out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
                for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
-        if state_grads:  # row t + 1 of a carry buffer: what steps t + 1 .. T-1 and the end send back to s_t
+        if state_grads:  # the state's adjoint s̄_t, which the backward pass keeps at every step
             names = [n for n, _ in self.lowered.backward_work]
+            subs = {self.lowered.sizes[k]: v for k, v in sizes.items()}
             out["steps"] = {}
             for st in self.states:
-                total = work[names.index(self.lowered.carry_buffers[st.name])][1:].copy()
-                if st.name in self.cell.outputs:
-                    total += args[f"dl_{st.name}"]
-                out["steps"][st.name] = total
+                n = self.shape(st.name, sizes)[0]
+                if st.name not in self.lowered.state_adjoints:  # nothing reaches s_t
+                    out["steps"][st.name] = np.zeros((T, B, n), self.np_dtype)
+                    continue
+                buf, col, _ = self.lowered.state_adjoints[st.name]
+                c = int(col.subs({s: subs[s.name] for s in col.free_symbols}))
+                out["steps"][st.name] = work[names.index(buf)][:, :, c:c + n].copy()
         return out

@@ -25,12 +25,21 @@ How the equations become loops (see "Kernels: how to be fast" in DESIGN.md):
   float32 arithmetic into float64).
 - Anything else (a product with a memory, a softmax, a dot product) gets plain loops per sequence.
 
+Names: the generated code never uses a declared name as it is where it could clash with Python or with
+the generator's own names. Every name is mapped one to one to its name in the code (`code_names`): a
+declared name stays as written unless it is a keyword, a builtin, starts with '_' or is one of the module's
+globals (`np`, `DT`, `forward`, ...), when it becomes `_u_<name>`; a variable of the adjoint becomes
+`_<role>_<name>` (`_bar_f`, `_pre_f`, `_dl_h`, `_carry_C`), an initial state `_init_<name>` and the gradient
+of a final state `_final_<name>`. The generator's own names (`_T`, `_t`, `_m0`, `_g_W`, ...) start with '_'
+and none of these prefixes, so a gate may be called `_T`, `np`, `h_init` or `bar_x`.
+
 Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors.
 The generated source imports numpy and numba; this module imports neither.
 """
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import math
 from dataclasses import dataclass
@@ -38,16 +47,16 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from gategraph.derive import BAR, CARRY, Adjoint, derive
+from gategraph.derive import Adjoint, Role, derive
 from gategraph.errors import SpecError
 from gategraph.ops import OPS, op_of
-from gategraph.spec import Cell, infer_shape
+from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
 DTYPES = ("float32", "float64")
 # LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code
-RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"}
+RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"} | set(dir(builtins))
 
 
 # --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
@@ -110,6 +119,11 @@ class N:
 
 def _py(e) -> str:
     return str(sp.sympify(e))
+
+
+def _shape_tuple(dims) -> str:
+    """Source of a shape: `(B, H,)`, or `()` for a scalar."""
+    return f"({', '.join(_py(d) for d in dims)},)" if len(dims) else "()"
 
 
 def _leaves(node: N) -> set:
@@ -299,7 +313,7 @@ class Store:
         idx = list(idx)
         if idx and self.col != 0:
             idx[-1] = self.col + idx[-1]
-        return f"{self.buf}[{', '.join(head + [_py(i) for i in idx])}]"
+        return f"{self.buf}[{', '.join(head + [_py(i) for i in idx]) or '()'}]"  # a scalar parameter: beta[()]
 
     @property
     def whole(self) -> bool:
@@ -367,7 +381,7 @@ class Emitter:
             if fill == "zeros":
                 self.allocs.append(f"_zero({name}.reshape({name}.size))")
             return
-        self.allocs.append(f"{name} = np.{fill}(({', '.join(_py(d) for d in dims)},), DT)")
+        self.allocs.append(f"{name} = np.{fill}({_shape_tuple(dims)}, DT)")
 
     def transient(self, stem: str, shape: tuple) -> Store:
         """A buffer for the current step ((B, ...)) or, in "all" mode, for every step ((T·B, ...))."""
@@ -638,7 +652,8 @@ def _uses(expr, name: str, under_slice=False):
 
 @dataclass
 class Lowered:
-    """The generated module's source and the argument lists of its two functions."""
+    """The generated module's source and the argument lists of its two functions. Names in the lists are
+    names in the code; `arguments` says what each argument is, by declared name."""
 
     source: str
     forward_args: list  # names, in order: inputs, memories, initial states, parameters, sizes
@@ -650,30 +665,107 @@ class Lowered:
     forward_work: list  # (name, dims): buffers the caller passes to forward, after its arguments
     backward_work: list
     carry_buffers: dict  # state -> the (T + 1, B, n) backward buffer whose row t + 1 is ∂L/∂s_t from step t + 1 on
+    arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final, tape
+    value_stores: dict  # every equation's name -> (buffer in the tape, shift)
+    sizes: dict  # size name -> its name in the code (the workspace's dimensions are written with these)
+    state_adjoints: dict  # state -> (buffer, column, width) of ∂L/∂s_t for every t in the backward workspace
 
 
-def _check_names(cell: Cell):
-    for name in list(cell.shapes) + [s.name for s in cell.sizes]:
-        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") or name in RESERVED:
-            raise SpecError(f"cell {cell.name!r}: the name {name!r} cannot be a variable in a kernel "
-                            "(names must be Python identifiers, not keywords, not start with '_')")
+def _adjoint_code(role: Role, of_code: str) -> str:
+    """The code name of an adjoint variable, from the code name of the forward name it belongs to."""
+    return f"_{role.value}_{of_code}"
+
+
+def code_names(cell: Cell, adj: Adjoint) -> dict:
+    """Every name of `cell` and its adjoint -> its name in the generated code (see the module docstring);
+    sizes under ("size", name). One to one, and never one of the generator's own names."""
+    def plain(name):
+        return f"_u_{name}" if keyword.iskeyword(name) or name.startswith("_") or name in RESERVED else name
+
+    codes = {}
+    for name in adj.shapes:
+        var = adj.vars.get(name)
+        codes[name] = plain(name) if var is None else _adjoint_code(var.role, plain(var.of))
+    for s in cell.sizes:
+        code = plain(s.name)
+        codes[("size", s.name)] = f"_size_{s.name}" if s.name in adj.shapes else code
+    for st in cell.states:
+        codes[("init", st.name)] = f"_init_{codes[st.name]}"
+        codes[("final", st.name)] = f"_final_{codes[st.name]}"
+    taken: dict = {}
+    for name, code in codes.items():
+        if not code.isidentifier() or keyword.iskeyword(code) or code in taken:
+            raise SpecError(f"internal: cell {cell.name!r}: {name!r} and {taken.get(code)!r} share the code name "
+                            f"{code!r}")
+        taken[code] = name
+    return codes
+
+
+def _coded(cell: Cell, adj: Adjoint, codes: dict) -> tuple[Cell, Adjoint]:
+    """The cell and its adjoint with every name replaced by its name in the code."""
+    sizes = {s: s if codes[("size", s.name)] == s.name else sp.Symbol(codes[("size", s.name)], **s.assumptions0)
+             for s in cell.sizes}
+    swap = dict(sizes)
+    for name in adj.shapes:
+        swap[adj.vars.get(name) or Var(name)] = Var(codes[name])
+
+    def c(e):
+        return sp.sympify(e).xreplace(swap)
+
+    def shape(dims):
+        return tuple(c(d) for d in dims)
+
+    decls = tuple(Decl(Var(codes[d.name]), shape(d.shape), d.role, codes[d.state] if d.state else None, d.title)
+                  for d in cell.decls)
+    states = tuple(State(codes[st.name], Var(codes[st.prev.name]), shape(st.shape)) for st in cell.states)
+    equations = tuple(Equation(Var(codes[eq.name]), c(eq.rhs), eq.title) for eq in cell.equations)
+    coded = Cell(cell.name, tuple(sizes.values()), decls, states, equations, tuple(codes[o] for o in cell.outputs),
+                 cell.doc)
+    out = Adjoint(coded, [Equation(Var(codes[eq.name]), c(eq.rhs)) for eq in adj.equations],
+                  {codes[p]: c(g) for p, g in adj.grads.items()},
+                  {codes[st]: codes[b] if b else None for st, b in adj.carries.items()},
+                  {codes[n]: codes[b] for n, b in adj.inputs.items()},
+                  {codes[o]: codes[n] for o, n in adj.seeds.items()},
+                  {codes[n]: c(e) for n, e in adj.named.items()},
+                  {codes[n]: shape(dims) for n, dims in adj.shapes.items()})
+    return coded, out
 
 
 def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) -> Lowered:
     """The Numba module for `cell`: forward and backward over batches of sequences, in `dtype`."""
     if dtype not in DTYPES:
         raise SpecError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    _check_names(cell)
     if not cell.by_role("input"):
         raise SpecError(f"cell {cell.name!r} has no per-step input: a kernel runs over sequences of inputs")
     if any(len(st.shape) != 1 for st in cell.states):
         raise SpecError(f"cell {cell.name!r}: a kernel carries vector states only")
-    return _Lowering(cell, dtype, adjoint or derive(cell)).run()
+    adj = adjoint or derive(cell)
+    codes = code_names(cell, adj)
+    coded, coded_adj = _coded(cell, adj, codes)
+    state_bars = {codes[st.name]: codes[adj.state_adjoint(st.name)] for st in cell.states if adj.state_adjoint(st.name)}
+    lowered = _Lowering(coded, dtype, coded_adj, state_bars).run(cell)
+    user = {code: name for name, code in codes.items() if isinstance(name, str)}
+    arguments = {codes[d.name]: (d.role, d.name) for d in cell.decls if d.role in ("input", "memory", "param")}
+    arguments.update({codes[n]: ("seed", o) for o, n in adj.seeds.items()})
+    arguments.update({code: name for name, code in codes.items() if isinstance(name, tuple)})  # sizes, init, final
+    arguments.update({buf: ("tape", buf) for buf in lowered.tape})
+    lowered.arguments = arguments
+    lowered.backward_returns = [(kind, user[name]) for kind, name in lowered.backward_returns]
+    lowered.state_buffers = {user[st]: buf for st, buf in lowered.state_buffers.items()}
+    lowered.output_stores = {user[o]: where for o, where in lowered.output_stores.items()}
+    lowered.carry_buffers = {user[st]: buf for st, buf in lowered.carry_buffers.items()}
+    lowered.value_stores = {user[n]: where for n, where in lowered.value_stores.items()}
+    lowered.state_adjoints = {user[st]: where for st, where in lowered.state_adjoints.items()}
+    lowered.sizes = {s.name: codes[("size", s.name)] for s in cell.sizes}
+    return lowered
 
 
 class _Lowering:
-    def __init__(self, cell: Cell, dtype: str, adj: Adjoint):
+    """Works on the cell and adjoint with every name already its name in the code (`_coded`)."""
+
+    def __init__(self, cell: Cell, dtype: str, adj: Adjoint, state_bars: dict):
         self.cell, self.dtype, self.adj = cell, dtype, adj
+        self.state_bars = state_bars  # state -> its adjoint ∂L/∂s_t, kept at every step for Kernel.backward
         self.per_step = [d.name for d in cell.by_role("input")]
         self.memories = [d.name for d in cell.by_role("memory")]
         self.params = [p.name for p in cell.params]
@@ -681,14 +773,17 @@ class _Lowering:
         self.states = list(cell.states)
         self.shapes = adj.shapes
 
-    def run(self) -> Lowered:
+    def run(self, declared: Cell) -> Lowered:
         forward_src = self.forward()
         backward_src = self.backward()
         state_names = {st.name for st in self.states}
-        outputs = {o: (o, 1 if o in state_names else 0) for o in self.cell.outputs}
-        return Lowered(_module(self.cell, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
+        values = {eq.name: (eq.name, 1 if eq.name in state_names else 0) for eq in self.cell.equations}
+        outputs = {o: values[o] for o in self.cell.outputs}
+        kept = {st: self.bstores[bar] for st, bar in self.state_bars.items()}
+        kept = {st: (s.buf, s.col, s.width or self.shapes[self.state_bars[st]][0]) for st, s in kept.items()}
+        return Lowered(_module(declared, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
                        self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs,
-                       self.fw.work, self.bw.work, dict(self.carry_bufs))
+                       self.fw.work, self.bw.work, dict(self.carry_bufs), {}, values, {}, kept)
 
     # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
     def forward(self) -> str:
@@ -701,7 +796,7 @@ class _Lowering:
             stores[st.name], stores[st.prev.name] = Store(st.name, "seq", shift=1), Store(st.name, "seq")
             fw.alloc(st.name, [T_ + 1, B_] + list(st.shape))
             fw.long.add(st.name)
-            fw.allocs.append(f"_copy({st.name}[0], 0, 0, {st.name}_init, 0, 0, _B, {_py(st.shape[0])}, False, False)")
+            fw.allocs.append(f"_copy({st.name}[0], 0, 0, _init_{st.name}, 0, 0, _B, {_py(st.shape[0])}, False, False)")
         lets = [eq.name for eq in self.cell.equations if eq.name not in {st.name for st in self.states}]
         for name in lets:
             stores[name] = Store(name, "seq")
@@ -725,7 +820,7 @@ class _Lowering:
         self.stores = stores
         self.tape = [st.name for st in self.states] + lets
         self.tape += sorted({s.buf for s in fw.kept.values()}, key=lambda b: (b[:2], int(b[2:])))
-        self.forward_args = (self.per_step + self.memories + [f"{st.name}_init" for st in self.states]
+        self.forward_args = (self.per_step + self.memories + [f"_init_{st.name}" for st in self.states]
                              + self.params + self.sizes)
         return _function("forward", self.forward_args, self.per_step[0], fw, f"return ({', '.join(self.tape)},)")
 
@@ -734,15 +829,15 @@ class _Lowering:
         """The reverse scan over the adjoint step (gategraph.derive); input and weight gradients after it."""
         adj = self.adj
         seeds = [adj.seeds[o] for o in self.cell.outputs]
-        finals = [f"final_{BAR}{st.name}" for st in self.states]
+        finals = [f"_final_{st.name}" for st in self.states]
         stores = self.bstores = {**self.stores, **{s: Store(s, "seq") for s in seeds}}
         bw = self.bw = Emitter(self.dtype, stores)
         bw.long = set(self.fw.long)
         self.carry_bufs = {}
         for st, final in zip(self.states, finals, strict=True):  # row t + 1 is read at t, row t written at t
-            buf = adj.carries.get(st.name) or f"{BAR}{st.name}_prev"
+            buf = adj.carries.get(st.name) or _adjoint_code(Role.BAR, st.prev.name)
             self.carry_bufs[st.name] = buf
-            stores[CARRY + st.name], stores[buf] = Store(buf, "seq", shift=1), Store(buf, "seq")
+            stores[_adjoint_code(Role.CARRY, st.name)], stores[buf] = Store(buf, "seq", shift=1), Store(buf, "seq")
             bw.alloc(buf, [T_ + 1, B_] + list(st.shape), "zeros")
             bw.long.add(buf)
             bw.allocs.append(f"_copy({buf}[_T], 0, 0, {final}, 0, 0, _B, {_py(st.shape[0])}, False, False)")
@@ -770,7 +865,7 @@ class _Lowering:
         adj = self.adj
         conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=True, keep=frozenset(self.fw.kept))
         every = [eq.rhs for eq in adj.equations] + list(adj.grads.values())
-        required = {b for b in adj.carries.values() if b} | set(adj.inputs.values())
+        required = {b for b in adj.carries.values() if b} | set(adj.inputs.values()) | set(self.state_bars.values())
         irs = {}
         for eq in adj.equations:
             ir = conv(eq.rhs)
@@ -792,7 +887,8 @@ class _Lowering:
             return out
 
         cone = closure(b for b in adj.carries.values() if b)
-        later = closure(set(adj.inputs.values()) | set().union(*[_leaves(g) for g in grads.values()]))
+        later = closure(set(adj.inputs.values()) | set(self.state_bars.values())
+                        | set().union(*[_leaves(g) for g in grads.values()]))
         order = [eq.name for eq in adj.equations if eq.name in irs]
         self.irs, self.grad_irs = irs, grads
         return [n for n in order if n in cone], [n for n in order if n in later and n not in cone]
@@ -855,7 +951,7 @@ class _Lowering:
         bw, adj, values, self.returns = self.bw, self.adj, [], []
 
         def zeros(dims):
-            return f"np.zeros(({', '.join(_py(d) for d in dims)},), DT)"
+            return f"np.zeros({_shape_tuple(dims)}, DT)"
 
         for p in self.params:
             self.returns.append(("param", p))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gategraph.derive import CARRY, SEED, Adjoint
+from gategraph.derive import Adjoint, Role, adjoint_name
 from gategraph.errors import ValueInputError
 from gategraph.numeric import value_of
 from gategraph.spec import Cell
@@ -49,6 +49,7 @@ def forward(cell: Cell, params: dict, inputs: dict, state0: dict | None = None, 
     params: name -> array. inputs: per-step input name -> (T, ...) array; memory name -> array.
     state0: state name -> initial value (zeros where missing)."""
     state0 = state0 or {}
+    cell.check_keys("state0", state0, "state")
     per_step = [d.name for d in cell.by_role("input")]
     missing = [n for n in [d.name for d in cell.inputs] + [p.name for p in cell.params]
                if n not in inputs and n not in params]
@@ -86,6 +87,9 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     inputs) and each initial state, by state name."""
     cell, exact = adjoint.cell, trace.exact
     d_final = d_final or {}
+    d_outputs = d_outputs or {}
+    cell.check_keys("d_outputs", d_outputs, "output")
+    cell.check_keys("d_final", d_final, "state")
     T = len(trace.steps)
     shapes = cell.with_sizes(**{s.name: trace.sizes.get(s.name, 0) for s in cell.sizes})
     carry = {st.name: np.asarray(d_final[st.name]) if st.name in d_final else _zeros(shapes[st.name], exact)
@@ -97,9 +101,9 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     for t in reversed(range(T)):
         env = dict(trace.steps[t])
         for out in cell.outputs:
-            env[SEED + out] = d_outputs[out][t] if out in d_outputs else _zeros(shapes[out], exact)
+            env[adjoint_name(Role.SEED, out)] = d_outputs[out][t] if out in d_outputs else _zeros(shapes[out], exact)
         for st in cell.states:
-            env[CARRY + st.name] = carry[st.name]
+            env[adjoint_name(Role.CARRY, st.name)] = carry[st.name]
         for eq in adjoint.equations:
             env[eq.name] = value_of(eq.rhs, env, exact)
         for p, g in adjoint.grads.items():
@@ -114,4 +118,4 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
     for name, values in per_step.items():
         grads[name] = np.stack([v if v is not None else _zeros(shapes[name], exact) for v in values])
     grads.update(carry)
-    return grads
+    return {k: np.asarray(v, dtype=object if exact else float) for k, v in grads.items()}  # a scalar's too

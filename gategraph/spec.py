@@ -164,6 +164,15 @@ class Cell:
                                       f"{fmt_shape(self.shapes[name])} = {fmt_shape(want)}")
         return {s.name: int(n) for s, n in sizes.items()}
 
+    def check_keys(self, what: str, given, kind: str) -> None:
+        """A one-line ValueInputError if `given` (keys of d_final, state0 or d_outputs) names a state or an
+        output (`kind`) that this cell does not have: a value for it would be dropped without a word."""
+        have = [st.name for st in self.states] if kind == "state" else list(self.outputs)
+        unknown = sorted(set(given) - set(have), key=str)
+        if unknown:
+            raise ValueInputError(f"{what} names {kind} {', '.join(map(repr, unknown))}, which cell {self.name!r} "
+                                  f"does not have: its {kind}s are {', '.join(have) or 'none'}")
+
     def __str__(self) -> str:
         lines = [f"{eq.name} = {eq.rhs}" for eq in self.equations]
         return f"Cell {self.name!r}:\n  " + "\n  ".join(lines)
@@ -187,12 +196,11 @@ def _validate(cell: Cell) -> None:
     if not isinstance(cell.doc, str):
         raise SpecError(f"cell {cell.name!r}: its description must be text, got {type(cell.doc).__name__} "
                         f"{cell.doc!r}")
-    named = [d.name for d in cell.decls] + [eq.lhs.name for eq in cell.equations if isinstance(eq.lhs, Var)]
-    for name in named + [s.name for s in cell.sizes]:
-        if not NAME.fullmatch(name):  # names are printed in LaTeX, drawn, and become a kernel's variables
-            raise SpecError(f"symbol {name!r}: a name is letters, digits and _, starting with a letter (W_f, h_tilde)")
+    for size in cell.sizes:
+        _check_name(size.name, "size")
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
+        _check_name(d.state or d.name, d.role)
         if d.role not in ROLES or d.role == "let":
             raise SpecError(f"symbol {d.name!r}: role must be one of input, memory, state, param; got {d.role!r}")
         if d.name in shapes:
@@ -209,6 +217,7 @@ def _validate(cell: Cell) -> None:
         where = f"equation {eq.name!r}"
         if not isinstance(eq.lhs, Var):
             raise SpecError(f"{where}: the left side must be a name, got {eq.lhs!r}")
+        _check_name(eq.name, "equation")
         if eq.name in shapes:
             what = "a declared symbol" if roles[eq.name] != "let" else "an earlier equation"
             raise SpecError(f"{where}: name {eq.name!r} is assigned twice (it is already {what})")
@@ -239,6 +248,16 @@ def _validate(cell: Cell) -> None:
             raise SpecError(f"output {name!r} is not an equation of cell {cell.name!r}")
     if not cell.outputs:
         raise SpecError(f"cell {cell.name!r} has no outputs")
+
+
+def _check_name(name, what: str) -> None:
+    """A declared name is letters, digits and '_', starting with a letter: it is printed in LaTeX, drawn,
+    and becomes a kernel's variable; the derivation's own names (`bar:f`) hold a colon, so they can never
+    be one of these."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        what = {"param": "parameter"}.get(what, what)
+        raise SpecError(f"{what} name {name!r}: a name is letters, digits and '_', starting with a letter "
+                        "(W_f, h_tilde)")
 
 
 def symbols_of(expr) -> list[Var]:

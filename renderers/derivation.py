@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from gategraph.derive import BAR, CARRY, PRE, SEED, Adjoint
+from gategraph.derive import Adjoint, AdjointVar, Role, adjoint_name
 from gategraph.ops import ADD, NODES, op_of
 from gategraph.renderers.latex import GategraphLatexPrinter, GategraphTextPrinter, _width, symbol, times
 from gategraph.spec import Var
@@ -29,37 +29,31 @@ def _frac(num: str, den: str, style: str) -> str:
 
 
 class _AdjointNotation:
-    """Prints adjoint names (bar_f, bar_a_f, dl_h, carry_C) in the chosen notation."""
+    """Prints the adjoint's variables (f̄, ā_f, ∂ℓ_t/∂h_t, what step t+1 sends to C) in the chosen notation,
+    by their role."""
 
     def _setup(self, adj: Adjoint, notation: str):
         self._adj, self._notation = adj, notation
-        self._names.update({name: ("_".join([PRE.rstrip("_"), name[len(PRE):]]) if name.startswith(PRE) else name, 0)
-                            for name in adj.named})
+        self._names.update({name: (name, 0) for name in adj.named})
 
     def _forward(self, name):
-        """(base, time) of a forward name, a named subexpression, or a pre-activation a_f."""
-        if name in self._names:
-            return self._names[name]
-        if name.startswith(PRE):
-            return (f"a_{name[len(PRE):]}", 0)
-        return (name, 0)
+        """(base, time) of a forward name or a named subexpression."""
+        return self._names.get(name, (name, 0))
 
-    def _print_Var(self, expr):
-        n, style = expr.name, self.style
-        if n.startswith(SEED):
-            base, time = self._forward(n[len(SEED):])
+    def _print_AdjointVar(self, expr):
+        role, of, style = expr.role, expr.of, self.style
+        if role is Role.SEED:
+            base, time = self._forward(of)
             return _frac(_loss_at(style, self._time(0), "="), symbol(base, self._time(time), style), style)
-        if n.startswith(CARRY):
-            return self._carry(n[len(CARRY):])
-        if n in self._adj.carries.values():  # what step t sends back to h_{t-1}: ∂L_{≥t}/∂h_{t-1}
-            state = next(s for s, bar in self._adj.carries.items() if bar == n)
+        if role is Role.CARRY:
+            return self._carry(of)
+        if expr.name in self._adj.carries.values():  # what step t sends back to h_{t-1}: ∂L_{≥t}/∂h_{t-1}
+            state = next(s for s, bar in self._adj.carries.items() if bar == expr.name)
             return _frac(_loss_at(style, self._time(0), "≥"), symbol(state, self._time(-1), style), style)
-        if n.startswith(BAR):
-            base, time = self._forward(n[len(BAR):])
-            if self._notation == "frac":
-                return _frac(LOSS[style], symbol(base, self._time(time), style), style)
-            return symbol(base, self._time(time), style, bar=True)
-        return super()._print_Var(expr)
+        base, time = (f"a_{of}", 0) if role is Role.PRE else self._forward(of)
+        if self._notation == "frac":
+            return _frac(LOSS[style], symbol(base, self._time(time), style), style)
+        return symbol(base, self._time(time), style, bar=True)
 
     def _carry(self, state: str) -> str:
         """What step t+1 sends back to state s_t: written out one step later when it is one term
@@ -103,7 +97,7 @@ def adjoint_printer(adj: Adjoint, style: str = "latex", notation: str = "bar"):
 
 
 def adjoint_lhs(adj: Adjoint, name: str, style: str = "latex", notation: str = "bar") -> str:
-    return adjoint_printer(adj, style, notation).doprint(Var(name))
+    return adjoint_printer(adj, style, notation).doprint(adj.var(name))
 
 
 def gradient_lhs(param: str, style: str) -> str:
@@ -125,17 +119,17 @@ def _where(adj: Adjoint, style: str, exprs) -> list[tuple[str, str]]:
     while todo:
         for v in todo.pop().atoms(Var):
             names.add(v.name)
-            if v.name.startswith(CARRY) and adj.carries.get(v.name[len(CARRY):]):
-                todo.append(adj.equation(adj.carries[v.name[len(CARRY):]]).rhs)
+            if isinstance(v, AdjointVar) and v.role is Role.CARRY and adj.carries.get(v.of):
+                todo.append(adj.equation(adj.carries[v.of]).rhs)
     fp = GategraphLatexPrinter(times(adj.cell)) if style == "latex" else GategraphTextPrinter(times(adj.cell))
-    return [(symbol(n, 0, style), fp.doprint(e)) for n, e in adj.named.items() if BAR + n in names]
+    return [(symbol(n, 0, style), fp.doprint(e)) for n, e in adj.named.items() if adjoint_name(Role.BAR, n) in names]
 
 
 def adjoint_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list[tuple[str, str]]:
     """(left, right) of every backward equation, then ∂L/∂θ = Σ_t ... for every parameter, then `where`
     lines for the named subexpressions."""
     p = adjoint_printer(adj, style, notation)
-    memories = {BAR + d.name: d.name for d in adj.cell.by_role("memory")}
+    memories = {adjoint_name(Role.BAR, d.name): d.name for d in adj.cell.by_role("memory")}
     rows = [(gradient_lhs(memories[eq.name], style), _sum_t(p, eq.rhs, style)) if eq.name in memories
             else (p.doprint(eq.lhs), p.doprint(eq.rhs)) for eq in adj.equations]
     rows += [(gradient_lhs(name, style), _sum_t(p, g, style)) for name, g in adj.grads.items() if g != 0]
@@ -170,7 +164,7 @@ def bptt_rows(adj: Adjoint, style: str = "latex", notation: str = "bar") -> list
     """The recurrences through time: the adjoint of each carried state, with what step t+1 sends back
     written out (for the LSTM, `\\bar{C}_t = \\bar{C}_{t+1} \\odot f_{t+1} + ...`)."""
     p = adjoint_printer(adj, style, notation)
-    eqs = [adj.equation(BAR + st.name) for st in adj.cell.states]
+    eqs = [adj.equation(adjoint_name(Role.BAR, st.name)) for st in adj.cell.states]
     eqs += [adj.equation(adj.carries[st.name]) for st in adj.cell.states if adj.carries.get(st.name)]
     return [(p.doprint(eq.lhs), p.doprint(eq.rhs)) for eq in eqs] + _where(adj, style, [eq.rhs for eq in eqs])
 
@@ -202,20 +196,21 @@ def derivation_steps(adj: Adjoint, param: str, style: str = "latex", notation: s
     rows = [(gradient_lhs(param, style), sigma + " ".join(factors))]
     grad = adj.grads[param]
     if all(d is not None for _, _, d in path) and pre_factor is not None:
-        param_factor = grad.xreplace({Var(first_bar): pre_factor})
+        param_factor = grad.xreplace({adj.var(first_bar): pre_factor})
         values = [p.doprint(d) for _, _, d in reversed(path)] + [p.doprint(param_factor)]
         if style == "latex":
             braced = [rf"\underbrace{{{f}}}_{{{v}}}" for f, v in zip(factors[1:], values, strict=True)]
         else:
             braced = [f"[{v}]" for v in values]
         rows.append(("", sigma + " ".join([factors[0]] + braced)))
-        composed = Var(BAR + top)
+        composed = AdjointVar(Role.BAR, top)
         for _, _, d in reversed(path):
             composed = composed if d == 1 else Hadamard(composed, d)
         composed = composed if pre_factor == 1 else Hadamard(composed, pre_factor)
-        rows.append(("", _sum_t(p, grad.xreplace({Var(first_bar): composed}), style)))
+        rows.append(("", _sum_t(p, grad.xreplace({adj.var(first_bar): composed}), style)))
     rows.append(("", _sum_t(p, grad, style)))
-    for name in [first_bar] + [BAR + frm for frm, _, _ in path if BAR + frm != first_bar] + [BAR + top]:
+    bars = [adjoint_name(Role.BAR, frm) for frm, _, _ in path] + [adjoint_name(Role.BAR, top)]
+    for name in [first_bar] + [b for b in bars[:-1] if b != first_bar] + bars[-1:]:
         if name in adj.names:
             eq = adj.equation(name)
             row = (p.doprint(eq.lhs), p.doprint(eq.rhs))
@@ -226,22 +221,23 @@ def derivation_steps(adj: Adjoint, param: str, style: str = "latex", notation: s
 
 def _chain(adj: Adjoint, param: str):
     """The equation that reads a parameter; the path from it up through single consumers,
-    [(name, consumer, factor)] with bar_name = bar_consumer ⊙ factor (None where that step is not
-    elementwise); the adjoint the parameter's gradient reads (bar_a_f or bar_f); and the σ' factor
+    [(name, consumer, factor)] with the adjoint of name = that of consumer ⊙ factor (None where it is not
+    elementwise); the adjoint the parameter's gradient reads (ā_f or f̄); and the σ' factor
     between them (1 without a pre-activation)."""
     cell = adj.cell
     eq_name = next(eq.name for eq in cell.equations if Var(param) in eq.rhs.atoms(Var))
-    pre = BAR + PRE + eq_name
+    pre, bar = adjoint_name(Role.PRE, eq_name), adjoint_name(Role.BAR, eq_name)
     if pre in adj.names:
-        first_bar, pre_factor = pre, _factor(adj.equation(pre).rhs, Var(BAR + eq_name))
+        first_bar, pre_factor = pre, _factor(adj.equation(pre).rhs, AdjointVar(Role.BAR, eq_name))
     else:
-        first_bar, pre_factor = BAR + eq_name, sp.S.One
+        first_bar, pre_factor = bar, sp.S.One
     path, name = [], eq_name
     while True:
         consumers = [eq.name for eq in cell.equations if Var(name) in eq.rhs.atoms(Var)]
         if len(consumers) != 1 or name in cell.outputs or any(st.name == name for st in cell.states):
             break
-        path.append((name, consumers[0], _factor(adj.equation(BAR + name).rhs, Var(BAR + consumers[0]))))
+        path.append((name, consumers[0], _factor(adj.equation(adjoint_name(Role.BAR, name)).rhs,
+                                                 AdjointVar(Role.BAR, consumers[0]))))
         name = consumers[0]
     return eq_name, path, first_bar, pre_factor
 

@@ -143,7 +143,7 @@ def backward_dot(cell: Cell, adj) -> graphviz.Digraph:
     boxes: dict[str, graphviz.Digraph] = {}
     for node in g.nodes.values():
         if node.kind in ("adjoint", "seed"):
-            label = html_text(p.doprint(Var(node.name)))
+            label = html_text(p.doprint(adj.var(node.name)))
             attrs = ADJOINT if node.kind == "adjoint" else SEED
         elif node.kind == "gradient":
             label, attrs = html_text(gradient_lhs(node.name, "text")), GRADIENT

@@ -15,7 +15,7 @@ from gategraph.check import (
     symbolic_problem,
     sympy_exact,
 )
-from gategraph.derive import derive
+from gategraph.derive import AdjointVar, Role, derive
 from gategraph.ops import NODES, relu, sigma
 from gategraph.spec import Equation, Var
 
@@ -123,8 +123,8 @@ def test_a_scalar_broadcast_over_a_vector_gets_the_sum_back(cell):
 def _broken_lstm_adjoint():
     """The LSTM's adjoint with one classic slip: the cell state's carry multiplied by i_t, not f_t."""
     adj = derive(lstm())
-    k = adj.names.index("bar_C_prev")
-    adj.equations[k] = Equation(Var("bar_C_prev"), NODES["Hadamard"](Var("bar_C"), Var("i")))
+    k = adj.names.index(adj.carries["C"])
+    adj.equations[k] = Equation(adj.equations[k].lhs, NODES["Hadamard"](AdjointVar(Role.BAR, "C"), Var("i")))
     return adj
 
 
@@ -153,3 +153,13 @@ def test_the_exact_proof_tells_its_progress_in_entries():
     assert seen[0][:2] == (0, total) and seen[-1][:2] == (total, total)
     assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert {r.name for r in rows} <= {w for _, _, w in seen}
+
+def test_check_json_proves_a_scalar_parameter_exactly():
+    import json
+
+    from tests.conftest import run_cli
+
+    report = json.loads(run_cli("check", "tests/hostile_cells.py:scalar_cell", "--json").stdout)
+    rows = [r for r in report["rows"] if r["name"] == "beta"]
+    assert report["ok"] is True and {r["method"] for r in rows} == {"finite differences", "sympy"}
+    assert all(r["entries"] == 1 for r in rows)

@@ -74,7 +74,7 @@ def test_backward_graph_has_a_node_per_adjoint_equation_and_gradient():
     assert {n.name for n in g.nodes.values() if n.kind == "adjoint"} == set(adj.names)
     assert {n.name for n in g.nodes.values() if n.kind == "gradient"} == set(adj.grads)
     adjoint_edges = {(e.src, e.dst) for e in g.edges if e.kind == "adjoint"}
-    assert ("b_bar_C", "b_bar_f") in adjoint_edges and ("b_bar_a_f", "g_W_f") in adjoint_edges
+    assert ("b_bar_C", "b_bar_f") in adjoint_edges and ("b_pre_f", "g_W_f") in adjoint_edges
     assert ("s_carry_C", "b_bar_C") in adjoint_edges and ("s_dl_h", "b_bar_h") in adjoint_edges
 
 

@@ -324,7 +324,8 @@ def test_buffers_are_reused_but_results_are_never_overwritten(lstm32):
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_state_gradients_of_every_step(name):
-    """∂L/∂s_t is what a run started at s_t sends back to its initial state (plus the output's own seed)."""
+    """∂L/∂s_t is what a run started at s_t sends back to its initial state plus the output's own seed, for a
+    state that reaches the loss only so (h; the LSTM's C also reaches it through h_t: see the PyTorch test)."""
     k = compile(cells.CELLS[name](), X, H, "float64")
     rng = np.random.default_rng(8)
     params, x, d = k.init(8), rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
@@ -333,8 +334,8 @@ def test_state_gradients_of_every_step(name):
     steps = k.backward(params, x, d, tape=tape, state_grads=True)["steps"]
     for t in range(T - 1):
         tail = k.backward(params, x[t + 1:].copy(), d[t + 1:].copy(), state0={s: v[t] for s, v in states.items()})
-        for st in k.states:
-            expected = tail[st.name] + (d[t] if st.name == "h" else 0)
+        for st in [st for st in k.states if st.name == "h"]:
+            expected = tail[st.name] + d[t]
             np.testing.assert_allclose(steps[st.name][t], expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(steps["h"][T - 1], d[T - 1])
 
@@ -417,3 +418,74 @@ def test_read_only_and_strided_arrays_are_taken_as_they_are_and_left_untouched(l
         k.forward({**params, "W_f": np.ones((H, H + X), np.int64)}, x)
     with pytest.raises(ValueInputError, match=r"^input 'x' has dtype int64, the kernel is float32: convert"):
         k.forward(params, np.ones((T, B, X), np.int64))
+
+
+def test_state_gradients_of_the_lstm_cell_state_agree_with_pytorch():
+    """∂L/∂C_t for every t, against autograd through torch.nn.LSTMCell with retain_grad on each C_t: the whole
+    gradient, also what reaches the loss through h_t = o_t ⊙ tanh(C_t), not only what later steps send back."""
+    torch.manual_seed(2)
+    net = torch.nn.LSTMCell(X, H).double()
+    k = compile(cells.lstm(), X, H, "float64")
+    state = {n.replace("ih", "ih_l0").replace("hh", "hh_l0"): v.detach().numpy() for n, v in net.state_dict().items()}
+    params = interop.lstm_from_torch(state)
+    rng = np.random.default_rng(9)
+    x, dout = rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
+    dfin = {"h": rng.normal(size=(B, H)), "C": rng.normal(size=(B, H))}
+    steps = k.backward(params, x, dout, dfin, state_grads=True)["steps"]
+    h, c = torch.zeros(B, H, dtype=torch.float64), torch.zeros(B, H, dtype=torch.float64)
+    hs, cs, loss = [], [], 0
+    for t in range(T):
+        h, c = net(torch.tensor(x[t]), (h, c))
+        h.retain_grad()
+        c.retain_grad()
+        hs.append(h)
+        cs.append(c)
+        loss = loss + (h * torch.tensor(dout[t])).sum()
+    loss = loss + (h * torch.tensor(dfin["h"])).sum() + (c * torch.tensor(dfin["C"])).sum()
+    loss.backward()
+    for t in range(T):
+        np.testing.assert_allclose(steps["C"][t], cs[t].grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"C_{t}")
+        np.testing.assert_allclose(steps["h"][t], hs[t].grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"h_{t}")
+
+
+def test_a_state_or_output_the_cell_does_not_have_is_refused(lstm32):
+    k, params, x = lstm32
+    with pytest.raises(ValueInputError, match=r"^d_final names state 'c', which cell 'lstm' does not have: "
+                                              r"its states are h, C$"):
+        k.backward(params, x, np.ones((T, B, H), np.float32), {"c": np.ones((B, H), np.float32)})
+    with pytest.raises(ValueInputError, match="d_outputs names output 'y'.*its outputs are h$"):
+        k.backward(params, x, {"y": np.ones((T, B, H), np.float32)})
+    with pytest.raises(ValueInputError, match="state0 names state 'C0'.*its states are h, C$"):
+        k.forward(params, x, {"C0": np.ones((B, H), np.float32)})
+    adj, run = derive(cells.lstm()), ref_forward(cells.lstm(), {n: v.astype(float) for n, v in params.items()},
+                                                   {"x": x[:, 0].astype(float)})
+    with pytest.raises(ValueInputError, match="d_final names state 'c'"):
+        ref_backward(adj, run, {}, {"c": np.ones(H)})
+
+
+def test_a_scalar_parameter_compiles_trains_and_has_the_right_gradient():
+    """h = tanh(β W·[h, x]) + β with β of shape (): the kernel's ∂L/∂β by central differences, and an
+    optimizer step updates it in place."""
+    from gategraph.optim import Adam
+    from tests.hostile_cells import scalar_cell
+
+    k = compile(scalar_cell(), X, H, "float64")
+    params = k.init(4)
+    assert params["beta"].shape == ()
+    rng = np.random.default_rng(4)
+    x, dout = rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
+
+    def loss():
+        return float(np.sum(dout * k.forward(params, x)[0]))
+
+    grads = k.backward(params, x, dout)
+    assert grads["beta"].shape == ()
+    old, eps = params["beta"].copy(), 1e-6
+    params["beta"][()] = old + eps
+    up = loss()
+    params["beta"][()] = old - eps
+    down = loss()
+    params["beta"][()] = old
+    assert abs(grads["beta"] - (up - down) / (2 * eps)) <= 1e-7 * max(1, abs(up - down) / (2 * eps))
+    Adam(lr=0.1).step(params, grads)
+    assert params["beta"].shape == () and params["beta"] != old

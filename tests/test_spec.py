@@ -135,7 +135,7 @@ def test_a_symbol_name_that_is_not_an_identifier_is_refused_in_one_line(role, na
     W = b.param(name if role == "param" else "W", (H, H + X))
     z = b.let(name, W @ concat(h, x)) if role == "let" else W @ concat(h, x)
     b.let("h", tanh(z))
-    shown = f"{name}_prev" if role == "state" else name
-    with pytest.raises(SpecError, match=rf"^symbol {re.escape(repr(shown))}: a name is letters, digits and _, "
-                                        r"starting with a letter \(W_f, h_tilde\)$"):
+    what = {"param": "parameter", "let": "equation"}.get(role, role)
+    with pytest.raises(SpecError, match=rf"^{what} name {re.escape(repr(name))}: a name is letters, digits and "
+                                        r"'_', starting with a letter \(W_f, h_tilde\)$"):
         b.cell()
