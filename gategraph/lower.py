@@ -720,7 +720,7 @@ def _coded(cell: Cell, adj: Adjoint, codes: dict) -> tuple[Cell, Adjoint]:
     states = tuple(State(codes[st.name], Var(codes[st.prev.name]), shape(st.shape)) for st in cell.states)
     equations = tuple(Equation(Var(codes[eq.name]), c(eq.rhs), eq.title) for eq in cell.equations)
     coded = Cell(cell.name, tuple(sizes.values()), decls, states, equations, tuple(codes[o] for o in cell.outputs),
-                 cell.doc)
+                 cell.doc, coded=True)
     out = Adjoint(coded, [Equation(Var(codes[eq.name]), c(eq.rhs)) for eq in adj.equations],
                   {codes[p]: c(g) for p, g in adj.grads.items()},
                   {codes[st]: codes[b] if b else None for st, b in adj.carries.items()},

@@ -91,13 +91,15 @@ class Cell:
     equations: tuple  # of Equation
     outputs: tuple  # of names
     doc: str = ""
+    # a copy the kernel generator renamed into code names (`_bar_f`): those follow no user's naming rule
+    coded: bool = field(default=False, repr=False, compare=False)
     shapes: dict = field(init=False, repr=False, compare=False)
     roles: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "shapes", {})
         object.__setattr__(self, "roles", {})
-        _validate(self)
+        _validate(self, self.coded)
 
     # -- lookups --------------------------------------------------------------------------------
     def decl(self, name: str) -> Decl:
@@ -186,9 +188,10 @@ def find_equation(equations, name: str, owner: str) -> Equation:
     raise SpecError(f"{owner} has no equation {name!r}; it has {', '.join(eq.name for eq in equations)}")
 
 
-def _validate(cell: Cell) -> None:
+def _validate(cell: Cell, coded: bool = False) -> None:
     """Check the declaration in order; fill `cell.shapes` and `cell.roles`. One-line SpecError otherwise."""
     shapes, roles = cell.shapes, cell.roles
+    check_name = (lambda name, what: None) if coded else _check_name
     if not isinstance(cell.name, str):
         raise SpecError(f"a cell's name must be text, got {type(cell.name).__name__} {cell.name!r}")
     if not cell.name.strip():
@@ -197,10 +200,10 @@ def _validate(cell: Cell) -> None:
         raise SpecError(f"cell {cell.name!r}: its description must be text, got {type(cell.doc).__name__} "
                         f"{cell.doc!r}")
     for size in cell.sizes:
-        _check_name(size.name, "size")
+        check_name(size.name, "size")
     size_names = {s.name for s in cell.sizes}
     for d in cell.decls:
-        _check_name(d.state or d.name, d.role)
+        check_name(d.state or d.name, d.role)
         if d.role not in ROLES or d.role == "let":
             raise SpecError(f"symbol {d.name!r}: role must be one of input, memory, state, param; got {d.role!r}")
         if d.name in shapes:
@@ -217,7 +220,7 @@ def _validate(cell: Cell) -> None:
         where = f"equation {eq.name!r}"
         if not isinstance(eq.lhs, Var):
             raise SpecError(f"{where}: the left side must be a name, got {eq.lhs!r}")
-        _check_name(eq.name, "equation")
+        check_name(eq.name, "equation")
         if eq.name in shapes:
             what = "a declared symbol" if roles[eq.name] != "let" else "an earlier equation"
             raise SpecError(f"{where}: name {eq.name!r} is assigned twice (it is already {what})")

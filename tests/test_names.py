@@ -138,4 +138,4 @@ def test_kernels_of_hostile_names_agree_with_finite_differences_and_the_referenc
 def test_check_proves_the_everything_cell_from_the_command_line():
     report = json.loads(run_cli("check", "tests/hostile_cells.py:everything_cell", "--no-exact", "--json").stdout)
     assert report["ok"] is True
-    assert {"W", "forward", "bar_h", "range", "x", "np", "h", "_T"} <= {r["name"] for r in report["rows"]}
+    assert {"W", "forward", "bar_h", "range", "x", "np", "h", "DT"} <= {r["name"] for r in report["rows"]}
