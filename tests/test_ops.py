@@ -5,10 +5,14 @@ import pytest
 import sympy as sp
 
 from gategraph import ops
+from gategraph.check import finite_differences, sympy_exact
+from gategraph.derive import derive
 from gategraph.errors import ShapeError
 from gategraph.numeric import value_of
 from gategraph.ops import NODES, OPS
+from gategraph.renderers.latex import equations
 from gategraph.spec import Var
+from tests.op_cells import forward_ops, layernorm_rnn, op_cell
 
 RNG = np.random.default_rng(0)
 POINTWISE = [op for op in OPS.values() if op.kind == "pointwise"]
@@ -126,3 +130,27 @@ def test_python_operators_build_op_nodes_in_the_order_written():
     assert type(h / z).__name__ == "Divide" and (h / z).args == (h, z)
     assert type(1 / z).__name__ == "Divide" and (1 / z).args == (sp.Integer(1), z)
     assert type(h / 2).__name__ == "Scale" and (h / 2).args == (sp.Rational(1, 2), h)
+
+
+@pytest.mark.parametrize("op", forward_ops(), ids=lambda op: op.name)
+def test_a_cell_using_the_op_has_the_gradients_of_finite_differences_and_of_sympy(op):
+    """The adjoint derived through the op (its derivative written back with the vector ops) against central
+    differences, and against SymPy's own diff of the loss as an identity (through x and h_0, which reach every
+    parameter product and the op)."""
+    cell = op_cell(op)
+    rows = finite_differences(cell, T=2) + sympy_exact(cell, T=1, names=("x", "h"))
+    assert [r.name for r in rows if not r.ok] == [], op.name
+    assert len(rows) == 5 + 2  # W, U, b, x, h by differences; x, h by SymPy
+
+
+def test_layernorm_prints_as_written_and_its_adjoint_uses_the_new_ops():
+    cell = layernorm_rnn()
+    assert [line.strip() for line in equations(cell, "text").splitlines()] == [
+        "a_t = W · [h_{t-1}, x_t]", "d_t = a_t - mean(a_t)", "var_t = mean(d_t ⊙ d_t)",
+        "h_t = tanh(g ⊙ d_t / √(var_t + 1/100000) + b)"]
+    assert equations(cell).splitlines()[-2].strip() == (
+        r"h_t &= \tanh(\frac{g \odot d_t}{\sqrt{var_t + \frac{1}{100000}}} + b)")
+    adj = derive(cell)
+    assert str(adj.equation("bar_a").rhs) == "Plus(bar_d, Fill(Divide(Sum(Scale(-1, bar_d)), H), H))"
+    assert "Divide(Hadamard(g, d), Hadamard(Plus(1/100000, var), Sqrt(Plus(1/100000, var))))" in str(
+        adj.equation("bar_var").rhs)  # ∂/∂var of x / √(var + ε) is -x / (2 (var + ε)^(3/2))
