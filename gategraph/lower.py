@@ -27,8 +27,9 @@ How the equations become loops (see "Kernels: how to be fast" in DESIGN.md):
 
 Which of these an op gets is written in its entry of the op table (`Op.kernel`, gategraph.ops): the function
 its scalar form calls, or the strategy that computes it (a GEMM, a contraction, the softmax loop, ...). This
-module dispatches on that and never on an op's name, except where the IR itself is rewritten: sums (Plus)
-of parameter products, concatenations (Concat) that split them, and slices (Slice) pushed into them.
+module dispatches on that and never on an op's name, except where the IR itself is rewritten around products
+of parameter matrices: sums (Plus) of them, concatenations (Concat) that split them, slices (Slice) pushed into
+them, transposed parameters (Transpose), and outer products (Outer) that become weight-gradient GEMMs.
 
 Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors.
 The generated source imports numpy and numba; this module imports neither.
@@ -58,7 +59,8 @@ RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"}
 
 # --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
 
-PLUS, CONCAT, SLICE, OUTER = OPS["Plus"], OPS["Concat"], OPS["Slice"], OPS["Outer"]  # the IR rewrites these
+# the ops the IR itself rewrites around parameter products
+PLUS, CONCAT, SLICE, OUTER, TRANSPOSE = (OPS[n] for n in ("Plus", "Concat", "Slice", "Outer", "Transpose"))
 
 
 class Kind(Enum):
@@ -188,7 +190,7 @@ class _ToIR:
     def param_block(self, A):
         """A parameter matrix, or its transpose, as a Block; None for anything else."""
         op = op_of(A)
-        T = op is OPS["Transpose"]
+        T = op is TRANSPOSE
         M = A.args[0] if T else A
         if isinstance(M, sp.Symbol) and self.roles.get(M.name) == "param" and len(self.shapes[M.name]) == 2:
             m, k = self.shapes[M.name]
@@ -260,7 +262,7 @@ class _ScalarPrinter(NumPyPrinter):
 
     def __init__(self, dtype: str, reads: dict):
         super().__init__({"fully_qualified_modules": False, "inline": True})
-        self.dtype, self.reads = dtype, reads
+        self.dtype, self.reads, self.calls = dtype, reads, _calls()
 
     def _num(self, value) -> str:
         return f"np.{self.dtype}({float(value)!r})"
@@ -287,15 +289,15 @@ class _ScalarPrinter(NumPyPrinter):
         return f"{b} ** {self._num(n)}"
 
     def _print(self, expr, **kwargs):
-        """A scalar function of an op prints as that op's kernel call (`Kernel.call`, gategraph.ops)."""
-        call = _calls().get(type(expr))
+        """A scalar function prints as the kernel call of the op whose scalar form it is (`Kernel.call`,
+        gategraph.ops), and only so: SymPy's own names for functions are not the generated module's."""
+        call = self.calls.get(type(expr))
         if call is not None:
             return call.format(*(self._print(a) for a in expr.args))
+        if isinstance(expr, sp.Function):
+            raise SpecError(f"the kernel generator has no scalar code for {type(expr).__name__}(): give the op "
+                            "whose scalar form it is a kernel call (`call=`) in gategraph/ops.py")
         return super()._print(expr, **kwargs)
-
-    def _print_Function(self, e):
-        raise SpecError(f"the kernel generator has no scalar code for {type(e).__name__}(): give the op whose "
-                        "scalar form it is a kernel call (`call=`) in gategraph/ops.py")
 
 
 def _calls() -> dict:

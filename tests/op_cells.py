@@ -52,13 +52,17 @@ def every_op_cell():
     return b.cell()
 
 
-def layernorm_rnn():
-    """h_t = tanh(g ⊙ (a - mean(a)) / √(var(a) + ε) + b), a = W·[h_{t-1}, x_t]: LayerNorm inside the cell."""
+def layernorm_rnn(inline: bool = False):
+    """h_t = tanh(g ⊙ (a - mean(a)) / √(var(a) + ε) + b), a = W·[h_{t-1}, x_t]: LayerNorm inside the cell, with
+    the centred vector and the variance as equations of their own, or (`inline`) all in the one equation of h."""
     b = CellBuilder("layernorm_rnn")
     X, H = b.sizes("X H")
     x, h = b.input("x", X), b.state("h", H)
     W, g, bias = b.param("W", (H, H + X)), b.param("g", H), b.param("b", H)
     a = b.let("a", W @ concat(h, x))
+    if inline:
+        b.let("h", tanh(g * (a - mean(a)) / sqrt(mean((a - mean(a)) * (a - mean(a))) + 1e-5) + bias))
+        return b.cell()
     d = b.let("d", a - mean(a))
     var = b.let("var", mean(d * d))
     b.let("h", tanh(g * d / sqrt(var + sp.Rational(1, 10**5)) + bias))

@@ -160,9 +160,11 @@ def test_a_cell_with_every_op_compiles_and_agrees_with_the_reference(dtype):
     _assert_agrees_with_the_reference(every_op_cell(), dtype)
 
 
-def test_layernorm_cell_agrees_with_the_reference_and_with_differences():
-    """h = tanh(g ⊙ (a - mean(a)) / √(var(a) + ε) + b): reductions inside the step and in its adjoint."""
-    cell = layernorm_rnn()
+@pytest.mark.parametrize("inline", [False, True], ids=["lets", "inline"])
+def test_layernorm_cell_agrees_with_the_reference_and_with_differences(inline):
+    """h = tanh(g ⊙ (a - mean(a)) / √(var(a) + ε) + b): reductions inside the step's elementwise regions (inline:
+    the means inside the equation of h) and in its adjoint."""
+    cell = layernorm_rnn(inline)
     _assert_agrees_with_the_reference(cell, "float64")
     _assert_gradients_are_differences(cell)
 
