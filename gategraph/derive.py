@@ -36,7 +36,7 @@ import sympy as sp
 
 from gategraph.errors import SpecError
 from gategraph.ops import NODES, OPS, op_of
-from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape
+from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape, is_size
 
 Hadamard, Plus, Minus, Scale, Square, Sum, Divide, Sqrt = (
     NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum", "Divide", "Sqrt"))
@@ -168,7 +168,7 @@ class _Deriver:
         if isinstance(expr, Var):
             self.send(expr.name, bar, key)
             return
-        if expr.is_number:
+        if expr.is_number or is_size(expr):  # a constant: nothing flows back
             return
         if expr in self.names and not root:
             self.send(expr, bar, key)
@@ -212,7 +212,7 @@ def _leaves(expr) -> list:
         if op is not None and op.kind == "pointwise":
             for a in e.args:
                 walk(a)
-        elif not e.is_number and e not in found:
+        elif not (e.is_number or is_size(e)) and e not in found:
             found.append(e)
 
     walk(expr)
@@ -223,7 +223,7 @@ def _scalar(expr, stand_in: dict):
     """The scalar SymPy form of a pointwise region, each leaf replaced by its stand-in symbol."""
     if expr in stand_in:
         return stand_in[expr]
-    if expr.is_number:
+    if expr.is_number or is_size(expr):
         return expr
     return op_of(expr).scalar(*(_scalar(a, stand_in) for a in expr.args))
 
@@ -260,7 +260,7 @@ def to_vector(e, back: dict):
     Terms are ordered as a reader writes them: a number first (1 - f), names before compound factors."""
     if e in back:
         return back[e]
-    if e.is_Number:
+    if e.is_Number or is_size(e):
         return e
     if isinstance(e, sp.Add):
         terms = sorted(e.args, key=lambda t: (not t.is_Number, t.could_extract_minus_sign()))

@@ -241,7 +241,7 @@ def infer_shape(expr, shapes: dict) -> Shape:
     """The shape of an expression from the shapes of its symbols and the ops' shape rules."""
     if isinstance(expr, Var):
         return shapes[expr.name]
-    if expr.is_number or _is_size(expr):
+    if expr.is_number or is_size(expr):
         return ()
     if isinstance(expr, sp.Symbol):
         raise ShapeError(f"{expr} is a plain SymPy symbol: declare it with CellBuilder.input/state/param")
@@ -252,7 +252,7 @@ def infer_shape(expr, shapes: dict) -> Shape:
     return op.shape(*(infer_shape(a, shapes) for a in expr.args[:values]), *expr.args[values:])
 
 
-def _is_size(expr) -> bool:
+def is_size(expr) -> bool:
     """A size or an expression in sizes (H, H + X, 1/H): a number as far as shapes go."""
     return (op_of(expr) is None and bool(expr.free_symbols)
             and all(not isinstance(s, Var) and s.is_integer and s.is_positive for s in expr.free_symbols))

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from gategraph import ops
+from gategraph import CellBuilder, concat, ops, tanh
 from gategraph.check import finite_differences, sympy_exact
 from gategraph.derive import derive
 from gategraph.errors import ShapeError
+from gategraph.lower import lower
 from gategraph.numeric import value_of
 from gategraph.ops import NODES, OPS
 from gategraph.renderers.latex import equations
@@ -154,3 +155,15 @@ def test_layernorm_prints_as_written_and_its_adjoint_uses_the_new_ops():
     assert str(adj.equation("bar_a").rhs) == "Plus(bar_d, Fill(Divide(Sum(Scale(-1, bar_d)), H), H))"
     assert "Divide(Hadamard(g, d), Hadamard(Plus(1/100000, var), Sqrt(Plus(1/100000, var))))" in str(
         adj.equation("bar_var").rhs)  # ∂/∂var of x / √(var + ε) is -x / (2 (var + ε)^(3/2))
+
+
+def test_a_size_is_a_constant_in_an_equation():
+    """h = tanh(W·[h_{t-1}, x_t] / H + b): H is a number to the derivative, the reference and the kernel."""
+    b = CellBuilder("by_size")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, bias = b.param("W", (H, H + X)), b.param("b", H)
+    b.let("h", tanh(W @ concat(h, x) / H + bias))
+    cell = b.cell()
+    assert [r.name for r in finite_differences(cell, T=2) if not r.ok] == []
+    assert "/np.float32(H)" in lower(cell, "float32").source.split("def forward(")[1]
