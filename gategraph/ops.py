@@ -509,11 +509,11 @@ def pointwise(name, arity, latex, text, glyph, scalar, numpy, prec=FUNC, arg_pre
 
 
 def structural(name, arity, latex, text, glyph, shape, kind, numpy, vjp=None, prec=FUNC, arg_prec=None, doc="",
-               kernel=None, sizes=0):
+               kernel=None, sizes=0, latex_arg_prec=None):
     """Register an op that mixes units (a product, a concatenation, a softmax): it brings its own VJP rule,
     `vjp(bar, out, args, shapes)` -> one adjoint expression per argument, and its kernel form."""
     return defop(Op(name, arity, latex, text, prec, arg_prec or (0,) * arity, shape, kind, numpy,
-                    vjp=vjp, glyph=glyph, doc=doc, kernel=kernel, sizes=sizes))
+                    vjp=vjp, glyph=glyph, doc=doc, kernel=kernel, sizes=sizes, latex_arg_prec=latex_arg_prec))
 
 
 # elementwise: name, arity, LaTeX, text, glyph, scalar form, NumPy (, the kernel's call)
@@ -609,7 +609,8 @@ ColSum = structural("ColSum", 1, r"{0}^\top \mathbf{{1}}", "{0}ᵀ 1", "Σ rows"
 Fill = structural("Fill", 2, r"{0} \mathbf{{1}}_{{{1}}}", "{0} 1_{1}", "1_n", _fill_shape, "affine", _fill,
                   lambda bar, out, args, shapes: (Sum(bar), None), PROD, (FUNC, ATOM),
                   doc="s 1_n, a scalar repeated n times (what the adjoint of a sum sends to every entry)",
-                  kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i, n: at(0, ())), sizes=1)
+                  kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i, n: at(0, ())), sizes=1,
+                  latex_arg_prec=(MUL, ATOM))  # a fraction before 1_n needs no parentheses
 Sum = structural("Sum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", "Σ", lambda a: _sum_shape(a), "reduction",
                  lambda a: a.sum(), lambda bar, out, args, shapes: (Fill(bar, shapes[0][0]),),
                  prec=PROD, arg_prec=(PROD + 1,),
