@@ -296,7 +296,7 @@ class Op:
     vjp: structural ops: (bar, out, args, shapes) -> one adjoint expression per argument (None: no flow).
     numpy: evaluation on NumPy arrays (float, or object arrays of SymPy numbers for exact arithmetic).
     glyph: the op's mark in a drawn graph.
-    kernel: how the kernel generator computes it (`Kernel`).
+    kernel: how the kernel generator computes it (`Kernel`; None: it cannot, and says so at `compile`).
     sizes: how many of the last arguments are sizes (a slice's bounds, a length), not values.
     positive: defined for positive arguments only (log, √, a divisor): tests draw them there.
     latex_arg_prec: `arg_prec` for the LaTeX template where it differs (a fraction needs no parentheses).
