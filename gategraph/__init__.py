@@ -18,13 +18,19 @@ from gategraph.spec import (
     CellBuilder,
     Equation,
     Var,
+    absolute,
     concat,
     dot,
     exp,
+    log,
+    maximum,
+    mean,
+    minimum,
     relu,
     rowplus,
     sigmoid,
     softmax,
+    sqrt,
     tanh,
     transpose,
 )
@@ -33,7 +39,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cell", "CellBuilder", "Kernel", "compile", "Equation", "GategraphError", "ShapeError", "SpecError",
-    "ToolMissingError", "UsageError", "ValueInputError", "Var", "cells", "concat", "dot", "exp", "relu", "rowplus",
-    "sigmoid", "softmax",
-    "tanh", "transpose",
+    "ToolMissingError", "UsageError", "ValueInputError", "Var", "absolute", "cells", "concat", "dot", "exp", "log",
+    "maximum", "mean", "minimum", "relu", "rowplus", "sigmoid", "softmax", "sqrt", "tanh", "transpose",
 ]

@@ -44,9 +44,10 @@ import sympy as sp
 
 from gategraph.errors import SpecError
 from gategraph.ops import NODES, OPS, op_of
-from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape
+from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape, is_size
 
-Hadamard, Plus, Minus, Scale, Square, Sum = (NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum"))
+Hadamard, Plus, Minus, Scale, Square, Sum, Divide, Sqrt = (
+    NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum", "Divide", "Sqrt"))
 
 
 
@@ -213,7 +214,7 @@ class _Deriver:
         if isinstance(expr, Var):
             self.send(expr.name, bar, key)
             return
-        if expr.is_number:
+        if expr.is_number or is_size(expr):  # a constant: nothing flows back
             return
         if expr in self.names and not root:
             self.send(expr, bar, key)
@@ -257,7 +258,7 @@ def _leaves(expr) -> list:
         if op is not None and op.kind == "pointwise":
             for a in e.args:
                 walk(a)
-        elif not e.is_number and e not in found:
+        elif not (e.is_number or is_size(e)) and e not in found:
             found.append(e)
 
     walk(expr)
@@ -268,7 +269,7 @@ def _scalar(expr, stand_in: dict):
     """The scalar SymPy form of a pointwise region, each leaf replaced by its stand-in symbol."""
     if expr in stand_in:
         return stand_in[expr]
-    if expr.is_number:
+    if expr.is_number or is_size(expr):
         return expr
     return op_of(expr).scalar(*(_scalar(a, stand_in) for a in expr.args))
 
@@ -292,17 +293,20 @@ def _partials(expr, wrt: list, named: dict, leaves: list | None = None) -> list:
     return out
 
 
-_FUNCTIONS = {op.scalar: op.node for op in OPS.values()
-              if op.kind == "pointwise" and op.arity == 1 and isinstance(op.scalar, sp.FunctionClass)}
+def _functions() -> dict:
+    """Scalar SymPy function -> the op node whose scalar form it is (σ -> Sigmoid, max -> Maximum)."""
+    return {op.scalar: op.node for op in OPS.values()
+            if op.kind == "pointwise" and isinstance(op.scalar, sp.FunctionClass)}
 
 
 def to_vector(e, back: dict):
-    """A scalar SymPy expression as a vector expression: products become ⊙, x**2 Square, σ Sigmoid.
+    """A scalar SymPy expression as a vector expression: products become ⊙, quotients /, x**2 Square,
+    x**(1/2) Sqrt, σ Sigmoid.
 
     Terms are ordered as a reader writes them: a number first (1 - f), names before compound factors."""
     if e in back:
         return back[e]
-    if e.is_Number:
+    if e.is_Number or is_size(e):
         return e
     if isinstance(e, sp.Add):
         terms = sorted(e.args, key=lambda t: (not t.is_Number, t.could_extract_minus_sign()))
@@ -310,6 +314,13 @@ def to_vector(e, back: dict):
         for t in terms[1:]:
             out = Minus(out, to_vector(-t, back)) if t.could_extract_minus_sign() else Plus(out, to_vector(t, back))
         return out
+    if _is_reciprocal(e) or isinstance(e, sp.Mul) and any(_is_reciprocal(f) for f in e.args):
+        # a / b: the factors with negative powers go below the line
+        coeff, factors = e.as_coeff_mul() if isinstance(e, sp.Mul) else (sp.S.One, (e,))
+        over = sp.Mul(*[1 / f for f in factors if _is_reciprocal(f)])
+        top = [f for f in factors if not _is_reciprocal(f)]
+        out = Divide(to_vector(sp.Mul(*top), back) if top else sp.S.One, to_vector(over, back))
+        return out if coeff == 1 else Scale(coeff, out)
     if isinstance(e, sp.Mul):
         coeff, factors = e.as_coeff_mul()
         factors = sorted(factors, key=lambda f: f not in back)
@@ -317,17 +328,29 @@ def to_vector(e, back: dict):
         for f in factors[1:]:
             out = Hadamard(out, to_vector(f, back))
         return out if coeff == 1 else Scale(coeff, out)
-    if isinstance(e, sp.Pow) and e.exp == 2:
-        return Square(to_vector(e.base, back))
-    if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 2:
-        base = to_vector(e.base, back)
-        out = base
-        for _ in range(int(e.exp) - 1):
-            out = Hadamard(out, base)
-        return out
-    if type(e) in _FUNCTIONS:
-        return _FUNCTIONS[type(e)](to_vector(e.args[0], back))
+    if isinstance(e, sp.Pow) and e.exp.is_Rational and e.exp.q == 2:  # a^(k/2) = a^((k-1)/2) ⊙ √a
+        root = Sqrt(to_vector(e.base, back))
+        return root if e.exp.p == 1 else Hadamard(to_vector(e.base ** ((e.exp.p - 1) // 2), back), root)
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and e.exp > 1:
+        return _power(to_vector(e.base, back), int(e.exp))
+    functions = _functions()
+    if type(e) in functions:
+        return functions[type(e)](*(to_vector(a, back) for a in e.args))
     raise SpecError(f"cannot write {e} with the vector ops: add an op for it in gategraph/ops.py")
+
+
+def _is_reciprocal(f) -> bool:
+    return isinstance(f, sp.Pow) and f.exp.is_negative
+
+
+def _power(base, k: int):
+    """base^k for k ≥ 1: the base itself for 1, a Square for 2, products of the base beyond."""
+    if k == 2:
+        return Square(base)
+    out = base
+    for _ in range(k - 1):
+        out = Hadamard(out, base)
+    return out
 
 
 def _times(bar, d):

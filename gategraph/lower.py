@@ -33,6 +33,12 @@ globals (`np`, `DT`, `forward`, ...), when it becomes `_u_<name>`; a variable of
 of a final state `_final_<name>`. The generator's own names (`_T`, `_t`, `_m0`, `_g_W`, ...) start with '_'
 and none of these prefixes, so a gate may be called `_T`, `np`, `h_init` or `bar_x`.
 
+Which of these an op gets is written in its entry of the op table (`Op.kernel`, gategraph.ops): the function
+its scalar form calls, or the strategy that computes it (a GEMM, a contraction, the softmax loop, ...). This
+module dispatches on that and never on an op's name, except where the IR itself is rewritten around products
+of parameter matrices: sums (Plus) of them, concatenations (Concat) that split them, slices (Slice) pushed into
+them, transposed parameters (Transpose), and outer products (Outer) that become weight-gradient GEMMs.
+
 Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors.
 The generated source imports numpy and numba; this module imports neither.
 """
@@ -43,13 +49,14 @@ import builtins
 import keyword
 import math
 from dataclasses import dataclass
+from enum import Enum
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from gategraph.derive import Adjoint, Role, derive
 from gategraph.errors import SpecError
-from gategraph.ops import OPS, op_of
+from gategraph.ops import OPS, Op, Strategy, op_of
 from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
 DTYPES = ("float32", "float64")
@@ -60,6 +67,23 @@ RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"} | set(dir(builti
 
 
 # --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
+
+# the ops the IR itself rewrites around parameter products
+PLUS, CONCAT, SLICE, OUTER, TRANSPOSE = (OPS[n] for n in ("Plus", "Concat", "Slice", "Outer", "Transpose"))
+
+
+class Kind(Enum):
+    """The IR's own node kinds. Every other node is an op of the table: its `N.op` is that `Op`."""
+
+    LEAF = "leaf"  # args: (name,), a value the kernel stores or is passed
+    NUM = "num"  # args: (number,)
+    SIZE = "size"  # args: (size expression,), read as a number
+    GEMM = "Gemm"  # args: (operand, Block): a block of a parameter matrix times a vector, by BLAS
+    GEMM_SUM = "GemmSum"  # args: ((operand, Block), ...): a sum of such products, one BLAS call
+
+
+PRODUCTS = (Kind.GEMM, Kind.GEMM_SUM)
+NAMED = (Kind.LEAF, Kind.NUM, Kind.SIZE)  # nodes read as they are, with nothing to compute
 
 
 @dataclass(frozen=True)
@@ -103,16 +127,16 @@ class Block:
 
 @dataclass(frozen=True)
 class N:
-    """One node. op: "leaf" (args: name), "num" (args: value), "size" (args: name), a pointwise op's name,
-    "Gemm" (args: operand, Block), "GemmSum" (args: ((operand, Block), ...)), or a structural op's name."""
+    """One node: `op` is one of the IR's own kinds (`Kind`) or an op of the table (`Op`), with its arguments
+    (nodes, and for an op with sizes, those last as SymPy expressions) and its shape."""
 
-    op: str
+    op: Kind | Op
     args: tuple
     shape: tuple
 
     @property
     def children(self) -> tuple:
-        if self.op == "GemmSum":
+        if self.op is Kind.GEMM_SUM:
             return tuple(u for u, _ in self.args)
         return tuple(a for a in self.args if isinstance(a, N))
 
@@ -127,7 +151,7 @@ def _shape_tuple(dims) -> str:
 
 
 def _leaves(node: N) -> set:
-    if node.op == "leaf":
+    if node.op is Kind.LEAF:
         return {node.args[0]}
     out = set()
     for c in node.children:
@@ -136,7 +160,7 @@ def _leaves(node: N) -> set:
 
 
 def _split_terms(node: N) -> list:
-    if node.op == "Plus":
+    if node.op is PLUS:
         return _split_terms(node.args[0]) + _split_terms(node.args[1])
     return [node]
 
@@ -144,7 +168,7 @@ def _split_terms(node: N) -> list:
 def _plus(terms: list, shape) -> N:
     out = terms[0]
     for t in terms[1:]:
-        out = N("Plus", (out, t), shape)
+        out = N(PLUS, (out, t), shape)
     return out
 
 
@@ -158,26 +182,29 @@ class _ToIR:
 
     def __call__(self, expr) -> N:
         if isinstance(expr, sp.Symbol) and expr.name in self.shapes:
-            return N("leaf", (expr.name,), tuple(self.shapes[expr.name]))
-        if isinstance(expr, sp.Symbol) and expr.name in self.sizes:
-            return N("size", (expr.name,), ())
+            return N(Kind.LEAF, (expr.name,), tuple(self.shapes[expr.name]))
         if isinstance(expr, sp.Basic) and expr.is_number:
-            return N("num", (sp.nsimplify(expr),), ())
+            return N(Kind.NUM, (sp.nsimplify(expr),), ())
         op = op_of(expr)
+        if op is None and {s.name for s in expr.free_symbols} <= self.sizes:
+            return N(Kind.SIZE, (expr,), ())
         if op is None:
             raise SpecError(f"the kernel generator cannot lower {expr!r}")
-        if op.name == "MatMul":
+        if op.kernel is None:
+            raise SpecError(f"op {op.name} has no kernel form: give it one in its entry in gategraph/ops.py")
+        if op.kernel.strategy is Strategy.GEMM:
             return self.matmul(expr)
-        if op.name == "Slice":
+        if op is SLICE:
             return self.slice(self(expr.args[0]), expr.args[1], expr.args[2])
-        args = tuple(self(a) for a in expr.args)
-        node = N(op.name, args, tuple(op.shape(*[a.shape for a in args])))
-        return self.merge(node) if op.name == "Plus" and self.sums else node
+        values = len(expr.args) - op.sizes  # the last `op.sizes` arguments stay sizes
+        args = tuple(self(a) for a in expr.args[:values]) + tuple(sp.sympify(a) for a in expr.args[values:])
+        node = N(op, args, tuple(op.shape(*[a.shape for a in args[:values]], *args[values:])))
+        return self.merge(node) if op is PLUS and self.sums else node
 
     def param_block(self, A):
         """A parameter matrix, or its transpose, as a Block; None for anything else."""
         op = op_of(A)
-        T = op is not None and op.name == "Transpose"
+        T = op is TRANSPOSE
         M = A.args[0] if T else A
         if isinstance(M, sp.Symbol) and self.roles.get(M.name) == "param" and len(self.shapes[M.name]) == 2:
             m, k = self.shapes[M.name]
@@ -189,55 +216,55 @@ class _ToIR:
         block = self.param_block(A)
         if block is None or len(self.shapes_of(v)) != 1:
             args = (self(A), self(v))
-            return N("MatMul", args, (args[0].shape[0],) + args[1].shape[1:])
+            return N(op_of(expr), args, (args[0].shape[0],) + args[1].shape[1:])
         return self.gemm(block, v)
 
     def gemm(self, block: Block, v) -> N:
         op = op_of(v)
-        if op is not None and op.name == "Concat":  # W [a, b] = W[:, :n_a] a + W[:, n_a:] b
+        if op is CONCAT:  # W [a, b] = W[:, :n_a] a + W[:, n_a:] b
             n_a = self.shapes_of(v.args[0])[0]
             left = self.gemm(block.cols_of_input(0, n_a), v.args[0])
             right = self.gemm(block.cols_of_input(n_a, block.n_in), v.args[1])
             return _plus([left, right], (block.n_out,))
-        return N("Gemm", (self(v), block), (block.n_out,))
+        return N(Kind.GEMM, (self(v), block), (block.n_out,))
 
     def slice(self, child: N, lo, hi) -> N:
         """v[lo:hi], pushed into sums and parameter products where it can go."""
-        if child.op == "leaf" and child.args[0] in self.linear:
+        if child.op is Kind.LEAF and child.args[0] in self.linear:
             child = self.linear[child.args[0]]
-        if child.op == "Plus":
-            return self.merge(N("Plus", (self.slice(child.args[0], lo, hi), self.slice(child.args[1], lo, hi)),
+        if child.op is PLUS:
+            return self.merge(N(PLUS, (self.slice(child.args[0], lo, hi), self.slice(child.args[1], lo, hi)),
                                 (hi - lo,)))
-        if child.op == "Gemm":
-            return N("Gemm", (child.args[0], child.args[1].rows_of_output(lo, hi)), (hi - lo,))
-        if child.op == "GemmSum":
-            return N("GemmSum", tuple((u, b.rows_of_output(lo, hi)) for u, b in child.args), (hi - lo,))
-        if child.op == "Concat":
+        if child.op is Kind.GEMM:
+            return N(Kind.GEMM, (child.args[0], child.args[1].rows_of_output(lo, hi)), (hi - lo,))
+        if child.op is Kind.GEMM_SUM:
+            return N(Kind.GEMM_SUM, tuple((u, b.rows_of_output(lo, hi)) for u, b in child.args), (hi - lo,))
+        if child.op is CONCAT:
             n_a = child.args[0].shape[0]
             if sp.simplify(lo) == 0 and sp.simplify(hi - n_a) == 0:
                 return child.args[0]
             if sp.simplify(lo - n_a) == 0 and sp.simplify(hi - n_a - child.args[1].shape[0]) == 0:
                 return child.args[1]
-        return N("Slice", (child, sp.sympify(lo), sp.sympify(hi)), (hi - lo,))
+        return N(SLICE, (child, sp.sympify(lo), sp.sympify(hi)), (hi - lo,))
 
     def merge(self, node: N) -> N:
         """A sum's parameter products (those the forward pass did not already compute) as one GemmSum."""
         terms = _split_terms(node)
-        linear = [t for t in terms if t.op in ("Gemm", "GemmSum") and t not in self.keep]
-        if not linear or (len(linear) == 1 and linear[0].op == "GemmSum"):
+        linear = [t for t in terms if t.op in PRODUCTS and t not in self.keep]
+        if not linear or (len(linear) == 1 and linear[0].op is Kind.GEMM_SUM):
             return node
         pairs = []
         for t in linear:
-            pairs += [(t.args[0], t.args[1])] if t.op == "Gemm" else list(t.args)
+            pairs += [(t.args[0], t.args[1])] if t.op is Kind.GEMM else list(t.args)
         rest = [t for t in terms if t not in linear]
-        return _plus([N("GemmSum", tuple(pairs), node.shape)] + rest, node.shape)
+        return _plus([N(Kind.GEMM_SUM, tuple(pairs), node.shape)] + rest, node.shape)
 
     def shapes_of(self, expr):
         return infer_shape(expr, self.shapes)
 
 
 def _is_linear(node: N) -> bool:
-    return node.op in ("Gemm", "GemmSum") or (node.op == "Plus" and all(_is_linear(a) for a in node.args))
+    return node.op in PRODUCTS or (node.op is PLUS and all(_is_linear(a) for a in node.args))
 
 
 # --- scalar code: SymPy's printer, numbers in the kernel's dtype --------------------------------------------
@@ -249,7 +276,7 @@ class _ScalarPrinter(NumPyPrinter):
 
     def __init__(self, dtype: str, reads: dict):
         super().__init__({"fully_qualified_modules": False, "inline": True})
-        self.dtype, self.reads = dtype, reads
+        self.dtype, self.reads, self.calls = dtype, reads, _calls()
 
     def _num(self, value) -> str:
         return f"np.{self.dtype}({float(value)!r})"
@@ -271,21 +298,25 @@ class _ScalarPrinter(NumPyPrinter):
             return f"({self._num(1)} / (" + " * ".join([b] * int(-n)) + "))"
         if n == sp.S.Half:
             return f"np.sqrt({self._print(base)})"
+        if n == -sp.S.Half:
+            return f"({self._num(1)} / np.sqrt({self._print(base)}))"
         return f"{b} ** {self._num(n)}"
 
-    def _print_Function(self, e):
-        name = type(e).__name__
-        if name in ("log", "sin", "cos", "sqrt", "tan", "sinh", "cosh", "arctan"):
-            return f"np.{name}({', '.join(self._print(a) for a in e.args)})"
-        raise SpecError(f"the kernel generator has no scalar code for {name}()")
+    def _print(self, expr, **kwargs):
+        """A scalar function prints as the kernel call of the op whose scalar form it is (`Kernel.call`,
+        gategraph.ops), and only so: SymPy's own names for functions are not the generated module's."""
+        call = self.calls.get(type(expr))
+        if call is not None:
+            return call.format(*(self._print(a) for a in expr.args))
+        if isinstance(expr, sp.Function):
+            raise SpecError(f"the kernel generator has no scalar code for {type(expr).__name__}(): give the op "
+                            "whose scalar form it is a kernel call (`call=`) in gategraph/ops.py")
+        return super()._print(expr, **kwargs)
 
-    _print_log = _print_sin = _print_cos = _print_Function
 
-
-# scalar functions the generated module defines itself (vectorizable arithmetic, see _math)
-HELPERS = {"sigma": "_sigmoid", "step": "_step", "relu": "_relu", "exp": "_exp", "tanh": "_tanh"}
-for _name, _helper in HELPERS.items():
-    setattr(_ScalarPrinter, f"_print_{_name}", lambda self, e, h=_helper: f"{h}({self._print(e.args[0])})")
+def _calls() -> dict:
+    """Scalar SymPy function -> the kernel's call template, from the op table (`"_sigmoid({0})"`)."""
+    return {op.scalar: op.kernel.call for op in OPS.values() if op.kernel.strategy is Strategy.CALL}
 
 
 # --- the emitter: loops, GEMMs and buffers ------------------------------------------------------------------
@@ -392,31 +423,34 @@ class Emitter:
     # -- scalars -----------------------------------------------------------------------------------------------
     def scalar(self, node: N, idx: tuple, reads: dict):
         """The SymPy scalar of `node` at `idx`; each array read becomes a placeholder symbol in `reads`."""
-        if node.op == "num":
+        if node.op is Kind.NUM:
             return node.args[0]
-        if node.op in ("leaf", "size") or node in self.memo:
-            store = self.memo.get(node) or self.stores.get(node.args[0]) or Store(node.args[0], "size")
-            text = store.read(idx, self.dtype)
-            for s, t in reads.items():
-                if t == text:
-                    return s
-            s = sp.Symbol(f"_r{len(reads)}", real=True)
-            reads[s] = text
-            return s
+        if node in self.memo:
+            return self.placeholder(self.memo[node].read(idx, self.dtype), reads)
+        if node.op is Kind.LEAF:
+            return self.placeholder(self.stores[node.args[0]].read(idx, self.dtype), reads)
+        if node.op is Kind.SIZE:
+            return self.placeholder(Store(_py(node.args[0]), "size").read(idx, self.dtype), reads)
         op = node.op
-        if op in OPS and OPS[op].kind == "pointwise":
-            return OPS[op].scalar(*[self.scalar(a, idx if len(a.shape) == len(idx) else (), reads)
-                                    for a in node.args])
-        if op == "Slice":
-            child, lo, _ = node.args
-            return self.scalar(child, idx[:-1] + (idx[-1] + lo,), reads)
-        if op == "Outer":
-            return self.scalar(node.args[0], idx[:1], reads) * self.scalar(node.args[1], idx[1:], reads)
-        if op == "RowPlus":
-            return self.scalar(node.args[0], idx, reads) + self.scalar(node.args[1], idx[1:], reads)
-        if op == "Transpose":
-            return self.scalar(node.args[0], idx[::-1], reads)
-        raise SpecError(f"internal: {op} reached the elementwise printer before it was computed")
+
+        def at(k, i):
+            return self.scalar(node.args[k], i, reads)
+
+        if op.kind == "pointwise":  # a scalar argument broadcasts
+            return op.scalar(*[at(k, idx if len(a.shape) == len(idx) else ()) for k, a in enumerate(node.args)])
+        if op.kernel.strategy is Strategy.ENTRYWISE:
+            return op.kernel.rule(at, idx, *node.args[len(node.args) - op.sizes:])
+        raise SpecError(f"internal: {op.name} reached the elementwise printer before it was computed")
+
+    @staticmethod
+    def placeholder(text: str, reads: dict) -> sp.Symbol:
+        """The symbol standing for the array read `text` in a scalar expression (one per distinct read)."""
+        for s, t in reads.items():
+            if t == text:
+                return s
+        s = sp.Symbol(f"_r{len(reads)}", real=True)
+        reads[s] = text
+        return s
 
     def printed(self, exprs: list, reads: dict) -> list:
         """Emit the common subexpressions of `exprs` as locals; return the printed reduced forms. The base of
@@ -459,59 +493,74 @@ class Emitter:
 
     def into(self, store: Store, node: N, op: str = "="):
         """store[...] (op) node[...]; a product of parameters lands in the store straight from its GEMM."""
-        if self.direct and op == "=" and node.op in ("Gemm", "GemmSum") and node not in self.memo:
+        if self.direct and op == "=" and node.op in PRODUCTS and node not in self.memo:
             target = self.contiguous(store, node.shape[0]) if len(node.shape) == 1 else None
             if target is not None:
                 return self.gemm(node, target)
-        if op == "=" and node.op in ("MatMul", "Dot", "Sum", "ColSum", "Softmax") and node not in self.memo:
+        loops = self.loops(node)
+        if op == "=" and loops is not None and node not in self.memo:
             for c in node.children:
                 self.prepare(c)
-            return (self.softmax if node.op == "Softmax" else self.contraction)(node, store)
+            return loops(node, store)
         self.elementwise(node, lambda idx: store.read(idx, self.dtype), op)
 
     # -- what needs its own loops or a GEMM --------------------------------------------------------------------
+    def loops(self, node: N):
+        """The method that computes `node` with loops of its own (a contraction, a softmax), or None for a node
+        that is elementwise, a product of parameters, or read as it is."""
+        if not isinstance(node.op, Op):
+            return None
+        return {Strategy.CONTRACTION: self.contraction, Strategy.GEMM: self.contraction,
+                Strategy.SOFTMAX: self.softmax}.get(node.op.kernel.strategy)
+
     def prepare(self, node: N):
         """Compute, ahead of an elementwise loop, each part of `node` that is not elementwise."""
-        if node in self.memo or node.op in ("leaf", "num", "size"):
+        if node in self.memo or node.op in NAMED:
             return
-        if node.op in ("Gemm", "GemmSum"):
+        if node.op in PRODUCTS:
             return self.gemm(node)
         for c in node.children:
             self.prepare(c)
-        if node.op in ("MatMul", "Dot", "Sum", "ColSum"):
-            self.contraction(node)
-        elif node.op == "Softmax":
-            self.softmax(node)
-        elif node.op == "Concat":
-            store = self.transient("_m", node.shape)
-            a, b = node.args
-            self.into(store, a)
-            self.elementwise(b, lambda idx: store.read((idx[0] + a.shape[0],), self.dtype))
-            self.memo[node] = store
+        if (loops := self.loops(node)) is not None:
+            loops(node)
+        elif node.op.kernel.strategy is Strategy.CONCAT:
+            self.concat(node)
+
+    def concat(self, node: N):
+        """[a, b] into one buffer, b's entries after a's."""
+        store = self.transient("_m", node.shape)
+        a, b = node.args
+        self.into(store, a)
+        self.elementwise(b, lambda idx: store.read((idx[0] + a.shape[0],), self.dtype))
+        self.memo[node] = store
 
     def contraction(self, node: N, store: Store | None = None):
-        """MatMul: out[i(, l)] = Σ_s A[i, s] B[s(, l)]; Dot: Σ_s a[s] b[s]; Sum: Σ_s v[s]; ColSum: Σ_s A[s, k]."""
+        """out[idx] = finish(Σ_s term(idx, s)), the length and the term from the op's kernel rule: MatMul
+        Σ_s A[i, s] B[s(, l)]; Dot Σ_s a[s] b[s]; Sum Σ_s v[s]; ColSum Σ_s A[s, k]; Mean (Σ_s v[s]) / n."""
         store = store or self.transient("_m", node.shape)
-        a, s = node.args[0], sp.Symbol("_s", integer=True)
+        s, kernel = sp.Symbol("_s", integer=True), node.op.kernel
         opened = self.open_batch()
         idx = self.open_units(node.shape)
         reads: dict = {}
-        if node.op == "MatMul":
-            n, term = a.shape[-1], self.scalar(a, idx[:1] + (s,), reads) * self.scalar(node.args[1], (s,) + idx[1:],
-                                                                                        reads)
-        elif node.op == "Dot":
-            n, term = a.shape[0], self.scalar(a, (s,), reads) * self.scalar(node.args[1], (s,), reads)
-        else:
-            n, term = a.shape[0], self.scalar(a, (s,) + idx, reads)
+        n, term = kernel.rule(lambda k, i: self.scalar(node.args[k], i, reads), idx, s, [a.shape for a in node.args])
         self.line(f"_acc = np.{self.dtype}(0.0)")
         self.line(f"for _s in range({_py(n)}):")
         self.depth += 1
         (value,) = self.printed([term], reads)
         self.line(f"_acc += {value}")
         self.depth -= 1
-        self.line(f"{store.read(idx, self.dtype)} = _acc")
+        self.line(f"{store.read(idx, self.dtype)} = {self.finished(kernel, node)}")
         self.depth -= opened + len(idx)
         self.memo[node] = store
+
+    def finished(self, kernel, node: N) -> str:
+        """Source for a contraction's result from its sum `_acc` (a mean divides it by its length)."""
+        if kernel.finish is None:
+            return "_acc"
+        acc = sp.Symbol("_acc", real=True)
+        value = kernel.finish(acc, [a.shape for a in node.args])
+        reads = {acc: "_acc"} | {n: Store(n.name, "size").read((), self.dtype) for n in value.free_symbols - {acc}}
+        return _ScalarPrinter(self.dtype, reads).doprint(value)
 
     def softmax(self, node: N, store: Store | None = None):
         """p = exp(e - max e) / Σ exp(e - max e), one sequence at a time."""
@@ -538,7 +587,7 @@ class Emitter:
     def gemm(self, node: N, target: str | None = None):
         """Σ_g A_g u_g = [u_1, u_2, ...] · [A_1ᵀ; A_2ᵀ; ...], one GEMM over the batch (over all steps in
         "all" mode), into `target` (source of a contiguous array) or a new buffer."""
-        terms = node.args if node.op == "GemmSum" else ((node.args[0], node.args[1]),)
+        terms = node.args if node.op is Kind.GEMM_SUM else ((node.args[0], node.args[1]),)
         S = self.stack([b for _, b in terms], axis=0)
         U = self.side_by_side([u for u, _ in terms])
         if target is None:
@@ -583,7 +632,7 @@ class Emitter:
             return self.contiguous(Store(buf, "seq"), width)
         if len(us) == 1:
             u = us[0]
-            store = self.memo.get(u) or (self.stores.get(u.args[0]) if u.op == "leaf" else None)
+            store = self.memo.get(u) or (self.stores.get(u.args[0]) if u.op is Kind.LEAF else None)
             if store is not None and (src := self.contiguous(store, u.shape[0])) is not None:
                 return src
         width = _sum(u.shape[0] for u in us)
@@ -619,7 +668,7 @@ class _ForwardEmitter(Emitter):
             self.line(f"np.dot({self.side_by_side([v])}, {S}, {P})")
             kind = "flat"
         else:
-            if v.op != "leaf" and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for the weight gradient
+            if v.op is not Kind.LEAF and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for the weight gradient
                 store = Store(self.fresh("_v"), "seq")
                 self.alloc(store.buf, [T_, B_, v.shape[0]])
                 self.into(store, v)
@@ -646,7 +695,7 @@ def _uses(expr, name: str, under_slice=False):
     op = op_of(expr)
     out = []
     for k, a in enumerate(expr.args):
-        out += _uses(a, name, op is not None and op.name == "Slice" and k == 0)
+        out += _uses(a, name, op is SLICE and k == 0)
     return out
 
 
@@ -804,7 +853,7 @@ class _Lowering:
         conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=False)
         eqs = [(eq.name, conv(eq.rhs)) for eq in self.cell.equations]
         for node in (n for _, ir in eqs for n in _walk(ir)):
-            if node.op == "Gemm" and node not in fw.groups.get(node.args[0], []):
+            if node.op is Kind.GEMM and node not in fw.groups.get(node.args[0], []):
                 fw.groups.setdefault(node.args[0], []).append(node)
         fixed = set(self.per_step) | set(self.memories) | set(self.params)
         fw.mode = "all"
@@ -898,10 +947,10 @@ class _Lowering:
         into the columns of one buffer; every other adjoint gets its own (T, B, n) buffer."""
         stores, bw, assigned = self.bstores, self.bw, set(self.carry_bufs.values())
         for node in (n for name in loop for n in _walk(self.irs[name])):
-            if node.op != "GemmSum" or len(node.args) < 2:
+            if node.op is not Kind.GEMM_SUM or len(node.args) < 2:
                 continue
             us = tuple(u for u, _ in node.args)
-            names = [u.args[0] if u.op == "leaf" else None for u in us]
+            names = [u.args[0] if u.op is Kind.LEAF else None for u in us]
             if (us in bw.seq_stacks or None in names or len(set(names)) < len(names)
                     or any(n not in loop or n in assigned for n in names)):
                 continue
@@ -926,12 +975,12 @@ class _Lowering:
             acc = Store(f"_g_{p}", "param")
             bw.alloc(acc.buf, list(shapes[p]), "zeros")
             for term in _split_terms(g):
-                if term.op == "Outer" and len(shapes[p]) == 2 and all(len(a.shape) == 1 for a in term.args):
+                if term.op is OUTER and len(shapes[p]) == 2 and all(len(a.shape) == 1 for a in term.args):
                     u, v = term.args
                     whole = Block(p, sp.S.Zero, shapes[p][0], sp.S.Zero, shapes[p][1])
                     for part, block in _split_concat(v, whole):
                         outer.setdefault(part, []).append((block, u))
-                elif term.op == "leaf" and len(term.shape) == 1 and stores[term.args[0]].kind == "seq":
+                elif term.op is Kind.LEAF and len(term.shape) == 1 and stores[term.args[0]].kind == "seq":
                     st = stores[term.args[0]]
                     rows = bw.contiguous(Store(st.buf, "seq", st.shift), st.width or term.shape[0])
                     bw.line(f"_colsum({acc.buf}, {rows}, {_py(st.col)}, {_py(term.shape[0])})")
@@ -966,7 +1015,8 @@ class _Lowering:
             else:  # a memory is read at every step: its gradient is the sum over them
                 acc = Store(f"_g_{d.name}", "batch")
                 bw.alloc(acc.buf, [B_] + list(d.shape), "zeros")
-                bw.elementwise(N("leaf", (bar,), tuple(d.shape)), lambda idx, acc=acc: acc.read(idx, self.dtype), "+=")
+                bw.elementwise(N(Kind.LEAF, (bar,), tuple(d.shape)), lambda idx, acc=acc: acc.read(idx, self.dtype),
+                               "+=")
                 values.append(acc.buf)
         for st in self.states:
             self.returns.append(("state", st.name))
@@ -975,15 +1025,15 @@ class _Lowering:
 
 
 def _substitute(node: N, name: str, value: N) -> N:
-    if node.op == "leaf":
+    if node.op is Kind.LEAF:
         return value if node.args[0] == name else node
-    if node.op == "GemmSum":
-        return N("GemmSum", tuple((_substitute(u, name, value), b) for u, b in node.args), node.shape)
+    if node.op is Kind.GEMM_SUM:
+        return N(Kind.GEMM_SUM, tuple((_substitute(u, name, value), b) for u, b in node.args), node.shape)
     return N(node.op, tuple(_substitute(a, name, value) if isinstance(a, N) else a for a in node.args), node.shape)
 
 
 def _count(node: N, name: str) -> int:
-    return sum(1 for n in _walk(node) if n.op == "leaf" and n.args[0] == name)
+    return sum(1 for n in _walk(node) if n.op is Kind.LEAF and n.args[0] == name)
 
 
 def _inline_single_uses(irs: dict, grad_irs: dict, keep: set):
@@ -991,15 +1041,14 @@ def _inline_single_uses(irs: dict, grad_irs: dict, keep: set):
     and one buffer fewer, the same arithmetic."""
     for name in list(irs):
         ir = irs[name]
-        pointwise = all(n.op in ("leaf", "num", "size") or (n.op in OPS and OPS[n.op].kind == "pointwise")
-                        for n in _walk(ir))
+        pointwise = all(n.op in NAMED or (isinstance(n.op, Op) and n.op.kind == "pointwise") for n in _walk(ir))
         if name in keep or not pointwise:
             continue
         users = [(d, k) for d in (irs, grad_irs) for k, other in d.items() if k != name and _count(other, name)]
         if len(users) != 1 or _count(users[0][0][users[0][1]], name) != 1:
             continue
         d, k = users[0]
-        if any(n.op in ("Gemm", "GemmSum") and any(c.op == "leaf" and c.args[0] == name for c in n.children)
+        if any(n.op in PRODUCTS and any(c.op is Kind.LEAF and c.args[0] == name for c in n.children)
                for n in _walk(d[k])):
             continue  # an operand of a product stays a stored array
         d[k] = _substitute(d[k], name, ir)
@@ -1008,7 +1057,7 @@ def _inline_single_uses(irs: dict, grad_irs: dict, keep: set):
 
 def _split_concat(v: N, block: Block):
     """u [a, b]ᵀ = [u aᵀ, u bᵀ]: the parts of an outer product's right factor, with the columns each fills."""
-    if v.op == "Concat":
+    if v.op is CONCAT:
         a, b = v.args
         n_a = a.shape[0]
         return (_split_concat(a, Block(block.param, block.r0, block.r1, block.c0, block.c0 + n_a))

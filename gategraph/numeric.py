@@ -26,8 +26,9 @@ def value_of(expr, env: dict, exact: bool = False, visit: Callable | None = None
     if expr.is_number:
         return expr if exact else float(expr)
     op = op_of(expr)
-    if op is None:  # a size expression such as H + X
-        return int(expr.subs({s: env[s.name] for s in expr.free_symbols}))
+    if op is None:  # a size expression such as H + X, or 1/H
+        value = expr.subs({s: env[s.name] for s in expr.free_symbols})
+        return value if exact else int(value) if value.is_Integer else float(value)
     args = [value_of(a, env, exact, visit) for a in expr.args]
     if visit is not None:
         visit(expr, args)

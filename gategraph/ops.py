@@ -7,12 +7,15 @@ Every op is one `Op` record, registered with `defop`, holding everything the pip
 - how it differentiates: a pointwise op gives its scalar form in SymPy (`scalar`), and SymPy's `diff`
   does the rest; a structural op (matrix product, concatenation, softmax, ...) gives a vector-level
   VJP rule (`vjp`), one line per argument;
-- how it evaluates on NumPy arrays (float arrays, or object arrays of exact SymPy numbers).
+- how it evaluates on NumPy arrays (float arrays, or object arrays of exact SymPy numbers);
+- how it lowers to a kernel (`Kernel`): the function the generated code calls on one entry, or the
+  strategy of the kernel generator that computes it (a GEMM, a contraction, the softmax loop, ...).
 
 Expressions are SymPy trees whose nodes are `OpNode` subclasses, one per op, built by Python operators
 in the order they are written (`(1 - z) * h` stays `(1 - z) ⊙ h`; SymPy never reorders it).
 
-Adding an op (say `swish`) touches only this file: one `defop` call. The tests parametrize over `OPS`.
+Adding an op (say `swish`) touches only this file: one `pointwise(...)` or `structural(...)` line. The tests
+parametrize over `OPS`.
 
 Imports: sympy, numpy, gategraph.errors.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import sympy as sp
@@ -96,11 +100,77 @@ class relu(sp.Function):
         return step(self.args[0])
 
 
+class sign(sp.Function):
+    """sign(a): 1 for a > 0, -1 for a < 0, 0 at 0 (the derivative of |a|; 0 at a = 0 by convention)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_extended_real and a.is_number:
+            return sp.sign(a)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+
+class absolute(sp.Function):
+    """|a|, with |a|' = sign(a) (SymPy's own Abs differentiates through re and im of a complex symbol)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, a):
+        if a.is_extended_real and a.is_number:
+            return abs(a)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sign(self.args[0])
+
+
+class maximum(sp.Function):
+    """max(a, b), with ∂/∂a = step(a - b) and ∂/∂b = 1 - step(a - b): at a tie the gradient goes to b."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_extended_real and b.is_extended_real and a.is_number and b.is_number:
+            return a if a > b else b
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return step(a - b) if argindex == 1 else 1 - step(a - b)
+
+
+class minimum(sp.Function):
+    """min(a, b), with ∂/∂a = step(b - a) and ∂/∂b = 1 - step(b - a): at a tie the gradient goes to b."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_extended_real and b.is_extended_real and a.is_number and b.is_number:
+            return a if a < b else b
+        return None
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return step(b - a) if argindex == 1 else 1 - step(b - a)
+
+
 # NumPy versions of the scalar functions above, for `sympy.lambdify(expr, modules=[NUMPY_SCALARS, "numpy"])`
 NUMPY_SCALARS = {
     "sigma": lambda a: 1 / (1 + np.exp(-a)),
     "step": lambda a: (a > 0) * 1.0,
     "relu": lambda a: np.maximum(a, 0),
+    "sign": np.sign,
+    "absolute": np.abs,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
 }
 
 
@@ -139,9 +209,10 @@ class VecOps:
         return Scale(_as_arg(other), self) if _is_number(other) else Hadamard(other, self)
 
     def __truediv__(self, other):
-        if not _is_number(other):
-            raise TypeError("only division by a number is defined for vector expressions")
-        return Scale(1 / sp.sympify(other), self)
+        return Scale(1 / sp.sympify(other), self) if _is_number(other) else Divide(self, other)
+
+    def __rtruediv__(self, other):
+        return Divide(_as_arg(other), self)
 
     def __neg__(self):
         return Scale(sp.S.NegativeOne, self)
@@ -178,7 +249,41 @@ class OpNode(VecOps, sp.Function):
 # --- the op record and the registry ---------------------------------------------------------------
 
 
+class Strategy(Enum):
+    """How the kernel generator (gategraph.lower) computes an op."""
+
+    ARITHMETIC = "arithmetic"  # pointwise: SymPy's printer writes the scalar form (+, -, ⊙, ², /, √)
+    CALL = "call"  # pointwise: one function call per entry, `Kernel.call`
+    ENTRYWISE = "entrywise"  # each entry is made of entries of the arguments: `Kernel.rule(at, idx, *sizes)`
+    CONTRACTION = "contraction"  # out[idx] = finish(Σ_s term), a loop per entry: `Kernel.rule`, `Kernel.finish`
+    GEMM = "gemm"  # a BLAS GEMM when the matrix is a parameter, else a contraction (`Kernel.rule`)
+    SOFTMAX = "softmax"  # the max-shifted exponentials and their sum, one vector per sequence
+    CONCAT = "concat"  # the parts written side by side into one buffer
+
+
 @dataclass(frozen=True)
+class Kernel:
+    """An op's kernel form.
+
+    call: CALL only: the generated code's call on one entry, a template over the printed arguments
+        (`"_sigmoid({0})"`: gategraph.lower defines `_sigmoid`, `_tanh`, `_exp`, `_step`, `_relu`; NumPy's
+        and Python's own scalar functions need nothing defined).
+    rule: ENTRYWISE: `rule(at, idx, *sizes)` -> the SymPy scalar of the result at `idx`, where `at(k, i)` is
+        the scalar of argument k at index `i` (a tuple of index symbols or expressions);
+        CONTRACTION, GEMM: `rule(at, idx, s, shapes)` -> (the length of the sum, its term at summation index s).
+    finish: CONTRACTION: the result from the accumulated sum, `finish(acc, shapes)` (a mean divides it).
+    """
+
+    strategy: Strategy
+    call: str = ""
+    rule: Callable | None = None
+    finish: Callable | None = None
+
+
+ARITHMETIC = Kernel(Strategy.ARITHMETIC)
+
+
+@dataclass(frozen=True, eq=False)  # an op is itself: compared and hashed by identity
 class Op:
     """Everything the pipeline needs from one op.
 
@@ -191,6 +296,10 @@ class Op:
     vjp: structural ops: (bar, out, args, shapes) -> one adjoint expression per argument (None: no flow).
     numpy: evaluation on NumPy arrays (float, or object arrays of SymPy numbers for exact arithmetic).
     glyph: the op's mark in a drawn graph.
+    kernel: how the kernel generator computes it (`Kernel`; None: it cannot, and says so at `compile`).
+    sizes: how many of the last arguments are sizes (a slice's bounds, a length), not values.
+    positive: defined for positive arguments only (log, √, a divisor): tests draw them there.
+    latex_arg_prec: `arg_prec` for the LaTeX template where it differs (a fraction needs no parentheses).
     """
 
     name: str
@@ -206,6 +315,10 @@ class Op:
     vjp: Callable | None = None
     doc: str = ""
     glyph: str = ""  # the op's mark in a graph node: σ, ⊙, +, ...
+    kernel: Kernel = ARITHMETIC
+    sizes: int = 0
+    positive: bool = False
+    latex_arg_prec: tuple | None = None
 
     @property
     def node(self) -> type[OpNode]:
@@ -325,6 +438,17 @@ def _slice_shape(a, start, stop):
     return (stop - start,)
 
 
+def _mean_shape(a):
+    _vectors("Mean", a)
+    return ()
+
+
+def _fill_shape(s, n):
+    if s != ():
+        raise ShapeError(f"Fill needs a scalar, got {fmt_shape(s)}")
+    return (n,)
+
+
 # --- numeric evaluation (float arrays, or object arrays of exact SymPy numbers) ------------------
 
 
@@ -345,30 +469,59 @@ def _slice(a, start, stop):
     return a[int(start) : int(stop)]
 
 
+def _fill(s, n):
+    return np.repeat(np.asarray(s)[None], int(n))  # keeps exact SymPy numbers as objects
+
+
+# --- kernel forms of the structural ops: the SymPy scalar of one entry, `at(k, i)` reading argument k ------
+
+
+def _matmul_entry(at, i, s, shapes):
+    return shapes[0][-1], at(0, i[:1] + (s,)) * at(1, (s,) + i[1:])
+
+
+def _dot_entry(at, i, s, shapes):
+    return shapes[0][0], at(0, (s,)) * at(1, (s,))
+
+
+def _sum_entry(at, i, s, shapes):  # Σ_s v[s]; Σ_s A[s, k] for the column sums
+    return shapes[0][0], at(0, (s,) + i)
+
+
+def _slice_entry(at, i, start, stop):
+    return at(0, i[:-1] + (i[-1] + start,))
+
+
 # --- the ops ----------------------------------------------------------------------------------------
 
 FUNC, ATOM, PROD, MUL, ADD = 100, 100, 30, 20, 10  # binding strengths of printed forms
 
 
-def pointwise(name, arity, latex, text, glyph, scalar, numpy, prec=FUNC, arg_prec=None, doc=""):
-    """Register an elementwise op: its scalar SymPy form gives its derivative through `sp.diff`."""
+def pointwise(name, arity, latex, text, glyph, scalar, numpy, prec=FUNC, arg_prec=None, doc="", call="",
+              positive=False, latex_arg_prec=None):
+    """Register an elementwise op: its scalar SymPy form gives its derivative through `sp.diff`. `call`: the
+    kernel's call on one entry (`"np.log({0})"`) when the scalar form is a function SymPy does not print
+    as arithmetic."""
+    kernel = Kernel(Strategy.CALL, call=call) if call else ARITHMETIC
     return defop(Op(name, arity, latex, text, prec, arg_prec or (0,) * arity, _pointwise_shape(name),
-                    "pointwise", numpy, scalar=scalar, glyph=glyph, doc=doc))
+                    "pointwise", numpy, scalar=scalar, glyph=glyph, doc=doc, kernel=kernel, positive=positive,
+                    latex_arg_prec=latex_arg_prec))
 
 
-def structural(name, arity, latex, text, glyph, shape, kind, numpy, vjp=None, prec=FUNC, arg_prec=None, doc=""):
+def structural(name, arity, latex, text, glyph, shape, kind, numpy, vjp=None, prec=FUNC, arg_prec=None, doc="",
+               kernel=None, sizes=0, latex_arg_prec=None):
     """Register an op that mixes units (a product, a concatenation, a softmax): it brings its own VJP rule,
-    `vjp(bar, out, args, shapes)` -> one adjoint expression per argument."""
+    `vjp(bar, out, args, shapes)` -> one adjoint expression per argument, and its kernel form."""
     return defop(Op(name, arity, latex, text, prec, arg_prec or (0,) * arity, shape, kind, numpy,
-                    vjp=vjp, glyph=glyph, doc=doc))
+                    vjp=vjp, glyph=glyph, doc=doc, kernel=kernel, sizes=sizes, latex_arg_prec=latex_arg_prec))
 
 
-# elementwise: name, arity, LaTeX, text, glyph, scalar form, NumPy
-Sigmoid = pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", "σ", sigma, _sigmoid, doc="σ(a)")
-Tanh = pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", "tanh", sp.tanh, np.tanh, doc="tanh(a)")
+# elementwise: name, arity, LaTeX, text, glyph, scalar form, NumPy (, the kernel's call)
+Sigmoid = pointwise("Sigmoid", 1, r"\sigma({0})", "σ({0})", "σ", sigma, _sigmoid, doc="σ(a)", call="_sigmoid({0})")
+Tanh = pointwise("Tanh", 1, r"\tanh({0})", "tanh({0})", "tanh", sp.tanh, np.tanh, doc="tanh(a)", call="_tanh({0})")
 Relu = pointwise("Relu", 1, r"\operatorname{{ReLU}}({0})", "ReLU({0})", "ReLU", relu, lambda a: np.maximum(a, 0),
-                 doc="max(0, a)")
-Exp = pointwise("Exp", 1, r"\exp({0})", "exp({0})", "exp", sp.exp, np.exp, doc="e^a")
+                 doc="max(0, a)", call="_relu({0})")
+Exp = pointwise("Exp", 1, r"\exp({0})", "exp({0})", "exp", sp.exp, np.exp, doc="e^a", call="_exp({0})")
 Hadamard = pointwise("Hadamard", 2, r"{0} \odot {1}", "{0} ⊙ {1}", "⊙", lambda a, b: a * b, np.multiply,
                      MUL, (MUL, MUL), doc="a ⊙ b, the elementwise product (associative: no parentheses)")
 Plus = pointwise("Plus", 2, "{0} + {1}", "{0} + {1}", "+", lambda a, b: a + b, np.add,
@@ -378,9 +531,24 @@ Minus = pointwise("Minus", 2, "{0} - {1}", "{0} - {1}", "−", lambda a, b: a - 
 Square = pointwise("Square", 1, "{0}^2", "{0}²", "²", lambda a: a**2, np.square, FUNC, (ATOM,),
                    doc="a², elementwise (tanh' = 1 - tanh²)")
 Step = pointwise("Step", 1, r"\mathbb{{1}}[{0} > 0]", "1[{0} > 0]", "1[>0]", step, lambda a: (a > 0).astype(float),
-                 doc="1 where a > 0, else 0 (the derivative of ReLU)")
+                 doc="1 where a > 0, else 0 (the derivative of ReLU)", call="_step({0})")
 Scale = pointwise("Scale", 2, "{0} {1}", "{0} {1}", "×", lambda c, a: c * a, np.multiply,
                   MUL, (FUNC, MUL + 1), doc="c a, a vector scaled by a scalar")
+Divide = pointwise("Divide", 2, r"\frac{{{0}}}{{{1}}}", "{0} / {1}", "÷", lambda a, b: a / b, np.divide,
+                   MUL, (MUL, MUL + 1), doc="a / b, elementwise (a scalar broadcasts)", positive=True,
+                   latex_arg_prec=(0, 0))
+Sqrt = pointwise("Sqrt", 1, r"\sqrt{{{0}}}", "√({0})", "√", sp.sqrt, np.sqrt, doc="√a, elementwise (a > 0)",
+                 positive=True, latex_arg_prec=(0,))  # a power: SymPy's printer writes np.sqrt
+Log = pointwise("Log", 1, r"\log({0})", "log({0})", "log", sp.log, np.log, doc="ln a, elementwise (a > 0)",
+                call="np.log({0})", positive=True)
+Abs = pointwise("Abs", 1, r"\lvert {0} \rvert", "|{0}|", "|·|", absolute, np.abs, doc="|a|, elementwise",
+                call="abs({0})")
+Sign = pointwise("Sign", 1, r"\operatorname{{sign}}({0})", "sign({0})", "sign", sign, np.sign,
+                 doc="-1, 0 or 1 as a < 0, = 0, > 0 (the derivative of |a|)", call="np.sign({0})")
+Maximum = pointwise("Maximum", 2, r"\max({0}, {1})", "max({0}, {1})", "max", maximum, np.maximum,
+                    doc="max(a, b), elementwise", call="max({0}, {1})")
+Minimum = pointwise("Minimum", 2, r"\min({0}, {1})", "min({0}, {1})", "min", minimum, np.minimum,
+                    doc="min(a, b), elementwise", call="min({0}, {1})")
 
 
 # structural: name, arity, LaTeX, text, glyph, shape rule, kind, NumPy, VJP rule (bar, out, args, shapes)
@@ -408,29 +576,48 @@ def _concat_vjp(bar, out, args, shapes):
 
 
 MatMul = structural("MatMul", 2, r"{0} \cdot {1}", "{0} · {1}", "·", _matmul_shape, "affine",
-                    lambda A, B: A @ B, _matmul_vjp, PROD, (FUNC, PROD), doc="A · v or A · B")
+                    lambda A, B: A @ B, _matmul_vjp, PROD, (FUNC, PROD), doc="A · v or A · B",
+                    kernel=Kernel(Strategy.GEMM, rule=_matmul_entry))
 Transpose = structural("Transpose", 1, r"{0}^\top", "{0}ᵀ", "ᵀ", _transpose_shape, "affine",
-                       lambda A: A.T, lambda bar, out, args, shapes: (transposed(bar),), arg_prec=(FUNC,), doc="Aᵀ")
+                       lambda A: A.T, lambda bar, out, args, shapes: (transposed(bar),), arg_prec=(FUNC,), doc="Aᵀ",
+                       kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i: at(0, i[::-1])))
 Concat = structural("Concat", 2, "[{0}, {1}]", "[{0}, {1}]", "[ , ]", _concat_shape, "affine",
-                    lambda a, b: np.concatenate([a, b]), _concat_vjp, doc="[a, b], two vectors stacked")
+                    lambda a, b: np.concatenate([a, b]), _concat_vjp, doc="[a, b], two vectors stacked",
+                    kernel=Kernel(Strategy.CONCAT))
 Slice = structural("Slice", 3, "[{0}]_{{{1}:{2}}}", "{0}[{1}:{2}]", "[:]", _slice_shape, "affine",
-                   _slice, doc="v[start:stop], the part of a concatenation's adjoint that goes to one operand")
+                   _slice, doc="v[start:stop], the part of a concatenation's adjoint that goes to one operand",
+                   kernel=Kernel(Strategy.ENTRYWISE, rule=_slice_entry), sizes=2)
 Outer = structural("Outer", 2, r"{0} {1}^\top", "{0} {1}ᵀ", "⊗", _outer_shape, "affine", np.outer,
                    lambda bar, out, args, shapes: (MatMul(bar, args[1]), MatMul(transposed(bar), args[0])),
-                   PROD, (FUNC, FUNC), doc="a bᵀ, the gradient of the matrix in a matrix-vector product")
+                   PROD, (FUNC, FUNC), doc="a bᵀ, the gradient of the matrix in a matrix-vector product",
+                   kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i: at(0, i[:1]) * at(1, i[1:])))
 Dot = structural("Dot", 2, r"{0}^\top {1}", "{0}ᵀ {1}", "·ᵀ", _dot_shape, "reduction", lambda a, b: a @ b,
                  lambda bar, out, args, shapes: (Scale(bar, args[1]), Scale(bar, args[0])),
-                 PROD, (FUNC, PROD + 1), doc="aᵀ b")
+                 PROD, (FUNC, PROD + 1), doc="aᵀ b", kernel=Kernel(Strategy.CONTRACTION, rule=_dot_entry))
 Softmax = structural("Softmax", 1, r"\operatorname{{softmax}}({0})", "softmax({0})", "softmax", _softmax_shape,
                      "reduction", _softmax,
                      lambda bar, out, args, shapes: (Hadamard(out, Minus(bar, Dot(out, bar))),),
-                     doc="e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄)")
+                     doc="e^{s_i} / Σ_j e^{s_j}; its VJP is p ⊙ (p̄ - pᵀ p̄)", kernel=Kernel(Strategy.SOFTMAX))
 RowPlus = structural("RowPlus", 2, r"{0} + \mathbf{{1}} {1}^\top", "{0} + 1 {1}ᵀ", "+ 1ᵀ", _rowplus_shape,
                      "affine", lambda A, v: A + v[None, :], lambda bar, out, args, shapes: (bar, ColSum(bar)),
-                     ADD, (ADD, FUNC), doc="A + 1 vᵀ, v added to every row of A (additive attention)")
+                     ADD, (ADD, FUNC), doc="A + 1 vᵀ, v added to every row of A (additive attention)",
+                     kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i: at(0, i) + at(1, i[1:])))
 ColSum = structural("ColSum", 1, r"{0}^\top \mathbf{{1}}", "{0}ᵀ 1", "Σ rows", _colsum_shape, "reduction",
                     lambda A: A.sum(axis=0), prec=PROD, arg_prec=(FUNC,),
-                    doc="Aᵀ 1, the sums of A's columns, as a column (the adjoint of RowPlus)")
+                    doc="Aᵀ 1, the sums of A's columns, as a column (the adjoint of RowPlus)",
+                    kernel=Kernel(Strategy.CONTRACTION, rule=_sum_entry))
+Fill = structural("Fill", 2, r"{0} \mathbf{{1}}_{{{1}}}", "{0} 1_{1}", "1_n", _fill_shape, "affine", _fill,
+                  lambda bar, out, args, shapes: (Sum(bar), None), PROD, (FUNC, ATOM),
+                  doc="s 1_n, a scalar repeated n times (what the adjoint of a sum sends to every entry)",
+                  kernel=Kernel(Strategy.ENTRYWISE, rule=lambda at, i, n: at(0, ())), sizes=1,
+                  latex_arg_prec=(MUL, ATOM))  # a fraction before 1_n needs no parentheses
 Sum = structural("Sum", 1, r"\mathbf{{1}}^\top {0}", "1ᵀ {0}", "Σ", lambda a: _sum_shape(a), "reduction",
-                 lambda a: a.sum(), prec=PROD, arg_prec=(PROD + 1,),
-                 doc="1ᵀ v, the sum of a vector's entries (what a scalar broadcast over a vector gets back)")
+                 lambda a: a.sum(), lambda bar, out, args, shapes: (Fill(bar, shapes[0][0]),),
+                 prec=PROD, arg_prec=(PROD + 1,),
+                 doc="1ᵀ v, the sum of a vector's entries (what a scalar broadcast over a vector gets back)",
+                 kernel=Kernel(Strategy.CONTRACTION, rule=_sum_entry))
+Mean = structural("Mean", 1, r"\operatorname{{mean}}({0})", "mean({0})", "mean", _mean_shape, "reduction",
+                  lambda a: a.sum() / a.shape[0],
+                  lambda bar, out, args, shapes: (Fill(Divide(bar, shapes[0][0]), shapes[0][0]),),
+                  doc="(1/n) 1ᵀ v, the mean of a vector's n entries (LayerNorm's centre and variance)",
+                  kernel=Kernel(Strategy.CONTRACTION, rule=_sum_entry, finish=lambda acc, shapes: acc / shapes[0][0]))

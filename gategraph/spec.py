@@ -276,16 +276,21 @@ def infer_shape(expr, shapes: dict) -> Shape:
     """The shape of an expression from the shapes of its symbols and the ops' shape rules."""
     if isinstance(expr, Var):
         return shapes[expr.name]
+    if expr.is_number or is_size(expr):
+        return ()
     if isinstance(expr, sp.Symbol):
         raise ShapeError(f"{expr} is a plain SymPy symbol: declare it with CellBuilder.input/state/param")
-    if expr.is_number:
-        return ()
     op = op_of(expr)
     if op is None:
         raise ShapeError(f"{expr} is not built from gategraph ops (use sigmoid, tanh, @, concat, ...)")
-    if op.name == "Slice":
-        return op.shape(infer_shape(expr.args[0], shapes), *expr.args[1:])
-    return op.shape(*(infer_shape(a, shapes) for a in expr.args))
+    values = len(expr.args) - op.sizes  # the last `op.sizes` arguments are sizes, passed as they are
+    return op.shape(*(infer_shape(a, shapes) for a in expr.args[:values]), *expr.args[values:])
+
+
+def is_size(expr) -> bool:
+    """A size or an expression in sizes (H, H + X, 1/H): a number as far as shapes go."""
+    return (op_of(expr) is None and bool(expr.free_symbols)
+            and all(not isinstance(s, Var) and s.is_integer and s.is_positive for s in expr.free_symbols))
 
 
 class CellBuilder:
@@ -349,10 +354,13 @@ class CellBuilder:
                     tuple(self._equations), outputs, self.doc)
 
 
-# user-facing lowercase spellings of the ops, as a cell is written on a slide
+# user-facing lowercase spellings of the ops, as a cell is written on a slide (a / b is Python's own `/`)
 sigmoid, tanh, relu, exp = NODES["Sigmoid"], NODES["Tanh"], NODES["Relu"], NODES["Exp"]
 concat, softmax, dot, transpose = NODES["Concat"], NODES["Softmax"], NODES["Dot"], NODES["Transpose"]
 rowplus = NODES["RowPlus"]
+sqrt, log, absolute, maximum, minimum = NODES["Sqrt"], NODES["Log"], NODES["Abs"], NODES["Maximum"], NODES["Minimum"]
+mean = NODES["Mean"]
 
-__all__ = ["Cell", "CellBuilder", "Decl", "Equation", "OpNode", "State", "Var", "concat", "dot", "exp",
-           "infer_shape", "relu", "rowplus", "sigmoid", "softmax", "tanh", "transpose"]
+__all__ = ["Cell", "CellBuilder", "Decl", "Equation", "OpNode", "State", "Var", "absolute", "concat", "dot", "exp",
+           "infer_shape", "log", "maximum", "mean", "minimum", "relu", "rowplus", "sigmoid", "softmax", "sqrt",
+           "tanh", "transpose"]

@@ -108,7 +108,8 @@ class _Notation:
             bounds = f"{self._print(start)}:{self._print(stop)}"
             return f"[{inner}]_{{{bounds}}}" if self.style == "latex" else f"{inner}[{bounds}]"
         template = op.latex if self.style == "latex" else op.text
-        parts = [self._wrap(a, op.arg_prec[i]) for i, a in enumerate(expr.args)]
+        need = op.latex_arg_prec if self.style == "latex" and op.latex_arg_prec else op.arg_prec
+        parts = [self._wrap(a, need[i]) for i, a in enumerate(expr.args)]
         return template.format(*parts)
 
     def _wrap(self, arg, need):

@@ -1,11 +1,14 @@
-"""Adding an op touches one file: one `pointwise(...)` line, and the op works in every view at once."""
+"""Adding an op touches one file: one `pointwise(...)` line, and the op works in every view at once, the kernels
+included."""
 
 import numpy as np
 import pytest
 import sympy as sp
 
 from gategraph import CellBuilder, concat
+from gategraph.errors import SpecError
 from gategraph.graph import forward
+from gategraph.lower import lower
 from gategraph.ops import NODES, OPS, pointwise, sigma
 from gategraph.renderers.latex import equations
 from gategraph.worked import evaluate
@@ -33,3 +36,35 @@ def test_a_new_op_prints_draws_and_evaluates(swish):
     assert ev.floats("h")[0] == pytest.approx(2 / (1 + np.exp(-2)))
     a = sp.Symbol("a")
     assert sp.diff(OPS["Swish"].scalar(a), a) == sigma(a) + a * sigma(a) * (1 - sigma(a))
+
+
+def _one_op_cell(node):
+    b = CellBuilder("one_op")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W = b.param("W", (H, H + X))
+    b.let("h", node(W @ concat(h, x)))
+    return b.cell()
+
+
+def test_a_new_op_lowers_to_kernels_from_its_table_entry(swish):
+    """Swish's scalar form is arithmetic and σ: the kernel calls the σ it already has."""
+    source = lower(_one_op_cell(swish), "float32").source.split("def forward(")[1]
+    assert "_sigmoid(" in source
+
+
+def test_a_new_op_with_a_function_of_its_own_brings_its_kernel_call():
+    """arctan is no op's scalar form until an op says how the kernel computes it: the kernel generator asks for
+    exactly that, then prints the call the op gives (the derivative 1 / (1 + a²) needs no call)."""
+    args = (r"\arctan({0})", "arctan({0})", "atan", sp.atan, np.arctan)
+    arctan = pointwise("Arctan", 1, *args, doc="arctan a")
+    try:
+        with pytest.raises(SpecError, match=r"no scalar code for atan\(\).*call="):
+            lower(_one_op_cell(arctan), "float64")
+    finally:
+        del OPS["Arctan"], NODES["Arctan"]
+    arctan = pointwise("Arctan", 1, *args, doc="arctan a", call="np.arctan({0})")
+    try:
+        assert "np.arctan(" in lower(_one_op_cell(arctan), "float64").source.split("def forward(")[1]
+    finally:
+        del OPS["Arctan"], NODES["Arctan"]

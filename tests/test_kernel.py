@@ -9,15 +9,19 @@ import sys
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from gategraph import cells, interop
 from gategraph.derive import derive
 from gategraph.errors import ShapeError, SpecError, ValueInputError
 from gategraph.kernel import compile
+from gategraph.lower import lower
+from gategraph.ops import OPS, Strategy
 from gategraph.reference import backward as ref_backward
 from gategraph.reference import forward as ref_forward
 from gategraph.spec import CellBuilder
 from tests.conftest import ROOT
+from tests.op_cells import every_op_cell, forward_ops, layernorm_rnn, op_cell
 
 X, H, T, B = 3, 4, 5, 3
 RECURRENT = ["lstm", "peephole_lstm", "gru", "gru_reset_after", "rnn"]
@@ -100,7 +104,10 @@ def test_attention_kernels_agree_with_the_reference(score):
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_gradients_match_finite_differences(name):
     """L = Σ dout ⊙ h + Σ dfin ⊙ final: every parameter entry, every input and initial state by central differences."""
-    cell = cells.CELLS[name]()
+    _assert_gradients_are_differences(cells.CELLS[name]())
+
+
+def _assert_gradients_are_differences(cell):
     k = compile(cell, X, H, "float64")
     rng = np.random.default_rng(3)
     params, x = k.init(3), rng.normal(size=(T, B, X))
@@ -124,6 +131,63 @@ def test_gradients_match_finite_differences(name):
             arr[idx] = old
             fd = (up - down) / (2 * eps)
             assert abs(fd - grads[name_][idx]) <= 1e-6 * max(1, abs(fd)), (name_, idx, fd, grads[name_][idx])
+
+
+def _holds(cell, op) -> bool:
+    """Whether `op` is in the cell's equations or in its adjoint's."""
+    adj = derive(cell)
+    exprs = [eq.rhs for eq in [*cell.equations, *adj.equations]] + list(adj.grads.values())
+    return any(type(node).__name__ == op.name for e in exprs for node in sp.preorder_traversal(e))
+
+
+@pytest.mark.parametrize("op", OPS.values(), ids=lambda op: op.name)
+def test_every_op_lowers_through_its_kernel_form(op):
+    """Each op of the registry reaches the kernel generator: in a cell of its own if a forward equation can use it,
+    else in the first built-in cell whose equations or adjoint hold it; a call is in the generated loops."""
+    candidates = [op_cell(op)] if op in forward_ops() else [make() for make in cells.CELLS.values()] + [
+        every_op_cell()]
+    cell = next((c for c in candidates if _holds(c, op)), None)
+    assert cell is not None, f"no cell tried here uses {op.name}: add one to tests/op_cells.py"
+    kernels = lower(cell, "float64").source.split("\ndef forward(")[1]
+    if op.kernel.strategy is Strategy.CALL:
+        assert op.kernel.call.split("(")[0] + "(" in kernels, op.name
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_cell_with_every_op_compiles_and_agrees_with_the_reference(dtype):
+    """One cell using every op a forward equation can use (tests/op_cells.py): its kernels against
+    gategraph.reference, forward values and every gradient; in float32, nothing computed in float64."""
+    k = _assert_agrees_with_the_reference(every_op_cell(), dtype)
+    assert dtype == "float64" or _float64_lines(k) == []
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["lets", "inline"])
+def test_layernorm_cell_agrees_with_the_reference_and_with_differences(inline):
+    """h = tanh(g ⊙ (a - mean(a)) / √(var(a) + ε) + b): reductions inside the step's elementwise regions (inline:
+    the means inside the equation of h) and in its adjoint."""
+    cell = layernorm_rnn(inline)
+    _assert_agrees_with_the_reference(cell, "float64")
+    _assert_gradients_are_differences(cell)
+
+
+def _assert_agrees_with_the_reference(cell, dtype):
+    k = compile(cell, X, H, dtype)
+    rng = np.random.default_rng(5)
+    params = k.init(5)
+    x = rng.normal(size=(T, B, X)).astype(k.np_dtype)
+    s0 = {"h": rng.normal(size=(B, H)).astype(k.np_dtype)}
+    out, final, tape = k.forward(params, x, s0)
+    dout, dfin = rng.normal(size=out.shape).astype(k.np_dtype), {"h": rng.normal(size=(B, H)).astype(k.np_dtype)}
+    grads = k.backward(params, x, dout, dfin, s0, tape=tape)
+    outs, ref = _reference_batch(cell, params, x, s0, {"h": dout}, dfin)
+    tol = TOL[dtype]
+    assert out.dtype == k.np_dtype and _rel(out, np.stack([o["h"] for o in outs], axis=1)) < tol
+    for p in cell.params:
+        assert grads[p.name].dtype == k.np_dtype
+        assert _rel(grads[p.name], sum(ref[p.name])) < tol, p.name
+    assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < tol
+    assert _rel(grads["h"], np.stack(ref["h"])) < tol
+    return k
 
 
 def test_a_user_cell_compiles():
@@ -159,12 +223,18 @@ def test_float32_kernels_never_compute_in_float64():
         params, x = k.init(0), np.ones((T, B, X), np.float32)
         out, _, tape = k.forward(params, x)
         k.backward(params, x, out, tape=tape)
-        for fn in (k._forward, k._backward):
-            text = io.StringIO()
-            fn.inspect_types(file=text)
-            wide = [line for line in text.getvalue().splitlines()
-                    if line.rstrip().endswith(":: float64") and "const(float" not in line]
-            assert wide == [], wide[:3]
+        assert _float64_lines(k) == []
+
+
+def _float64_lines(k) -> list:
+    """The lines of a compiled kernel's typed code that compute in float64, other than wrapped constants."""
+    wide = []
+    for fn in (k._forward, k._backward):
+        text = io.StringIO()
+        fn.inspect_types(file=text)
+        wide += [line for line in text.getvalue().splitlines()
+                 if line.rstrip().endswith(":: float64") and "const(float" not in line]
+    return wide
 
 
 def test_saturated_gates_give_finite_gradients():
@@ -273,6 +343,8 @@ RUN = """
 import numpy as np
 from gategraph import cells
 from gategraph.kernel import compile
+from gategraph.lower import lower
+from gategraph.ops import OPS, Strategy
 k = compile(cells.rnn(), 2, 3, "float64")
 p = k.init(0); x = np.ones((4, 2, 2))
 out, _, tape = k.forward(p, x)

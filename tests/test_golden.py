@@ -1,0 +1,30 @@
+"""The generated kernel source of the LSTM and the GRU, byte for byte: any change to the generator shows
+up here, and in review as a diff of tests/golden/.
+
+After a deliberate change to the generator, regenerate the files and read the diff:
+
+    GATEGRAPH_REGENERATE_GOLDEN=1 python -m pytest tests/test_golden.py
+"""
+
+import os
+
+import pytest
+
+from gategraph import cells
+from gategraph.lower import lower
+from tests.conftest import ROOT
+
+GOLDEN = ROOT / "tests" / "golden"
+CASES = [("lstm", "float32"), ("gru", "float32")]
+
+
+@pytest.mark.parametrize(("cell", "dtype"), CASES, ids=[f"{c}-{d}" for c, d in CASES])
+def test_generated_source_is_the_golden_file(cell, dtype):
+    path = GOLDEN / f"{cell}-{dtype}.py"
+    source = lower(cells.CELLS[cell](), dtype).source
+    if os.environ.get("GATEGRAPH_REGENERATE_GOLDEN"):
+        path.write_text(source, encoding="utf-8")
+    assert path.exists(), f"{path.name} is missing: regenerate it (see this file's docstring)"
+    expected = path.read_text(encoding="utf-8")
+    assert source == expected, (f"the generated source of {cell} ({dtype}) differs from {path.name}: "
+                                "if the change is meant, regenerate (see this file's docstring) and review the diff")
