@@ -227,6 +227,7 @@ class ScalarProgram:
         return out
 
     def _cut_new(self, e):
+        e = sp.sympify(e)  # an exact evaluation may leave a plain int (a sum over no terms)
         if e.is_Atom:  # a symbol, a rational, or a constant such as e or π (a u of no arguments)
             return e if e.is_Symbol or e.is_Rational else self._atom(e, ())
         if isinstance(e, sp.Add | sp.Mul):

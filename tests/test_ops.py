@@ -152,9 +152,9 @@ def test_layernorm_prints_as_written_and_its_adjoint_uses_the_new_ops():
     assert equations(cell).splitlines()[-2].strip() == (
         r"h_t &= \tanh(\frac{g \odot d_t}{\sqrt{var_t + \frac{1}{100000}}} + b)")
     adj = derive(cell)
-    assert str(adj.equation("bar_a").rhs) == "Plus(bar_d, Fill(Divide(Sum(Scale(-1, bar_d)), H), H))"
+    assert str(adj.equation("bar:a").rhs) == "Plus(bar:d, Fill(Divide(Sum(Scale(-1, bar:d)), H), H))"
     assert "Divide(Hadamard(g, d), Hadamard(Plus(1/100000, var), Sqrt(Plus(1/100000, var))))" in str(
-        adj.equation("bar_var").rhs)  # ∂/∂var of x / √(var + ε) is -x / (2 (var + ε)^(3/2))
+        adj.equation("bar:var").rhs)  # ∂/∂var of x / √(var + ε) is -x / (2 (var + ε)^(3/2))
 
 
 def test_a_size_is_a_constant_in_an_equation():
