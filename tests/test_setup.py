@@ -122,7 +122,7 @@ def programs_run() -> set[str]:
         text = path.read_text()
         found |= set(re.findall(r"shutil\.which\(\s*\"([\w.+-]+)\"", text))
         found |= set(re.findall(r"subprocess\.(?:run|Popen|check_output|check_call)\(\s*\[\s*\"([\w.+-]+)\"", text))
-    return {ALTERNATIVES.get(p, p) for p in found}
+    return {ALTERNATIVES.get(p, p) for p in found} - {"bash"}  # bash runs setup.sh and .ci/run themselves
 
 
 def test_every_program_run_is_one_ci_provides():
@@ -136,3 +136,38 @@ def test_every_program_run_is_one_ci_provides():
 def test_ci_machine_has(program):
     assert shutil.which(program), f"{program} is not installed: .ci/run must install it"
 
+
+
+def fake_machine(tmp_path, missing_tex: set[str]):
+    """setup.sh in a copy of the repository, on a PATH where every program exists, kpsewhich finds every file
+    but `missing_tex`, apt-get writes down what it is asked for, and .venv's python does nothing."""
+    repo, bin_ = tmp_path / "repo", tmp_path / "bin"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    bin_.mkdir()
+    log = tmp_path / "apt.log"
+    scripts = {repo / ".venv" / "bin" / "python": "exit 0",
+               bin_ / "apt-get": f'echo "$@" >> {log}',
+               bin_ / "sudo": '"$@"',
+               bin_ / "kpsewhich": f'case " {" ".join(missing_tex)} " in *" $1 "*) exit 1 ;; esac; echo /tex/$1'}
+    for name in ("dot", "pdftoppm", "pdfinfo", "pdflatex"):
+        scripts[bin_ / name] = "exit 0"
+    for path, body in scripts.items():
+        path.write_text(f"#!/usr/bin/env bash\n{body}\n")
+        path.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", str(repo / "scripts" / "setup.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_setup_installs_lmodern_where_pdflatex_is_there_but_lmodern_is_not(tmp_path):
+    calls = fake_machine(tmp_path, {"lmodern.sty", "t1lmr.fd"})
+    installs = [c.split() for c in calls if c.split()[:1] == ["install"]]
+    assert installs and installs[-1][-1:] == ["lmodern"] and "--no-install-recommends" in installs[-1]
+    assert not any("texlive" in word for c in installs for word in c), "only what is missing"
+
+
+def test_setup_installs_nothing_where_everything_is_there(tmp_path):
+    assert fake_machine(tmp_path, set()) == []
