@@ -86,10 +86,13 @@ def cmd_slides(args) -> None:
 
 def cmd_tasks(args) -> None:
     from gategraph.tasks import TASKS
+    from gategraph.train import TASK_SETTINGS, Config
 
     width = max(len(n) for n in TASKS)
     for name, make in TASKS.items():
-        print(f"{name:<{width}}  {make().doc}")
+        config = Config.for_task(name)
+        settings = " ".join(f"--{k} {getattr(config, k)}" for k in TASK_SETTINGS if getattr(config, k) is not None)
+        print(f"{name:<{width}}  {make().doc}\n{'':<{width}}  defaults: {settings}")
 
 
 _SHOWN = [0.0]
@@ -113,7 +116,7 @@ def _progress(run, loss, rate):
 
 def cmd_train(args) -> None:
     from gategraph.renderers.plots import loss_curves
-    from gategraph.train import Config, train
+    from gategraph.train import TASK_SETTINGS, Config, train
 
     if args.resume:
         run = train(Config(steps=args.steps or 0), args.resume, resume=True, progress=_progress)
@@ -123,11 +126,15 @@ def cmd_train(args) -> None:
             raise UsageError("train needs a CELL and --task (or --resume RUN_DIR)")
         cell = cell_reference(args.cell)  # a built-in's name, or the file's absolute path and the function
         options = {"T": args.length} if args.length else {}
-        config = Config(cell=cell, task=args.task, hidden=args.hidden, layers=args.layers,
-                        bidirectional=args.bidirectional, steps=args.steps or 1000, batch=args.batch, lr=args.lr,
-                        optimizer=args.optimizer, clip=args.clip, seed=args.seed, dtype=args.dtype,
-                        eval_every=args.eval_every, attention=args.attention, teacher_forcing=args.teacher_forcing,
-                        teacher_forcing_end=args.teacher_forcing_end, structure=args.structure, task_options=options)
+        # the task's own settings for what is not given (`gategraph tasks`); --attention none turns attention off
+        given = {k: getattr(args, k) for k in TASK_SETTINGS if getattr(args, k) is not None}
+        if given.get("attention") == "none":
+            given["attention"] = None
+        config = Config.for_task(args.task, cell=cell, layers=args.layers, bidirectional=args.bidirectional,
+                                 optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
+                                 eval_every=args.eval_every, teacher_forcing=args.teacher_forcing,
+                                 teacher_forcing_end=args.teacher_forcing_end, structure=args.structure,
+                                 task_options=options, **given)
         out = Path(args.output or f"runs/{cell.rsplit(':', 1)[-1]}-{args.task}-seed{args.seed}")
         run = train(config, out, progress=_progress)
     loss_curves({run.cell.name: run.history}, out / "loss.png", run.task.metric,
@@ -470,16 +477,17 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a model on a task with the compiled kernels; a run directory keeps it")
     s.add_argument("cell", nargs="?", help=cell_help)
     s.add_argument("--task", help="see `gategraph tasks`")
-    s.add_argument("--hidden", type=_count(1, 4096), default=64, help="hidden size H (default 64)")
+    s.add_argument("--hidden", type=_count(1, 4096), help="hidden size H (default: the task's, see `gategraph tasks`)")
     s.add_argument("--layers", type=_count(1, 8), default=1, help="stacked layers (default 1)")
     s.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
-    s.add_argument("--steps", type=_count(1, 10**7), help="training steps (default 1000)")
-    s.add_argument("--batch", type=_count(1, 4096), default=32)
-    s.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 0.001)")
+    s.add_argument("--steps", type=_count(1, 10**7), help="training steps (default: the task's)")
+    s.add_argument("--batch", type=_count(1, 4096), help="sequences per step (default: the task's)")
+    s.add_argument("--lr", type=float, help="learning rate (default: the task's)")
     s.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    s.add_argument("--clip", type=float, default=1.0, help="clip the gradient's global norm to this (default 1)")
+    s.add_argument("--clip", type=float, help="clip the gradient's global norm to this (default: the task's)")
     s.add_argument("--length", type=_count(2, 10**5), help="the task's sequence length T")
-    s.add_argument("--attention", choices=("dot", "general", "additive"), help="sequence to sequence: attend")
+    s.add_argument("--attention", choices=("dot", "general", "additive", "none"),
+                   help="sequence to sequence: attend (default: the task's; none: no attention)")
     s.add_argument("--teacher-forcing", type=float, default=1.0, metavar="R",
                    help="sequence to sequence: feed the true previous token with probability R (default 1)")
     s.add_argument("--teacher-forcing-end", type=float, metavar="R", help="scheduled sampling: move the ratio "

@@ -2,14 +2,16 @@
 a user reads.
 
 A task makes batches: `batch(rng, B)` -> (x (T, B, X), y, mask or None), reproducible from the generator's
-seed. `score(pred, y, mask)` is the number its results are stated in (test MSE, accuracy).
+seed. `score(pred, y, mask)` is the number its results are stated in (test MSE, accuracy). `training` holds
+the task's own settings (steps, lr, hidden, batch, clip, attention) for a run that does not give them: the
+budget with which the plain `gategraph train CELL --task NAME` reaches the result the README states.
 
 Imports: numpy, gategraph.errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +27,7 @@ class Task:
     structure: str
     loss: str
     metric: str  # the metrics column its score goes in
+    training: dict = field(default_factory=dict, kw_only=True)  # its own defaults for train's settings
 
     def batch(self, rng: np.random.Generator, B: int):
         raise NotImplementedError
@@ -77,9 +80,9 @@ class Future(Task):
 
 TASKS = {
     "adding": lambda: Adding("adding", "the adding problem, T = 100: sum the two marked numbers (MSE; baseline 0.167)",
-                             2, 1, "many-to-one", "mse", "test_mse"),
+                             2, 1, "many-to-one", "mse", "test_mse", training=dict(steps=3000, lr=0.003)),
     "future": lambda: Future("future", "name the symbol two steps ahead: needs the future (accuracy; chance 0.25)",
-                             4, 4, "many-to-many", "xent", "test_accuracy"),
+                             4, 4, "many-to-many", "xent", "test_accuracy", training=dict(steps=300, lr=0.003)),
 }
 
 
@@ -200,7 +203,8 @@ TASKS.update({
                                "test_exact_match", "0123456789", "0123456789"),
     "dates": lambda: Dates("dates", "normalise written dates: '26 november 2026' -> '2026-11-26' (exact match)",
                            0, 0, "seq2seq", "xent", "test_exact_match", "0123456789abcdefghijklmnopqrstuvwxyz ,",
-                           "0123456789-", len("september 30, 2049")),
+                           "0123456789-", len("september 30, 2049"),
+                           training=dict(steps=1500, lr=0.003, attention="general")),
     "wheels": lambda: Wheels("wheels", "write 'the wheels on the bus go round and round' (a language model)",
                              0, 0, "seq2seq", "xent", "test_exact_match", "", "".join(sorted(set(WHEELS)))),
 })

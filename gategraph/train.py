@@ -38,6 +38,9 @@ from gategraph.seq2seq import Seq2Seq
 from gategraph.spec import Cell
 from gategraph.tasks import Task, get_task
 
+# what a task may set for a run that does not (Task.training; `gategraph tasks` shows them)
+TASK_SETTINGS = ("steps", "lr", "hidden", "batch", "clip", "attention")
+
 
 @dataclass
 class Config:
@@ -62,6 +65,13 @@ class Config:
     teacher_forcing: float = 1.0  # sequence to sequence: how often the decoder reads the true previous token
     teacher_forcing_end: float | None = None  # scheduled sampling: the ratio moves linearly to this by the end
     task_options: dict = field(default_factory=dict)  # e.g. {"T": 50}
+
+    @classmethod
+    def for_task(cls, task: str, **given) -> Config:
+        """A run's settings with the task's own defaults (`gategraph tasks` shows them) for what is not given:
+        `Config.for_task("adding", cell="gru")` is what `gategraph train gru --task adding` runs. What is
+        given wins (`attention=None` turns off a task's default attention)."""
+        return cls(task=task, **{**get_task(task).training, **given})
 
 
 class Interrupted(GategraphError):

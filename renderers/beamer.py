@@ -1,7 +1,7 @@
 """The Beamer writer: a deck as a LaTeX Beamer source and, where pdflatex exists, its PDF.
 
 `write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`) and compiles it
-with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, texlive-fonts-recommended). Steps of a
+with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, lmodern). Steps of a
 derivation become overlays (`\\uncover<k->`), one per press. Text is set in what pdflatex's fonts have: a
 character they lack (CJK, emoji) is printed as `?`, the HTML deck shows it. Without pdflatex the .tex is
 written and the result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
@@ -139,7 +139,7 @@ def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True) -> tuple[Path
         return tex, None, "the PDF was not asked for"
     if shutil.which("pdflatex") is None:
         return tex, None, ("pdflatex is not installed, so only deck.tex was written (Debian: apt-get install "
-                           "texlive-latex-recommended texlive-pictures texlive-fonts-recommended)")
+                           "texlive-latex-recommended texlive-pictures lmodern, or run scripts/setup.sh)")
     with tempfile.TemporaryDirectory(prefix="gategraph-beamer-") as work:
         shutil.copytree(folder / "figures", Path(work) / "figures")
         shutil.copyfile(tex, Path(work) / "deck.tex")
