@@ -80,10 +80,10 @@ def cmd_cells(args) -> None:
 def _write_deck(deck, out: Path, formats: set) -> None:
     """The deck in each asked format; a missing TeX is a note, not a failure."""
     from gategraph.renderers.beamer import write_beamer
-    from gategraph.renderers.html import write_html
+    from gategraph.renderers.reveal import write_reveal
 
     if "html" in formats:
-        print(f"wrote {write_html(deck, out / 'html')}  ({len(deck.slides) + 1} slides)")
+        print(f"wrote {write_reveal(deck, out / 'html')}  ({len(deck.slides) + 1} slides)")
     if formats & {"beamer", "pdf"}:
         tex, pdf, why = write_beamer(deck, out / "beamer", pdf="pdf" in formats)
         print(f"wrote {tex}" + (f" and {pdf}" if pdf else ""))

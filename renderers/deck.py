@@ -54,6 +54,7 @@ class Slide:
     title: str
     blocks: list = field(default_factory=list)
     section: str = ""
+    notes: list = field(default_factory=list)  # what the lecturer says, never shown on the slide
 
 
 @dataclass
@@ -62,8 +63,8 @@ class Deck:
     subtitle: str = ""
     slides: list = field(default_factory=list)
 
-    def add(self, title: str, *blocks, section: str = "") -> Slide:
-        slide = Slide(title, list(blocks), section)
+    def add(self, title: str, *blocks, section: str = "", notes: list | tuple = ()) -> Slide:
+        slide = Slide(title, list(blocks), section, list(notes))
         self.slides.append(slide)
         return slide
 

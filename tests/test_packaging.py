@@ -28,7 +28,11 @@ def test_wheel_ships_the_renderers_inside_gategraph(tmp_path):
     assert "gategraph/renderers/latex.py" in names and "gategraph/renderers/graphviz.py" in names
     assert {"gategraph/renderers/katex/katex.min.js", "gategraph/renderers/katex/LICENSE",
             "gategraph/renderers/katex/contrib/auto-render.min.js",
-            "gategraph/renderers/katex/fonts/KaTeX_Main-Regular.woff2"} <= set(names)
+            "gategraph/renderers/katex/fonts/KaTeX_Main-Regular.woff2",
+            "gategraph/renderers/katex/README"} <= set(names)
+    assert {"gategraph/renderers/reveal/dist/reveal.js", "gategraph/renderers/reveal/LICENSE",
+            "gategraph/renderers/reveal/plugin/notes/notes.js", "gategraph/renderers/reveal/dist/theme/white.css",
+            "gategraph/renderers/reveal/dist/theme/fonts/source-sans-pro/source-sans-pro-regular.woff"} <= set(names)
     assert not any(n.startswith("renderers/") for n in names), "no top-level `renderers` package"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
