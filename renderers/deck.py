@@ -30,6 +30,7 @@ class Math:
     latex: str = ""
     parts: list = field(default_factory=list)
     steps: bool = False
+    scale: float = 1.0  # of the slide's font: below 1 only where a slide would not fit otherwise, never below 0.8
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Figure:
     path: Path
     caption: str = ""
     width: float = 0.8
+    height: float = 0.0  # the share of the slide's body it may fill (set by renderers.layout; 0: the writer's own)
 
 
 @dataclass
@@ -47,6 +49,15 @@ class Note:
 
     text: str
     kind: str = "info"
+
+
+@dataclass
+class Columns:
+    """Two columns side by side, each a list of blocks; `split` is the left column's share of the width."""
+
+    left: list
+    right: list
+    split: float = 0.5
 
 
 @dataclass
@@ -70,7 +81,7 @@ class Deck:
 
     @property
     def figures(self) -> list[Path]:
-        return [b.path for s in self.slides for b in s.blocks if isinstance(b, Figure)]
+        return [b.path for s in self.slides for b in flat(s.blocks) if isinstance(b, Figure)]
 
     def copy_figures(self, folder: Path) -> dict:
         """Copy every figure to folder/figures/ (numbered, so equal names never collide); returns each
@@ -82,6 +93,12 @@ class Deck:
             shutil.copyfile(path, folder / "figures" / name)
             out[path] = f"figures/{name}"
         return out
+
+
+def flat(blocks: list) -> list:
+    """The blocks with those inside columns taken out, in reading order."""
+    return [b for block in blocks for b in (flat(block.left) + flat(block.right) if isinstance(block, Columns)
+                                            else [block])]
 
 
 def split_math(text: str) -> list[tuple[bool, str]]:

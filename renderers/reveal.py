@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from gategraph.files import atomic_write
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, split_math
 
 HERE = Path(__file__).parent
 KATEX, REVEAL = HERE / "katex", HERE / "reveal"
@@ -44,8 +44,11 @@ STYLE = """
 .reveal .math .katex-display { margin: 6px 0; }
 .reveal .math.step .katex-display { margin: 2px 0; }
 .reveal .math.step { font-size: 24px; }
-.reveal .slides > section > figure { margin: 6px 0; flex: 1 1 0; min-height: 60px; display: flex;
-  flex-direction: column; align-items: center; }
+.reveal .columns { flex: 1 1 0; min-height: 0; display: grid; column-gap: 24px; }
+.reveal .column { display: flex; flex-direction: column; min-height: 0; min-width: 0; }
+.reveal .column > * { flex: none; }
+.reveal .slides > section > figure, .reveal .column > figure { margin: 6px 0; flex: 1 1 0; min-height: 60px;
+  display: flex; flex-direction: column; align-items: center; }
 .reveal figure img { flex: 1 1 0; min-height: 0; width: 100%; object-fit: contain; margin: 0; }
 .reveal figcaption { flex: none; font-size: 20px; color: #4d5a66; margin-top: 4px; }
 .reveal .note { font-size: 24px; border-left: 5px solid #3b7dd8; background: #f0f5fc; padding: 8px 16px;
@@ -71,7 +74,8 @@ SCRIPT = """
     const box = slide.getBoundingClientRect(), scale = box.width / slide.offsetWidth;
     let out = slide.scrollHeight > slide.clientHeight + 1 || slide.scrollWidth > slide.clientWidth + 1;
     slide.querySelectorAll('*').forEach(e => {
-      if (e.closest('aside.notes')) return;
+      // not what one sees: the notes, KaTeX's MathML for screen readers, the paths inside a drawing
+      if (e.closest('aside.notes, .katex-mathml') || e.parentElement.closest('svg')) return;
       const r = e.getBoundingClientRect();
       if (r.width === 0 || r.height === 0) return;
       const tol = 1.5 * scale;
@@ -79,6 +83,11 @@ SCRIPT = """
         out = true;
       if (!e.closest('.katex') && getComputedStyle(e).overflow !== 'visible' &&
           (e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth + 1)) out = true;
+      const column = e.parentElement.closest('.column');  // nor out of its column, into the other one
+      if (column) {
+        const c = column.getBoundingClientRect();
+        if (r.left < c.left - tol || r.right > c.right + tol) out = true;
+      }
     });
     slide.classList.remove('measuring');
     slide.style.display = display;
@@ -120,6 +129,9 @@ def _block(block, figures: dict) -> str:
         return f"<p>{_text(block.text)}</p>"
     if isinstance(block, Math):
         parts = block.parts or [block.latex]
+        if block.scale != 1.0:
+            inner = _block(Math(block.latex, block.parts, block.steps), figures)
+            return f'<div style="font-size:{block.scale:.2f}em">{inner}</div>'
         if block.steps:  # the first step is shown with the slide, each press reveals the next
             return "".join(f'<div class="math step{" fragment" if k else ""}">\\[{html.escape(p)}\\]</div>'
                            for k, p in enumerate(parts))
@@ -131,6 +143,10 @@ def _block(block, figures: dict) -> str:
                 f'style="max-width:{int(block.width * 100)}%">{caption}</figure>')
     if isinstance(block, Note):
         return f'<div class="note {html.escape(block.kind)}">{_text(block.text)}</div>'
+    if isinstance(block, Columns):
+        left, right = ("".join(_block(b, figures) for b in side) for side in (block.left, block.right))
+        return (f'<div class="columns" style="grid-template-columns: {block.split:.3f}fr {1 - block.split:.3f}fr">'
+                f'<div class="column">{left}</div><div class="column">{right}</div></div>')
     raise TypeError(f"no HTML for {type(block).__name__}")
 
 

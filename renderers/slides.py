@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gategraph.check import finite_differences
 from gategraph.derive import derive
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
+from gategraph.renderers.deck import Deck, Figure, Math, Text
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
@@ -59,9 +59,9 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
         deck.add(f"{name}: the gradients, checked",
                  Text(f"Central finite differences against the derived adjoint, {len(rows)} quantities "
                       f"(every parameter, the inputs, the initial states): largest relative error "
-                      f"{worst:.1e}; {verdict}."),
-                 Note("The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
-                      "second, exact witness.", "info"), section=section)
+                      f"{worst:.1e}; {verdict}."), section=section,
+                 notes=["The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
+                        "second, exact witness."])
 
 
 def _param(name: str) -> str:
