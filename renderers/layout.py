@@ -8,8 +8,8 @@ lays out each slide that would not fit, in this order of preference:
 
 - a derivation revealed step by step, or a long aligned block, is split over continued slides, each with
   as many steps or rows as fit;
-- a figure beside text or math goes into a column of its own, the text in the other — or, when the
-  figure is wide, onto a continued slide of its own, where it has the whole body;
+- a figure beside text or math goes into a column of its own, the text in the other — or, when it would
+  be shown much larger so (a wide figure), onto a continued slide of its own, where it has the whole body;
 - other blocks are set in two columns, when each half fits;
 - a figure that would get less than half the body under the other blocks goes beside them too;
 - a figure gets the height left under the other blocks (`Figure.height`, the share of the body), never less
@@ -197,10 +197,16 @@ def aspect(path) -> float:
     return w / h if h else 1.0
 
 
+def _gain(figure: Figure) -> float:
+    """How much larger a figure is shown on a slide of its own than in a column beside the text."""
+    a = aspect(figure.path)
+    return min(BODY_WIDTH, BODY_HEIGHT * a) / min((BODY_WIDTH - GAP) / 2, BODY_HEIGHT * a)
+
+
 def _own_slide(slide: Slide) -> list[Slide] | None:
     """A wide figure too cramped under the other blocks: the blocks, then the figure on a slide of its own."""
     figures = [b for b in slide.blocks if isinstance(b, Figure)]
-    if len(figures) != 1 or aspect(figures[0].path) < 1.6:
+    if len(figures) != 1 or _gain(figures[0]) < 1.3:
         return None
     others = [b for b in slide.blocks if b is not figures[0]]
     figure = Figure(figures[0].path, figures[0].caption, width=1.0)
@@ -211,7 +217,7 @@ def _own_slide(slide: Slide) -> list[Slide] | None:
 def _beside(slide: Slide) -> Slide | None:
     """A slide with one figure as two columns: the other blocks on the left, the figure on the right."""
     figures = [b for b in slide.blocks if isinstance(b, Figure)]
-    if len(figures) != 1 or aspect(figures[0].path) > 1.6:
+    if len(figures) != 1 or _gain(figures[0]) >= 1.3:
         return None
     others = [b for b in slide.blocks if b is not figures[0]]
     for split in (0.5, 0.58, 0.42):
