@@ -30,6 +30,10 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \setbeamertemplate{footline}[frame number]
 \setbeamercolor{frametitle}{fg=blue!50!black}
 \setbeamerfont{frametitle}{size=\large}
+\usefonttheme[onlymath]{serif}
+\setbeamertemplate{blocks}[rounded][shadow=false]
+\setbeamercolor{block body}{bg=blue!6}
+\setbeamercolor{block body alerted}{bg=orange!12}
 """
 
 
