@@ -258,16 +258,14 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
         reads = kind not in ("one-to-many",) or t == 0
         reads = reads and not (kind == "encoder-decoder" and t >= enc)
         writes = {"many-to-one": t == n - 1, "encoder-decoder": t >= enc}.get(kind, True)
-        with g.subgraph() as s:
-            s.attr(rank="same")
-            if reads:
-                s.node(f"x{t}", f"<x<sub>{t + 1}</sub>>", **xin)
-            else:  # keeps the cells of every step on one row
-                s.node(f"x{t}", "", style="invis", width="0.3")
+        if reads:
+            g.node(f"x{t}", f"<x<sub>{t + 1}</sub>>", group=f"t{t}", **xin)
+        else:  # keeps the cells of every step on one row
+            g.node(f"x{t}", "", style="invis", width="0.3", group=f"t{t}")
         for r in range(rows):
             label = ("→" if r == 0 else "←") if kind == "bidirectional" else ("enc" if t < enc else "dec") if enc \
-                else ("layer 2" if r == 1 else "RNN") if kind == "deep" else "RNN"
-            g.node(f"c{r}_{t}", label, **cell)
+                else f"layer {r + 1}" if kind == "deep" else "RNN"
+            g.node(f"c{r}_{t}", label, group=f"t{t}", **cell)  # a step's nodes in one column
         g.edge(f"x{t}", f"c0_{t}", **({} if reads else {"style": "invis"}))
         if kind == "bidirectional":
             g.edge(f"x{t}", f"c1_{t}", color="#6b7280:invis" if reads else "invis")
@@ -275,13 +273,17 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
         if kind == "deep":
             g.edge(f"c0_{t}", f"c1_{t}")
         if writes:
-            g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", **yout)
+            g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", group=f"t{t}", **yout)
             g.edge(f"c{rows - 1}_{t}", f"y{t}")
             if kind == "bidirectional":
                 g.edge(f"c0_{t}", f"y{t}")
         if t:
-            for r in range(rows):
-                back = kind == "bidirectional" and r == 1
-                g.edge(f"c{r}_{t}" if back else f"c{r}_{t - 1}", f"c{r}_{t - 1}" if back else f"c{r}_{t}",
-                       color="#d97706", penwidth="2", constraint="false")
+            for r in range(rows):  # the recurrence: a flat edge from step t-1 to step t keeps the steps in order;
+                back = kind == "bidirectional" and r == 1  # the backward row's arrows point back in time
+                g.edge(f"c{r}_{t - 1}", f"c{r}_{t}", color="#d97706", penwidth="2", **({"dir": "back"} if back else {}))
+    for row in [[f"x{t}" for t in range(n)]] + [[f"c{r}_{t}" for t in range(n)] for r in range(rows)]:
+        with g.subgraph() as s:  # each row on one rank, its steps left to right
+            s.attr(rank="same")
+            for a, b in zip(row, row[1:], strict=False):
+                s.edge(a, b, style="invis")
     return g
