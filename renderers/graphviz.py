@@ -222,7 +222,25 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
             attrs.update(label=f"<{html_text(labels[t])}>", fontcolor=RED,
                          fontsize="11", fontname=FONT)
         dot.edge(e.src, e.dst, **attrs)
+    _legend(dot, highlight and f"the gradient's way back to {s0}", spacing)
     return dot
+
+
+def _legend(dot: graphviz.Digraph, path: str | None, spacing: float):
+    """Under the unrolled grid, what its edge styles mean: one short edge of each style and its words."""
+    items = [("#9ca3af", "solid", "1", "the forward computation"), (RED, "dashed", "0.6", "the gradient, going back")]
+    if path:
+        items.append((RED, "solid", "2.8", path))
+    x = -0.45 * spacing  # from the left edge of the grid
+    for k, (color, style, width, words) in enumerate(items):
+        a, b, text = f"legend{k}a", f"legend{k}b", f"legend{k}"
+        for name, at in ((a, x), (b, x + 0.6)):
+            dot.node(name, "", shape="point", width="0.01", style="invis", pos=f"{at:.2f},-0.8!")
+        dot.edge(a, b, color=color, style=style, penwidth=width, arrowsize="0.6", splines="line")
+        chars = len(re.sub(r"<[^>]*>", "", words))
+        dot.node(text, f"<{words}>", shape="plaintext", fontsize="12", fontcolor="#374151",
+                 pos=f"{x + 0.7 + 0.045 * chars:.2f},-0.8!")
+        x += 1.1 + 0.09 * chars
 
 
 def _levels(cell: Cell) -> dict[str, int]:

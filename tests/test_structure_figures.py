@@ -67,3 +67,20 @@ def test_the_deep_network_names_its_layers():
     nodes, _ = layout("deep")
     assert {nodes[n][2] for n in nodes if n.startswith("c0_")} == {"layer 1"}
     assert {nodes[n][2] for n in nodes if n.startswith("c1_")} == {"layer 2"}
+
+
+@needs_dot
+def test_the_unrolled_graph_has_a_legend_below_it():
+    from gategraph import cells
+    from gategraph.renderers.graphviz import unrolled_dot
+
+    data = json.loads(unrolled_dot(cells.lstm(), 4, highlight="C").pipe(format="json"))
+    placed = {o["name"]: (float(o["pos"].split(",")[1]), re.sub(r"<[^>]*>", "", o.get("label", "")))
+              for o in data["objects"] if "pos" in o}
+    legend = {label for name, (_, label) in placed.items() if re.fullmatch(r"legend\d", name)}
+    assert legend == {"the forward computation", "the gradient, going back", "the gradient's way back to C0"}
+    lowest = min(y for name, (y, _) in placed.items() if not name.startswith("legend"))
+    assert all(y < lowest for name, (y, _) in placed.items() if name.startswith("legend"))
+    styles = {(e.get("color"), e.get("style", "solid")) for e in data["edges"]
+              if data["objects"][e["tail"]]["name"].startswith("legend")}
+    assert styles == {("#9ca3af", "solid"), ("#dc2626", "dashed"), ("#dc2626", "solid")}
