@@ -49,6 +49,7 @@ def test_the_html_deck_renders_every_formula_and_image(lstm_deck):
     check = rendered(lstm_deck / "html" / "index.html")
     assert check["checked"] == "1"
     assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    assert check["overflowing-slides"] == "0", check  # a user's cell (examples/mgu.py) fits too
     assert int(check["slides"]) >= 15
     assert (lstm_deck / "html" / "katex" / "katex.min.js").exists()
     assert (lstm_deck / "html" / "katex" / "LICENSE").exists()  # the vendored files travel with their licence
