@@ -39,18 +39,24 @@ def cmd_cells(args) -> None:
         print(f"{name.replace('_', '-'):<{width}}  {make().doc}")
 
 
-def _write_deck(deck, out: Path, formats: set) -> None:
+def _write_deck(deck, out: Path, formats: set, notes: bool = False) -> None:
     """The deck in each asked format; a missing TeX is a note, not a failure."""
     from gategraph.renderers.beamer import write_beamer
-    from gategraph.renderers.html import write_html
+    from gategraph.renderers.layout import fit
+    from gategraph.renderers.reveal import write_reveal
 
+    for problem in fit(deck):  # every slide laid out to fit, the same for every format
+        print(f"note: {problem}", file=sys.stderr)
     if "html" in formats:
-        print(f"wrote {write_html(deck, out / 'html')}  ({len(deck.slides) + 1} slides)")
+        print(f"wrote {write_reveal(deck, out / 'html')}  ({len(deck.slides) + 1} slides)")
     if formats & {"beamer", "pdf"}:
         tex, pdf, why = write_beamer(deck, out / "beamer", pdf="pdf" in formats)
         print(f"wrote {tex}" + (f" and {pdf}" if pdf else ""))
         if why and "pdf" in formats:
             print(f"note: {why}", file=sys.stderr)
+        if notes:  # the same deck with a page of speaker notes after each slide
+            tex, pdf, _ = write_beamer(deck, out / "beamer", pdf="pdf" in formats, notes=True)
+            print(f"wrote {tex}" + (f" and {pdf}" if pdf else ""))
 
 
 def _formats(text: str) -> set:
@@ -66,7 +72,7 @@ def cmd_lecture(args) -> None:
 
     out = Path(args.output)
     deck = lecture_deck(out, train_models=not args.no_train)
-    _write_deck(deck, out, _formats(args.format))
+    _write_deck(deck, out, _formats(args.format), args.notes)
 
 
 def cmd_slides(args) -> None:
@@ -78,7 +84,7 @@ def cmd_slides(args) -> None:
     cells = [load_cell(ref) for ref in args.cells]
     with tempfile.TemporaryDirectory(prefix="gategraph-figures-") as figures:
         deck = cell_deck(cells, Path(figures), args.title or "", check=not args.no_check)
-        _write_deck(deck, Path(args.output), _formats(args.format))
+        _write_deck(deck, Path(args.output), _formats(args.format), args.notes)
     for slide in deck.slides:  # a view that could not be made: its slide says why, and so does the command
         for note in (b for b in slide.blocks if isinstance(b, Note) and b.kind == "warn"):
             print(f"note: {slide.title}: {note.text}", file=sys.stderr)
@@ -461,6 +467,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--no-train", action="store_true", help="skip the slides that need trained models (a note "
                    "says so on each)")
+    s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
+                   "notes (the HTML deck shows them on S)")
     s.set_defaults(run=cmd_lecture)
 
     s = sub.add_parser("slides", help="a deck for any cells: equations, graph, derivation, unrolled graph, check")
@@ -469,6 +477,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--title", help="the deck's title (default: the cells' names)")
     s.add_argument("--no-check", action="store_true", help="leave out the finite-difference slide")
+    s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
+                   "notes (the HTML deck shows them on S)")
     s.set_defaults(run=cmd_slides)
 
     s = sub.add_parser("tasks", help="list the training tasks")

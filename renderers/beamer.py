@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gategraph.errors import RenderError
 from gategraph.files import atomic_write
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, split_math
 from gategraph.renderers.latex import TEXT_MATH, text_in_latex
 
 PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
@@ -34,7 +34,14 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \setbeamertemplate{footline}[frame number]
 \setbeamercolor{frametitle}{fg=blue!50!black}
 \setbeamerfont{frametitle}{size=\large}
+\usefonttheme[onlymath]{serif}
+\setbeamertemplate{blocks}[rounded][shadow=false]
+\setbeamercolor{block body}{bg=blue!6}
+\setbeamercolor{block body alerted}{bg=orange!12}
 """
+
+
+BODY = 0.82  # the share of \textheight under a frame's title
 
 
 # what pdflatex sets in text with T1 and lmodern: printable ASCII and every character the installed LaTeX
@@ -104,20 +111,29 @@ def _block(block, figures: dict) -> str:
         return _text(block.text) + "\n"
     if isinstance(block, Math):
         parts = block.parts or [block.latex]
+        if block.scale < 0.9:
+            return f"{{\\footnotesize\n{_block(Math(block.latex, block.parts, block.steps), figures)}\n}}"
         if block.steps:
             return "\n".join(f"\\uncover<{k + 1}->{{\\[ {p} \\]}}" for k, p in enumerate(parts))
         return "\n".join(f"\\[ {p} \\]" for p in parts)
     if isinstance(block, Figure):
         cap = f"\n\n{{\\small {_text(block.caption)}}}" if block.caption else ""
-        return (f"\\begin{{center}}\\includegraphics[width={block.width:.2f}\\linewidth,height=0.62\\textheight,"
+        tall = f"{block.height * BODY:.2f}" if block.height else "0.62"  # the share of the body left to it
+        return (f"\\begin{{center}}\\includegraphics[width={block.width:.2f}\\linewidth,height={tall}\\textheight,"
                 f"keepaspectratio]{{{figures[block.path]}}}{cap}\\end{{center}}")
     if isinstance(block, Note):
         env = "alertblock" if block.kind == "warn" else "block"
         return f"\\begin{{{env}}}{{}}\n{_text(block.text)}\n\\end{{{env}}}"
+    if isinstance(block, Columns):
+        left, right = ("\n".join(_block(b, figures) for b in side) for side in (block.left, block.right))
+        return (f"\\begin{{columns}}[T]\n\\begin{{column}}{{{block.split - 0.01:.3f}\\textwidth}}\n{left}\n"
+                f"\\end{{column}}\n\\begin{{column}}{{{0.99 - block.split:.3f}\\textwidth}}\n{right}\n"
+                "\\end{column}\n\\end{columns}")
     raise TypeError(f"no Beamer for {type(block).__name__}")
 
 
-def beamer_source(deck: Deck, figures: dict) -> str:
+def beamer_source(deck: Deck, figures: dict, notes: bool = False) -> str:
+    """The deck as Beamer source; each slide's notes are `\\note{}`s, printed as notes pages with `notes`."""
     body = [f"\\title{{{_text(deck.title)}}}", f"\\subtitle{{{_text(deck.subtitle)}}}", "\\date{}",
             "\\begin{document}", "\\begin{frame}\\titlepage\\end{frame}"]
     section = None
@@ -126,28 +142,33 @@ def beamer_source(deck: Deck, figures: dict) -> str:
             section = slide.section
             body.append(f"\\section{{{_text(section)}}}")
         blocks = "\n".join(_block(b, figures) for b in slide.blocks)
-        body.append(f"\\begin{{frame}}{{{_text(slide.title)}}}\n\\small\n{blocks}\n\\end{{frame}}")
-    return PREAMBLE + "\n".join(body) + "\n\\end{document}\n"
+        said = "".join(f"\n\\note[item]{{{_text(n)}}}" for n in getattr(slide, "notes", []))
+        body.append(f"\\begin{{frame}}{{{_text(slide.title)}}}\n\\small\n{blocks}{said}\n\\end{{frame}}")
+    show = "\\setbeameroption{show notes}\n" if notes else ""
+    return PREAMBLE + show + "\n".join(body) + "\n\\end{document}\n"
 
 
-def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True) -> tuple[Path, Path | None, str]:
-    """(the .tex, the PDF or None, a note on why there is no PDF)."""
+def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True, notes: bool = False
+                 ) -> tuple[Path, Path | None, str]:
+    """(the .tex, the PDF or None, a note on why there is no PDF); with `notes`, deck-notes.tex and its PDF,
+    each slide followed by a page of its speaker notes."""
+    name = "deck-notes" if notes else "deck"
     folder = Path(folder)
     figures = deck.copy_figures(folder)
-    tex = atomic_write(folder / "deck.tex", beamer_source(deck, figures).encode())
+    tex = atomic_write(folder / f"{name}.tex", beamer_source(deck, figures, notes).encode())
     if not pdf:
         return tex, None, "the PDF was not asked for"
     if shutil.which("pdflatex") is None:
-        return tex, None, ("pdflatex is not installed, so only deck.tex was written (Debian: apt-get install "
+        return tex, None, (f"pdflatex is not installed, so only {name}.tex was written (Debian: apt-get install "
                            "texlive-latex-recommended texlive-pictures lmodern, or run scripts/setup.sh)")
     with tempfile.TemporaryDirectory(prefix="gategraph-beamer-") as work:
         shutil.copytree(folder / "figures", Path(work) / "figures")
-        shutil.copyfile(tex, Path(work) / "deck.tex")
+        shutil.copyfile(tex, Path(work) / f"{name}.tex")
         for _ in range(2):  # the second run settles the frame numbers
-            done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"], cwd=work,
+            done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=work,
                                   capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 first = next((line for line in done.stdout.splitlines() if line.startswith("!")), "no message")
                 raise RenderError(f"pdflatex failed on {tex}: {first}")
-        pdf_path = atomic_write(folder / "deck.pdf", (Path(work) / "deck.pdf").read_bytes())
+        pdf_path = atomic_write(folder / f"{name}.pdf", (Path(work) / f"{name}.pdf").read_bytes())
     return tex, pdf_path, ""

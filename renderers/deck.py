@@ -34,6 +34,7 @@ class Math:
     latex: str = ""
     parts: list = field(default_factory=list)
     steps: bool = False
+    scale: float = 1.0  # of the slide's font: below 1 only where a slide would not fit otherwise, never below 0.8
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Figure:
     path: Path
     caption: str = ""
     width: float = 0.8
+    height: float = 0.0  # the share of the slide's body it may fill (set by renderers.layout; 0: the writer's own)
 
 
 @dataclass
@@ -54,10 +56,20 @@ class Note:
 
 
 @dataclass
+class Columns:
+    """Two columns side by side, each a list of blocks; `split` is the left column's share of the width."""
+
+    left: list
+    right: list
+    split: float = 0.5
+
+
+@dataclass
 class Slide:
     title: str
     blocks: list = field(default_factory=list)
     section: str = ""
+    notes: list = field(default_factory=list)  # what the lecturer says, never shown on the slide
 
 
 @dataclass
@@ -66,14 +78,14 @@ class Deck:
     subtitle: str = ""
     slides: list = field(default_factory=list)
 
-    def add(self, title: str, *blocks, section: str = "") -> Slide:
-        slide = Slide(title, list(blocks), section)
+    def add(self, title: str, *blocks, section: str = "", notes: list | tuple = ()) -> Slide:
+        slide = Slide(title, list(blocks), section, list(notes))
         self.slides.append(slide)
         return slide
 
     @property
     def figures(self) -> list[Path]:
-        return [b.path for s in self.slides for b in s.blocks if isinstance(b, Figure)]
+        return [b.path for s in self.slides for b in flat(s.blocks) if isinstance(b, Figure)]
 
     def copy_figures(self, folder: Path) -> dict:
         """Copy every figure to folder/figures/ (numbered, so equal names never collide; named by
@@ -93,6 +105,12 @@ def plain(text: str) -> str:
     """`text` a user wrote (a cell's name or description) as deck text that reads exactly as written: each
     `$` escaped, so none of it opens math. Writers escape it for HTML and LaTeX like any other text."""
     return text.replace("$", "\\$")
+
+
+def flat(blocks: list) -> list:
+    """The blocks with those inside columns taken out, in reading order."""
+    return [b for block in blocks for b in (flat(block.left) + flat(block.right) if isinstance(block, Columns)
+                                            else [block])]
 
 
 def split_math(text: str) -> list[tuple[bool, str]]:

@@ -223,7 +223,25 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
             attrs.update(label=f"<{html_text(labels[t])}>", fontcolor=RED,
                          fontsize="11", fontname=FONT)
         dot.edge(e.src, e.dst, **attrs)
+    _legend(dot, highlight and f"the gradient's way back to {s0}", spacing)
     return dot
+
+
+def _legend(dot: graphviz.Digraph, path: str | None, spacing: float):
+    """Under the unrolled grid, what its edge styles mean: one short edge of each style and its words."""
+    items = [("#9ca3af", "solid", "1", "the forward computation"), (RED, "dashed", "0.6", "the gradient, going back")]
+    if path:
+        items.append((RED, "solid", "2.8", path))
+    x = -0.45 * spacing  # from the left edge of the grid
+    for k, (color, style, width, words) in enumerate(items):
+        a, b, text = f"legend{k}a", f"legend{k}b", f"legend{k}"
+        for name, at in ((a, x), (b, x + 0.6)):
+            dot.node(name, "", shape="point", width="0.01", style="invis", pos=f"{at:.2f},-0.8!")
+        dot.edge(a, b, color=color, style=style, penwidth=width, arrowsize="0.6", splines="line")
+        chars = len(re.sub(r"<[^>]*>", "", words))
+        dot.node(text, f"<{words}>", shape="plaintext", fontsize="12", fontcolor="#374151",
+                 pos=f"{x + 0.7 + 0.045 * chars:.2f},-0.8!")
+        x += 1.1 + 0.09 * chars
 
 
 def _levels(cell: Cell) -> dict[str, int]:
@@ -259,16 +277,14 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
         reads = kind not in ("one-to-many",) or t == 0
         reads = reads and not (kind == "encoder-decoder" and t >= enc)
         writes = {"many-to-one": t == n - 1, "encoder-decoder": t >= enc}.get(kind, True)
-        with g.subgraph() as s:
-            s.attr(rank="same")
-            if reads:
-                s.node(f"x{t}", f"<x<sub>{t + 1}</sub>>", **xin)
-            else:  # keeps the cells of every step on one row
-                s.node(f"x{t}", "", style="invis", width="0.3")
+        if reads:
+            g.node(f"x{t}", f"<x<sub>{t + 1}</sub>>", group=f"t{t}", **xin)
+        else:  # keeps the cells of every step on one row
+            g.node(f"x{t}", "", style="invis", width="0.3", group=f"t{t}")
         for r in range(rows):
             label = ("→" if r == 0 else "←") if kind == "bidirectional" else ("enc" if t < enc else "dec") if enc \
-                else ("layer 2" if r == 1 else "RNN") if kind == "deep" else "RNN"
-            g.node(f"c{r}_{t}", label, **cell)
+                else f"layer {r + 1}" if kind == "deep" else "RNN"
+            g.node(f"c{r}_{t}", label, group=f"t{t}", **cell)  # a step's nodes in one column
         g.edge(f"x{t}", f"c0_{t}", **({} if reads else {"style": "invis"}))
         if kind == "bidirectional":
             g.edge(f"x{t}", f"c1_{t}", color="#6b7280:invis" if reads else "invis")
@@ -276,13 +292,17 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
         if kind == "deep":
             g.edge(f"c0_{t}", f"c1_{t}")
         if writes:
-            g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", **yout)
+            g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", group=f"t{t}", **yout)
             g.edge(f"c{rows - 1}_{t}", f"y{t}")
             if kind == "bidirectional":
                 g.edge(f"c0_{t}", f"y{t}")
         if t:
-            for r in range(rows):
-                back = kind == "bidirectional" and r == 1
-                g.edge(f"c{r}_{t}" if back else f"c{r}_{t - 1}", f"c{r}_{t - 1}" if back else f"c{r}_{t}",
-                       color="#d97706", penwidth="2", constraint="false")
+            for r in range(rows):  # the recurrence: a flat edge from step t-1 to step t keeps the steps in order;
+                back = kind == "bidirectional" and r == 1  # the backward row's arrows point back in time
+                g.edge(f"c{r}_{t - 1}", f"c{r}_{t}", color="#d97706", penwidth="2", **({"dir": "back"} if back else {}))
+    for row in [[f"x{t}" for t in range(n)]] + [[f"c{r}_{t}" for t in range(n)] for r in range(rows)]:
+        with g.subgraph() as s:  # each row on one rank, its steps left to right
+            s.attr(rank="same")
+            for a, b in zip(row, row[1:], strict=False):
+                s.edge(a, b, style="invis")
     return g

@@ -19,12 +19,12 @@ from gategraph import cells
 from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.lecture import lecture_lstm
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
-from gategraph.renderers.walkthrough import array, claim_lines, step_lines
+from gategraph.renderers.walkthrough import array, claim_table, step_lines
 from gategraph.train import Config, gradient_flow, load_run, train
 
 SKIPPED = "Built with --no-train: this slide shows a trained model's result when the deck is built with training."
@@ -113,32 +113,41 @@ def _lstm(deck, fig):
                     "$[h_{t-1}, x_t]$", width=0.5), section=s)
 
 
+COMPACT = 0.82  # the worked example's chains and tables: a little smaller, so chain and claims share a slide
+
+
 def _worked(deck):
     s, ev = "A worked example", lecture_lstm()
     cell = ev.cell
     given = [f"{lhs(cell, n, 'latex')} = {array(v, 'latex', True)}" for n, v in ev.values.items()
              if cell.roles[n] != "param"]
     deck.add("One LSTM step with numbers",
-             Text("The lecture's example: two memory units, three inputs, weights chosen by hand. Every value "
-                  "below is computed exactly from the equations, and each number the slides claim is set "
-                  "beside it."),
-             Math(r"\quad ".join(given)), section=s)
+             Text("The lecture's example: two memory units, three inputs, weights chosen by hand. The next "
+                  "slides work out one step, and set each number the original slides claim beside the computed "
+                  "one."),
+             Math(r"\quad ".join(given)), section=s,
+             notes=["Every value on these slides is computed exactly from the equations while the deck is "
+                    "built."])
     held = failed = 0
     for step in ev.steps:
         lines = step_lines(ev, step, "latex")
         verdicts = [v for v in ev.verdicts if v.claim.name == step.name]
         held += sum(v.holds for v in verdicts)
         failed += sum(not v.holds for v in verdicts)
-        blocks = [Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}")]
+        if len(lines) > 4:  # the short last steps of the chain on one line, so the claims fit below it
+            lines = lines[:3] + [lines[3] + " " + " ".join(line.replace("&", "", 1) for line in lines[4:])]
+        chain = Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT)
+        side = []  # below the chain: what the slides claim against what is computed, as one compact table
         if step.given:
-            blocks.append(Text("The slide gives this value rather than computing it; the example takes it as given."))
-        claims = claim_lines(ev, step, "latex", words=False)
-        if claims:
-            blocks.append(Math(parts=claims))
+            side.append(Text("The slide gives this value rather than computing it; the example takes it as given."))
+        table = claim_table(ev, step)
+        if table:
+            side.append(Math(table, scale=COMPACT))
         for v in verdicts:
             if not v.holds:
                 why = f": {v.claim.note}" if v.claim.note else ""
-                blocks.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
+                side.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
+        blocks = [chain, *side]
         deck.add(f"The example: ${equation(cell, step.name, 'latex').split('=')[0].strip()}$", *blocks, section=s)
     deck.add("What the example shows", Text(
         f"{held} of the {held + failed} values the slides claim hold; {failed} do not. The forget gate is "
@@ -169,9 +178,9 @@ def _gradients(deck, fig):
     deck.add("Training needs the gradient of the loss",
              Math(r"W \leftarrow W - \eta \frac{\partial \mathcal{L}}{\partial W}"),
              Text("Every weight reaches the loss through the cell state or the hidden state, at every step. "
-                  "The next slides derive each gradient by the chain rule, one step per key press; every "
-                  "line is generated from the LSTM's equations and checked against finite differences."),
-             section=s)
+                  "The next slides derive each gradient by the chain rule."),
+             section=s, notes=["One step per key press.", "Every line is generated from the LSTM's equations and "
+                               "checked against finite differences."])
     for p in ("W_f", "W_i", "W_C", "W_o"):
         head, _, tail = p.partition("_")
         deck.add(f"The gradient of ${head}_{tail}$",
@@ -189,8 +198,8 @@ def _gradients(deck, fig):
     deck.add("The derivation, checked", Text(
         f"Central finite differences against the derived gradients, for {len(rows)} quantities (every "
         f"weight, the inputs and the initial states): the largest relative error is "
-        f"{max(r.max_rel or 0 for r in rows):.1e}. SymPy's own differentiation agrees exactly in the tests."),
-        section=s)
+        f"{max(r.max_rel or 0 for r in rows):.1e}."),
+        section=s, notes=["SymPy's own differentiation agrees exactly in the tests."])
 
 
 # --- structures -------------------------------------------------------------------------------------------------
@@ -247,11 +256,12 @@ def _seq2seq(deck, fig, out, enabled):
         "An encoder reads the whole input; its final state starts a decoder, which writes the output one "
         "token at a time, each time reading the token it wrote before, until it writes $\\langle/s\\rangle$."),
         Figure(render(structure_dot("encoder-decoder"), fig / "structure-seq2seq.png"), "", width=0.75),
-        Text("Dates, trained while this deck was built: " + "; ".join(f"'{a}' → '{b}'" for a, b, _, _ in examples[:3])
+        Text("Dates: " + "; ".join(f"'{a}' → '{b}'" for a, b, _, _ in examples[:3])
              + f" ({_score(dates, 'test_exact_match'):.0%} exact on dates held out of training).")
         if dates else Note(SKIPPED),
         *([Note(f"Outside what it was trained on (years 1950 to 2049) it has nothing to go on: "
-                f"'{examples[3][0]}' → '{examples[3][1]}'.", "warn")] if dates else []), section=s)
+                f"'{examples[3][0]}' → '{examples[3][1]}'.", "warn")] if dates else []), section=s,
+        notes=["The dates model was trained while this deck was built (cached under runs/dates)."] if dates else [])
     on = _run(out, "wheels-forced", Config(cell="gru", task="wheels", steps=400, lr=0.005, eval_every=10,
                                            test_size=1, teacher_forcing=1.0), enabled)
     off = _run(out, "wheels-free", Config(cell="gru", task="wheels", steps=400, lr=0.005, eval_every=10,
@@ -297,11 +307,12 @@ def _vanishing(deck, fig, out, enabled):
     s = "Vanishing gradients"
     deck.add("Why the plain RNN forgets", Text("How the state at step $t - k$ affects step $t$: a product of "
                                                "$k$ step Jacobians."),
-             Math(align(jacobian_rows(derive(cells.rnn()), "h", "latex"), "latex")),
-             Math(align(jacobian_rows(derive(cells.lstm()), "C", "latex"), "latex")),
-             Text("For the RNN each factor multiplies by the same weights and by $1 - h^2 \\le 1$, so the "
-                  "product shrinks (or grows) geometrically. Along the LSTM's cell state each factor is the "
-                  "forget gate, which the network can hold near 1."), section=s)
+             Columns([Text("The plain RNN:"), Math(align(jacobian_rows(derive(cells.rnn()), "h", "latex"), "latex")),
+                      Text("Each factor multiplies by the same weights and by $1 - h^2 \\le 1$, so the product "
+                           "shrinks (or grows) geometrically.")],
+                     [Text("The LSTM, along its cell state:"),
+                      Math(align(jacobian_rows(derive(cells.lstm()), "C", "latex"), "latex")),
+                      Text("Each factor is the forget gate, which the network can hold near 1.")]), section=s)
     runs = {c: _run(out, f"adding-{c}", Config(cell=c, task="adding", hidden=32, steps=1500, lr=0.003,
                                                 eval_every=100, task_options={"T": 50}), enabled)
             for c in ("lstm", "gru", "rnn")}

@@ -31,7 +31,7 @@ def _chunks(rows: list, n: int = MAX_ROWS) -> list[list]:
     return [rows[k:k + n] for k in range(0, len(rows), n)] or [[]]
 
 
-def _view(deck: Deck, title: str, make, section: str, name: str):
+def _view(deck: Deck, title: str, make, section: str, name: str, notes=()):
     """A slide of the blocks `make()` returns; if this view cannot be made for the cell, the slide says why."""
     try:
         blocks = make()
@@ -40,7 +40,7 @@ def _view(deck: Deck, title: str, make, section: str, name: str):
     except GategraphError as e:
         reason = plain(str(e))
         blocks = [Note(f"This view cannot be made for {name}: {reason}.", "warn")]
-    deck.add(title, *blocks, section=section)
+    deck.add(title, *blocks, section=section, notes=list(notes))
 
 
 def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
@@ -78,7 +78,9 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
                  "of them, so it shrinks or grows geometrically unless a factor stays near the identity."),
             *(Math(align(jacobian_rows(adj, st, "latex"), "latex")) for st in states)], section, name)
     if check:
-        _view(deck, f"{name}: the gradients, checked", lambda: _checked(cell), section, name)
+        _view(deck, f"{name}: the gradients, checked", lambda: _checked(cell), section, name,
+              notes=["The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
+                     "second, exact witness."])
 
 
 def _checked(cell: Cell) -> list:
@@ -87,9 +89,7 @@ def _checked(cell: Cell) -> list:
     verdict = "every gradient agrees" if all(r.ok for r in rows) else "a gradient disagrees"
     return [Text(f"Central finite differences against the derived adjoint, {len(rows)} quantities "
                  f"(every parameter, the inputs, the initial states): largest relative error "
-                 f"{worst:.1e}; {verdict}."),
-            Note("The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
-                 "second, exact witness.", "info")]
+                 f"{worst:.1e}; {verdict}.")]
 
 
 def _param(name: str) -> str:

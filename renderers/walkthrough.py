@@ -235,3 +235,29 @@ def walkthrough(ev: Evaluation, style: str = "latex") -> str:
         return head + "\n\n" + "\n\n".join(blocks) + tail
     head = "given: " + "; ".join(inputs)
     return head + "\n\n" + "\n\n".join(blocks) + (f"\n\n{summary}" if summary else "")
+
+
+def claim_table(ev: Evaluation, step: Step) -> str:
+    """The claims of one step as one compact LaTeX table — what, the claimed value, the computed one, ✓ or ✗ —
+    with vectors written as rows `[a,\\ b]`, so the table is as short as it has claims; "" without claims."""
+    names, rows = times(ev.cell), []
+
+    def flat(a) -> str:
+        a = np.asarray(a, dtype=float)
+        if a.ndim > 1:
+            return array(a, "latex", exact=False)
+        return "[" + r",\ ".join(_float(float(v), "latex") for v in np.atleast_1d(a)) + "]"
+
+    for v in (v for v in ev.verdicts if v.claim.name == step.name):
+        c = v.claim
+        if c.part is None:
+            what = lhs(ev.cell, c.name, "latex")
+        else:
+            part = next(p for p in step.parts if p.operand.name == c.part or names[p.operand.name][0] == c.part)
+            what = _block(ev, part, "latex")
+        rel = r"\approx " if c.approx else ""
+        rows.append(rf"{what} & {rel}{flat(c.value)} & {flat(v.computed)} & {CHECK['latex'][0 if v.holds else 1]}")
+    if not rows:
+        return ""
+    return (r"\begin{array}{lllc} & \text{claimed} & \text{computed} & \\ \hline "
+            + r" \\ ".join(rows) + r"\end{array}")

@@ -43,6 +43,9 @@ def test_wheel_ships_the_renderers_inside_gategraph_and_builds_without_a_warning
             "gategraph/renderers/katex/fonts/KaTeX_Main-Regular.woff2"} <= set(names)
     fonts = {n.rsplit("/", 1)[1] for n in names if n.startswith("gategraph/renderers/katex/fonts/")}
     assert fonts == {f.name for f in (ROOT / "renderers" / "katex" / "fonts").glob("*.woff2")}, "every KaTeX font"
+    assert {"gategraph/renderers/reveal/dist/reveal.js", "gategraph/renderers/reveal/LICENSE",
+            "gategraph/renderers/reveal/plugin/notes/notes.js", "gategraph/renderers/reveal/dist/theme/white.css",
+            "gategraph/renderers/reveal/dist/theme/fonts/source-sans-pro/source-sans-pro-regular.woff"} <= set(names)
     assert not any(n.startswith("renderers/") for n in names), "no top-level `renderers` package"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

@@ -13,6 +13,7 @@ from gategraph.renderers import beamer
 from gategraph.renderers.beamer import write_beamer
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
 from gategraph.renderers.html import write_html
+from gategraph.renderers.reveal import write_reveal
 from tests.conftest import ROOT, needs_dot
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,9 +49,12 @@ def test_the_html_deck_renders_every_formula_and_image(lstm_deck):
     check = rendered(lstm_deck / "html" / "index.html")
     assert check["checked"] == "1"
     assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
+    assert check["overflowing-slides"] == "0", check  # a user's cell (examples/mgu.py) fits too
     assert int(check["slides"]) >= 15
     assert (lstm_deck / "html" / "katex" / "katex.min.js").exists()
     assert (lstm_deck / "html" / "katex" / "LICENSE").exists()  # the vendored files travel with their licence
+    assert (lstm_deck / "html" / "reveal" / "dist" / "reveal.js").exists()
+    assert (lstm_deck / "html" / "reveal" / "LICENSE").exists()
 
 
 @needs_dot
@@ -59,12 +63,16 @@ def test_the_checker_sees_a_broken_formula(tmp_path):
     """The browser check can fail: a formula KaTeX refuses and a missing picture are both counted."""
     deck = Deck("broken")
     deck.add("bad", Math(r"x^^2"), Math(r"\frac{1}{"), Text("a stray \\frac left as text"))
-    page = write_html(deck, tmp_path)
+    deck.add("fits", Text("one line"))
+    deck.add("too long", Text("a line of prose\n" * 30, bullets=True))
+    deck.add("too wide", Math(" + ".join(f"x_{{{k}}}" for k in range(80))))
+    page = write_reveal(deck, tmp_path)
     (tmp_path / "index.html").write_text(page.read_text().replace("</section>", '<img src="nope.png"></section>', 1))
     check = rendered(page)
     assert check["katex-errors"] == "1"  # a double superscript: KaTeX's error element
     assert check["raw-tex"] == "2"  # an unclosed brace (KaTeX never sees it) and the stray \frac, left as text
     assert check["broken-images"] == "1"
+    assert check["overflowing-slides"] == "2"  # thirty lines run off the bottom, eighty terms off the side
 
 
 @needs_dot
@@ -107,9 +115,10 @@ def test_a_view_that_cannot_be_made_leaves_a_note_and_the_rest_of_the_deck_is_bu
 def test_names_and_text_are_escaped(tmp_path):
     deck = Deck("<script>alert(1)</script> & co", "x < y")
     deck.add("a <b>bold</b> title", Text("5 < 6 & $a < b$"), Note("<i>", "warn"))
-    html = write_html(deck, tmp_path).read_text()
-    assert "<script>alert" not in html and "&lt;script&gt;" in html and "&lt;b&gt;bold" in html
-    assert "$a &lt; b$" in html  # math stays math, escaped for HTML, unescaped again by the browser
+    for write in (write_reveal, write_html):
+        html = write(deck, tmp_path).read_text()
+        assert "<script>alert" not in html and "&lt;script&gt;" in html and "&lt;b&gt;bold" in html
+        assert "$a &lt; b$" in html  # math stays math, escaped for HTML, unescaped again by the browser
     tex = beamer.beamer_source(deck, {})
     assert r"\&" in tex and "$a < b$" in tex
 
@@ -133,7 +142,7 @@ def test_figures_travel_with_the_deck(tmp_path):
     picture = ROOT / "docs" / "adding.png"
     deck = Deck("t")
     deck.add("s", Figure(picture, "the adding problem"))
-    page = write_html(deck, tmp_path / "out")
+    page = write_reveal(deck, tmp_path / "out")
     assert (tmp_path / "out" / "figures" / "00-adding.png").exists()
     assert 'src="figures/00-adding.png"' in page.read_text()
 
