@@ -28,7 +28,7 @@ import numpy as np
 from gategraph import __version__
 from gategraph.cells import CELLS
 from gategraph.derive import derive
-from gategraph.errors import GategraphError, SpecError, UsageError
+from gategraph.errors import GategraphError, Interrupted, SpecError, UsageError
 from gategraph.spec import Cell
 
 EXAMPLES = ("lecture-lstm",)
@@ -556,7 +556,7 @@ def main(argv=None) -> int:
     try:
         status = args.run(args)
     except GategraphError as e:
-        if type(e).__name__ == "Interrupted":  # Ctrl-C or SIGTERM during training: saved, resumable
+        if isinstance(e, Interrupted):  # Ctrl-C or SIGTERM during training: saved, resumable
             print(f"\ngategraph: {e}", file=sys.stderr)
             return 130
         print(f"gategraph: error: {e}", file=sys.stderr)

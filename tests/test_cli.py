@@ -177,3 +177,22 @@ def test_param_and_bptt_are_alternatives(tmp_path):
 def test_a_bad_set_value_is_refused_before_anything_is_printed():
     proc = run_cli("jacobian", "rnn", "--seed", "0", "--set", "b=nan", check=False)
     assert proc.returncode == 2 and proc.stdout == "" and "b = nan is not a finite number" in proc.stderr
+
+
+def test_an_interruption_is_known_by_its_type_not_its_name(monkeypatch, capsys):
+    """Exit status 130 for every Interrupted (a subclass too); 2 for any other error, whatever its name."""
+    from gategraph import cli, errors
+
+    class StoppedEarly(errors.Interrupted):
+        pass
+
+    class Interrupted(errors.GategraphError):  # not gategraph's Interrupted, only named alike
+        pass
+
+    for raised, status in ((StoppedEarly("stopped at step 3"), 130), (Interrupted("no such thing"), 2)):
+        def command(args, raised=raised):
+            raise raised
+
+        monkeypatch.setattr(cli, "cmd_tasks", command)
+        assert cli.main(["tasks"]) == status
+        assert str(raised) in capsys.readouterr().err
