@@ -6,7 +6,9 @@ A run directory holds
 - metrics.csv — step, loss, the task's test score (test_mse, test_accuracy), seconds;
 - params.npz + params.json — the parameters and what they belong to (loaded with allow_pickle=False);
 - checkpoint.npz — parameters, optimizer state, the data generator's state and the step, written
-  atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end.
+  atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end; checkpoint.prev.npz, the one
+  before it.
+A damaged or missing file is a one-line RunError that names it and says what to do (`load_run`).
 `train(config, run_dir, resume=True)` continues from the checkpoint exactly where the run stopped: the
 same batches, the same updates, the same numbers bit for bit (on the same machine). A loss that is not
 finite stops the run with a clear error; the last good checkpoint stays.
@@ -18,19 +20,22 @@ gategraph.errors.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
+import os
 import signal
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gategraph.cells import CELLS
-from gategraph.errors import GategraphError, UsageError, ValueInputError
+from gategraph.errors import GategraphError, Interrupted, RunError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.models import SequenceModel
 from gategraph.optim import SGD, Adam, clip_scale
@@ -61,10 +66,6 @@ class Config:
     teacher_forcing: float = 1.0  # sequence to sequence: how often the decoder reads the true previous token
     teacher_forcing_end: float | None = None  # scheduled sampling: the ratio moves linearly to this by the end
     task_options: dict = field(default_factory=dict)  # e.g. {"T": 50}
-
-
-class Interrupted(GategraphError):
-    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped; `--resume` continues it."""
 
 
 class Run:
@@ -138,10 +139,10 @@ class Run:
         return {**{f"p/{k}": v for k, v in self.params.items()}, **{f"opt/{k}": v for k, v in self.opt.state().items()},
                 "meta": np.array(json.dumps(meta))}
 
-    def load(self, data):
-        self.params = {k[2:]: np.array(data[k]) for k in data.files if k.startswith("p/")}
-        self.opt.load({k[4:]: np.array(data[k]) for k in data.files if k.startswith("opt/")})
-        meta = json.loads(str(data["meta"]))
+    def load(self, arrays: dict, meta: dict):
+        """The state of a checkpoint (read and checked by `read_checkpoint`)."""
+        self.params = {k[2:]: v for k, v in arrays.items() if k.startswith("p/")}
+        self.opt.load({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
         self.step, self.history = meta["step"], meta["history"]
         self.rng.bit_generator.state = meta["rng"]
 
@@ -153,8 +154,18 @@ def _npz(arrays: dict) -> bytes:
 
 
 def save(run: Run, run_dir: Path):
-    """The checkpoint, the parameters and the metrics so far, each written whole or not at all."""
-    atomic_write(run_dir / "checkpoint.npz", _npz(run.state()))
+    """The checkpoint, the parameters and the metrics so far, each written whole or not at all. The checkpoint
+    it replaces stays as checkpoint.prev.npz (a hard link, no copy), for when the newest is damaged later."""
+    data = _npz(run.state())
+    current, link = run_dir / CHECKPOINT, run_dir / f".{PREVIOUS}.new"
+    if current.exists():
+        try:
+            link.unlink(missing_ok=True)
+            os.link(current, link)
+            os.replace(link, run_dir / PREVIOUS)
+        except OSError:  # a file system without hard links: no previous checkpoint is kept
+            link.unlink(missing_ok=True)
+    atomic_write(current, data)
     atomic_write(run_dir / "params.npz", _npz(run.params))
     shapes = {k: list(v.shape) for k, v in run.params.items()}
     atomic_write(run_dir / "params.json", json.dumps({"config": asdict(run.config), "step": run.step,
@@ -167,16 +178,166 @@ def save(run: Run, run_dir: Path):
     atomic_write(run_dir / "metrics.csv", out.getvalue().encode())
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """A run as its directory left it: the config, and the state of its last checkpoint."""
-    run_dir = Path(run_dir)
+CONFIG, CHECKPOINT, PREVIOUS = "config.json", "checkpoint.npz", "checkpoint.prev.npz"
+
+
+def _config_hint(run_dir: Path) -> str:
+    """What to do about a damaged config.json: params.json keeps a copy of the settings."""
     try:
-        config = Config(**json.loads((run_dir / "config.json").read_text()))
-        data = np.load(run_dir / "checkpoint.npz", allow_pickle=False)
-    except FileNotFoundError as e:
-        raise ValueInputError(f"{run_dir} is not a run directory (no {Path(e.filename).name})") from None
-    run = Run(config)
-    run.load(data)
+        copy = json.loads((run_dir / "params.json").read_text())["config"]
+        config_from_dict(copy, run_dir / "params.json")
+    except (OSError, ValueError, KeyError, TypeError, RunError):
+        return "the run cannot be read without it: start a new run with another -o"
+    return 'params.json keeps a copy of the settings: write its "config" entry back to config.json'
+
+
+def config_from_dict(data, path: Path) -> Config:
+    """A Config from what a JSON file held, every setting known and of its type, else a one-line RunError."""
+    if not isinstance(data, dict):
+        raise RunError(f"{path} holds a JSON {type(data).__name__}, not the run's settings")
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RunError(f"{path} has an unknown setting {unknown[0]!r} (the settings: {', '.join(fields)})")
+    kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+    for name, value in data.items():
+        allowed = fields[name].replace(" ", "").split("|")
+        if value is None and "None" in allowed:
+            continue
+        types = tuple(t for a in allowed for t in kinds.get(a, (object,)))
+        if not isinstance(value, types) or (isinstance(value, bool) and "bool" not in allowed):
+            raise RunError(f"{path}: the setting {name!r} is {json.dumps(value)}, not a {' or '.join(allowed)}")
+    return Config(**data)
+
+
+def read_config(run_dir: Path) -> Config:
+    """config.json of a run directory, or a one-line RunError naming the file and what is wrong with it."""
+    path = run_dir / CONFIG
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not the run's settings") from None
+    except OSError as e:
+        raise RunError(f"{path} cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path} is damaged: it is not text; {_config_hint(run_dir)}") from None
+    except json.JSONDecodeError as e:
+        what = "it is empty" if not text.strip() else f"not valid JSON ({e.msg}, line {e.lineno} column {e.colno})"
+        raise RunError(f"{path} is damaged: {what}; {_config_hint(run_dir)}") from None
+    try:
+        return config_from_dict(data, path)
+    except RunError as e:
+        raise RunError(f"{e}; {_config_hint(run_dir)}") from None
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """What is wrong with an .npz file that numpy could not read, in words."""
+    try:
+        head = path.read_bytes()[:4]
+    except OSError:
+        head = b""
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if head != b"PK\x03\x04":
+        return "it is not an .npz archive"
+    if isinstance(e, ValueError) and "allow_pickle" in str(e):
+        return "it holds Python objects (object arrays), which gategraph never loads"
+    if isinstance(e, EOFError) or isinstance(e, zipfile.BadZipFile) and "not a zip file" in str(e):
+        return "it is cut short (the archive's directory at its end is missing)"
+    return f"it is damaged ({type(e).__name__}: {e})"
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """The arrays and the record (step, generator state, history) of a checkpoint file, each checked; a
+    one-line RunError naming the file and what is wrong with it otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise RunError(f"{path.parent} is not a run directory (no {path.name})") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not a checkpoint") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError, zlib.error, ValueError, ...: the file is not whole
+        raise RunError(f"{path} cannot be read: {_why_unreadable(path, e)}") from None
+    if "meta" not in arrays:
+        raise RunError(f"{path} has no run record (its 'meta' entry is missing)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError:
+        raise RunError(f"{path} is damaged: its run record ('meta') is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{path} is damaged: its run record ('meta') is not a JSON object")
+    for key, kind in (("step", int), ("rng", dict), ("history", list)):
+        if key not in meta:
+            raise RunError(f"{path} is damaged: its run record ('meta') has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise RunError(f"{path} is damaged: the {key!r} of its run record is not a {kind.__name__}")
+    if meta["step"] < 0 or not all(isinstance(r, dict) for r in meta["history"]):
+        raise RunError(f"{path} is damaged: its run record ('meta') holds impossible values")
+    for name, a in arrays.items():
+        if a.dtype.kind not in "fiub":
+            raise RunError(f"{path} is damaged: {name!r} holds {a.dtype} values, not numbers")
+    return arrays, meta
+
+
+def _previous(run_dir: Path) -> str:
+    """What to do when checkpoint.npz is unusable: the previous checkpoint, if it is intact."""
+    prev = run_dir / PREVIOUS
+    if not prev.exists():
+        return "no earlier checkpoint is kept: start the run again"
+    try:
+        _, meta = read_checkpoint(prev)
+    except RunError:
+        return f"{PREVIOUS} is damaged too: start the run again"
+    return f"{PREVIOUS} (step {meta['step']}) is intact: rename it to {CHECKPOINT} to go on from step {meta['step']}"
+
+
+def _fits(run: Run, arrays: dict, path: Path):
+    """The checkpoint's parameters and optimizer state are the ones the config's model has, by name and shape."""
+    want = {f"p/{k}": v for k, v in run.params.items()}
+    have = {k: v for k, v in arrays.items() if k.startswith("p/")}
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            raise RunError(f"{path} does not fit {CONFIG}: it has no parameter {name[2:]!r}")
+        if name not in want:
+            raise RunError(f"{path} does not fit {CONFIG}: the config's model has no parameter {name[2:]!r}")
+        if have[name].shape != want[name].shape or have[name].dtype != want[name].dtype:
+            raise RunError(f"{path} does not fit {CONFIG}: {name[2:]!r} is {have[name].dtype} {have[name].shape} "
+                           f"there, the config makes {want[name].dtype} {want[name].shape}")
+    for name, a in arrays.items():
+        param = name.split("/", 2)[-1] if name.startswith("opt/") else None
+        if param and f"p/{param}" in want and a.shape != want[f"p/{param}"].shape:
+            raise RunError(f"{path} is damaged: the optimizer's {name[4:]!r} has shape {a.shape}, its parameter "
+                           f"{want[f'p/{param}'].shape}")
+
+
+def load_run(run_dir: str | Path, config: Config | None = None) -> Run:
+    """A run as its directory left it: the config (or `config`, the one to continue with), and the state of
+    its last checkpoint. A damaged or missing file is a one-line RunError naming it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a run directory (no such folder)")
+    config = config or read_config(run_dir)
+    path = run_dir / CHECKPOINT
+    try:
+        arrays, meta = read_checkpoint(path)
+    except RunError as e:
+        if not path.exists():
+            raise
+        raise RunError(f"{e}; {_previous(run_dir)}") from None
+    try:
+        run = Run(config)
+    except GategraphError as e:
+        raise RunError(f"{run_dir / CONFIG}: {e}") from None
+    _fits(run, arrays, path)
+    try:
+        run.load(arrays, meta)
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunError(f"{path} is damaged: its state does not load ({type(e).__name__}: {e}); "
+                       f"{_previous(run_dir)}") from None
     return run
 
 
