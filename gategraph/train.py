@@ -19,8 +19,10 @@ gategraph.errors.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import io
 import json
 import math
@@ -68,6 +70,118 @@ class Config:
     task_options: dict = field(default_factory=dict)  # e.g. {"T": 50}
 
 
+def check_settings(config: Config, task) -> None:
+    """Refuse, in one line, settings that cannot work or would be ignored without a word."""
+    if not (isinstance(config.lr, int | float) and math.isfinite(config.lr) and config.lr > 0):
+        raise UsageError(f"the learning rate (--lr) must be a number above 0, got {config.lr}")
+    if config.clip is not None and not (math.isfinite(config.clip) and config.clip > 0):
+        raise UsageError(f"--clip is the largest gradient norm let through and must be above 0, got {config.clip} "
+                         "(a negative one would turn the update around)")
+    if not 0 <= config.momentum < 1:
+        raise UsageError(f"the momentum is from 0 to below 1, got {config.momentum}")
+    for name in ("hidden", "layers", "steps", "batch", "eval_every", "save_every", "test_size"):
+        if getattr(config, name) < 1:
+            raise UsageError(f"{option_name(name)} must be at least 1, got {getattr(config, name)}")
+    seq2seq = task.structure == "seq2seq"
+    if config.attention is not None and not seq2seq:
+        raise UsageError(f"--attention is for sequence-to-sequence tasks (a decoder attends to the source); the "
+                         f"{task.name} task is {task.structure}")
+    if config.teacher_forcing_end is not None and not seq2seq:
+        raise UsageError(f"teacher forcing is for sequence-to-sequence tasks; the {task.name} task is "
+                         f"{task.structure}")
+    if seq2seq and (config.layers != 1 or config.bidirectional):
+        raise UsageError("the sequence-to-sequence model has one layer in one direction: --layers and "
+                         "--bidirectional do not apply to it")
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the system's MemAvailable, or a control group's limit if lower
+    (None when neither can be read)."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes",
+                                                            "memory/memory.usage_in_bytes")):
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:
+                found.append(int(cap) - int(Path("/sys/fs/cgroup", usage).read_text()))
+        except (OSError, ValueError):
+            pass
+    return min(found) if found else None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def memory_needed(config: Config, task, model) -> dict:
+    """Roughly how many bytes training with these settings holds at its peak, by what holds them (nothing is
+    allocated): each kernel's tape and adjoint buffers, T·B·(values kept per step)·H·itemsize per layer and
+    direction, for a training batch and for the test set; the data; the parameters with their gradients, the
+    optimizer's state and the checkpoint being written."""
+    item = np.dtype(config.dtype).itemsize
+    probe = task.batch(np.random.default_rng(0), 1)  # one example: the data's lengths and widths
+    B, N = config.batch, config.test_size
+    parts = {}
+    if isinstance(model, Seq2Seq):
+        src, tgt = probe[0], probe[1]
+        S, T = (src.shape[0] if src is not None else 0), tgt.shape[0]
+        kernels = [k for k in (model.encoder, model.decoder, model.attn) if k is not None]
+        n_params = sum(math.prod(k.shape(p)) for k in kernels for p in k.param_names)
+        n_params += (2 * model.H if model.attn else model.H + 1) * model.V
+        if model.encoder is not None:
+            train_ws, test_ws = model.encoder.workspace_bytes(S, B), model.encoder.workspace_bytes(S, N)
+            parts[f"the encoder's tape for the test set of {N} sequences of length {S}"] = test_ws["forward"]
+            parts["the encoder's tape for a batch"] = train_ws["forward"] + train_ws["backward"]
+        per_step = (2 * model.V + 4 * model.H + S * (model.H + 2)) * item  # inputs, states, logits, attention
+        parts[f"the decoder's {T} steps"] = T * max(B, N) * per_step * 3
+    else:
+        x = probe[0]
+        T, X = x.shape[0], x.shape[2]
+        n_params = 0
+        train = test = 0
+        for layer in model.rnn.kernels:
+            for k in layer.values():
+                n_params += sum(math.prod(k.shape(p)) for p in k.param_names)
+                a, b = k.workspace_bytes(T, B), k.workspace_bytes(T, N)
+                train += a["forward"] + a["backward"] + 3 * T * B * k.sizes["H"] * item  # and the outputs
+                test += b["forward"] + 3 * T * N * k.sizes["H"] * item
+        n_params += (model.rnn.width + 1) * model.output_size
+        parts[f"the tape of a test pass over {N} sequences of length {T}"] = test
+        parts[f"the tape of a training step over {B} sequences of length {T}"] = train
+        parts["the data"] = T * (N + B) * X * (8 + item)
+    parts[f"the {n_params:,} parameters, their gradients, the optimizer's state and a checkpoint"] = \
+        9 * n_params * item
+    return parts
+
+
+def check_memory(config: Config, task, model) -> None:
+    """Refuse, in one line and before allocating it, a run that needs more memory than there is."""
+    available = available_memory()
+    if available is None:
+        return
+    parts = memory_needed(config, task, model)
+    need = sum(parts.values())
+    if need <= available:
+        return
+    biggest = max(parts, key=parts.get)
+    lower = ("--hidden or --layers" if "parameters" in biggest else
+             "--length, --hidden or --layers" if "test" in biggest else "--batch, --length, --hidden or --layers")
+    raise UsageError(f"{config.cell} on {task.name} with these settings needs about {_size(need)} of memory (most "
+                     f"of it {biggest}), {_size(available)} is available: lower {lower}")
+
+
 class Run:
     """One training run: the model, the optimizer, the data and the record, built from a Config."""
 
@@ -86,6 +200,7 @@ class Run:
         for ratio in (config.teacher_forcing, config.teacher_forcing_end):
             if ratio is not None and not 0 <= ratio <= 1:
                 raise UsageError(f"a teacher-forcing ratio is between 0 and 1, got {ratio}")
+        check_settings(config, task)
         if self.seq2seq:
             self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
                                  config.hidden, task.start, task.end, config.attention, config.dtype)
@@ -93,6 +208,7 @@ class Run:
             self.model = SequenceModel(cell, task.input_size, config.hidden, task.output_size,
                                        config.structure or task.structure, task.loss, config.layers,
                                        config.bidirectional, config.dtype)
+        check_memory(config, task, self.model)
         self.params = self.model.init(config.seed)
         self.opt = Adam(config.lr) if config.optimizer == "adam" else SGD(config.lr, config.momentum)
         self.rng = np.random.default_rng(config.seed)
@@ -104,6 +220,8 @@ class Run:
             self.test = (x.astype(config.dtype), y, mask)
         self.step = 0
         self.history: list[dict] = []
+        self.changes: list[dict] = []  # settings changed on resuming: {"step": s, "lr": [old, new], ...}
+        self.resumed_with: dict = {}  # the changes of this resume: {"lr": [old, new], ...}
 
     # -- one step and one evaluation -------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -135,7 +253,8 @@ class Run:
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:
-        meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history}
+        meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history,
+                "changes": self.changes}
         return {**{f"p/{k}": v for k, v in self.params.items()}, **{f"opt/{k}": v for k, v in self.opt.state().items()},
                 "meta": np.array(json.dumps(meta))}
 
@@ -143,7 +262,7 @@ class Run:
         """The state of a checkpoint (read and checked by `read_checkpoint`)."""
         self.params = {k[2:]: v for k, v in arrays.items() if k.startswith("p/")}
         self.opt.load({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
-        self.step, self.history = meta["step"], meta["history"]
+        self.step, self.history, self.changes = meta["step"], meta["history"], meta.get("changes", [])
         self.rng.bit_generator.state = meta["rng"]
 
 
@@ -275,7 +394,9 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
             raise RunError(f"{path} is damaged: its run record ('meta') has no {key!r}")
         if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
             raise RunError(f"{path} is damaged: the {key!r} of its run record is not a {kind.__name__}")
-    if meta["step"] < 0 or not all(isinstance(r, dict) for r in meta["history"]):
+    changes = meta.get("changes", [])
+    if meta["step"] < 0 or not isinstance(changes, list) or not all(isinstance(r, dict)
+                                                                     for r in meta["history"] + changes):
         raise RunError(f"{path} is damaged: its run record ('meta') holds impossible values")
     for name, a in arrays.items():
         if a.dtype.kind not in "fiub":
@@ -341,45 +462,153 @@ def load_run(run_dir: str | Path, config: Config | None = None) -> Run:
     return run
 
 
-def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None) -> Run:
-    """Train for config.steps steps (from the checkpoint in `run_dir` when resuming; there config.steps, if
-    given, is the new target). `progress(run, loss, rate)` is called after every step. Returns the run
+_OWNED: dict = {}  # run folders this process owns: resolved path -> [lock file descriptor, depth]
+
+
+@contextlib.contextmanager
+def owning(run_dir: str | Path, create: bool = True):
+    """Own a run folder while the block runs: an exclusive lock (flock) on its `.lock` file, which the system
+    releases when this process ends, however it ends. Another process that asks for the same folder gets a
+    one-line RunError; the same process may ask again (the CLI holds it around training and the plots)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        if not create:
+            raise RunError(f"{run_dir} is not a run directory (no such folder)")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(run_dir)) from None
+    key = run_dir.resolve()
+    if key in _OWNED:
+        _OWNED[key][1] += 1
+        try:
+            yield run_dir
+        finally:
+            _OWNED[key][1] -= 1
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise RunError(f"{run_dir} is in use by another gategraph process{pid}: wait for it to end, "
+                       "or choose another -o") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _OWNED[key] = [fd, 1]
+    try:
+        yield run_dir
+    finally:
+        del _OWNED[key]
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def option_name(name: str) -> str:
+    """The command-line option of a Config setting: lr -> --lr, task_options -> --length."""
+    return {"cell": "CELL", "task_options": "--length"}.get(name, "--" + name.replace("_", "-"))
+
+
+def resume_run(run_dir: Path, changes: dict | None = None) -> Run:
+    """The run in `run_dir`, to go on with some settings changed (`changes`, e.g. {"lr": 0.5, "steps": 2000}).
+    What the model or its data is made of cannot change (a one-line RunError says so); what can is applied,
+    written to config.json and recorded in the checkpoint's history of changes."""
+    old = read_config(run_dir)
+    changes = {k: v for k, v in (changes or {}).items() if v is not None and v != getattr(old, k, None)}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise UsageError(f"there is no setting {unknown[0]!r}")
+    fixed = [k for k in changes if k not in RESUMABLE]
+    if fixed:
+        k = fixed[0]
+        was, given = getattr(old, k), changes[k]
+        if k == "task_options":
+            was, given = was.get("T", "the task's own"), given.get("T", "the task's own")
+        raise RunError(f"{run_dir} was trained with {option_name(k)} {was}, not {given}: it cannot change when a run "
+                       f"goes on (only {', '.join(option_name(r) for r in RESUMABLE)} can); start a new run with -o")
+    run = load_run(run_dir, dataclasses.replace(old, **changes))
+    if changes.get("steps", run.step) < run.step:
+        raise UsageError(f"{run_dir} is at step {run.step} already: --steps must be at least that")
+    run.resumed_with = {k: [getattr(old, k), v] for k, v in changes.items()}
+    if changes:
+        run.changes.append({"step": run.step, **run.resumed_with})
+    return run
+
+
+RESUMABLE = ("steps", "lr", "clip", "batch", "momentum", "eval_every", "save_every", "teacher_forcing",
+             "teacher_forcing_end")
+
+
+def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None,
+          changes: dict | None = None) -> Run:
+    """Train for config.steps steps. `progress(run, loss, rate)` is called after every step. Returns the run
     (run.params, run.history).
+
+    With `resume`, the run in `run_dir` goes on from its checkpoint; `changes` are the settings to change
+    (`resume_run`), and config.steps, if not 0, is the new target. The run folder belongs to this process
+    while it trains (`owning`).
 
     With a run directory, Ctrl-C and SIGTERM only ask the run to stop: it finishes the step it is in (a
     signal must not land inside a compiled kernel), saves, and raises Interrupted. A second Ctrl-C stops at
-    once, keeping the last saved checkpoint."""
-    run_dir = Path(run_dir) if run_dir else None
-    if resume:
-        run = load_run(run_dir)
-        if config.steps:
-            run.config.steps = config.steps
-        atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
-    else:
-        run = Run(config)
-        if run_dir:
-            if (run_dir / "checkpoint.npz").exists():
+    once, keeping the last saved checkpoint — after a save that is under way, so that the checkpoint,
+    params.json and metrics.csv always tell the same step."""
+    if not run_dir:
+        if resume:
+            raise UsageError("resuming needs the run directory")
+        return _train(Run(config), None, progress)
+    run_dir = Path(run_dir)
+    with owning(run_dir, create=not resume):
+        if resume:
+            changes = dict(changes or {})
+            if config.steps:
+                changes.setdefault("steps", config.steps)
+            run = resume_run(run_dir, changes)
+        else:
+            if (run_dir / CHECKPOINT).exists():
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
-            atomic_write(run_dir / "config.json", json.dumps(asdict(config), indent=1).encode())
+            run = Run(config)
+        atomic_write(run_dir / CONFIG, json.dumps(asdict(run.config), indent=1).encode())
+        return _train(run, run_dir, progress)
+
+
+def _train(run: Run, run_dir: Path | None, progress) -> Run:
+    """The training loop (see `train`)."""
     cfg = run.config
-    asked = []
+    asked, saving, now = [], [], []
+    saved = [run.step]  # the step of the last checkpoint
 
     def ask_to_stop(signum, frame):
-        if asked:  # the second time: now
+        if not asked:
+            asked.append(signum)
+        elif saving:  # the second time, while saving: as soon as the files agree again
+            now.append(signum)
+        else:  # the second time: now
             raise KeyboardInterrupt
-        asked.append(signum)
+
+    def checkpoint():
+        saving.append(True)
+        try:
+            save(run, run_dir)
+            saved[0] = run.step
+        finally:
+            saving.clear()
+        if now:
+            raise KeyboardInterrupt
 
     handlers = {}
     if run_dir and threading.current_thread() is threading.main_thread():
         handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     clock = run.history[-1]["seconds"] if run.history else 0.0  # seconds go on counting across resumes
-    start, first, saved = time.perf_counter(), run.step, run.step
+    start, first = time.perf_counter(), run.step
     try:
         while run.step < cfg.steps and not asked:
             try:
                 loss = run.train_step()
             except ValueInputError as e:  # a loss or a gradient that is not finite
-                kept = f"the checkpoint of step {saved} is kept" if run_dir and saved else "nothing was saved"
+                kept = f"the checkpoint of step {saved[0]} is kept" if run_dir and saved[0] else "nothing was saved"
                 raise ValueInputError(f"step {run.step + 1}: {e}; the run stops, {kept} (try a smaller --lr)") \
                     from None
             row = {"step": run.step, "loss": loss, "seconds": round(clock + time.perf_counter() - start, 3)}
@@ -389,11 +618,16 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             if progress:
                 progress(run, loss, (run.step - first) / max(time.perf_counter() - start, 1e-9))
             if run_dir and (run.step % cfg.save_every == 0 or run.step == cfg.steps):
-                save(run, run_dir)
-                saved = run.step
+                checkpoint()
         if asked:
-            save(run, run_dir)
+            checkpoint()
             raise Interrupted(f"stopped at step {run.step}; continue with `gategraph train --resume {run_dir}`")
+    except KeyboardInterrupt:
+        if not run_dir:
+            raise
+        kept = f"the checkpoint of step {saved[0]} is kept" if saved[0] else "nothing was saved"
+        raise Interrupted(f"stopped at once at step {run.step}; {kept}"
+                          + (f": continue with `gategraph train --resume {run_dir}`" if saved[0] else "")) from None
     finally:
         for s, previous in handlers.items():
             signal.signal(s, previous)

@@ -5,13 +5,17 @@ the folder is left as it was (or consistent)."""
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
 import pytest
 
 from gategraph.train import Config, load_run, train
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 SMALL = dict(cell="lstm", task="adding", hidden=4, batch=4, eval_every=10, save_every=10, test_size=8,
              task_options={"T": 6})
@@ -156,3 +160,285 @@ def test_every_checkpoint_is_kept_once_more_as_the_previous_one(tmp_path):
     with np.load(tmp_path / "run" / "checkpoint.prev.npz", allow_pickle=False) as data:
         assert json.loads(str(data["meta"]))["step"] == 10
 
+
+
+# --- one process per run folder ------------------------------------------------------------------------------
+
+def _train_cmd(out, hidden="4", steps="1000000"):
+    return [sys.executable, "-m", "gategraph.cli", "train", "gru", "--task", "future", "--length", "6", "--hidden",
+            hidden, "--batch", "4", "--steps", steps, "--eval-every", "5", "-o", str(out)]
+
+
+def _wait_for(path, proc, seconds=240):
+    deadline = time.time() + seconds
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert path.exists(), proc.communicate()[1]
+
+
+def test_a_run_folder_belongs_to_one_process_at_a_time(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen(_train_cmd(out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / "checkpoint.npz", first)
+        second = run_cli("train", "gru", "--task", "future", "--hidden", "6", "-o", out, check=False)
+        _one_line(second, f"{out} is in use by another gategraph process (pid {first.pid})")
+        _one_line(run_cli("train", "--resume", out, check=False), "in use by another gategraph process")
+        assert json.loads((out / "config.json").read_text())["hidden"] == 4
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    step = load_run(out).step
+    resumed = run_cli("train", "--resume", out, "--steps", step + 2)  # the lock went with the first process
+    assert f"step {step + 2}" in resumed.stdout
+
+
+def test_two_trainings_started_at_once_on_one_folder_leave_one_run(tmp_path):
+    out = tmp_path / "run"
+    procs = {h: subprocess.Popen(_train_cmd(out, h, "40"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for h in ("4", "6")}
+    done = {h: (p.wait(timeout=300), p.stderr.read()) for h, p in procs.items()}
+    for p in procs.values():
+        p.stdout.close()
+        p.stderr.close()
+    won = [h for h, (code, _) in done.items() if code == 0]
+    assert len(won) == 1, done
+    lost = next(h for h in done if h not in won)
+    code, err = done[lost]
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "in use by another gategraph process" in err or "already holds a run" in err
+    run = load_run(out)  # the config and the checkpoint agree: the winner's
+    assert run.config.hidden == int(won[0]) and run.step == 40
+    assert json.loads((out / "params.json").read_text())["config"]["hidden"] == int(won[0])
+
+
+# --- Ctrl-C at any moment --------------------------------------------------------------------------------------
+
+def _consistent(out):
+    """The checkpoint, params.json, params.npz and metrics.csv tell the same step."""
+    run = load_run(out)
+    assert json.loads((out / "params.json").read_text())["step"] == run.step
+    with np.load(out / "params.npz", allow_pickle=False) as data:
+        assert all(np.array_equal(data[k], run.params[k]) for k in run.params)
+    assert len((out / "metrics.csv").read_text().splitlines()) == run.step + 1
+    return run
+
+
+def _interrupt(cmd, delays, cwd=ROOT, ready=None):
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if ready:
+        _wait_for(ready, proc)
+    for delay in delays:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    return out, err
+
+
+@pytest.mark.parametrize("delay", [0.8, 2.0])
+def test_ctrl_c_while_the_program_starts_stops_cleanly(tmp_path, delay):
+    out = tmp_path / "run"
+    _, err = _interrupt(_train_cmd(out), [delay])
+    assert err.strip().splitlines()[-1].startswith("gategraph:")
+    assert not (out / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.02])
+def test_ctrl_c_twice_while_training_stops_at_once_and_the_run_stays_consistent(tmp_path, gap):
+    out = tmp_path / "run"
+    _, err = _interrupt(_train_cmd(out), [0.3, gap], ready=out / "checkpoint.npz")
+    assert "gategraph: stopped" in err
+    run = _consistent(out)
+    proc = run_cli("train", "--resume", out, "--steps", run.step + 3)
+    assert f"step {run.step + 3}" in proc.stdout
+
+
+def test_a_second_ctrl_c_during_a_save_waits_until_the_files_agree(tmp_path, monkeypatch):
+    """The second Ctrl-C lands between the checkpoint and params.json: the save ends first."""
+    import gategraph.train as tr
+
+    real, sent = tr.atomic_write, []
+
+    def write(path, data):
+        if path.name == "params.npz" and len(sent) == 1:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # the second one, in the middle of the save
+        return real(path, data)
+
+    def first_ctrl_c(run, loss, rate):
+        if run.step == 3 and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(tr, "atomic_write", write)
+    with pytest.raises(tr.Interrupted, match="stopped at once at step 3; the checkpoint of step 3 is kept"):
+        train(Config(steps=20, **SMALL), tmp_path / "run", progress=first_ctrl_c)
+    assert len(sent) == 2 and _consistent(tmp_path / "run").step == 3
+
+
+def test_ctrl_c_while_drawing_the_plots_keeps_the_finished_run(tmp_path, monkeypatch, capsys):
+    from gategraph import cli
+    from gategraph.renderers import plots
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "loss_curves", ctrl_c)
+    out = tmp_path / "run"
+    status = cli.main(["train", "lstm", "--task", "adding", "--length", "6", "--hidden", "4", "--batch", "4",
+                       "--steps", "10", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert status == 130 and "interrupted while drawing the plots" in err and "saved at step 10" in err
+    assert _consistent(out).step == 10
+
+
+@pytest.mark.parametrize("args", [("check", "lstm"), ("lecture", "--no-train", "--format", "html")])
+def test_ctrl_c_in_other_commands_stops_cleanly(tmp_path, args):
+    _, err = _interrupt([sys.executable, "-m", "gategraph.cli", *args, *(("-o", str(tmp_path / "deck"))
+                                                                         if args[0] == "lecture" else ())], [6.0])
+    assert err.strip().endswith("gategraph: interrupted")
+
+
+# --- memory --------------------------------------------------------------------------------------------------
+
+def test_settings_that_need_more_memory_than_there_is_are_refused_before_allocating(tmp_path):
+    out = tmp_path / "run"
+    began = time.time()
+    proc = run_cli("train", "lstm", "--task", "adding", "--length", "100000", "--batch", "4096", "--hidden", "4096",
+                   "-o", out, check=False)
+    _one_line(proc, "lstm on adding with these settings needs about", "TB of memory", "is available: lower --")
+    assert time.time() - began < 120 and not (out / "checkpoint.npz").exists()
+
+
+def test_the_memory_estimate_counts_what_the_kernels_allocate():
+    from gategraph.train import Run, memory_needed
+
+    run = Run(Config(steps=1, **{**SMALL, "layers": 2, "bidirectional": True}))
+    run.train_step()
+    kernels = [k for layer in run.model.rnn.kernels for k in layer.values()]
+    allocated = sum(a.nbytes for k in kernels for buffers in k._work.values() for a in buffers)
+    T, B = SMALL["task_options"]["T"], SMALL["batch"]
+    predicted = sum(sum(k.workspace_bytes(T, B).values()) for k in kernels)
+    assert predicted == allocated
+    parts = memory_needed(run.config, run.task, run.model)
+    assert sum(parts.values()) > allocated
+
+
+def test_a_run_that_does_not_fit_in_memory_says_so_in_one_line(monkeypatch):
+    import gategraph.train as tr
+
+    monkeypatch.setattr(tr, "available_memory", lambda: 1000)
+    with pytest.raises(tr.UsageError, match=r"^lstm on adding with these settings needs about .* of memory \(most "
+                                            r"of it .*\), 1.0 kB is available: lower --"):
+        tr.Run(Config(steps=1, **SMALL))
+
+
+# --- settings that make no sense -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (("lstm", "--task", "adding", "--lr", "-0.01"), "the learning rate (--lr) must be a number above 0, got -0.01"),
+    (("lstm", "--task", "adding", "--lr", "nan"), "the learning rate (--lr) must be a number above 0, got nan"),
+    (("lstm", "--task", "adding", "--clip", "-1"), "--clip is the largest gradient norm let through and must be"),
+    (("lstm", "--task", "adding", "--attention", "dot"), "--attention is for sequence-to-sequence tasks"),
+    (("gru", "--task", "dates", "--layers", "2"), "--layers and --bidirectional do not apply to it"),
+    (("gru", "--task", "adding", "--teacher-forcing-end", "0"), "teacher forcing is for sequence-to-sequence"),
+    (("gru", "--task", "wheels", "--attention", "dot"), "attention needs a source to attend to"),
+])
+def test_settings_that_make_no_sense_are_refused(tmp_path, args, message):
+    out = tmp_path / "run"
+    _one_line(run_cli("train", *args, "-o", out, check=False), message)
+    assert not (out / "config.json").exists()
+
+
+def test_resuming_refuses_what_cannot_change_and_applies_and_records_what_can(good_run, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(good_run, folder)
+    before = _snapshot(folder)
+    for args, option in ((("--hidden", "16"), "--hidden 4, not 16"), (("--layers", "2"), "--layers 1, not 2"),
+                         (("gru",), "CELL lstm, not gru"), (("--task", "future"), "--task adding, not future"),
+                         (("--length", "9"), "--length 6, not 9"), (("--seed", "3"), "--seed 0, not 3")):
+        proc = run_cli("train", "--resume", folder, "--lr", "0.5", *args, check=False)
+        _one_line(proc, f"{folder} was trained with {option}: it cannot change when a run goes on")
+        assert _snapshot(folder) == before
+    proc = run_cli("train", "--resume", folder, "--lr", "0.5", "--steps", "25", "--hidden", "4")
+    assert "note: from step 20 on: --steps 25 (was 20), --lr 0.5 (was 0.001)" in proc.stderr
+    config = json.loads((folder / "config.json").read_text())
+    assert config["lr"] == 0.5 and config["steps"] == 25 and config["hidden"] == 4
+    run = _consistent(folder)
+    assert run.step == 25 and run.opt.lr == 0.5
+    assert run.changes == [{"step": 20, "lr": [0.001, 0.5], "steps": [20, 25]}]
+    _one_line(run_cli("train", "--resume", folder, "--steps", "10", check=False), "is at step 25 already")
+
+
+def test_an_empty_attention_memory_is_refused():
+    from gategraph.cells import attention
+    from gategraph.errors import ShapeError
+    from gategraph.kernel import compile
+
+    kernel = compile(attention(score="dot"), None, 3, "float64")
+    params = kernel.init(0)
+    with pytest.raises(ShapeError, match=r"memory 'M' is empty \(S = 0 rows\): give it at least one row"):
+        kernel.forward(params, np.zeros((1, 2, 3)), memory={"M": np.zeros((2, 0, 3))})
+
+
+# --- files that cannot be written ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dates_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "dates"
+    train(Config(cell="gru", task="dates", attention="dot", hidden=4, steps=2, eval_every=2, test_size=4), folder)
+    return folder
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--heatmap", "h.txt"), "cannot draw a figure to 'h.txt': name a file ending in"),
+    (("--heatmap", "h"), "cannot draw a figure to 'h': name a file ending in"),
+])
+def test_predict_refuses_a_heatmap_it_cannot_draw(dates_run, tmp_path, args, message):
+    proc = run_cli("predict", dates_run, "26 november 2026", *args, check=False, cwd=tmp_path)
+    _one_line(proc, message, ".png", ".pdf", ".svg")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_refuses_an_empty_text_and_a_heatmap_without_attention(dates_run, good_run, tmp_path):
+    _one_line(run_cli("predict", dates_run, "", check=False), "give a text to read, e.g.")
+    folder = tmp_path / "plain"
+    train(Config(cell="gru", task="dates", hidden=4, steps=2, eval_every=2, test_size=4), folder)
+    _one_line(run_cli("predict", folder, "26 november 2026", "--heatmap", tmp_path / "h.png", check=False),
+              "--heatmap draws the attention weights, and", "was trained without --attention")
+
+
+def test_a_full_disk_names_the_file_that_could_not_be_written(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from gategraph import cli, files
+
+    real = files.os.fdopen
+
+    class Full:
+        def __init__(self, fd, mode):
+            self.f = real(fd, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out = tmp_path / "run"
+    train(Config(steps=10, **SMALL), out)
+    before = _snapshot(out)
+    monkeypatch.setattr(files.os, "fdopen", Full)
+    status = cli.main(["train", "--resume", str(out), "--steps", "20"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    assert f"gategraph: error: No space left on device: {out / 'config.json'} could not be written; the one there " \
+           "before is intact" in err and "None" not in err
+    monkeypatch.undo()
+    assert _snapshot(out) == before and not [p for p in out.iterdir() if p.name.startswith(".config")]
