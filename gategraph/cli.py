@@ -171,6 +171,8 @@ def cmd_train(args) -> None:
 
     given = {k: v for k, v in _settings(args).items() if v is not None}
     if args.resume:
+        if args.output and Path(args.output) != Path(args.resume):
+            raise UsageError("--resume goes on in the run's own folder: leave out -o")
         out = Path(args.resume)
         with owning(out, create=False):
             run = train(Config(steps=0), out, resume=True, progress=_progress, changes=given)

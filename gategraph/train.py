@@ -441,7 +441,7 @@ def load_run(run_dir: str | Path, config: Config | None = None) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is not a run directory (no such folder)")
-    config = config or read_config(run_dir)
+    changed, config = config is not None, config or read_config(run_dir)
     path = run_dir / CHECKPOINT
     try:
         arrays, meta = read_checkpoint(path)
@@ -452,6 +452,8 @@ def load_run(run_dir: str | Path, config: Config | None = None) -> Run:
     try:
         run = Run(config)
     except GategraphError as e:
+        if changed:  # the settings given to go on with are at fault, not the file
+            raise
         raise RunError(f"{run_dir / CONFIG}: {e}") from None
     _fits(run, arrays, path)
     try:
@@ -471,11 +473,12 @@ def owning(run_dir: str | Path, create: bool = True):
     releases when this process ends, however it ends. Another process that asks for the same folder gets a
     one-line RunError; the same process may ask again (the CLI holds it around training and the plots)."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    made = not run_dir.is_dir()
+    if made:
         if not create:
             raise RunError(f"{run_dir} is not a run directory (no such folder)")
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir(parents=True)
         except OSError as e:
             raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(run_dir)) from None
     key = run_dir.resolve()
@@ -503,6 +506,9 @@ def owning(run_dir: str | Path, create: bool = True):
     finally:
         del _OWNED[key]
         os.ftruncate(fd, 0)
+        if made and [p.name for p in run_dir.iterdir()] == [".lock"]:  # refused before anything was written
+            (run_dir / ".lock").unlink()
+            run_dir.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
@@ -527,8 +533,9 @@ def resume_run(run_dir: Path, changes: dict | None = None) -> Run:
         was, given = getattr(old, k), changes[k]
         if k == "task_options":
             was, given = was.get("T", "the task's own"), given.get("T", "the task's own")
+        can = ", ".join(option_name(r) for r in RESUMABLE if r not in ("momentum", "save_every"))  # no options
         raise RunError(f"{run_dir} was trained with {option_name(k)} {was}, not {given}: it cannot change when a run "
-                       f"goes on (only {', '.join(option_name(r) for r in RESUMABLE)} can); start a new run with -o")
+                       f"goes on (only {can} can); start a new run with -o")
     run = load_run(run_dir, dataclasses.replace(old, **changes))
     if changes.get("steps", run.step) < run.step:
         raise UsageError(f"{run_dir} is at step {run.step} already: --steps must be at least that")
