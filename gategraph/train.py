@@ -268,7 +268,12 @@ class Run:
 
 def _npz(arrays: dict) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    try:
+        np.savez(buf, **arrays)
+    except ValueError as e:  # running out of memory inside the archive shows as "I/O operation on closed file"
+        if isinstance(e.__context__, MemoryError):
+            raise MemoryError("no memory left to write the checkpoint") from None
+        raise
     return buf.getvalue()
 
 

@@ -462,3 +462,25 @@ def test_a_full_disk_names_the_file_that_could_not_be_written(tmp_path, monkeypa
            "before is intact" in err and "None" not in err
     monkeypatch.undo()
     assert _snapshot(out) == before and not [p for p in out.iterdir() if p.name.startswith(".config")]
+
+
+def test_running_out_of_memory_while_saving_is_one_line(tmp_path, monkeypatch, capsys):
+    """np.savez into memory that runs out mid-archive raises "I/O operation on closed file" from its cleanup."""
+    from gategraph import cli
+
+    real = np.savez
+
+    def savez(file, **arrays):
+        if len(arrays) > 5:  # the checkpoint, not params.npz
+            try:
+                raise MemoryError
+            finally:
+                raise ValueError("I/O operation on closed file.")
+        return real(file, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez)
+    status = cli.main(["train", "lstm", "--task", "adding", "--length", "6", "--hidden", "4", "--batch", "4",
+                       "--steps", "3", "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("gategraph: error: out of memory: lower"), err
