@@ -4,13 +4,15 @@ quietly (status 130), as a Ctrl-C at any later moment does; then the command lin
 Imports: gategraph.cli, once the handler is in place.
 """
 
+import os
 import signal
 import sys
 
 
 def _stop_loading(signum, frame):
     sys.stderr.write("\ngategraph: interrupted\n")
-    raise SystemExit(130)
+    sys.stderr.flush()
+    os._exit(130)  # not an exception: one raised inside a C extension's import would turn into an ImportError
 
 
 def main() -> int:
@@ -18,7 +20,7 @@ def main() -> int:
     from gategraph import cli
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    return cli.main()
+    return cli.main(program=True)
 
 
 if __name__ == "__main__":

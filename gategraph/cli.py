@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import signal
 import sys
 import time
@@ -28,7 +29,8 @@ from pathlib import Path
 def _stop_loading(signum, frame):
     """Ctrl-C while the program still loads its modules: nothing to save, stop quietly with status 130."""
     sys.stderr.write("\ngategraph: interrupted\n")
-    raise SystemExit(130)
+    sys.stderr.flush()
+    os._exit(130)  # not an exception: one raised inside a C extension's import would turn into an ImportError
 
 
 if __name__ == "__main__":  # `python -m gategraph.cli` (`python -m gategraph` sets this itself)
@@ -596,16 +598,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def main(argv=None, program: bool = False) -> int:
+    """The command line; `program`: this process is the `gategraph` program (once it stops on a Ctrl-C, a
+    second one does not change how it ends)."""
     if signal.getsignal(signal.SIGINT) is _stop_loading:  # loaded: Ctrl-C raises KeyboardInterrupt again
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
         status = args.run(args)
     except Interrupted as e:  # Ctrl-C or SIGTERM during training: saved, resumable
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"\ngategraph: {e}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # Ctrl-C anywhere else: stop, quietly
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("\ngategraph: interrupted", file=sys.stderr)
         return 130
     except GategraphError as e:
@@ -625,4 +633,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(program=True))
