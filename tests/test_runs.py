@@ -314,8 +314,10 @@ def test_ctrl_c_while_drawing_the_plots_keeps_the_finished_run(tmp_path, monkeyp
 
 @pytest.mark.parametrize("args", [("check", "lstm"), ("lecture", "--no-train", "--format", "html")])
 def test_ctrl_c_in_other_commands_stops_cleanly(tmp_path, args):
-    _, err = _interrupt([sys.executable, "-m", "gategraph.cli", *args, *(("-o", str(tmp_path / "deck"))
-                                                                         if args[0] == "lecture" else ())], [6.0])
+    deck = tmp_path / "deck"  # the lecture writes its figures there while it builds the deck
+    lecture = args[0] == "lecture"
+    _, err = _interrupt([sys.executable, "-m", "gategraph.cli", *args, *(("-o", str(deck)) if lecture else ())],
+                        [0.2 if lecture else 6.0], ready=deck if lecture else "loading")
     assert err.strip().endswith("gategraph: interrupted")
 
 
