@@ -3,7 +3,8 @@
 The engine (this package) never imports `gategraph.renderers`; the command line (`gategraph.cli`) joins them.
 """
 
-from gategraph import cells
+import importlib
+
 from gategraph.errors import (
     GategraphError,
     ShapeError,
@@ -12,28 +13,26 @@ from gategraph.errors import (
     UsageError,
     ValueInputError,
 )
-from gategraph.kernel import Kernel, compile  # gategraph.compile: a cell lowered to Numba kernels
-from gategraph.spec import (
-    Cell,
-    CellBuilder,
-    Equation,
-    Var,
-    absolute,
-    concat,
-    dot,
-    exp,
-    log,
-    maximum,
-    mean,
-    minimum,
-    relu,
-    rowplus,
-    sigmoid,
-    softmax,
-    sqrt,
-    tanh,
-    transpose,
-)
+
+# The rest loads on first use (PEP 562), so that `gategraph` on the command line starts without SymPy and
+# Numba and a Ctrl-C while they load is handled: gategraph.compile is gategraph.kernel.compile, and so on.
+_LAZY = {"cells": None, "Kernel": "kernel", "compile": "kernel",
+         **{name: "spec" for name in ("Cell", "CellBuilder", "Equation", "Var", "concat", "dot", "exp", "relu",
+                                      "rowplus", "sigmoid", "softmax", "tanh", "transpose")}}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gategraph' has no attribute {name!r}")
+    module = importlib.import_module(f"gategraph.{_LAZY[name] or name}")
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -18,17 +18,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
-from gategraph import __version__
-from gategraph.cells import CELLS, cell_reference, load_cell
-from gategraph.derive import derive
-from gategraph.errors import GategraphError, UsageError
-from gategraph.spec import Cell
+def _stop_loading(signum, frame):
+    """Ctrl-C while the program still loads its modules: nothing to save, stop quietly with status 130."""
+    sys.stderr.write("\ngategraph: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)  # not an exception: one raised inside a C extension's import would turn into an ImportError
+
+
+if __name__ == "__main__":  # `python -m gategraph.cli` (`python -m gategraph` sets this itself)
+    signal.signal(signal.SIGINT, _stop_loading)
+
+import numpy as np  # noqa: E402
+
+from gategraph import __version__  # noqa: E402
+from gategraph.cells import CELLS, cell_reference, load_cell  # noqa: E402
+from gategraph.derive import derive  # noqa: E402
+from gategraph.errors import GategraphError, Interrupted, UsageError  # noqa: E402
+from gategraph.spec import Cell  # noqa: E402
 
 EXAMPLES = ("lecture-lstm",)
 
@@ -120,35 +133,60 @@ def _progress(run, loss, rate):
     print(f"\r{text} " if tty else text, end="\n" if done or not tty else "", file=sys.stderr, flush=True)
 
 
-def cmd_train(args) -> None:
-    from gategraph.renderers.plots import loss_curves
-    from gategraph.train import TASK_SETTINGS, Config, train
+def _settings(args) -> dict:
+    """The training settings given on the command line (None: not given), by Config field."""
+    return {"cell": cell_reference(args.cell) if args.cell else None, "task": args.task, "hidden": args.hidden,
+            "layers": args.layers, "bidirectional": args.bidirectional or None, "steps": args.steps,
+            "batch": args.batch, "lr": args.lr, "optimizer": args.optimizer, "clip": args.clip, "seed": args.seed,
+            "dtype": args.dtype, "eval_every": args.eval_every, "attention": args.attention,
+            "teacher_forcing": args.teacher_forcing, "teacher_forcing_end": args.teacher_forcing_end,
+            "structure": args.structure, "task_options": {"T": args.length} if args.length else None}
 
+
+
+def cmd_train(args) -> None:
+    from gategraph.train import Config, option_name, owning, train
+
+    given = {k: v for k, v in _settings(args).items() if v is not None}
     if args.resume:
-        run = train(Config(steps=args.steps or 0), args.resume, resume=True, progress=_progress)
+        if args.output and Path(args.output) != Path(args.resume):
+            raise UsageError("--resume goes on in the run's own folder: leave out -o")
         out = Path(args.resume)
-    else:
-        if not args.cell or not args.task:
-            raise UsageError("train needs a CELL and --task (or --resume RUN_DIR)")
-        cell = cell_reference(args.cell)  # a built-in's name, or the file's absolute path and the function
-        options = {"T": args.length} if args.length else {}
-        # the task's own settings for what is not given (`gategraph tasks`); --attention none turns attention off
-        given = {k: getattr(args, k) for k in TASK_SETTINGS if getattr(args, k) is not None}
-        if given.get("attention") == "none":
-            given["attention"] = None
-        config = Config.for_task(args.task, cell=cell, layers=args.layers, bidirectional=args.bidirectional,
-                                 optimizer=args.optimizer, seed=args.seed, dtype=args.dtype,
-                                 eval_every=args.eval_every, teacher_forcing=args.teacher_forcing,
-                                 teacher_forcing_end=args.teacher_forcing_end, structure=args.structure,
-                                 task_options=options, **given)
-        out = Path(args.output or f"runs/{cell.rsplit(':', 1)[-1]}-{args.task}-seed{args.seed}")
+        with owning(out, create=False):
+            run = train(Config(steps=0), out, resume=True, progress=_progress, changes=given)
+            if run.resumed_with:
+                what = ", ".join(f"{option_name(k)} {new} (was {old})"
+                                 for k, (old, new) in run.resumed_with.items())
+                print(f"note: from step {run.changes[-1]['step']} on: {what}", file=sys.stderr)
+            _after_training(run, out)
+        return
+    if not args.cell or not args.task:
+        raise UsageError("train needs a CELL and --task (or --resume RUN_DIR)")
+    # the task's own settings for what is not given (`gategraph tasks`); --attention none turns attention off
+    if given.get("attention") == "none":
+        given["attention"] = None
+    config = Config.for_task(given.pop("task"), **given)
+    out = Path(args.output or f"runs/{config.cell.rsplit(':', 1)[-1]}-{config.task}-seed{config.seed}")
+    with owning(out):
         run = train(config, out, progress=_progress)
-    loss_curves({run.cell.name: run.history}, out / "loss.png", run.task.metric,
-                f"{run.cell.name} on {run.config.task}")
-    if run.seq2seq and run.config.attention:
-        _heatmap(run, out / "attention.png")
-    if not run.seq2seq:
-        _gates(run, out / "gates.png")
+        _after_training(run, out)
+
+
+def _after_training(run, out: Path) -> None:
+    """The plots of a finished run and its last score; Ctrl-C here leaves the run as it is, saved."""
+    from gategraph.errors import Interrupted
+    from gategraph.renderers.plots import loss_curves
+
+    try:
+        loss_curves({run.cell.name: run.history}, out / "loss.png", run.task.metric,
+                    f"{run.cell.name} on {run.config.task}")
+        if run.seq2seq and run.config.attention:
+            _heatmap(run, out / "attention.png")
+        if not run.seq2seq:
+            _gates(run, out / "gates.png")
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while drawing the plots; the run in {out} is saved at step {run.step}") \
+            from None
     last = next((r for r in reversed(run.history) if run.task.metric in r), {})
     print(f"{out}: step {run.step}, {run.task.metric} {last.get(run.task.metric, float('nan')):.4g}")
 
@@ -190,7 +228,15 @@ def cmd_predict(args) -> None:
     bad = sorted({c for c in args.text if task.source_vocab and c not in task.source_vocab})
     if bad:
         raise UsageError(f"the {task.name} task has no {', '.join(map(repr, bad))} in its input alphabet")
-    if run.config.attention and args.heatmap:
+    if not args.text and task.source_vocab:
+        raise UsageError(f"give a text to read, e.g. {task.pairs(np.random.default_rng(0), 1)[0][0]!r}")
+    if args.heatmap:
+        from gategraph.renderers.plots import check_image_path
+
+        if not run.config.attention:
+            raise UsageError(f"--heatmap draws the attention weights, and {args.run_dir} was trained without "
+                             "--attention")
+        check_image_path(args.heatmap)
         print(_heatmap(run, args.heatmap, args.text))
         return
     src = task.encode([(args.text, "0")])[0] if task.source_vocab else None
@@ -488,27 +534,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", nargs="?", help=cell_help)
     s.add_argument("--task", help="see `gategraph tasks`")
     s.add_argument("--hidden", type=_count(1, 4096), help="hidden size H (default: the task's, see `gategraph tasks`)")
-    s.add_argument("--layers", type=_count(1, 8), default=1, help="stacked layers (default 1)")
+    s.add_argument("--layers", type=_count(1, 8), help="stacked layers (default 1)")
     s.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
     s.add_argument("--steps", type=_count(1, 10**7), help="training steps (default: the task's)")
     s.add_argument("--batch", type=_count(1, 4096), help="sequences per step (default: the task's)")
     s.add_argument("--lr", type=float, help="learning rate (default: the task's)")
-    s.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    s.add_argument("--optimizer", choices=("adam", "sgd"), help="(default adam)")
     s.add_argument("--clip", type=float, help="clip the gradient's global norm to this (default: the task's)")
     s.add_argument("--length", type=_count(2, 10**5), help="the task's sequence length T")
     s.add_argument("--attention", choices=("dot", "general", "additive", "none"),
                    help="sequence to sequence: attend (default: the task's; none: no attention)")
-    s.add_argument("--teacher-forcing", type=float, default=1.0, metavar="R",
+    s.add_argument("--teacher-forcing", type=float, metavar="R",
                    help="sequence to sequence: feed the true previous token with probability R (default 1)")
     s.add_argument("--teacher-forcing-end", type=float, metavar="R", help="scheduled sampling: move the ratio "
                    "linearly to R by the last step")
     s.add_argument("--structure", choices=("many-to-one", "many-to-many", "one-to-many", "seq2seq"),
                    help="the task's own by default (see `gategraph tasks`)")
-    s.add_argument("--eval-every", type=_count(1, 10**6), default=50, help="steps between test scores")
-    s.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    s.add_argument("--seed", type=SEED, default=0)
+    s.add_argument("--eval-every", type=_count(1, 10**6), help="steps between test scores (default 50)")
+    s.add_argument("--dtype", choices=("float32", "float64"), help="(default float32)")
+    s.add_argument("--seed", type=SEED, help="(default 0)")
     s.add_argument("-o", "--output", help="the run directory (default runs/CELL-TASK-seedS)")
-    s.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it stopped")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it stopped (with --steps, "
+                   "--lr, --clip, --batch, --eval-every or the teacher-forcing ratios changed, if given)")
     s.set_defaults(run=cmd_train)
 
     s = sub.add_parser("predict", help="decode one input with a trained sequence-to-sequence run")
@@ -540,23 +587,39 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def main(argv=None, program: bool = False) -> int:
+    """The command line; `program`: this process is the `gategraph` program (once it stops on a Ctrl-C, a
+    second one does not change how it ends)."""
+    if signal.getsignal(signal.SIGINT) is _stop_loading:  # loaded: Ctrl-C raises KeyboardInterrupt again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        args = parser().parse_args(argv)
         status = args.run(args)
+    except Interrupted as e:  # Ctrl-C or SIGTERM during training: saved, resumable
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"\ngategraph: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # Ctrl-C anywhere else: stop, quietly
+        if program:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("\ngategraph: interrupted", file=sys.stderr)
+        return 130
     except GategraphError as e:
-        if type(e).__name__ == "Interrupted":  # Ctrl-C or SIGTERM during training: saved, resumable
-            print(f"\ngategraph: {e}", file=sys.stderr)
-            return 130
         print(f"gategraph: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `gategraph ... | head`
         return 0
+    except MemoryError:  # an estimate let it through, or a step not estimated
+        print("gategraph: error: out of memory: lower the sizes (--batch, --length, --hidden, --layers)",
+              file=sys.stderr)
+        return 2
     except OSError as e:  # a file that cannot be written or read
-        print(f"gategraph: error: {e.strerror}: {e.filename}", file=sys.stderr)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"gategraph: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     return status or 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(program=True))

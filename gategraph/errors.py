@@ -30,3 +30,12 @@ class UsageError(GategraphError, ValueError):
 
 class RenderError(GategraphError):
     """An external renderer (Graphviz, TeX) failed on what gategraph gave it."""
+
+
+class RunError(GategraphError):
+    """A run directory cannot be used as it is: a damaged file, another process using it, settings that do not
+    fit it. The message names the file and what to do."""
+
+
+class Interrupted(GategraphError):
+    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped; `--resume` continues it."""

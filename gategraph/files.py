@@ -29,6 +29,10 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota: say which file could not be written (the old one is intact)
+        Path(tmp).unlink(missing_ok=True)
+        kept = "; the one there before is intact" if path.exists() else ""
+        raise OSError(e.errno, f"{e.strerror or e}: {path} could not be written{kept}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

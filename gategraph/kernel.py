@@ -175,6 +175,9 @@ class Kernel:
             arr = memory.get(d.name)
             for dim, n in zip(d.shape, getattr(arr, "shape", ())[1:], strict=False):
                 if dim.is_Symbol and dim.name not in sizes:
+                    if n < 1:
+                        raise ShapeError(f"memory {d.name!r} is empty ({dim.name} = 0 rows): give it at least one "
+                                         "row to attend to")
                     sizes[dim.name] = int(n)
         missing = sorted(s.name for s in self.cell.sizes if s.name not in sizes)
         if missing:
@@ -219,6 +222,16 @@ class Kernel:
             self._work[key] = [np.empty(tuple(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims),
                                         self.np_dtype) for _, dims in spec]
         return self._work[key]
+
+    def workspace_bytes(self, T: int, B: int, **sizes: int) -> dict:
+        """What the passes over a batch of B sequences of T steps allocate, in bytes, without allocating it:
+        {"forward": the tape, "backward": the adjoints' buffers}. Sizes the kernel was not given (S) by name."""
+        subs = {"_T": T, "_B": B, **self.sizes, **sizes}
+        out = {}
+        for which, spec in (("forward", self.lowered.forward_work), ("backward", self.lowered.backward_work)):
+            out[which] = self.np_dtype.itemsize * sum(
+                math.prod(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims) for _, dims in spec)
+        return out
 
     def _run(self, which: str, args: list):
         """Call the compiled forward or backward. If a first call fails (a corrupt entry in Numba's own

@@ -6,7 +6,9 @@ A run directory holds
 - metrics.csv — step, loss, the task's test score (test_mse, test_accuracy), seconds;
 - params.npz + params.json — the parameters and what they belong to (loaded with allow_pickle=False);
 - checkpoint.npz — parameters, optimizer state, the data generator's state and the step, written
-  atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end.
+  atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end; checkpoint.prev.npz, the one
+  before it.
+A damaged or missing file is a one-line RunError that names it and says what to do (`load_run`).
 `train(config, run_dir, resume=True)` continues from the checkpoint exactly where the run stopped: the
 same batches, the same updates, the same numbers bit for bit (on the same machine). A loss that is not
 finite stops the run with a clear error; the last good checkpoint stays.
@@ -17,20 +19,25 @@ gategraph.spec, gategraph.files, gategraph.errors.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import fcntl
 import io
 import json
 import math
+import os
 import signal
 import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from gategraph.cells import cell_reference, load_cell
-from gategraph.errors import GategraphError, UsageError, ValueInputError
+from gategraph.errors import GategraphError, Interrupted, RunError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.models import SequenceModel
 from gategraph.optim import SGD, Adam, clip_scale
@@ -74,8 +81,116 @@ class Config:
         return cls(task=task, **{**get_task(task).training, **given})
 
 
-class Interrupted(GategraphError):
-    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped; `--resume` continues it."""
+def check_settings(config: Config, task) -> None:
+    """Refuse, in one line, settings that cannot work or would be ignored without a word."""
+    if not (isinstance(config.lr, int | float) and math.isfinite(config.lr) and config.lr > 0):
+        raise UsageError(f"the learning rate (--lr) must be a number above 0, got {config.lr}")
+    if config.clip is not None and not (math.isfinite(config.clip) and config.clip > 0):
+        raise UsageError(f"--clip is the largest gradient norm let through and must be above 0, got {config.clip} "
+                         "(a negative one would turn the update around)")
+    if not 0 <= config.momentum < 1:
+        raise UsageError(f"the momentum is from 0 to below 1, got {config.momentum}")
+    for name in ("hidden", "layers", "steps", "batch", "eval_every", "save_every", "test_size"):
+        if getattr(config, name) < 1:
+            raise UsageError(f"{option_name(name)} must be at least 1, got {getattr(config, name)}")
+    seq2seq = task.structure == "seq2seq"
+    if config.attention is not None and not seq2seq:
+        raise UsageError(f"--attention is for sequence-to-sequence tasks (a decoder attends to the source); the "
+                         f"{task.name} task is {task.structure}")
+    if config.teacher_forcing_end is not None and not seq2seq:
+        raise UsageError(f"teacher forcing is for sequence-to-sequence tasks; the {task.name} task is "
+                         f"{task.structure}")
+    if seq2seq and (config.layers != 1 or config.bidirectional):
+        raise UsageError("the sequence-to-sequence model has one layer in one direction: --layers and "
+                         "--bidirectional do not apply to it")
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the system's MemAvailable, or a control group's limit if lower
+    (None when neither can be read)."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for limit, usage in (("memory.max", "memory.current"), ("memory/memory.limit_in_bytes",
+                                                            "memory/memory.usage_in_bytes")):
+        try:
+            cap = Path("/sys/fs/cgroup", limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:
+                found.append(int(cap) - int(Path("/sys/fs/cgroup", usage).read_text()))
+        except (OSError, ValueError):
+            pass
+    return min(found) if found else None
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+
+
+def memory_needed(config: Config, task, model) -> dict:
+    """Roughly how many bytes training with these settings holds at its peak, by what holds them (nothing is
+    allocated): each kernel's tape and adjoint buffers, T·B·(values kept per step)·H·itemsize per layer and
+    direction, for a training batch and for the test set; the data; the parameters with their gradients, the
+    optimizer's state and the checkpoint being written."""
+    item = np.dtype(config.dtype).itemsize
+    probe = task.batch(np.random.default_rng(0), 1)  # one example: the data's lengths and widths
+    B, N = config.batch, config.test_size
+    parts = {}
+    if isinstance(model, Seq2Seq):
+        src, tgt = probe[0], probe[1]
+        S, T = (src.shape[0] if src is not None else 0), tgt.shape[0]
+        kernels = [k for k in (model.encoder, model.decoder, model.attn) if k is not None]
+        n_params = sum(math.prod(k.shape(p)) for k in kernels for p in k.param_names)
+        n_params += (2 * model.H if model.attn else model.H + 1) * model.V
+        if model.encoder is not None:
+            train_ws, test_ws = model.encoder.workspace_bytes(S, B), model.encoder.workspace_bytes(S, N)
+            parts[f"the encoder's tape for the test set of {N} sequences of length {S}"] = test_ws["forward"]
+            parts["the encoder's tape for a batch"] = train_ws["forward"] + train_ws["backward"]
+        per_step = (2 * model.V + 4 * model.H + S * (model.H + 2)) * item  # inputs, states, logits, attention
+        parts[f"the decoder's {T} steps"] = T * max(B, N) * per_step * 3
+    else:
+        x = probe[0]
+        T, X = x.shape[0], x.shape[2]
+        n_params = 0
+        train = test = 0
+        for layer in model.rnn.kernels:
+            for k in layer.values():
+                n_params += sum(math.prod(k.shape(p)) for p in k.param_names)
+                a, b = k.workspace_bytes(T, B), k.workspace_bytes(T, N)
+                train += a["forward"] + a["backward"] + 3 * T * B * k.sizes["H"] * item  # and the outputs
+                test += b["forward"] + 3 * T * N * k.sizes["H"] * item
+        n_params += (model.rnn.width + 1) * model.output_size
+        parts[f"the tape of a test pass over {N} sequences of length {T}"] = test
+        parts[f"the tape of a training step over {B} sequences of length {T}"] = train
+        parts["the data"] = T * (N + B) * X * (8 + item)
+    parts[f"the {n_params:,} parameters, their gradients, the optimizer's state and a checkpoint"] = \
+        9 * n_params * item
+    return parts
+
+
+def check_memory(config: Config, task, model) -> None:
+    """Refuse, in one line and before allocating it, a run that needs more memory than there is."""
+    available = available_memory()
+    if available is None:
+        return
+    parts = memory_needed(config, task, model)
+    need = sum(parts.values())
+    if need <= available:
+        return
+    biggest = max(parts, key=parts.get)
+    lower = ("--hidden or --layers" if "parameters" in biggest else
+             "--length, --hidden or --layers" if "test" in biggest else "--batch, --length, --hidden or --layers")
+    raise UsageError(f"{config.cell} on {task.name} with these settings needs about {_size(need)} of memory (most "
+                     f"of it {biggest}), {_size(available)} is available: lower {lower}")
 
 
 class Run:
@@ -97,6 +212,7 @@ class Run:
         for ratio in (config.teacher_forcing, config.teacher_forcing_end):
             if ratio is not None and not 0 <= ratio <= 1:
                 raise UsageError(f"a teacher-forcing ratio is between 0 and 1, got {ratio}")
+        check_settings(config, task)
         if self.seq2seq:
             self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
                                  config.hidden, task.start, task.end, config.attention, config.dtype)
@@ -104,6 +220,7 @@ class Run:
             self.model = SequenceModel(cell, task.input_size, config.hidden, task.output_size,
                                        config.structure or task.structure, task.loss, config.layers,
                                        config.bidirectional, config.dtype)
+        check_memory(config, task, self.model)
         self.params = self.model.init(config.seed)
         self.opt = Adam(config.lr) if config.optimizer == "adam" else SGD(config.lr, config.momentum)
         self.rng = np.random.default_rng(config.seed)
@@ -115,6 +232,8 @@ class Run:
             self.test = (x.astype(config.dtype), y, mask)
         self.step = 0
         self.history: list[dict] = []
+        self.changes: list[dict] = []  # settings changed on resuming: {"step": s, "lr": [old, new], ...}
+        self.resumed_with: dict = {}  # the changes of this resume: {"lr": [old, new], ...}
 
     # -- one step and one evaluation -------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -147,27 +266,43 @@ class Run:
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:
-        meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history}
+        meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history,
+                "changes": self.changes}
         return {**{f"p/{k}": v for k, v in self.params.items()}, **{f"opt/{k}": v for k, v in self.opt.state().items()},
                 "meta": np.array(json.dumps(meta))}
 
-    def load(self, data):
-        self.params = {k[2:]: np.array(data[k]) for k in data.files if k.startswith("p/")}
-        self.opt.load({k[4:]: np.array(data[k]) for k in data.files if k.startswith("opt/")})
-        meta = json.loads(str(data["meta"]))
-        self.step, self.history = meta["step"], meta["history"]
+    def load(self, arrays: dict, meta: dict):
+        """The state of a checkpoint (read and checked by `read_checkpoint`)."""
+        self.params = {k[2:]: v for k, v in arrays.items() if k.startswith("p/")}
+        self.opt.load({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
+        self.step, self.history, self.changes = meta["step"], meta["history"], meta.get("changes", [])
         self.rng.bit_generator.state = meta["rng"]
 
 
 def _npz(arrays: dict) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    try:
+        np.savez(buf, **arrays)
+    except ValueError as e:  # running out of memory inside the archive shows as "I/O operation on closed file"
+        if isinstance(e.__context__, MemoryError):
+            raise MemoryError("no memory left to write the checkpoint") from None
+        raise
     return buf.getvalue()
 
 
 def save(run: Run, run_dir: Path):
-    """The checkpoint, the parameters and the metrics so far, each written whole or not at all."""
-    atomic_write(run_dir / "checkpoint.npz", _npz(run.state()))
+    """The checkpoint, the parameters and the metrics so far, each written whole or not at all. The checkpoint
+    it replaces stays as checkpoint.prev.npz (a hard link, no copy), for when the newest is damaged later."""
+    data = _npz(run.state())
+    current, link = run_dir / CHECKPOINT, run_dir / f".{PREVIOUS}.new"
+    if current.exists():
+        try:
+            link.unlink(missing_ok=True)
+            os.link(current, link)
+            os.replace(link, run_dir / PREVIOUS)
+        except OSError:  # a file system without hard links: no previous checkpoint is kept
+            link.unlink(missing_ok=True)
+    atomic_write(current, data)
     atomic_write(run_dir / "params.npz", _npz(run.params))
     shapes = {k: list(v.shape) for k, v in run.params.items()}
     atomic_write(run_dir / "params.json", json.dumps({"config": asdict(run.config), "step": run.step,
@@ -180,63 +315,329 @@ def save(run: Run, run_dir: Path):
     atomic_write(run_dir / "metrics.csv", out.getvalue().encode())
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """A run as its directory left it: the config, and the state of its last checkpoint."""
-    run_dir = Path(run_dir)
+CONFIG, CHECKPOINT, PREVIOUS = "config.json", "checkpoint.npz", "checkpoint.prev.npz"
+
+
+def _config_hint(run_dir: Path) -> str:
+    """What to do about a damaged config.json: params.json keeps a copy of the settings."""
     try:
-        config = Config(**json.loads((run_dir / "config.json").read_text()))
-        data = np.load(run_dir / "checkpoint.npz", allow_pickle=False)
-    except FileNotFoundError as e:
-        raise ValueInputError(f"{run_dir} is not a run directory (no {Path(e.filename).name})") from None
-    run = Run(config)
-    run.load(data)
+        copy = json.loads((run_dir / "params.json").read_text())["config"]
+        config_from_dict(copy, run_dir / "params.json")
+    except (OSError, ValueError, KeyError, TypeError, RunError):
+        return "the run cannot be read without it: start a new run with another -o"
+    return 'params.json keeps a copy of the settings: write its "config" entry back to config.json'
+
+
+def config_from_dict(data, path: Path) -> Config:
+    """A Config from what a JSON file held, every setting known and of its type, else a one-line RunError."""
+    if not isinstance(data, dict):
+        raise RunError(f"{path} holds a JSON {type(data).__name__}, not the run's settings")
+    fields = {f.name: f.type for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RunError(f"{path} has an unknown setting {unknown[0]!r} (the settings: {', '.join(fields)})")
+    kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,)}
+    for name, value in data.items():
+        allowed = fields[name].replace(" ", "").split("|")
+        if value is None and "None" in allowed:
+            continue
+        types = tuple(t for a in allowed for t in kinds.get(a, (object,)))
+        if not isinstance(value, types) or (isinstance(value, bool) and "bool" not in allowed):
+            raise RunError(f"{path}: the setting {name!r} is {json.dumps(value)}, not a {' or '.join(allowed)}")
+    return Config(**data)
+
+
+def read_config(run_dir: Path) -> Config:
+    """config.json of a run directory, or a one-line RunError naming the file and what is wrong with it."""
+    path = run_dir / CONFIG
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG})") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not the run's settings") from None
+    except OSError as e:
+        raise RunError(f"{path} cannot be read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path} is damaged: it is not text; {_config_hint(run_dir)}") from None
+    except json.JSONDecodeError as e:
+        what = "it is empty" if not text.strip() else f"not valid JSON ({e.msg}, line {e.lineno} column {e.colno})"
+        raise RunError(f"{path} is damaged: {what}; {_config_hint(run_dir)}") from None
+    try:
+        return config_from_dict(data, path)
+    except RunError as e:
+        raise RunError(f"{e}; {_config_hint(run_dir)}") from None
+
+
+def _why_unreadable(path: Path, e: Exception) -> str:
+    """What is wrong with an .npz file that numpy could not read, in words."""
+    try:
+        head = path.read_bytes()[:4]
+    except OSError:
+        head = b""
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if head != b"PK\x03\x04":
+        return "it is not an .npz archive"
+    if isinstance(e, ValueError) and "allow_pickle" in str(e):
+        return "it holds Python objects (object arrays), which gategraph never loads"
+    if isinstance(e, EOFError) or isinstance(e, zipfile.BadZipFile) and "not a zip file" in str(e):
+        return "it is cut short (the archive's directory at its end is missing)"
+    return f"it is damaged ({type(e).__name__}: {e})"
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """The arrays and the record (step, generator state, history) of a checkpoint file, each checked; a
+    one-line RunError naming the file and what is wrong with it otherwise."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise RunError(f"{path.parent} is not a run directory (no {path.name})") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not a checkpoint") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError, zlib.error, ValueError, ...: the file is not whole
+        raise RunError(f"{path} cannot be read: {_why_unreadable(path, e)}") from None
+    if "meta" not in arrays:
+        raise RunError(f"{path} has no run record (its 'meta' entry is missing)")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError:
+        raise RunError(f"{path} is damaged: its run record ('meta') is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{path} is damaged: its run record ('meta') is not a JSON object")
+    for key, kind in (("step", int), ("rng", dict), ("history", list)):
+        if key not in meta:
+            raise RunError(f"{path} is damaged: its run record ('meta') has no {key!r}")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise RunError(f"{path} is damaged: the {key!r} of its run record is not a {kind.__name__}")
+    changes = meta.get("changes", [])
+    if meta["step"] < 0 or not isinstance(changes, list) or not all(isinstance(r, dict)
+                                                                     for r in meta["history"] + changes):
+        raise RunError(f"{path} is damaged: its run record ('meta') holds impossible values")
+    for name, a in arrays.items():
+        if a.dtype.kind not in "fiub":
+            raise RunError(f"{path} is damaged: {name!r} holds {a.dtype} values, not numbers")
+    return arrays, meta
+
+
+def _previous(run_dir: Path) -> str:
+    """What to do when checkpoint.npz is unusable: the previous checkpoint, if it is intact."""
+    prev = run_dir / PREVIOUS
+    if not prev.exists():
+        return "no earlier checkpoint is kept: start the run again"
+    try:
+        _, meta = read_checkpoint(prev)
+    except RunError:
+        return f"{PREVIOUS} is damaged too: start the run again"
+    return f"{PREVIOUS} (step {meta['step']}) is intact: rename it to {CHECKPOINT} to go on from step {meta['step']}"
+
+
+def _fits(run: Run, arrays: dict, path: Path):
+    """The checkpoint's parameters and optimizer state are the ones the config's model has, by name and shape."""
+    want = {f"p/{k}": v for k, v in run.params.items()}
+    have = {k: v for k, v in arrays.items() if k.startswith("p/")}
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            raise RunError(f"{path} does not fit {CONFIG}: it has no parameter {name[2:]!r}")
+        if name not in want:
+            raise RunError(f"{path} does not fit {CONFIG}: the config's model has no parameter {name[2:]!r}")
+        if have[name].shape != want[name].shape or have[name].dtype != want[name].dtype:
+            raise RunError(f"{path} does not fit {CONFIG}: {name[2:]!r} is {have[name].dtype} {have[name].shape} "
+                           f"there, the config makes {want[name].dtype} {want[name].shape}")
+    for name, a in arrays.items():
+        param = name.split("/", 2)[-1] if name.startswith("opt/") else None
+        if param and f"p/{param}" in want and a.shape != want[f"p/{param}"].shape:
+            raise RunError(f"{path} is damaged: the optimizer's {name[4:]!r} has shape {a.shape}, its parameter "
+                           f"{want[f'p/{param}'].shape}")
+
+
+def load_run(run_dir: str | Path, config: Config | None = None) -> Run:
+    """A run as its directory left it: the config (or `config`, the one to continue with), and the state of
+    its last checkpoint. A damaged or missing file is a one-line RunError naming it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a run directory (no such folder)")
+    changed, config = config is not None, config or read_config(run_dir)
+    path = run_dir / CHECKPOINT
+    try:
+        arrays, meta = read_checkpoint(path)
+    except RunError as e:
+        if not path.exists():
+            raise
+        raise RunError(f"{e}; {_previous(run_dir)}") from None
+    try:
+        run = Run(config)
+    except GategraphError as e:
+        if changed:  # the settings given to go on with are at fault, not the file
+            raise
+        raise RunError(f"{run_dir / CONFIG}: {e}") from None
+    _fits(run, arrays, path)
+    try:
+        run.load(arrays, meta)
+    except (KeyError, ValueError, TypeError) as e:
+        raise RunError(f"{path} is damaged: its state does not load ({type(e).__name__}: {e}); "
+                       f"{_previous(run_dir)}") from None
     return run
 
 
+_OWNED: dict = {}  # run folders this process owns: resolved path -> [lock file descriptor, depth]
+
+
+@contextlib.contextmanager
+def owning(run_dir: str | Path, create: bool = True):
+    """Own a run folder while the block runs: an exclusive lock (flock) on its `.lock` file, which the system
+    releases when this process ends, however it ends. Another process that asks for the same folder gets a
+    one-line RunError; the same process may ask again (the CLI holds it around training and the plots)."""
+    run_dir = Path(run_dir)
+    made = not run_dir.is_dir()
+    if made:
+        if not create:
+            raise RunError(f"{run_dir} is not a run directory (no such folder)")
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(run_dir)) from None
+    key = run_dir.resolve()
+    if key in _OWNED:
+        _OWNED[key][1] += 1
+        try:
+            yield run_dir
+        finally:
+            _OWNED[key][1] -= 1
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        pid = f" (pid {holder})" if holder.isdigit() else ""
+        raise RunError(f"{run_dir} is in use by another gategraph process{pid}: wait for it to end, "
+                       "or choose another -o") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _OWNED[key] = [fd, 1]
+    try:
+        yield run_dir
+    finally:
+        del _OWNED[key]
+        os.ftruncate(fd, 0)
+        if made and [p.name for p in run_dir.iterdir()] == [".lock"]:  # refused before anything was written
+            (run_dir / ".lock").unlink()
+            run_dir.rmdir()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def option_name(name: str) -> str:
+    """The command-line option of a Config setting: lr -> --lr, task_options -> --length."""
+    return {"cell": "CELL", "task_options": "--length"}.get(name, "--" + name.replace("_", "-"))
+
+
+def resume_run(run_dir: Path, changes: dict | None = None) -> Run:
+    """The run in `run_dir`, to go on with some settings changed (`changes`, e.g. {"lr": 0.5, "steps": 2000}).
+    What the model or its data is made of cannot change (a one-line RunError says so); what can is applied,
+    written to config.json and recorded in the checkpoint's history of changes."""
+    old = read_config(run_dir)
+    changes = {k: v for k, v in (changes or {}).items() if v is not None and v != getattr(old, k, None)}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise UsageError(f"there is no setting {unknown[0]!r}")
+    fixed = [k for k in changes if k not in RESUMABLE]
+    if fixed:
+        k = fixed[0]
+        was, given = getattr(old, k), changes[k]
+        if k == "task_options":
+            was, given = was.get("T", "the task's own"), given.get("T", "the task's own")
+        can = ", ".join(option_name(r) for r in RESUMABLE if r not in ("momentum", "save_every"))  # no options
+        raise RunError(f"{run_dir} was trained with {option_name(k)} {was}, not {given}: it cannot change when a run "
+                       f"goes on (only {can} can); start a new run with -o")
+    run = load_run(run_dir, dataclasses.replace(old, **changes))
+    if changes.get("steps", run.step) < run.step:
+        raise UsageError(f"{run_dir} is at step {run.step} already: --steps must be at least that")
+    run.resumed_with = {k: [getattr(old, k), v] for k, v in changes.items()}
+    if changes:
+        run.changes.append({"step": run.step, **run.resumed_with})
+    return run
+
+
+RESUMABLE = ("steps", "lr", "clip", "batch", "momentum", "eval_every", "save_every", "teacher_forcing",
+             "teacher_forcing_end")
+
+
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None,
-          task: Task | None = None, cell: Cell | None = None) -> Run:
-    """Train for config.steps steps (from the checkpoint in `run_dir` when resuming; there config.steps, if
-    given, is the new target). `progress(run, loss, rate)` is called after every step. Returns the run
+          changes: dict | None = None, task: Task | None = None, cell: Cell | None = None) -> Run:
+    """Train for config.steps steps. `progress(run, loss, rate)` is called after every step. Returns the run
     (run.params, run.history). `task` and `cell`, if given, stand in for the config's names (a run
-    directory records only names, so a run on them is not resumed from one).
+    directory records only names, so a run on them has no run directory).
+
+    With `resume`, the run in `run_dir` goes on from its checkpoint; `changes` are the settings to change
+    (`resume_run`), and config.steps, if not 0, is the new target. The run folder belongs to this process
+    while it trains (`owning`).
 
     With a run directory, Ctrl-C and SIGTERM only ask the run to stop: it finishes the step it is in (a
     signal must not land inside a compiled kernel), saves, and raises Interrupted. A second Ctrl-C stops at
-    once, keeping the last saved checkpoint."""
-    run_dir = Path(run_dir) if run_dir else None
+    once, keeping the last saved checkpoint — after a save that is under way, so that the checkpoint,
+    params.json and metrics.csv always tell the same step."""
     if run_dir and (task is not None or cell is not None):
         raise UsageError("a run directory records its cell and task by name: give their names in the Config "
                          "(a built-in cell or path/to/file.py:function), or train without a run directory")
-    if resume:
-        run = load_run(run_dir)
-        if config.steps:
-            run.config.steps = config.steps
-        atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
-    else:
-        run = Run(config, task, cell)
-        if run_dir:
-            if (run_dir / "checkpoint.npz").exists():
+    if not run_dir:
+        if resume:
+            raise UsageError("resuming needs the run directory")
+        return _train(Run(config, task, cell), None, progress)
+    run_dir = Path(run_dir)
+    with owning(run_dir, create=not resume):
+        if resume:
+            changes = dict(changes or {})
+            if config.steps:
+                changes.setdefault("steps", config.steps)
+            run = resume_run(run_dir, changes)
+        else:
+            if (run_dir / CHECKPOINT).exists():
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
-            atomic_write(run_dir / "config.json", json.dumps(asdict(run.config), indent=1).encode())
+            run = Run(config)
+        atomic_write(run_dir / CONFIG, json.dumps(asdict(run.config), indent=1).encode())
+        return _train(run, run_dir, progress)
+
+
+def _train(run: Run, run_dir: Path | None, progress) -> Run:
+    """The training loop (see `train`)."""
     cfg = run.config
-    asked = []
+    asked, saving, now = [], [], []
+    saved = [run.step]  # the step of the last checkpoint
 
     def ask_to_stop(signum, frame):
-        if asked:  # the second time: now
+        if not asked:
+            asked.append(signum)
+        elif saving:  # the second time, while saving: as soon as the files agree again
+            now.append(signum)
+        else:  # the second time: now
             raise KeyboardInterrupt
-        asked.append(signum)
+
+    def checkpoint():
+        saving.append(True)
+        try:
+            save(run, run_dir)
+            saved[0] = run.step
+        finally:
+            saving.clear()
+        if now:
+            raise KeyboardInterrupt
 
     handlers = {}
     if run_dir and threading.current_thread() is threading.main_thread():
         handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     clock = run.history[-1]["seconds"] if run.history else 0.0  # seconds go on counting across resumes
-    start, first, saved = time.perf_counter(), run.step, run.step
+    start, first = time.perf_counter(), run.step
     try:
         while run.step < cfg.steps and not asked:
             try:
                 loss = run.train_step()
             except ValueInputError as e:  # a loss or a gradient that is not finite
-                kept = f"the checkpoint of step {saved} is kept" if run_dir and saved else "nothing was saved"
+                kept = f"the checkpoint of step {saved[0]} is kept" if run_dir and saved[0] else "nothing was saved"
                 raise ValueInputError(f"step {run.step + 1}: {e}; the run stops, {kept} (try a smaller --lr)") \
                     from None
             row = {"step": run.step, "loss": loss, "seconds": round(clock + time.perf_counter() - start, 3)}
@@ -246,11 +647,16 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             if progress:
                 progress(run, loss, (run.step - first) / max(time.perf_counter() - start, 1e-9))
             if run_dir and (run.step % cfg.save_every == 0 or run.step == cfg.steps):
-                save(run, run_dir)
-                saved = run.step
+                checkpoint()
         if asked:
-            save(run, run_dir)
+            checkpoint()
             raise Interrupted(f"stopped at step {run.step}; continue with `gategraph train --resume {run_dir}`")
+    except KeyboardInterrupt:
+        if not run_dir:
+            raise
+        kept = f"the checkpoint of step {saved[0]} is kept" if saved[0] else "nothing was saved"
+        raise Interrupted(f"stopped at once at step {run.step}; {kept}"
+                          + (f": continue with `gategraph train --resume {run_dir}`" if saved[0] else "")) from None
     finally:
         for s, previous in handlers.items():
             signal.signal(s, previous)

@@ -1,6 +1,6 @@
 """Plots of training runs (matplotlib, drawn off screen): loss curves, several runs on one axis.
 
-Imports: matplotlib, numpy, gategraph.files.
+Imports: matplotlib, numpy, gategraph.files, gategraph.errors.
 """
 
 from __future__ import annotations
@@ -14,7 +14,23 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gategraph.errors import UsageError  # noqa: E402
 from gategraph.files import atomic_write  # noqa: E402
+
+
+def image_formats() -> list[str]:
+    """The file extensions matplotlib can draw to here (png, pdf, svg, ...)."""
+    return sorted(plt.figure().canvas.get_supported_filetypes())
+
+
+def check_image_path(path: str | Path) -> None:
+    """Refuse, in one line and before any work, a file name matplotlib cannot draw to."""
+    suffix = Path(path).suffix.lstrip(".").lower()
+    formats = image_formats()
+    plt.close("all")
+    if suffix not in formats:
+        raise UsageError(f"cannot draw a figure to {Path(path).name!r}: name a file ending in "
+                         f"{', '.join('.' + f for f in formats)}")
 
 
 def _save(fig, path: str | Path) -> Path:

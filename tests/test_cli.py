@@ -206,3 +206,22 @@ def test_a_jacobian_that_is_no_product_of_matrices_is_one_line_and_still_measure
     proc = run_cli("jacobian", ref, "--seed", "0", "--steps", "3")
     assert "note: cannot write the Jacobian through ColSum" in proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines() if line[:1].isdigit()] == ["1", "2", "3"]
+
+
+def test_an_interruption_is_known_by_its_type_not_its_name(monkeypatch, capsys):
+    """Exit status 130 for every Interrupted (a subclass too); 2 for any other error, whatever its name."""
+    from gategraph import cli, errors
+
+    class StoppedEarly(errors.Interrupted):
+        pass
+
+    class Interrupted(errors.GategraphError):  # not gategraph's Interrupted, only named alike
+        pass
+
+    for raised, status in ((StoppedEarly("stopped at step 3"), 130), (Interrupted("no such thing"), 2)):
+        def command(args, raised=raised):
+            raise raised
+
+        monkeypatch.setattr(cli, "cmd_tasks", command)
+        assert cli.main(["tasks"]) == status
+        assert str(raised) in capsys.readouterr().err
