@@ -17,8 +17,9 @@ from gategraph.errors import (
 # The rest loads on first use (PEP 562), so that `gategraph` on the command line starts without SymPy and
 # Numba and a Ctrl-C while they load is handled: gategraph.compile is gategraph.kernel.compile, and so on.
 _LAZY = {"cells": None, "Kernel": "kernel", "compile": "kernel",
-         **{name: "spec" for name in ("Cell", "CellBuilder", "Equation", "Var", "concat", "dot", "exp", "relu",
-                                      "rowplus", "sigmoid", "softmax", "tanh", "transpose")}}
+         **{name: "spec" for name in ("Cell", "CellBuilder", "Equation", "Var", "absolute", "concat", "dot", "exp",
+                                      "log", "maximum", "mean", "minimum", "relu", "rowplus", "sigmoid", "softmax",
+                                      "sqrt", "tanh", "transpose")}}
 
 
 def __getattr__(name: str):

@@ -8,7 +8,7 @@ batch of time-major sequences:
 - `backward(tape..., inputs..., memories..., params..., seeds..., finals..., sizes...)` runs the adjoint
   (gategraph.derive) for t = T-1 .. 0, the reverse scan, and returns the gradients.
 
-How the equations become loops (see "Kernels: how to be fast" in DESIGN.md):
+How the equations become loops (docs/architecture.md, "From cell to kernel", has the whole picture):
 
 - Each product `W · [h_{t-1}, x_t]` of a parameter matrix and a vector is split at the concatenation into
   blocks, `W[:, :H] · h_{t-1} + W[:, H:] · x_t`. Blocks that multiply the same vector are stacked into one
