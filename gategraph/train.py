@@ -158,8 +158,9 @@ def memory_needed(config: Config, task, model) -> dict:
         per_step = (2 * model.V + 4 * model.H + S * (model.H + 2)) * item  # inputs, states, logits, attention
         parts[f"the decoder's {T} steps"] = T * max(B, N) * per_step * 3
     else:
-        x = probe[0]
-        T, X = x.shape[0], x.shape[2]
+        x, y = probe[0], probe[1]
+        # one-to-many: one input (B, X) and T outputs; otherwise x is (T, B, X)
+        T, X = (y.shape[0], x.shape[1]) if x.ndim == 2 else (x.shape[0], x.shape[2])
         n_params = 0
         train = test = 0
         for layer in model.rnn.kernels:

@@ -10,10 +10,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # rasterises them. What is missing is looked for file by file, not by `pdflatex` alone: a TeX Live without
 # lmodern (Debian leaves it out with --no-install-recommends) has pdflatex and still cannot build the PDF.
 # Each entry is FILE:DEBIAN-PACKAGE; tests/test_setup.py checks that every file the LaTeX templates load is here.
-programs=(dot:graphviz pdftoppm:poppler-utils pdfinfo:poppler-utils pdflatex:texlive-latex-base
+programs=(dot:graphviz pdftoppm:poppler-utils pdfinfo:poppler-utils pdftotext:poppler-utils pdflatex:texlive-latex-base
           kpsewhich:texlive-binaries)
 tex_files=(article.cls:texlive-latex-base beamer.cls:texlive-latex-recommended pgf.sty:texlive-pictures
-           lmodern.sty:lmodern t1lmr.fd:lmodern amsmath.sty:texlive-latex-base amssymb.sty:texlive-base
+           beamerfontthemeserif.sty:texlive-latex-recommended lmodern.sty:lmodern t1lmr.fd:lmodern
+           amsmath.sty:texlive-latex-base amssymb.sty:texlive-base
            geometry.sty:texlive-latex-base graphicx.sty:texlive-latex-base fontenc.sty:texlive-latex-base
            t1enc.def:texlive-latex-base inputenc.sty:texlive-latex-base utf8.def:texlive-latex-base)
 tools=() tex=()

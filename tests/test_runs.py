@@ -256,11 +256,14 @@ def _interrupt(cmd, delays, cwd=ROOT, ready=None):
 
 @pytest.mark.parametrize("delay", [0.0, 1.0, 2.5])
 def test_ctrl_c_while_the_program_starts_stops_cleanly(tmp_path, delay):
-    """While NumPy loads, then SymPy and the cells, then the kernels compile (on a slow machine: still loading)."""
+    """While NumPy loads, then SymPy and the cells, then the kernels compile or load (on a quiet machine with
+    warm kernels the run may have begun by 2.5 s: then it stops as a run does, saved and consistent)."""
     out = tmp_path / "run"
     _, err = _interrupt(_train_cmd(out), [delay], ready="loading")
     assert err.strip().splitlines()[-1].startswith("gategraph:")
-    assert not (out / "checkpoint.npz").exists()
+    if (out / "checkpoint.npz").exists():
+        assert delay > 0 and "--resume" in err
+        _consistent(out)
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.02])
@@ -312,12 +315,13 @@ def test_ctrl_c_while_drawing_the_plots_keeps_the_finished_run(tmp_path, monkeyp
     assert _consistent(out).step == 10
 
 
-@pytest.mark.parametrize("args", [("check", "lstm"), ("lecture", "--no-train", "--format", "html")])
+@pytest.mark.parametrize("args", [("check", "peephole-lstm"), ("lecture", "--no-train", "--format", "html")])
 def test_ctrl_c_in_other_commands_stops_cleanly(tmp_path, args):
+    """`check` is interrupted while it proves (the peephole LSTM's proofs take seconds even on a quiet machine)."""
     deck = tmp_path / "deck"  # the lecture writes its figures there while it builds the deck
     lecture = args[0] == "lecture"
     _, err = _interrupt([sys.executable, "-m", "gategraph.cli", *args, *(("-o", str(deck)) if lecture else ())],
-                        [0.2 if lecture else 6.0], ready=deck if lecture else "loading")
+                        [0.2 if lecture else 2.0], ready=deck if lecture else "loading")
     assert err.strip().endswith("gategraph: interrupted")
 
 

@@ -113,7 +113,7 @@ def test_ci_installs_every_debian_package_setup_installs():
 # the programs the code and the tests run (found by which(...) and by subprocess.run([...]); an alternative
 # name (Ubuntu's chromium-browser) stands for the Debian one
 ALTERNATIVES = {"chromium-browser": "chromium"}
-PROGRAMS = {"dot", "pdflatex", "pdftoppm", "pdfinfo", "chromium", "kpsewhich"}
+PROGRAMS = {"dot", "pdflatex", "pdftoppm", "pdfinfo", "pdftotext", "chromium", "kpsewhich"}
 
 
 def programs_run() -> set[str]:
