@@ -1,17 +1,27 @@
 """The `gategraph` command: the top layer, the one engine module that may import the renderers.
 
-    gategraph cells                                  list the built-in cells
+    gategraph cells                                  the built-in cells
     gategraph equations CELL [--format latex|text]   the forward equations of one step
     gategraph graph CELL -o FILE.{png,svg,pdf,dot}   the computation graph of one step
         [--backward | --unroll T [--highlight S]]    ... with its adjoint, or unrolled through time
-    gategraph derive CELL [--param P] [--bptt]       the backward equations, or the chain rule for P
-    gategraph check CELL [--json]                    gradients against finite differences and SymPy
+    gategraph derive CELL [--param P | --bptt]       the backward equations, or the chain rule for P
+    gategraph check CELL [--json] [--no-exact]       gradients against finite differences and SymPy
     gategraph jacobian CELL [--steps K --seed S]     ∂s_t/∂s_(t-k): symbolic, and numeric norms
-    gategraph example lecture-lstm [--format ...]    the lecture's LSTM example, checked
-    gategraph example CELL [--sizes X=3,H=2]         any cell on small random numbers
+    gategraph example lecture-lstm | CELL            a worked example, checked (CELL: on random numbers)
+    gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
+    gategraph slides CELL... [-o DIR]                a deck for any cells
+    gategraph tasks                                  the training tasks and their default settings
+    gategraph train CELL --task NAME [-o RUN_DIR]    train a model; the run directory keeps it
+    gategraph train --resume RUN_DIR                 ... and go on where it stopped
+    gategraph evaluate RUN_DIR                       the test score of a run's last checkpoint
+    gategraph predict RUN_DIR "TEXT" [--heatmap F]   decode one input with a sequence-to-sequence run
+    gategraph lower CELL [--dtype D]                 the Numba source generated from the cell
+    gategraph cache [--clear]                        the compiled-kernel cache
 
 CELL is a built-in name (`gategraph cells`) or `path/to/file.py:function`, a function returning a Cell.
-Errors print one line and exit with status 2.
+Errors print one line and exit with status 2; Ctrl-C exits with 130, a run saved. What this module holds
+is argument parsing and the joining of engine and renderers; the computing is in the modules it calls
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -41,7 +51,6 @@ from gategraph import __version__  # noqa: E402
 from gategraph.cells import CELLS, cell_reference, load_cell  # noqa: E402
 from gategraph.derive import derive  # noqa: E402
 from gategraph.errors import GategraphError, Interrupted, UsageError  # noqa: E402
-from gategraph.spec import Cell  # noqa: E402
 
 EXAMPLES = ("lecture-lstm",)
 
@@ -192,28 +201,23 @@ def _after_training(run, out: Path) -> None:
 
 
 def _gates(run, path):
-    """The first layer's gates (its σ equations) over the first test sequence, if the cell has any."""
+    """The first layer's gates over the first test sequence (gategraph.train.gate_trace), if the cell has any."""
     from gategraph.renderers.plots import gate_activations
+    from gategraph.train import gate_trace
 
-    x, y, _ = run.test
-    gates = run.model.gate_values(run.params, x[:1] if x.ndim == 2 else x[:, :1], y.shape[0])
+    gates = gate_trace(run)
     if gates:
-        gate_activations({n: v[:, 0] for n, v in gates.items()}, path,
-                         f"{run.cell.name}'s gates on the first test sequence of {run.config.task}")
+        gate_activations(gates, path, f"{run.cell.name}'s gates on the first test sequence of {run.config.task}")
 
 
 def _heatmap(run, path, source: str | None = None):
-    """The attention weights of decoding one source (the first test example unless given)."""
+    """The attention weights of decoding one source (gategraph.train.decode; the first test example unless
+    given)."""
     from gategraph.renderers.plots import attention_heatmap
+    from gategraph.train import decode
 
-    task = run.task
-    if source is None:
-        source = task.pairs(np.random.default_rng(run.config.seed + 10**6), 1, test=True)[0][0]
-    src, _ = task.encode([(source, "0")])
-    _, _, tokens, alphas = run.model.run(run.params, src, None, length=16)
-    text = task.decode(tokens[:, 0])
-    n = len(text) + 1
-    attention_heatmap(alphas[:n, 0, src.shape[0] - len(source):], list(source), list(text) + ["</s>"], path,
+    source, text, weights = decode(run, source)
+    attention_heatmap(weights, list(source), list(text) + ["</s>"], path,
                       f"{run.cell.name} + {run.config.attention} attention: {source!r} -> {text!r}")
     return text
 
@@ -387,13 +391,13 @@ def cmd_example(args) -> None:
     from gategraph.renderers.walkthrough import walkthrough
 
     if args.name == "lecture-lstm":
-        from gategraph.lecture import lecture_lstm
+        from gategraph.homework import lecture_lstm
 
         if args.sizes is not None:
             raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
         ev = lecture_lstm(exact=not args.floats)
     else:
-        from gategraph.worked import evaluate
+        from gategraph.worked import evaluate, random_values
 
         cell = load_cell(args.name)
         ev = evaluate(cell, random_values(cell, _sizes(args.sizes), args.seed), exact=not args.floats)
@@ -414,23 +418,6 @@ def _sizes(text: str | None) -> dict[str, int]:
         if not 1 <= n <= MAX_EXAMPLE_SIZE:
             raise UsageError(f"--sizes: {name}={n} is out of range; an example takes sizes 1 to {MAX_EXAMPLE_SIZE}")
     return sizes
-
-
-def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
-    """Small random numbers with one decimal (-1.0 ... 1.0) for every input, state and parameter;
-    sizes not given are 2."""
-    unknown = set(sizes) - {s.name for s in cell.sizes}
-    if unknown:
-        raise UsageError(f"cell {cell.name!r} has no size {', '.join(sorted(unknown))}; its sizes are "
-                         f"{', '.join(s.name for s in cell.sizes)}")
-    rng = np.random.default_rng(seed)
-    sizes = {s.name: sizes.get(s.name, 2) for s in cell.sizes}
-    shapes = cell.with_sizes(**sizes)
-    values = {}
-    for d in cell.decls:
-        name = d.state or d.name
-        values[name] = (rng.integers(-10, 11, size=shapes[d.name]) / 10).astype(object)
-    return values
 
 
 def _count(low: int, high: int):

@@ -743,3 +743,22 @@ def gradient_flow(run: Run, n: int = 64) -> np.ndarray:
     d[-1] = (2 * (pred - y) / y.size) @ params["out.W"]  # the MSE's gradient, through the output layer
     steps = kernel.backward(own, x, d, tape=tape, state_grads=True)["steps"]["h"]
     return np.linalg.norm(steps, axis=2).mean(axis=1)[::-1]
+
+
+def gate_trace(run: Run) -> dict:
+    """The first layer's gates (its σ equations) over the first test sequence: gate name -> (T, H)."""
+    x, y, _ = run.test
+    gates = run.model.gate_values(run.params, x[:1] if x.ndim == 2 else x[:, :1], y.shape[0])
+    return {n: v[:, 0] for n, v in gates.items()}
+
+
+def decode(run: Run, source: str | None = None, length: int = 16) -> tuple[str, str, np.ndarray]:
+    """A sequence-to-sequence run reads `source` (the first test example unless given) and writes greedily:
+    (source, text, α) with α[i, j] the attention of output step i (the text, then </s>) on character j."""
+    task = run.task
+    if source is None:
+        source = task.pairs(np.random.default_rng(run.config.seed + 10**6), 1, test=True)[0][0]
+    src, _ = task.encode([(source, "0")])
+    _, _, tokens, alphas = run.model.run(run.params, src, None, length=length)
+    text = task.decode(tokens[:, 0])
+    return source, text, alphas[: len(text) + 1, 0, src.shape[0] - len(source):]

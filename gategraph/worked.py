@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from gategraph.errors import ValueInputError
+from gategraph.errors import UsageError, ValueInputError
 from gategraph.numeric import exact_array, to_float, value_of
 from gategraph.ops import op_of
 from gategraph.spec import Cell, Var, symbols_of
@@ -188,3 +188,20 @@ def _claimed_value(ev: Evaluation, claim: Claim) -> np.ndarray:
         if p.operand.name == claim.part or ev.cell.decl(p.operand.name).state == claim.part:
             return to_float(p.value)
     raise ValueInputError(f"equation {claim.name!r} has no block for {claim.part!r}")
+
+
+def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
+    """Small random numbers with one decimal (-1.0 ... 1.0) for every input, state and parameter;
+    sizes not given are 2."""
+    unknown = set(sizes) - {s.name for s in cell.sizes}
+    if unknown:
+        raise UsageError(f"cell {cell.name!r} has no size {', '.join(sorted(unknown))}; its sizes are "
+                         f"{', '.join(s.name for s in cell.sizes)}")
+    rng = np.random.default_rng(seed)
+    sizes = {s.name: sizes.get(s.name, 2) for s in cell.sizes}
+    shapes = cell.with_sizes(**sizes)
+    values = {}
+    for d in cell.decls:
+        name = d.state or d.name
+        values[name] = (rng.integers(-10, 11, size=shapes[d.name]) / 10).astype(object)
+    return values

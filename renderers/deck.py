@@ -1,6 +1,6 @@
 """The deck model: slides made of text, equations, figures and notes, apart from any output format.
 
-A writer (renderers/html.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
+A writer (renderers/reveal.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
 writer. Text may hold inline math between single dollars (`the forget gate $f_t$`; text from users goes
 through `plain`, so its dollars are dollars); `Math` holds display LaTeX (an `aligned` block, or rows that a
 derivation reveals one at a time).

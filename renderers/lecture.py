@@ -18,14 +18,14 @@ from pathlib import Path
 from gategraph import cells
 from gategraph.check import finite_differences
 from gategraph.derive import derive
-from gategraph.lecture import lecture_lstm
+from gategraph.homework import lecture_lstm
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
 from gategraph.renderers.walkthrough import array, claim_table, step_lines
-from gategraph.train import Config, gradient_flow, load_run, train
+from gategraph.train import Config, decode, gradient_flow, load_run, train
 
 SKIPPED = "Built with --no-train: this slide shows a trained model's result when the deck is built with training."
 
@@ -248,15 +248,13 @@ def _seq2seq(deck, fig, out, enabled):
                                       eval_every=250), enabled)
     examples = []
     if dates:
-        for src in ("26 november 2026", "march 3, 1999", "14 jul 1989", "14 jul 1789"):
-            x, _ = dates.task.encode([(src, "0")])
-            _, _, tokens, alphas = dates.model.run(dates.params, x, None, length=12)
-            examples.append((src, dates.task.decode(tokens[:, 0]), alphas, x.shape[0]))
+        examples = [decode(dates, src, length=12)
+                    for src in ("26 november 2026", "march 3, 1999", "14 jul 1989", "14 jul 1789")]
     deck.add("Encoder and decoder", Text(
         "An encoder reads the whole input; its final state starts a decoder, which writes the output one "
         "token at a time, each time reading the token it wrote before, until it writes $\\langle/s\\rangle$."),
         Figure(render(structure_dot("encoder-decoder"), fig / "structure-seq2seq.png"), "", width=0.75),
-        Text("Dates: " + "; ".join(f"'{a}' → '{b}'" for a, b, _, _ in examples[:3])
+        Text("Dates: " + "; ".join(f"'{a}' → '{b}'" for a, b, _ in examples[:3])
              + f" ({_score(dates, 'test_exact_match'):.0%} exact on dates held out of training).")
         if dates else Note(SKIPPED),
         *([Note(f"Outside what it was trained on (years 1950 to 2049) it has nothing to go on: "
@@ -291,8 +289,8 @@ def _seq2seq(deck, fig, out, enabled):
              Text("Dot: the query against each state. General: through a learned matrix. Additive: a small "
                   "network of both. The softmax and the context are the same for all three."), section=s)
     if examples:
-        src, text, alphas, width = examples[0]
-        path = attention_heatmap(alphas[: len(text) + 1, 0, width - len(src):], list(src), list(text) + ["</s>"],
+        src, text, alphas = examples[0]
+        path = attention_heatmap(alphas, list(src), list(text) + ["</s>"],
                                  fig / "attention.png", f"GRU + general attention: '{src}' -> '{text}'")
         deck.add("Attention, trained", Figure(path, "each output step (rows) and where it looked (columns)",
                                               width=0.7), section=s)

@@ -25,6 +25,8 @@ from pathlib import Path
 from gategraph.files import atomic_write
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, split_math
 
+PLAIN = "plain"  # the class of prose holding `$` as text: KaTeX skips it, and so does the self-check (SCRIPT)
+
 HERE = Path(__file__).parent
 KATEX, REVEAL = HERE / "katex", HERE / "reveal"
 SLIDE_WIDTH, SLIDE_HEIGHT = 1280, 720
@@ -65,7 +67,8 @@ SCRIPT = """
   let failures = 0;  // formulas KaTeX could not parse: auto-render leaves them as text and tells us here
   renderMathInElement(document.querySelector('.slides'), {delimiters: [
     {left: '\\\\[', right: '\\\\]', display: true}, {left: '$', right: '$', display: false}],
-    throwOnError: false, errorCallback: (msg, err) => { failures += 1; console.error(msg, err); }});
+    throwOnError: false, ignoredClasses: ['plain'],
+    errorCallback: (msg, err) => { failures += 1; console.error(msg, err); }});
   function overflows(slide) {
     // every step shown: does anything stick out of the slide, or does a box hide part of what it holds?
     const display = slide.style.display;
@@ -103,7 +106,7 @@ SCRIPT = """
     body.dataset.katexErrors = document.querySelectorAll('.katex-error').length + failures;
     body.dataset.brokenImages = Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length;
     const copy = document.querySelector('.slides').cloneNode(true);
-    copy.querySelectorAll('.katex, script, aside.notes').forEach(n => n.remove());
+    copy.querySelectorAll('.katex, .plain, script, aside.notes').forEach(n => n.remove());
     const raw = (copy.textContent.match(/\\$|\\\\(frac|begin|end|bar|odot|sigma|tanh|partial)/g) || []).length;
     body.dataset.rawTex = raw;
     body.dataset.overflowingSlides = slides.filter(overflows).length;
@@ -116,9 +119,17 @@ SCRIPT = """
 MEASURING = ".reveal .measuring .fragment { opacity: 1; visibility: inherit; }"
 
 
+def _prose(text: str) -> str:
+    """Prose, escaped; if it holds a delimiter of KaTeX's auto-render (`$`, `\\[`, `\\]`), set apart so that
+    it is never read as math (a cell named `a$b`)."""
+    if any(d in text for d in ("$", "\\[", "\\]")):
+        return f'<span class="{PLAIN}">{html.escape(text)}</span>'
+    return html.escape(text)
+
+
 def _text(text: str) -> str:
     """Escaped prose with its inline math kept for KaTeX."""
-    return "".join(f"${html.escape(p)}$" if math else html.escape(p) for math, p in split_math(text))
+    return "".join(f"${html.escape(p)}$" if math else _prose(p) for math, p in split_math(text))
 
 
 def _block(block, figures: dict) -> str:

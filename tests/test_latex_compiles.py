@@ -10,7 +10,7 @@ import pytest
 
 from gategraph.cells import CELLS
 from gategraph.derive import derive
-from gategraph.lecture import lecture_lstm
+from gategraph.homework import lecture_lstm
 from gategraph.renderers.derivation import adjoint_equations, align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.latex import equations, standalone
 from gategraph.renderers.walkthrough import walkthrough

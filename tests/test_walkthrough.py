@@ -1,6 +1,6 @@
 """The worked example written out: the lecture's walkthrough in text and LaTeX."""
 
-from gategraph.lecture import lecture_lstm
+from gategraph.homework import lecture_lstm
 from gategraph.renderers.walkthrough import number, walkthrough
 
 

@@ -6,7 +6,7 @@ import sympy as sp
 
 from gategraph.cells import CELLS, gru, lstm
 from gategraph.errors import SpecError, ValueInputError
-from gategraph.lecture import LECTURE_CLAIMS, LECTURE_GIVEN, LECTURE_VALUES, lecture_lstm
+from gategraph.homework import LECTURE_CLAIMS, LECTURE_GIVEN, LECTURE_VALUES, lecture_lstm
 from gategraph.ops import sigma
 from gategraph.worked import Claim, evaluate
 
@@ -36,7 +36,7 @@ def test_lecture_claims_that_fail_are_exactly_the_three_wrong_ones():
 
 
 def test_exact_and_float_evaluations_agree_for_every_cell():
-    from gategraph.cli import random_values
+    from gategraph.worked import random_values
 
     for name, make in CELLS.items():
         cell = make()
