@@ -809,8 +809,44 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
     return lowered
 
 
+@dataclass
+class ForwardPlan:
+    """The forward pass, planned: where every value lives, the buffers the tape returns, the arguments."""
+
+    emitter: _ForwardEmitter  # holds the emitted lines, the workspace and the products kept on the tape
+    stores: dict  # name -> Store
+    tape: list
+    args: list
+    source: str
+
+
+@dataclass
+class Schedule:
+    """The adjoint step as IR, split by where it runs: inside the reverse time loop (what the carries need)
+    or after it, over all steps at once (what only the input and weight gradients need)."""
+
+    irs: dict  # adjoint name -> IR
+    grad_irs: dict  # parameter -> IR of its per-step gradient
+    loop: list
+    post: list
+
+
+@dataclass
+class BackwardPlan:
+    """The reverse scan, planned: where every adjoint lives, the carries, what is returned, the arguments."""
+
+    emitter: Emitter
+    stores: dict
+    carry_bufs: dict  # state -> its (T + 1, B, n) carry buffer
+    returns: list  # (kind, name) of each returned gradient
+    args: list
+    source: str
+
+
 class _Lowering:
-    """Works on the cell and adjoint with every name already its name in the code (`_coded`)."""
+    """Works on the cell and adjoint with every name already its name in the code (`_coded`). Each stage is a
+    step that returns its plan: `forward()` a ForwardPlan; `backward(fwd)` a BackwardPlan, through
+    `schedule`, `plan_storage`, `gradients` and `gather_returns`; `run` joins them into a Lowered."""
 
     def __init__(self, cell: Cell, dtype: str, adj: Adjoint, state_bars: dict):
         self.cell, self.dtype, self.adj = cell, dtype, adj
@@ -823,24 +859,24 @@ class _Lowering:
         self.shapes = adj.shapes
 
     def run(self, declared: Cell) -> Lowered:
-        forward_src = self.forward()
-        backward_src = self.backward()
+        fwd = self.forward()
+        bwd = self.backward(fwd)
         state_names = {st.name for st in self.states}
         values = {eq.name: (eq.name, 1 if eq.name in state_names else 0) for eq in self.cell.equations}
         outputs = {o: values[o] for o in self.cell.outputs}
-        kept = {st: self.bstores[bar] for st, bar in self.state_bars.items()}
+        kept = {st: bwd.stores[bar] for st, bar in self.state_bars.items()}
         kept = {st: (s.buf, s.col, s.width or self.shapes[self.state_bars[st]][0]) for st, s in kept.items()}
-        return Lowered(_module(declared, self.dtype, forward_src, backward_src), self.forward_args, self.tape,
-                       self.backward_args, self.returns, {st.name: st.name for st in self.states}, outputs,
-                       self.fw.work, self.bw.work, dict(self.carry_bufs), {}, values, {}, kept)
+        return Lowered(_module(declared, self.dtype, fwd.source, bwd.source), fwd.args, fwd.tape,
+                       bwd.args, bwd.returns, {st.name: st.name for st in self.states}, outputs,
+                       fwd.emitter.work, bwd.emitter.work, dict(bwd.carry_bufs), {}, values, {}, kept)
 
     # -- forward: t = 0 .. T-1 -------------------------------------------------------------------------------
-    def forward(self) -> str:
+    def forward(self) -> ForwardPlan:
         """h_t = step(x_t, h_{t-1}): the inputs' products before the loop, the rest once per step."""
         stores = {n: Store(n, "seq") for n in self.per_step}
         stores.update({n: Store(n, "batch") for n in self.memories})
         stores.update({n: Store(n, "param") for n in self.params})
-        fw = self.fw = _ForwardEmitter(self.dtype, stores, {})
+        fw = _ForwardEmitter(self.dtype, stores, {})
         for st in self.states:  # one (T + 1, B, n) buffer: row t is s_{t-1}, row t + 1 is s_t
             stores[st.name], stores[st.prev.name] = Store(st.name, "seq", shift=1), Store(st.name, "seq")
             fw.alloc(st.name, [T_ + 1, B_] + list(st.shape))
@@ -866,53 +902,54 @@ class _Lowering:
         for name, ir in eqs:
             fw.into(stores[name], ir)
         fw.depth -= 1
-        self.stores = stores
-        self.tape = [st.name for st in self.states] + lets
-        self.tape += sorted({s.buf for s in fw.kept.values()}, key=lambda b: (b[:2], int(b[2:])))
-        self.forward_args = (self.per_step + self.memories + [f"_init_{st.name}" for st in self.states]
-                             + self.params + self.sizes)
-        return _function("forward", self.forward_args, self.per_step[0], fw, f"return ({', '.join(self.tape)},)")
+        tape = [st.name for st in self.states] + lets
+        tape += sorted({s.buf for s in fw.kept.values()}, key=lambda b: (b[:2], int(b[2:])))
+        args = self.per_step + self.memories + [f"_init_{st.name}" for st in self.states] + self.params + self.sizes
+        source = _function("forward", args, self.per_step[0], fw, f"return ({', '.join(tape)},)")
+        return ForwardPlan(fw, stores, tape, args, source)
 
     # -- backward: t = T-1 .. 0, then everything the recurrence does not need ----------------------------------
-    def backward(self) -> str:
+    def backward(self, fwd: ForwardPlan) -> BackwardPlan:
         """The reverse scan over the adjoint step (gategraph.derive); input and weight gradients after it."""
         adj = self.adj
         seeds = [adj.seeds[o] for o in self.cell.outputs]
         finals = [f"_final_{st.name}" for st in self.states]
-        stores = self.bstores = {**self.stores, **{s: Store(s, "seq") for s in seeds}}
-        bw = self.bw = Emitter(self.dtype, stores)
-        bw.long = set(self.fw.long)
-        self.carry_bufs = {}
+        stores = {**fwd.stores, **{s: Store(s, "seq") for s in seeds}}
+        bw = Emitter(self.dtype, stores)
+        bw.long = set(fwd.emitter.long)
+        carry_bufs = {}
         for st, final in zip(self.states, finals, strict=True):  # row t + 1 is read at t, row t written at t
             buf = adj.carries.get(st.name) or _adjoint_code(Role.BAR, st.prev.name)
-            self.carry_bufs[st.name] = buf
+            carry_bufs[st.name] = buf
             stores[_adjoint_code(Role.CARRY, st.name)], stores[buf] = Store(buf, "seq", shift=1), Store(buf, "seq")
             bw.alloc(buf, [T_ + 1, B_] + list(st.shape), "zeros")
             bw.long.add(buf)
             bw.allocs.append(f"_copy({buf}[_T], 0, 0, {final}, 0, 0, _B, {_py(st.shape[0])}, False, False)")
-        loop, post = self.schedule()
-        self.plan_storage(loop, post)
-        base = dict(self.fw.kept)  # the forward pass's products and operands, read from the tape
+        plan = self.schedule(fwd, carry_bufs)
+        self.plan_storage(plan, bw, stores, carry_bufs)
+        base = dict(fwd.emitter.kept)  # the forward pass's products and operands, read from the tape
         bw.memo, bw.mode = dict(base), "step"
-        if loop:
+        if plan.loop:
             bw.line("for _t in range(_T - 1, -1, -1):")
             bw.depth += 1
-            for name in loop:
-                bw.into(stores[name], self.irs[name])
+            for name in plan.loop:
+                bw.into(stores[name], plan.irs[name])
             bw.depth -= 1
         bw.memo, bw.mode = dict(base), "all"
-        for name in post:
-            bw.into(stores[name], self.irs[name])
-        self.gradients()
-        values = self.gather_returns()
-        self.backward_args = self.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes
-        return _function("backward", self.backward_args, self.per_step[0], bw, f"return ({', '.join(values)},)")
+        for name in plan.post:
+            bw.into(stores[name], plan.irs[name])
+        self.gradients(plan, bw, stores)
+        values, returns = self.gather_returns(plan, bw, stores, carry_bufs)
+        args = fwd.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes
+        source = _function("backward", args, self.per_step[0], bw, f"return ({', '.join(values)},)")
+        return BackwardPlan(bw, stores, carry_bufs, returns, args, source)
 
-    def schedule(self) -> tuple[list, list]:
+    def schedule(self, fwd: ForwardPlan, carry_bufs: dict) -> Schedule:
         """The adjoint equations the carries need (inside the time loop), and those only the input and
         weight gradients need (after it, over all steps at once)."""
         adj = self.adj
-        conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=True, keep=frozenset(self.fw.kept))
+        conv = _ToIR(self.shapes, dict(self.cell.roles), set(self.sizes), sums=True,
+                     keep=frozenset(fwd.emitter.kept))
         every = [eq.rhs for eq in adj.equations] + list(adj.grads.values())
         required = {b for b in adj.carries.values() if b} | set(adj.inputs.values()) | set(self.state_bars.values())
         irs = {}
@@ -923,7 +960,7 @@ class _Lowering:
             else:
                 irs[eq.name] = ir
         grads = {p: conv(g) for p, g in adj.grads.items() if g != 0}
-        _inline_single_uses(irs, grads, required | set(self.carry_bufs.values()))
+        _inline_single_uses(irs, grads, required | set(carry_bufs.values()))
         deps = {n: _leaves(ir) & set(irs) for n, ir in irs.items()}
 
         def closure(names):
@@ -939,20 +976,20 @@ class _Lowering:
         later = closure(set(adj.inputs.values()) | set(self.state_bars.values())
                         | set().union(*[_leaves(g) for g in grads.values()]))
         order = [eq.name for eq in adj.equations if eq.name in irs]
-        self.irs, self.grad_irs = irs, grads
-        return [n for n in order if n in cone], [n for n in order if n in later and n not in cone]
+        return Schedule(irs, grads, [n for n in order if n in cone],
+                        [n for n in order if n in later and n not in cone])
 
-    def plan_storage(self, loop: list, post: list):
+    def plan_storage(self, plan: Schedule, bw: Emitter, stores: dict, carry_bufs: dict):
         """Adjoints that a sum of products reads side by side (ā_f, ā_i, ā_C, ā_o) are written side by side,
-        into the columns of one buffer; every other adjoint gets its own (T, B, n) buffer."""
-        stores, bw, assigned = self.bstores, self.bw, set(self.carry_bufs.values())
-        for node in (n for name in loop for n in _walk(self.irs[name])):
+        into the columns of one buffer; every other adjoint gets its own (T, B, n) buffer (into `stores`)."""
+        assigned = set(carry_bufs.values())
+        for node in (n for name in plan.loop for n in _walk(plan.irs[name])):
             if node.op is not Kind.GEMM_SUM or len(node.args) < 2:
                 continue
             us = tuple(u for u, _ in node.args)
             names = [u.args[0] if u.op is Kind.LEAF else None for u in us]
             if (us in bw.seq_stacks or None in names or len(set(names)) < len(names)
-                    or any(n not in loop or n in assigned for n in names)):
+                    or any(n not in plan.loop or n in assigned for n in names)):
                 continue
             buf, width, off = bw.fresh("_U"), _sum(u.shape[0] for u in us), sp.S.Zero
             bw.alloc(buf, [T_, B_, width])
@@ -961,17 +998,17 @@ class _Lowering:
                 assigned.add(n)
                 off += u.shape[0]
             bw.seq_stacks[us] = (buf, width)
-        for name in loop + post:
+        for name in plan.loop + plan.post:
             if name not in stores:
                 stores[name] = Store(name, "seq")
                 bw.alloc(name, [T_, B_] + list(self.shapes[name]))
 
-    def gradients(self):
+    def gradients(self, plan: Schedule, bw: Emitter, stores: dict):
         """dL/dW = Σ_t Σ_b (gradient at step t, sequence b): outer products as one GEMM per operand they
         share (Σ_t ā_t [h_{t-1}, x_t]ᵀ), sums of stored adjoints by column, anything else by loops."""
-        bw, stores, shapes = self.bw, self.bstores, self.shapes
+        shapes = self.shapes
         outer: dict = {}  # operand v -> [(block of the parameter, u)]
-        for p, g in self.grad_irs.items():
+        for p, g in plan.grad_irs.items():
             acc = Store(f"_g_{p}", "param")
             bw.alloc(acc.buf, list(shapes[p]), "zeros")
             for term in _split_terms(g):
@@ -995,23 +1032,23 @@ class _Lowering:
                         f"{_py(u.shape[0])}, {_py(block.c1 - block.c0)}, False, True)")
                 off += u.shape[0]
 
-    def gather_returns(self) -> list:
-        """Source of each returned gradient; sets self.returns to what each one is."""
-        bw, adj, values, self.returns = self.bw, self.adj, [], []
+    def gather_returns(self, plan: Schedule, bw: Emitter, stores: dict, carry_bufs: dict) -> tuple[list, list]:
+        """Source of each returned gradient, and what each one is: ("param", W), ("input", x), ..."""
+        adj, values, returns = self.adj, [], []
 
         def zeros(dims):
             return f"np.zeros({_shape_tuple(dims)}, DT)"
 
         for p in self.params:
-            self.returns.append(("param", p))
-            values.append(f"_g_{p}" if p in self.grad_irs else zeros(self.shapes[p]))
+            returns.append(("param", p))
+            values.append(f"_g_{p}" if p in plan.grad_irs else zeros(self.shapes[p]))
         for d in self.cell.inputs:
             kind, bar = ("input" if d.role == "input" else "memory"), adj.inputs.get(d.name)
-            self.returns.append((kind, d.name))
+            returns.append((kind, d.name))
             if bar is None:
                 values.append(zeros(([T_, B_] if kind == "input" else [B_]) + list(d.shape)))
             elif kind == "input":
-                values.append(self.bstores[bar].buf)
+                values.append(stores[bar].buf)
             else:  # a memory is read at every step: its gradient is the sum over them
                 acc = Store(f"_g_{d.name}", "batch")
                 bw.alloc(acc.buf, [B_] + list(d.shape), "zeros")
@@ -1019,9 +1056,9 @@ class _Lowering:
                                "+=")
                 values.append(acc.buf)
         for st in self.states:
-            self.returns.append(("state", st.name))
-            values.append(f"{self.carry_bufs[st.name]}[0]")
-        return values
+            returns.append(("state", st.name))
+            values.append(f"{carry_bufs[st.name]}[0]")
+        return values, returns
 
 
 def _substitute(node: N, name: str, value: N) -> N:
