@@ -50,7 +50,6 @@ Hadamard, Plus, Minus, Scale, Square, Sum, Divide, Sqrt = (
     NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum", "Divide", "Sqrt"))
 
 
-
 class Role(Enum):
     """What a variable of the adjoint is, for the forward name v it belongs to."""
 

@@ -51,6 +51,7 @@ def _reference_batch(cell, params, x, s0, dout, dfin, memory=None):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", RECURRENT)
+
 def test_recurrent_kernels_agree_with_the_reference(name, dtype):
     cell = cells.CELLS[name]()
     k = compile(cell, X, H, dtype)
@@ -203,16 +204,7 @@ def test_a_user_cell_compiles():
     h_tilde = g.let("h_tilde", tanh(W @ concat(f * h, x)))
     g.let("h", (1 - f) * h + f * h_tilde)
     cell = g.cell()
-    k = compile(cell, X, H, "float64")
-    rng = np.random.default_rng(4)
-    params, x = k.init(4), rng.normal(size=(T, B, X))
-    out, _, tape = k.forward(params, x)
-    dout = rng.normal(size=out.shape)
-    grads = k.backward(params, x, dout, tape=tape)
-    outs, ref = _reference_batch(cell, params, x, {}, {"h": dout}, {})
-    assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < 1e-12
-    for p in params:
-        assert _rel(grads[p], sum(ref[p])) < 1e-10
+    _assert_agrees_with_the_reference(cell, "float64")
 
 
 def test_float32_kernels_never_compute_in_float64():
@@ -433,16 +425,7 @@ def test_a_cell_name_never_runs_as_code(tmp_path):
     for name, doc in [(f"evil{payload}", ""), ("described", payload), (f"x\\{payload}\\", payload),
                       ("\\", "\n\"\"\"\nimport os\n")]:
         cell = _rnn_named(name, doc)
-        k = compile(cell, X, H, "float64")
-        rng = np.random.default_rng(7)
-        params, x = k.init(7), rng.normal(size=(T, B, X))
-        out, _, tape = k.forward(params, x)
-        dout = rng.normal(size=out.shape)
-        grads = k.backward(params, x, dout, tape=tape)
-        outs, ref = _reference_batch(cell, params, x, {}, {"h": dout}, {})
-        assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < 1e-12
-        for p in params:
-            assert _rel(grads[p], sum(ref[p])) < 1e-10, (name, p)
+        _assert_agrees_with_the_reference(cell, "float64")
         assert not marker.exists(), f"compiling the cell {name!r} ran code from its name"
 
 
