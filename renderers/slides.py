@@ -24,12 +24,6 @@ from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
 from gategraph.spec import Cell
 
-MAX_ROWS = 8  # rows of an aligned block that fit on one slide
-
-
-def _chunks(rows: list, n: int = MAX_ROWS) -> list[list]:
-    return [rows[k:k + n] for k in range(0, len(rows), n)] or [[]]
-
 
 def _view(deck: Deck, title: str, make, section: str, name: str, notes=()):
     """A slide of the blocks `make()` returns; if this view cannot be made for the cell, the slide says why."""
@@ -56,10 +50,8 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
     _view(deck, f"{name}: the computation graph", lambda: [
         Figure(render(cell_dot(cell), figures / f"{file_stem(cell.name)}.png"), "one step; each box is one equation")],
         section, name)
-    rows = adjoint_rows(adj, "latex")
-    for k, chunk in enumerate(_chunks(rows)):
-        title = f"{name}: the backward step" + (f" ({k + 1}/{len(_chunks(rows))})" if len(rows) > MAX_ROWS else "")
-        deck.add(title, Math(align(chunk, "latex")), section=section)
+    # one aligned block: renderers/layout.py continues it on as many slides as its rows need
+    deck.add(f"{name}: the backward step", Math(align(adjoint_rows(adj, "latex"), "latex")), section=section)
     stem = file_stem(cell.name)
     if states:
         _view(deck, f"{name}: backpropagation through time", lambda: [

@@ -23,3 +23,13 @@ def run_cli(*args, cwd=None, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"gategraph {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def trained_lecture(tmp_path_factory):
+    """The whole lecture as a user builds it, trained models included: built once for every test that reads it."""
+    out = tmp_path_factory.mktemp("trained-lecture")
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "lecture", "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    return out

@@ -1,7 +1,9 @@
 """Every slide fits, as a lecturer would see it: the reveal.js deck walked in Chromium (driven by Playwright)
 at three screen sizes, pressing → through every slide and every step, with nothing outside the slide and no
-box hiding part of what it holds; the Beamer deck compiled by pdflatex without an overfull box over 1 pt."""
+box hiding part of what it holds; the Beamer deck compiled by pdflatex without an overfull box over 1 pt; and
+the two looks of one deck agree slide for slide."""
 
+import html
 import os
 import re
 import shutil
@@ -64,11 +66,27 @@ def build(out, *args):
     return out
 
 
+class Decks(dict):
+    """Decks built when a test first asks for them: the whole lecture with its trained results (shared with other
+    test files) and without them, and a deck for two built-in cells."""
+
+    def __init__(self, request, tmp_path_factory):
+        super().__init__()
+        self.request, self.tmp = request, tmp_path_factory
+
+    def __missing__(self, name):
+        if name == "trained lecture":
+            self[name] = self.request.getfixturevalue("trained_lecture")
+        elif name == "lecture":
+            self[name] = build(self.tmp.mktemp("lecture"), "lecture", "--no-train")
+        else:
+            self[name] = build(self.tmp.mktemp("slides"), "slides", *name.split())
+        return self[name]
+
+
 @pytest.fixture(scope="module")
-def decks(tmp_path_factory):
-    """The whole lecture (without its training runs) and a deck for two built-in cells."""
-    return {"lecture": build(tmp_path_factory.mktemp("lecture"), "lecture", "--no-train"),
-            "lstm gru": build(tmp_path_factory.mktemp("slides"), "slides", "lstm", "gru")}
+def decks(request, tmp_path_factory):
+    return Decks(request, tmp_path_factory)
 
 
 def walk(page) -> dict:
@@ -90,7 +108,7 @@ def walk(page) -> dict:
 
 @needs_dot
 @needs_browser
-@pytest.mark.parametrize("name", ["lecture", "lstm gru"])
+@pytest.mark.parametrize("name", ["trained lecture", "lecture", "lstm gru"])
 def test_every_slide_fits_at_every_size(decks, name):
     page_path = decks[name] / "html" / "index.html"
     failures = {}
@@ -117,22 +135,62 @@ def test_every_slide_fits_at_every_size(decks, name):
 OVERFULL = re.compile(r"^(Overfull \\[hv]box) \(([\d.]+)pt too \w+\) (.*)$", re.M)
 
 
-def overfull(folder, tmp_path) -> list[str]:
-    """pdflatex's complaints about boxes more than 1 pt too large, with where they are."""
+def compiled(folder, tmp_path):
+    """A copy of a Beamer folder compiled by pdflatex (twice: the second run settles the frame list)."""
     work = tmp_path / folder.parent.name
     shutil.copytree(folder, work)
-    subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"], cwd=work,
-                   capture_output=True, timeout=600, check=True)
-    log = (work / "deck.log").read_text(errors="replace")
+    for _ in range(2):
+        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"], cwd=work,
+                       capture_output=True, timeout=600, check=True)
+    return work
+
+
+def overfull(folder, tmp_path) -> list[str]:
+    """pdflatex's complaints about boxes more than 1 pt too large, with where they are."""
+    log = (compiled(folder, tmp_path) / "deck.log").read_text(errors="replace")
     return [f"{kind} {pt} pt {where}" for kind, pt, where in OVERFULL.findall(log) if float(pt) > 1.0]
 
 
 @needs_dot
 @needs_tex
-@pytest.mark.parametrize("name", ["lecture", "lstm gru"])
+@pytest.mark.parametrize("name", ["trained lecture", "lecture", "lstm gru"])
 def test_the_beamer_deck_has_no_overfull_box(decks, name, tmp_path):
     found = overfull(decks[name] / "beamer", tmp_path)
     assert not found, f"{len(found)} overfull boxes:\n" + "\n".join(found)
+
+
+def html_titles(page) -> list[str]:
+    """The title of every slide of a reveal.js deck, in order (the title slide's included)."""
+    found = re.findall(r'<section[^>]*>(?:<div class="section">.*?</div>)?<h[12]>(.*?)</h[12]>', page.read_text(), re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", t)) for t in found]
+
+
+def pdf_titles(work) -> list[str]:
+    """The title of every frame of a compiled Beamer deck, in order: the first line of the frame's first page
+    (its overlays are further pages of the same frame, listed in the .nav file Beamer writes)."""
+    nav = (work / "deck.nav").read_text()
+    firsts = [int(a) for a, _ in re.findall(r"\\beamer@framepages \{(\d+)\}\{(\d+)\}", nav)]
+    text = subprocess.run(["pdftotext", "-layout", str(work / "deck.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout.split("\f")
+    return [next((line.strip() for line in text[k - 1].splitlines() if line.strip()), "") for k in firsts]
+
+
+def words(title: str) -> str:
+    """A title's words before any maths, spaced alike (KaTeX and pdflatex set maths differently)."""
+    return " ".join(re.split(r"\$|[^\x00-\u024f]", title)[0].split())
+
+
+@needs_dot
+@needs_tex
+@pytest.mark.parametrize("name", ["trained lecture", "lstm gru"])
+def test_both_looks_have_the_same_slides_in_the_same_order(decks, name, tmp_path):
+    """The reveal.js deck and the PDF show the same slides (a PDF frame's overlays are one slide), titled alike."""
+    shown = html_titles(decks[name] / "html" / "index.html")
+    printed = pdf_titles(compiled(decks[name] / "beamer", tmp_path))
+    assert len(shown) == len(printed), f"{len(shown)} slides in HTML, {len(printed)} frames in the PDF"
+    differ = [(k + 1, a, b) for k, (a, b) in enumerate(zip(shown, printed, strict=True))
+              if k and not words(b).startswith(words(a))]  # the title slide prints the deck's title on lines of its own
+    assert not differ, differ[:5]
 
 
 def test_the_log_reader_sees_an_overfull_box(tmp_path):

@@ -145,20 +145,11 @@ def test_figures_travel_with_the_deck(tmp_path):
     assert 'src="figures/00-adding.png"' in page.read_text()
 
 
-@pytest.fixture(scope="module")
-def lecture(tmp_path_factory):
-    """The whole lecture, trained models included (cached in the output folder, as a user's second build)."""
-    out = tmp_path_factory.mktemp("lecture")
-    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "lecture", "-o", str(out)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=1800)
-    assert done.returncode == 0, done.stderr
-    return out
-
-
 @needs_dot
 @needs_chromium
 @needs_tex
-def test_the_lecture_builds_renders_and_compiles(lecture, tmp_path):
+def test_the_lecture_builds_renders_and_compiles(trained_lecture, tmp_path):
+    lecture = trained_lecture
     check = rendered(lecture / "html" / "index.html")
     assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
     page = (lecture / "html" / "index.html").read_text()
