@@ -210,9 +210,14 @@ def parse(header: str, body: str, where: str, base: Path) -> Directive:
         args.cell = _cell_ref(args.cell, base)
         cell = load_cell(args.cell)
         _check_names(view, args, cell)
-    if view == "example" and args.name != "lecture-lstm":
-        args.name = _cell_ref(args.name, base)
-        load_cell(args.name)
+    if view == "example":
+        if args.name != "lecture-lstm":
+            args.name = _cell_ref(args.name, base)
+        cell = load_cell("lstm" if args.name == "lecture-lstm" else args.name)
+        known = [e.name for e in cell.equations]
+        if args.step and args.step not in known:
+            raise UsageError(f"--step: the example has no equation {args.step!r}; its equations are "
+                             f"{', '.join(known)}")
     if view in ("graph", "structure") and not 0.1 <= args.width <= 1:
         raise UsageError(f"--width is a share of the slide's width, 0.1 to 1; got {args.width}")
     return Directive(view, args, where)
