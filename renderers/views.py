@@ -106,6 +106,12 @@ class _Options(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
 
+    def parse_args(self, args=None, namespace=None):
+        try:
+            return super().parse_args(args, namespace)
+        except argparse.ArgumentError as e:  # what exit_on_error=False raises instead of calling error()
+            raise UsageError(f"{self.prog}: {e}") from None
+
 
 @dataclass
 class Directive:
