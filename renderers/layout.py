@@ -269,7 +269,8 @@ def fit(deck: Deck) -> list[str]:
             _size_figures(s.blocks)
             need = sum(height(b) for b in s.blocks)
             if need > BODY_HEIGHT:
-                problems.append(f"slide '{s.title}' does not fit: its content needs about {need:.0f} px of "
+                at = f"{slide.where}: " if slide.where else ""
+                problems.append(f"{at}slide '{s.title}' does not fit: its content needs about {need:.0f} px of "
                                 f"the {BODY_HEIGHT} px under its title, and neither continuing it on the next "
                                 "slide nor a second column makes room")
         out.extend(laid)

@@ -88,7 +88,7 @@ class Source:
                     raise
                 except GategraphError as e:
                     raise SourceError(f"{item.where}: {e}") from None
-            deck.add(s.title, *made, section=s.section, notes=s.notes)
+            deck.add(s.title, *made, section=s.section, notes=s.notes, where=s.where)
         return deck
 
 

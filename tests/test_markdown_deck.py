@@ -327,6 +327,12 @@ def test_a_mistake_in_the_source_is_one_line_with_file_and_line(tmp_path, text, 
     assert what is None or what in message, message
 
 
+def test_a_slide_that_cannot_fit_is_named_by_its_line(tmp_path):
+    src = write_source(tmp_path, "## A\n\nfine\n\n---\n\n## B\n\n" + "a long line of words " * 400 + "\n", "long.md")
+    done = run_cli("deck", src, "-o", tmp_path / "out", "--format", "html")
+    assert f"note: {src}:7: slide 'B' does not fit" in done.stderr
+
+
 def test_the_command_prints_the_mistake_and_exits_2(tmp_path):
     src = write_source(tmp_path, "## A\n\n```{gategraph} derive lstm --prams W_f\n```\n", "bad.md")
     done = run_cli("deck", src, "-o", tmp_path / "out", check=False)
