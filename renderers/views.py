@@ -239,8 +239,10 @@ def _check_names(view, args, cell):
                                  f"{', '.join(known)}")
     if view == "graph" and (args.highlight or args.backward):
         graph_dot(cell, args.backward, args.unroll, args.highlight)
-    if view == "derive" and args.param and args.param not in derive(cell).grads:
-        derive_rows(derive(cell), args.param)  # says which parameters there are
+    if view == "derive" and args.param:
+        adj = derive(cell)
+        if args.param not in adj.grads:
+            derive_rows(adj, args.param)  # refuses it, naming the parameters there are
     if view == "jacobian" and args.state and args.state not in {st.name for st in cell.states}:
         raise UsageError(f"--state takes a carried state of {cell.name!r}: "
                          f"{', '.join(st.name for st in cell.states) or 'none'}")

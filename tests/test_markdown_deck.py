@@ -372,3 +372,19 @@ def test_the_example_deck_builds(tmp_path):
     assert "wrote" in done.stdout
     page = (tmp_path / "talk" / "html" / "index.html").read_text()
     assert "Not trained yet" in page and "mgu" in page
+
+
+def test_a_run_is_reused_while_its_configuration_is_unchanged_and_retrained_when_it_changes(tmp_path):
+    from gategraph.runs import cached, make, run_name
+    from gategraph.train import Config
+
+    config = Config(cell="gru", task="future", hidden=4, batch=4, steps=4, eval_every=2, test_size=8)
+    folder = tmp_path / run_name(config)
+    assert cached(folder, config) is None
+    run, how = make(folder, config)
+    assert how == "trained" and run.step == 4
+    assert make(folder, config)[1] == "reused" and cached(folder, config).step == 4
+    longer = Config(**{**config.__dict__, "steps": 6})
+    assert run_name(longer) != run_name(config) and cached(folder, longer) is None
+    run, how = make(folder, longer)  # the same folder, another configuration: trained afresh, not resumed
+    assert how == "trained" and run.step == 6 and [r["step"] for r in run.history][0] == 1
