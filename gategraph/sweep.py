@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 import tomllib
 from dataclasses import asdict, dataclass
@@ -36,9 +37,9 @@ from pathlib import Path
 
 from gategraph.cells import CELLS
 from gategraph.errors import GategraphError, Interrupted, RunError, UsageError
-from gategraph.files import atomic_write, file_stem
+from gategraph.files import atomic_write
 from gategraph.tasks import TASKS, get_task
-from gategraph.train import CHECKPOINT, Config, check_settings, config_from_dict, train
+from gategraph.train import CHECKPOINT, Config, check_settings, config_from_dict, read_checkpoint, train
 
 AXES = {"cells": "cell", "tasks": "task", "seeds": "seed"}  # the spec's names of the grid's first axes
 SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in ("cell", "task", "seed", "task_options")]
@@ -75,10 +76,11 @@ def _cell(ref, spec: Path) -> tuple[str, str]:
 
 
 def _label(key: str, value) -> str:
-    """One axis' value in a folder name: length50, lr0.003, bidirectional."""
+    """One axis' value in a folder name: length50, lr0.003, bidirectional; any character that is not a letter,
+    a digit, `.`, `_`, `+` or `-` becomes `-` (a name that then clashes with another is refused)."""
     if isinstance(value, bool):
         return key if value else f"no-{key}"
-    return f"{key}{value}"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", f"{key}{value}").strip(".-")
 
 
 def read_spec(path: str | Path) -> list[Point]:
@@ -149,7 +151,7 @@ def _point(spec: Path, cell: str, seed, values: dict, labels: dict, name: str, s
         raise UsageError(str(e)) from None
     except GategraphError as e:
         raise UsageError(f"{spec}: {name}: {e}") from None
-    return Point(file_stem(name), file_stem(setting), labels, config)
+    return Point(name, setting, labels, config)
 
 
 # -- one run, on a worker -------------------------------------------------------------------------------------------
@@ -158,12 +160,15 @@ def run_point(settings: dict, folder: str) -> dict:
     """Train one run into `folder` (a Config's settings as a dict: only settings travel), going on from its
     checkpoint if it has one; never raises for a run that fails: the result says why, in one line. The result
     (also written to the folder's result.json): run, status (done, failed, stopped), step, metric, score,
-    seconds (of training, counted across resumes), error."""
+    seconds (of training, counted across resumes), resumed (the step it went on from, 0 if it started afresh),
+    error."""
     folder = Path(folder)
     config = Config(**settings)
     result = {"run": folder.name, "status": "done", "step": 0, "metric": get_task(config.task).metric,
-              "score": math.nan, "seconds": math.nan, "error": ""}
+              "score": math.nan, "seconds": math.nan, "resumed": 0, "error": ""}
     try:
+        if (folder / CHECKPOINT).exists():  # stopped, or its worker died: go on from the checkpoint
+            result["resumed"] = read_checkpoint(folder / CHECKPOINT)[1]["step"]
         run = train(config, folder, resume=(folder / CHECKPOINT).exists())
     except Interrupted as e:
         result.update(status="stopped", error=str(e))
@@ -242,7 +247,7 @@ def run_all(jobs: dict[Path, Config], client, on_result=None) -> dict[Path, dict
             except KilledWorker:
                 config = jobs[folder]
                 result = {"run": folder.name, "status": "failed", "step": 0, "metric": get_task(config.task).metric,
-                          "score": math.nan, "seconds": math.nan,
+                          "score": math.nan, "seconds": math.nan, "resumed": 0,
                           "error": "its worker died each time it was tried (out of memory?); --resume tries again"}
                 with contextlib.suppress(OSError):
                     atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
