@@ -336,8 +336,8 @@ def cmd_sweep(args) -> int:
         if results:
             _sweep_report(points, out, results)
         kept = sum(r["status"] == "done" for r in results.values())
-        raise Interrupted(f"stopped with {kept} of {len(points)} runs finished, kept in {out}: continue with "
-                          f"`gategraph sweep {args.spec} -o {out} --resume`") from None
+        raise Interrupted(f"stopped: {kept} of {len(points)} runs finished; the others go on from their last "
+                          f"checkpoints with `gategraph sweep {args.spec} -o {out} --resume`") from None
     if sys.stderr.isatty():
         print(file=sys.stderr)
     failed = _sweep_report(points, out, results)

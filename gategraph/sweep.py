@@ -27,13 +27,21 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import re
+import signal
 import statistics
+import threading
 import tomllib
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from distributed import Client, LocalCluster, as_completed
+from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.scheduler import KilledWorker
 
 from gategraph.cells import CELLS
 from gategraph.errors import GategraphError, Interrupted, RunError, UsageError
@@ -200,22 +208,43 @@ def finished(folder: Path) -> bool:
 def local_cluster(workers: int | None = None):
     """A Client of a LocalCluster on this machine: `workers` processes (one per core unless given), each
     running one run at a time in one thread (its BLAS single-threaded too, as Dask's nanny sets it)."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with warnings.catch_warnings(), _ignoring_ctrl_c():  # the workers inherit it; another dashboard port is fine
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
+        client.register_plugin(IgnoreCtrlC())  # and the ones started in place of a worker that died
         yield client
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c():
+    """SIGINT ignored while the block runs, in the main thread; processes started meanwhile keep ignoring it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class IgnoreCtrlC(WorkerPlugin):
+    """A worker plugin: a local worker leaves Ctrl-C at the terminal to the sweep, which stops the cluster in
+    order (the runs keep their last checkpoints), instead of each worker dying with a traceback."""
+
+    name = "gategraph-ignore-ctrl-c"
+
+    def setup(self, worker):
+        with contextlib.suppress(ValueError):  # not in the worker process' main thread: nothing to do
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
 def connect(address: str):
     """A Client of a Dask cluster that is already running (`dask scheduler`, `dask worker ADDRESS`, or any
     deployment Dask supports); its workers must import gategraph and see the sweep's folder."""
-    from distributed import Client
-
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
@@ -232,9 +261,6 @@ def run_all(jobs: dict[Path, Config], client, on_result=None) -> dict[Path, dict
     workers; `on_result(folder, result)` is called as each one ends. A run that fails is a result with its
     error; one whose workers kept dying (Dask gives up after a few) too. Ctrl-C (KeyboardInterrupt) cancels
     what has not finished and passes on; the finished runs keep their folders."""
-    from distributed import as_completed
-    from distributed.scheduler import KilledWorker
-
     futures = {client.submit(run_point, asdict(config), str(Path(folder).resolve()), pure=False,
                              key=f"run-{Path(folder).name}-{os.urandom(4).hex()}"): Path(folder)
                for folder, config in jobs.items()}
