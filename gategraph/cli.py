@@ -318,15 +318,13 @@ def _sweep_report(points, out: Path, results: dict) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from gategraph.sweep import connect, finished, local_cluster, read_results, read_spec, sweep
+    from gategraph.sweep import cluster, finished, read_results, read_spec, sweep
 
-    if args.scheduler and args.workers:
-        raise UsageError("--workers starts a cluster on this machine; the one at --scheduler has its own workers")
     points = read_spec(args.spec)
     out = Path(args.output or Path("sweeps") / Path(args.spec).stem)
     done = sum(finished(out / p.name) for p in points) if args.resume else 0
     try:
-        with connect(args.scheduler) if args.scheduler else local_cluster(args.workers) as client:
+        with cluster(args.scheduler, args.workers) as client:
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
             print(f"{len(points)} runs ({done} finished before) on {workers} Dask workers; dashboard: "
                   f"{client.dashboard_link}", file=sys.stderr)

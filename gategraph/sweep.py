@@ -204,6 +204,14 @@ def finished(folder: Path) -> bool:
 
 # -- the cluster ----------------------------------------------------------------------------------------------------
 
+def cluster(scheduler: str | None = None, workers: int | None = None):
+    """A Client (as a context manager) of the cluster at `scheduler`, else of a LocalCluster of `workers`
+    processes: `with cluster() as client: run_all({folder: config, ...}, client)`."""
+    if scheduler and workers:
+        raise UsageError("--workers starts a cluster on this machine; the one at --scheduler has its own workers")
+    return connect(scheduler) if scheduler else local_cluster(workers)
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int | None = None):
     """A Client of a LocalCluster on this machine: `workers` processes (one per core unless given), each
