@@ -326,8 +326,8 @@ def cmd_sweep(args) -> int:
     try:
         with cluster(args.scheduler, args.workers) as client:
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            print(f"{len(points)} runs ({done} finished before) on {workers} Dask workers; dashboard: "
-                  f"{client.dashboard_link}", file=sys.stderr)
+            print(f"{len(points)} runs ({done} finished before) on {workers} Dask worker{'s' * (workers != 1)}; "
+                  f"dashboard: {client.dashboard_link}", file=sys.stderr)
             results = sweep(points, out, client, args.resume, _SweepProgress(len(points), done))
     except KeyboardInterrupt:
         results = read_results(points, out)

@@ -22,6 +22,7 @@ Imports: dask.distributed, gategraph.train, gategraph.tasks, gategraph.cells, ga
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -131,10 +132,10 @@ def read_spec(path: str | Path) -> list[Point]:
                 setting = "-".join([short, task, *(_label(k, values[k]) for k in axes)])
                 for seed in seeds:
                     points.append(_point(path, ref, seed, values, labels, f"{setting}-seed{seed}", setting))
-    names = [p.name for p in points]
-    twice = next((n for n in names if names.count(n) > 1), None)
+    twice = next((n for n, k in collections.Counter(p.name for p in points).items() if k > 1), None)
     if twice:
-        raise UsageError(f"{path}: two cells are both called {twice.split('-')[0]!r}: rename one's function")
+        raise UsageError(f"{path}: two runs would share the folder {twice} (two cells of one name, or values "
+                         "that differ only in characters a folder name leaves out): rename one")
     return points
 
 
@@ -175,9 +176,10 @@ def run_point(settings: dict, folder: str) -> dict:
     result = {"run": folder.name, "status": "done", "step": 0, "metric": get_task(config.task).metric,
               "score": math.nan, "seconds": math.nan, "resumed": 0, "error": ""}
     try:
-        if (folder / CHECKPOINT).exists():  # stopped, or its worker died: go on from the checkpoint
+        resume = (folder / CHECKPOINT).exists()  # stopped, or its worker died: go on from the checkpoint
+        if resume:
             result["resumed"] = read_checkpoint(folder / CHECKPOINT)[1]["step"]
-        run = train(config, folder, resume=(folder / CHECKPOINT).exists())
+        run = train(config, folder, resume=resume)
     except Interrupted as e:
         result.update(status="stopped", error=str(e))
     except GategraphError as e:
