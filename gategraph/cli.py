@@ -263,18 +263,21 @@ class _SweepProgress:
     def __init__(self, total: int, done: int):
         self.total, self.done, self.tty = total, done, sys.stderr.isatty()
 
+    def bar(self) -> None:
+        """The bar, on a terminal: how many runs finished."""
+        if self.tty:
+            bar = "#" * int(24 * self.done / self.total)
+            print(f"\r\033[K[{bar:<24}] {self.done}/{self.total} runs", end="", file=sys.stderr, flush=True)
+
     def __call__(self, name: str, result: dict) -> None:
         self.done += 1
         if result["status"] == "done":
             what = f"{result['metric']} {result['score']:.4g}  {result['seconds']:.1f} s"
         else:
             what = f"{result['status']}: {result['error']}"
-        line = f"[{self.done}/{self.total}] {name}  {what}"
-        if self.tty:
-            bar = "#" * int(24 * self.done / self.total)
-            print(f"\r\033[K{line}\n[{bar:<24}] {self.done}/{self.total} runs", end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        print(f"\r\033[K[{self.done}/{self.total}] {name}  {what}" if self.tty else
+              f"[{self.done}/{self.total}] {name}  {what}", file=sys.stderr, flush=True)
+        self.bar()
 
 
 def _sweep_report(points, out: Path, results: dict) -> int:
@@ -328,7 +331,9 @@ def cmd_sweep(args) -> int:
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
             print(f"{len(points)} runs ({done} finished before) on {workers} Dask worker{'s' * (workers != 1)}; "
                   f"dashboard: {client.dashboard_link}", file=sys.stderr)
-            results = sweep(points, out, client, args.resume, _SweepProgress(len(points), done))
+            progress = _SweepProgress(len(points), done)
+            progress.bar()
+            results = sweep(points, out, client, args.resume, progress)
     except KeyboardInterrupt:
         results = read_results(points, out)
         if results:
