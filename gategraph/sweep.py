@@ -14,8 +14,8 @@ read it) and leaves `result.json` there: its status, its score in the task's tes
 or its one-line error. The runs go to a Dask cluster (`run_all`): a `LocalCluster` with one single-threaded
 worker process per core (`local_cluster`), or one that is already running (`connect`). Only settings and
 results travel: a worker imports gategraph and a cell from its file itself. A run whose worker dies is
-started again by Dask and goes on from its last checkpoint (train's resume); a sweep started again with
-`resume` skips the runs that finished.
+started again by Dask and goes on from its last checkpoint (train's resume). Ctrl-C asks the running runs
+to save and stop; a sweep started again with `resume` skips the runs that finished and continues the others.
 
 Imports: dask.distributed, gategraph.train, gategraph.tasks, gategraph.cells, gategraph.files, gategraph.errors.
 """
@@ -35,12 +35,13 @@ import re
 import signal
 import statistics
 import threading
+import time
 import tomllib
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, Event, LocalCluster, as_completed, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
 
@@ -165,23 +166,39 @@ def _point(spec: Path, cell: str, seed, values: dict, labels: dict, name: str, s
 
 # -- one run, on a worker -------------------------------------------------------------------------------------------
 
-def run_point(settings: dict, folder: str) -> dict:
+def _asked(event: str):
+    """Whether the sweep was asked to stop (a Dask Event set by the client), asked of the scheduler at most
+    once a second."""
+    flag, last = Event(event), [-math.inf, False]
+
+    def asked() -> bool:
+        if time.monotonic() - last[0] > 1:
+            last[:] = [time.monotonic(), flag.is_set()]
+        return last[1]
+
+    return asked
+
+
+def run_point(settings: dict, folder: str, stop: str | None = None) -> dict:
     """Train one run into `folder` (a Config's settings as a dict: only settings travel), going on from its
     checkpoint if it has one; never raises for a run that fails: the result says why, in one line. The result
     (also written to the folder's result.json): run, status (done, failed, stopped), step, metric, score,
     seconds (of training, counted across resumes), resumed (the step it went on from, 0 if it started afresh),
-    error."""
+    error. `stop`: the name of the Dask Event that asks the sweep's runs to save and stop."""
     folder = Path(folder)
     config = Config(**settings)
     result = {"run": folder.name, "status": "done", "step": 0, "metric": get_task(config.task).metric,
               "score": math.nan, "seconds": math.nan, "resumed": 0, "error": ""}
+    asked = _asked(stop) if stop else None
+    if asked and asked():  # the sweep stopped before this run began: leave its folder as it is
+        return {**result, "status": "stopped", "error": "the sweep stopped before it began"}
     try:
         resume = (folder / CHECKPOINT).exists()  # stopped, or its worker died: go on from the checkpoint
-        if resume:
-            result["resumed"] = read_checkpoint(folder / CHECKPOINT)[1]["step"]
-        run = train(config, folder, resume=resume)
-    except Interrupted as e:
-        result.update(status="stopped", error=str(e))
+        result["resumed"] = _checkpoint_step(folder)
+        run = train(config, folder, resume=resume, stop=asked)
+    except Interrupted:  # the sweep was stopped: this run saved its checkpoint
+        step = _checkpoint_step(folder)
+        result.update(status="stopped", step=step, error=f"stopped at step {step}; --resume goes on from there")
     except GategraphError as e:
         result.update(status="failed", error=str(e))
     except Exception as e:  # a bug or a full disk: still one line, and the sweep goes on
@@ -194,6 +211,14 @@ def run_point(settings: dict, folder: str) -> dict:
     with contextlib.suppress(OSError):  # a folder that could not be made: the result still comes back
         atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
     return result
+
+
+def _checkpoint_step(folder: Path) -> int:
+    """The step of the run's checkpoint, 0 if it has none (or none that reads: train says why)."""
+    try:
+        return read_checkpoint(folder / CHECKPOINT)[1]["step"]
+    except RunError:
+        return 0
 
 
 def finished(folder: Path) -> bool:
@@ -269,32 +294,44 @@ def connect(address: str):
 def run_all(jobs: dict[Path, Config], client, on_result=None) -> dict[Path, dict]:
     """Train every Config into its folder on the cluster `client` talks to, as many at once as it has
     workers; `on_result(folder, result)` is called as each one ends. A run that fails is a result with its
-    error; one whose workers kept dying (Dask gives up after a few) too. Ctrl-C (KeyboardInterrupt) cancels
-    what has not finished and passes on; the finished runs keep their folders."""
-    futures = {client.submit(run_point, asdict(config), str(Path(folder).resolve()), pure=False,
-                             key=f"run-{Path(folder).name}-{os.urandom(4).hex()}"): Path(folder)
+    error; one whose workers kept dying (Dask gives up after a few) too. Ctrl-C (KeyboardInterrupt) asks the
+    running runs to save a checkpoint and stop, waits for them, cancels the rest and passes on."""
+    token = os.urandom(4).hex()
+    stop = Event(f"gategraph-stop-{token}", client=client)
+    futures = {client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name, pure=False,
+                             key=f"run-{Path(folder).name}-{token}"): Path(folder)
                for folder, config in jobs.items()}
     results: dict[Path, dict] = {}
     try:
         for future in as_completed(futures):
-            folder = futures[future]
-            try:
-                result = future.result()
-            except KilledWorker:
-                config = jobs[folder]
-                result = {"run": folder.name, "status": "failed", "step": 0, "metric": get_task(config.task).metric,
-                          "score": math.nan, "seconds": math.nan, "resumed": 0,
-                          "error": "its worker died each time it was tried (out of memory?); --resume tries again"}
-                with contextlib.suppress(OSError):
-                    atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
-            results[folder] = result
+            results[futures[future]] = result = _outcome(future, futures[future], jobs[futures[future]])
             if on_result:
-                on_result(folder, result)
+                on_result(futures[future], result)
+    except KeyboardInterrupt:  # the running runs save and stop within a step or a second (a second Ctrl-C: now)
+        stop.set()
+        wait([f for f in futures if not f.done()], timeout=STOPPING)
+        raise
     finally:
         pending = [f for f in futures if not f.done()]
         if pending:
             client.cancel(pending)
     return results
+
+
+STOPPING = 60  # seconds the runs of a stopped sweep have to save their checkpoints
+
+
+def _outcome(future, folder: Path, config: Config) -> dict:
+    """The result of one run's future: what run_point returned, or a failure if its workers kept dying."""
+    try:
+        return future.result()
+    except KilledWorker:
+        result = {"run": folder.name, "status": "failed", "step": 0, "metric": get_task(config.task).metric,
+                  "score": math.nan, "seconds": math.nan, "resumed": 0,
+                  "error": "its worker died each time it was tried (out of memory?); --resume tries again"}
+        with contextlib.suppress(OSError):
+            atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
+        return result
 
 
 def sweep(points: list[Point], out: str | Path, client, resume: bool = False, on_result=None) -> dict[str, dict]:

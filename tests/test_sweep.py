@@ -135,6 +135,9 @@ def test_resume_after_ctrl_c_finishes_only_what_was_missing(tmp_path, processes)
     finished = {name: (out / name / "result.json").stat().st_mtime_ns for name, r in results(out).items()
                 if r["status"] == "done"}
     assert 1 <= len(finished) < 5
+    # the runs under way saved where they stopped (not only every save_every steps)
+    stopped = {name: r["step"] for name, r in results(out).items() if r["status"] == "stopped"}
+    assert all(load_run(out / name).step == step for name, step in stopped.items())
 
     again = sweep(processes, path, "-o", out, "--resume", "--workers", 2, cwd=tmp_path)
     _, stderr = again.communicate(timeout=300)
@@ -144,6 +147,7 @@ def test_resume_after_ctrl_c_finishes_only_what_was_missing(tmp_path, processes)
     got = results(out)
     assert sorted(got) == [f"rnn-adding-seed{s}" for s in range(5)]
     assert all(r["status"] == "done" and r["step"] == 150 for r in got.values())
+    assert {name: got[name]["resumed"] for name in stopped} == stopped  # each went on from where it stopped
     assert {n: (out / n / "result.json").stat().st_mtime_ns for n in finished} == finished  # left as they were
 
 
