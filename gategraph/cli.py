@@ -321,10 +321,11 @@ def _sweep_report(points, out: Path, results: dict) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from gategraph.sweep import cluster, finished, read_results, read_spec, sweep
+    from gategraph.sweep import check_output, cluster, finished, read_results, read_spec, sweep
 
     points = read_spec(args.spec)
     out = Path(args.output or Path("sweeps") / Path(args.spec).stem)
+    check_output(points, out, args.resume)  # before a cluster starts
     done = sum(finished(out / p.name) for p in points) if args.resume else 0
     try:
         with cluster(args.scheduler, args.workers) as client:

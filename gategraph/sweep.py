@@ -339,17 +339,21 @@ def sweep(points: list[Point], out: str | Path, client, resume: bool = False, on
     are read, not run again, and stopped ones go on from their checkpoints; without it, a folder that holds
     runs of these points already is refused."""
     out = Path(out)
+    check_output(points, out, resume)
     folders = {p.name: out / p.name for p in points}
-    if not resume:
-        taken = [f for f in folders.values() if f.exists()]
-        if taken:
-            raise UsageError(f"{out} holds runs of this sweep already ({taken[0].name}): continue it with --resume, "
-                             "or choose another -o")
     jobs = {folder: p.config for p in points if not finished(folder := folders[p.name])}
     for folder in jobs:  # the result of an earlier try that failed or stopped is stale once this one starts
         (folder / RESULT).unlink(missing_ok=True)
     run_all(jobs, client, on_result and (lambda folder, result: on_result(folder.name, result)))
     return read_results(points, out)
+
+
+def check_output(points: list[Point], out: Path, resume: bool) -> None:
+    """Refuse, in one line, to start a sweep afresh in a folder that holds runs of it already."""
+    taken = [p.name for p in points if (Path(out) / p.name).exists()]
+    if taken and not resume:
+        raise UsageError(f"{out} holds runs of this sweep already ({taken[0]}): continue it with --resume, "
+                         "or choose another -o")
 
 
 def read_results(points: list[Point], out: str | Path) -> dict[str, dict]:

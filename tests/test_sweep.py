@@ -16,7 +16,7 @@ import pytest
 
 import gategraph
 from gategraph.errors import UsageError
-from gategraph.sweep import read_spec
+from gategraph.sweep import check_output, read_spec
 from gategraph.train import load_run
 from tests.conftest import ROOT
 
@@ -180,6 +180,10 @@ def test_a_spec_names_its_grid_and_its_mistakes_in_one_line(tmp_path):
     assert len(points) == 8 and points[-1].setting == "mgu-adding-lr0.003"
     assert points[-1].config.cell == f"{tmp_path / 'cells' / 'mine.py'}:mgu"  # found next to the spec
     assert points[0].config.hidden == 8 and points[0].config.steps == 5
+    (tmp_path / "out" / points[3].name).mkdir(parents=True)  # a sweep started there before
+    with pytest.raises(UsageError, match="holds runs of this sweep already .* --resume"):
+        check_output(points, tmp_path / "out", resume=False)
+    check_output(points, tmp_path / "out", resume=True)
     for text, message in [('cells = ["lstm"]\ntasks = ["adding"]\nlearning_rate = 1', "no setting 'learning_rate'"),
                           ('tasks = ["adding"]', "names no cells"),
                           ('cells = ["lsmt"]\ntasks = ["adding"]', "unknown cell 'lsmt'"),
