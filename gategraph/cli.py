@@ -14,6 +14,7 @@
     gategraph tasks                                  the training tasks and their default settings
     gategraph train CELL --task NAME [-o RUN_DIR]    train a model; the run directory keeps it
     gategraph train --resume RUN_DIR                 ... and go on where it stopped
+    gategraph sweep SPEC.toml [-o DIR] [--resume]    many runs (cells × tasks × seeds × settings) on Dask
     gategraph evaluate RUN_DIR                       the test score of a run's last checkpoint
     gategraph predict RUN_DIR "TEXT" [--heatmap F]   decode one input with a sequence-to-sequence run
     gategraph lower CELL [--dtype D]                 the Numba source generated from the cell
@@ -304,6 +305,100 @@ def cmd_evaluate(args) -> None:
           f"{run.task.metric} {run.evaluate():.4g}")
 
 
+class _SweepProgress:
+    """One line per finished run with its score; on a terminal, a bar of finished runs under them."""
+
+    def __init__(self, total: int, done: int):
+        self.total, self.done, self.tty = total, done, sys.stderr.isatty()
+
+    def bar(self) -> None:
+        """The bar, on a terminal: how many runs finished."""
+        if self.tty:
+            bar = "#" * int(24 * self.done / self.total)
+            print(f"\r\033[K[{bar:<24}] {self.done}/{self.total} runs", end="", file=sys.stderr, flush=True)
+
+    def __call__(self, name: str, result: dict) -> None:
+        self.done += 1
+        if result["status"] == "done":
+            what = f"{result['metric']} {result['score']:.4g}  {result['seconds']:.1f} s"
+        else:
+            what = f"{result['status']}: {result['error']}"
+        print(f"\r\033[K[{self.done}/{self.total}] {name}  {what}" if self.tty else
+              f"[{self.done}/{self.total}] {name}  {what}", file=sys.stderr, flush=True)
+        self.bar()
+
+
+def _sweep_report(points, out: Path, results: dict) -> int:
+    """The sweep's tables (summary.csv, runs.csv), plots per task (curves-TASK.png, final-TASK.png) and the
+    printed summary: each setting's mean ± standard deviation over seeds. The number of runs that failed."""
+    from gategraph.files import atomic_write, file_stem
+    from gategraph.renderers.plots import sweep_curves, sweep_finals
+    from gategraph.sweep import read_metrics, summary, table_csv
+
+    rows = summary(points, results)
+    atomic_write(out / "summary.csv", table_csv(rows))
+    atomic_write(out / "runs.csv", table_csv([{"run": p.name, "setting": p.setting, "seed": p.config.seed,
+                                               **results.get(p.name, {"status": "missing"})} for p in points]))
+    for task in dict.fromkeys(p.config.task for p in points):
+        mine = [p for p in points if p.config.task == task and results.get(p.name, {}).get("status") == "done"]
+        if not mine:
+            continue
+        metric = results[mine[0].name]["metric"]
+        curves, finals = {}, {}
+        for p in mine:
+            rows_ = read_metrics(out / p.name)
+            curves.setdefault(p.setting, []).append([(r["step"], r[metric]) for r in rows_ if metric in r])
+            finals.setdefault(p.setting, []).append(results[p.name]["score"])
+        sweep_curves(curves, out / f"curves-{file_stem(task)}.png", metric, f"{task}: test score over training")
+        sweep_finals(finals, out / f"final-{file_stem(task)}.png", metric, f"{task}: final test score")
+
+    def spread(mean, std, digits):
+        return "-" if mean != mean else f"{mean:.{digits}g} ± {std:.2g}" if std == std else f"{mean:.{digits}g}"
+
+    width = max(len(r["setting"]) for r in rows)
+    print(f"{'setting':<{width}}  {'runs':>5}  {'test score (mean ± std over seeds)':<36}  training seconds")
+    for r in rows:
+        runs = f"{r['done']}/{r['runs']}"
+        print(f"{r['setting']:<{width}}  {runs:>5}  {r['metric'] + ' ' + spread(r['mean'], r['std'], 4):<36}  "
+              f"{spread(r['seconds_mean'], r['seconds_std'], 3)}")
+    failed = [(name, r) for name, r in results.items() if r["status"] == "failed"]
+    for name, r in failed:
+        print(f"failed: {name}: {r['error']}")
+    print(f"{out}: summary.csv, runs.csv and the plots")
+    return len(failed)
+
+
+def cmd_sweep(args) -> int:
+    from gategraph.sweep import check_output, cluster, finished, read_results, read_spec, sweep
+
+    points = read_spec(args.spec)
+    out = Path(args.output or Path("sweeps") / Path(args.spec).stem)
+    check_output(points, out, args.resume)  # before a cluster starts
+    done = sum(finished(out / p.name) for p in points) if args.resume else 0
+    try:
+        with cluster(args.scheduler, args.workers) as client:
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            print(f"{len(points)} runs ({done} finished before) on {workers} Dask worker{'s' * (workers != 1)}; "
+                  f"dashboard: {client.dashboard_link}", file=sys.stderr)
+            progress = _SweepProgress(len(points), done)
+            progress.bar()
+            results = sweep(points, out, client, args.resume, progress)
+    except KeyboardInterrupt:
+        results = read_results(points, out)
+        if results:
+            _sweep_report(points, out, results)
+        kept = sum(r["status"] == "done" for r in results.values())
+        raise Interrupted(f"stopped: {kept} of {len(points)} runs finished; the others go on from their last "
+                          f"checkpoints with `gategraph sweep {args.spec} -o {out} --resume`") from None
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    failed = _sweep_report(points, out, results)
+    if failed:
+        print(f"gategraph: {failed} of {len(points)} runs failed (runs.csv has their errors)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_cache(args) -> None:
     from gategraph.kernel import cache_dir, clear_cache
 
@@ -519,6 +614,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it stopped (with --steps, "
                    "--lr, --clip, --batch, --eval-every or the teacher-forcing ratios changed, if given)")
     s.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("sweep", help="many training runs on Dask: a grid of cells, tasks, seeds and settings")
+    s.add_argument("spec", metavar="SPEC.toml", help="the grid: cells, tasks, seeds and any setting as a list")
+    s.add_argument("-o", "--output", metavar="DIR", help="where the runs go, one folder each (default "
+                   "sweeps/SPEC)")
+    s.add_argument("--workers", type=_count(1, 1024), help="worker processes on this machine (default: one per core)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster there (tcp://HOST:8786)")
+    s.add_argument("--resume", action="store_true", help="skip the runs that finished, continue the stopped ones")
+    s.set_defaults(run=cmd_sweep)
 
     s = sub.add_parser("predict", help="decode one input with a trained sequence-to-sequence run")
     s.add_argument("run_dir", metavar="RUN_DIR")

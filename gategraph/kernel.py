@@ -5,7 +5,9 @@ sequences, x of shape (T, B, X).
 The cache is a folder of generated modules, one per (cell, dtype, generator, Numba, NumPy, Python),
 named by a hash of the generated source and those versions: Numba caches its machine code next to each
 module, so a second process starts without compiling. A file whose content does not match its name is
-rewritten, never trusted. The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`,
+rewritten, never trusted. Several processes may fill the cache at once (the workers of a sweep): each module
+has a lock file, held while a process first runs its functions, so one of them compiles and the others load
+the machine code it wrote. The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`,
 else `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
 Imports: numpy, gategraph.lower, gategraph.derive, gategraph.cells, gategraph.spec, gategraph.files, gategraph.errors.
@@ -13,6 +15,8 @@ Imports: numpy, gategraph.lower, gategraph.derive, gategraph.cells, gategraph.sp
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import math
@@ -62,6 +66,24 @@ def _purge(name: str):
     """Forget Numba's compiled code for one module (it is rebuilt on the next call)."""
     for f in (cache_dir() / "__pycache__").glob(f"{name}.*"):
         f.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _compiling(name: str):
+    """Hold the lock of one cached module (an flock, released when the process ends however it ends): a
+    process that would compile it waits while another one does, then loads its machine code."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise GategraphError(f"cannot write the kernel cache in {folder} ({e.strerror}): "
+                             f"set {CACHE_ENV} to a writable folder") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def _load(lowered: Lowered, rebuild: bool = False):
@@ -153,6 +175,7 @@ class Kernel:
         self.cell, self.sizes, self.dtype, self.lowered = cell, sizes, dtype, lowered
         self.np_dtype = np.dtype(dtype)
         self._forward, self._backward = module.forward, module.backward
+        self._module = module.__name__
         self._trusted = False  # set once both functions ran: Numba's cache for them loaded or compiled
         self._work: dict = {}  # (pass, T, B, sizes) -> buffers reused from call to call
         self._generation = 0  # forward passes so far: a tape from an earlier one is stale
@@ -235,16 +258,18 @@ class Kernel:
 
     def _run(self, which: str, args: list):
         """Call the compiled forward or backward. If a first call fails (a corrupt entry in Numba's own
-        cache), the module's machine code is thrown away and compiled afresh, once."""
-        try:
+        cache), the module's machine code is thrown away and compiled afresh, once. Until both functions
+        ran, the calls hold the module's lock (`_compiling`)."""
+        if self._trusted:
             return getattr(self, f"_{which}")(*args)
-        except Exception:
-            if self._trusted:
-                raise
-            module = _load(self.lowered, rebuild=True)
-            self._forward, self._backward = module.forward, module.backward
-            self._trusted = True
-            return getattr(self, f"_{which}")(*args)
+        with _compiling(self._module):
+            try:
+                return getattr(self, f"_{which}")(*args)
+            except Exception:
+                module = _load(self.lowered, rebuild=True)
+                self._forward, self._backward = module.forward, module.backward
+                self._trusted = True
+                return getattr(self, f"_{which}")(*args)
 
     # -- the passes --------------------------------------------------------------------------------------------
     def init(self, seed: int = 0) -> dict:

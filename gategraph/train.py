@@ -569,8 +569,9 @@ RESUMABLE = ("steps", "lr", "clip", "batch", "momentum", "eval_every", "save_eve
 
 
 def train(config: Config, run_dir: str | Path | None = None, resume: bool = False, progress=None,
-          changes: dict | None = None, task: Task | None = None, cell: Cell | None = None) -> Run:
-    """Train for config.steps steps. `progress(run, loss, rate)` is called after every step. Returns the run
+          changes: dict | None = None, task: Task | None = None, cell: Cell | None = None, stop=None) -> Run:
+    """Train for config.steps steps. `progress(run, loss, rate)` is called after every step, and `stop()`, if
+    given: when it returns True, a run with a run directory stops as on Ctrl-C (a sweep stopping). Returns the run
     (run.params, run.history). `task` and `cell`, if given, stand in for the config's names (a run
     directory records only names, so a run on them has no run directory).
 
@@ -588,7 +589,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     if not run_dir:
         if resume:
             raise UsageError("resuming needs the run directory")
-        return _train(Run(config, task, cell), None, progress)
+        return _train(Run(config, task, cell), None, progress, stop)
     run_dir = Path(run_dir)
     with owning(run_dir, create=not resume):
         if resume:
@@ -601,10 +602,10 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
                 raise UsageError(f"{run_dir} already holds a run: continue it with --resume, or choose another -o")
             run = Run(config)
         atomic_write(run_dir / CONFIG, json.dumps(asdict(run.config), indent=1).encode())
-        return _train(run, run_dir, progress)
+        return _train(run, run_dir, progress, stop)
 
 
-def _train(run: Run, run_dir: Path | None, progress) -> Run:
+def _train(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
     """The training loop (see `train`)."""
     cfg = run.config
     asked, saving, now = [], [], []
@@ -647,6 +648,8 @@ def _train(run: Run, run_dir: Path | None, progress) -> Run:
             run.history.append(row)
             if progress:
                 progress(run, loss, (run.step - first) / max(time.perf_counter() - start, 1e-9))
+            if stop and run_dir and run.step < cfg.steps and not asked and stop():
+                asked.append("stop")
             if run_dir and (run.step % cfg.save_every == 0 or run.step == cfg.steps):
                 checkpoint()
         if asked:

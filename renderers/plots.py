@@ -121,3 +121,50 @@ def gate_activations(gates: dict, path: str | Path, title: str = "", marks: list
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def sweep_curves(curves: dict, path: str | Path, metric: str, title: str = "") -> Path:
+    """curves: setting -> one [(step, score), ...] per seed. Each setting's mean over its seeds as a line, the
+    band from the lowest to the highest seed around it, every setting on one axis."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for k, (label, seeds) in enumerate(curves.items()):
+        seeds = [s for s in seeds if s]
+        if not seeds:
+            continue
+        n = min(len(s) for s in seeds)  # the steps every seed reached
+        steps = [step for step, _ in seeds[0][:n]]
+        values = np.array([[v for _, v in s[:n]] for s in seeds], dtype=float)
+        ax.plot(steps, values.mean(axis=0), color=f"C{k}", lw=2, label=f"{label} ({len(seeds)} seeds)")
+        if len(seeds) > 1:
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=f"C{k}", alpha=0.2, lw=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{metric.replace('_', ' ')}: mean, band from lowest to highest seed")
+    if metric.endswith("mse") and all(v > 0 for s in curves.values() for run in s for _, v in run):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def sweep_finals(finals: dict, path: str | Path, metric: str, title: str = "") -> Path:
+    """finals: setting -> the final score of each seed. One row per setting: every seed a dot, the mean a
+    bar across them."""
+    labels = list(finals)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(labels) + 1.2))
+    for k, label in enumerate(labels):
+        scores = np.asarray(finals[label], dtype=float)
+        jitter = np.linspace(-0.12, 0.12, len(scores)) if len(scores) > 1 else np.zeros(1)
+        ax.scatter(scores, k + jitter[: len(scores)], color=f"C{k}", s=22, zorder=3)
+        if len(scores):
+            ax.plot([scores.mean()] * 2, [k - 0.3, k + 0.3], color=f"C{k}", lw=2.5)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"final {metric.replace('_', ' ')} (dots: seeds; bar: their mean)")
+    if metric.endswith("mse") and all(v > 0 for s in finals.values() for v in s):
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
