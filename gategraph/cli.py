@@ -619,7 +619,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("spec", metavar="SPEC.toml", help="the grid: cells, tasks, seeds and any setting as a list")
     s.add_argument("-o", "--output", metavar="DIR", help="where the runs go, one folder each (default "
                    "sweeps/SPEC)")
-    s.add_argument("--workers", type=_count(1, 1024), help="worker processes on this machine (default: one per core)")
+    s.add_argument("--workers", type=count(1, 1024), help="worker processes on this machine (default: one per core)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster there (tcp://HOST:8786)")
     s.add_argument("--resume", action="store_true", help="skip the runs that finished, continue the stopped ones")
     s.set_defaults(run=cmd_sweep)
