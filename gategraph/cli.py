@@ -388,7 +388,9 @@ def cmd_jacobian(args) -> None:
 
 
 def cmd_example(args) -> None:
+    from gategraph.renderers.diagnosis import notes
     from gategraph.renderers.walkthrough import walkthrough
+    from gategraph.slips import diagnose
 
     if args.name == "lecture-lstm":
         from gategraph.homework import lecture_lstm
@@ -401,7 +403,7 @@ def cmd_example(args) -> None:
 
         cell = load_cell(args.name)
         ev = evaluate(cell, random_values(cell, _sizes(args.sizes), args.seed), exact=not args.floats)
-    print(walkthrough(ev, args.format))
+    print(walkthrough(ev, args.format, notes(ev, diagnose(ev), args.format)))
 
 
 MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person

@@ -48,8 +48,7 @@ LECTURE_CLAIMS = (
     Claim("C", (1, 1)),
     Claim("o", (0.9, 0.9), approx=True,
           note="the weights give σ(2 - 1) = σ(1) ≈ 0.731; σ(a) ≈ 0.9 needs a ≈ 2.2"),
-    Claim("h", (0.9, 0.9), approx=True,
-          note="the slide multiplies o_t by C_t and leaves out the tanh: σ(1) · tanh(1) ≈ 0.557"),
+    Claim("h", (0.9, 0.9), approx=True, note="σ(1) · tanh(1) ≈ 0.557"),
 )
 
 

@@ -21,10 +21,12 @@ from gategraph.derive import derive
 from gategraph.homework import lecture_lstm
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
+from gategraph.renderers.diagnosis import deck_note
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
 from gategraph.renderers.walkthrough import array, claim_table, step_lines
+from gategraph.slips import diagnose
 from gategraph.train import Config, decode, gradient_flow, load_run, train
 
 SKIPPED = "Built with --no-train: this slide shows a trained model's result when the deck is built with training."
@@ -118,7 +120,7 @@ COMPACT = 0.82  # the worked example's chains and tables: a little smaller, so c
 
 def _worked(deck):
     s, ev = "A worked example", lecture_lstm()
-    cell = ev.cell
+    cell, diagnoses = ev.cell, {d.verdict.claim.key: d for d in diagnose(ev)}
     given = [f"{lhs(cell, n, 'latex')} = {array(v, 'latex', True)}" for n, v in ev.values.items()
              if cell.roles[n] != "param"]
     deck.add("One LSTM step with numbers",
@@ -147,6 +149,7 @@ def _worked(deck):
             if not v.holds:
                 why = f": {v.claim.note}" if v.claim.note else ""
                 side.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
+                side.append(deck_note(ev, diagnoses[v.claim.key]))
         blocks = [chain, *side]
         deck.add(f"The example: ${equation(cell, step.name, 'latex').split('=')[0].strip()}$", *blocks, section=s)
     deck.add("What the example shows", Text(

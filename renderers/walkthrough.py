@@ -180,9 +180,9 @@ def _block(ev: Evaluation, part, style: str) -> str:
     return f"{matrix}[{block}] · {p.doprint(part.operand)}"
 
 
-def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = True) -> list[str]:
+def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = True, notes=None) -> list[str]:
     """What the source claimed for this step, each beside the computed value, marked ✓ or ✗ (and, with
-    `words`, the verdict written out)."""
+    `words`, the verdict written out); under a claim, its lines in `notes` (claim key -> lines)."""
     out = []
     names = times(ev.cell)
     for v in (v for v in ev.verdicts if v.claim.name == step.name):
@@ -207,11 +207,13 @@ def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = 
                        rf"\quad {mark}{said}")
         else:
             out.append(f"claimed {what} {rel} {claimed}   computed {computed}   {mark} {verdict}")
+        out += [("    " if style == "text" else r"\qquad ") + line for line in (notes or {}).get(c.key, [])]
     return out
 
 
-def walkthrough(ev: Evaluation, style: str = "latex") -> str:
-    """The whole worked example: each equation, its numbers, and the verdict on each claim."""
+def walkthrough(ev: Evaluation, style: str = "latex", notes=None) -> str:
+    """The whole worked example: each equation, its numbers, and the verdict on each claim (with its lines
+    in `notes`, claim key -> lines, under it: the diagnosed slips)."""
     cell = ev.cell
     inputs = [f"{lhs(cell, n, style)} = {array(v, style, ev.exact)}"
               for n, v in ev.values.items() if cell.roles[n] != "param"]
@@ -220,7 +222,7 @@ def walkthrough(ev: Evaluation, style: str = "latex") -> str:
         title = cell.equation(step.name).title or step.name
         note = " (given)" if step.given else ""
         lines = step_lines(ev, step, style)
-        claims = claim_lines(ev, step, style)
+        claims = claim_lines(ev, step, style, notes=notes)
         if style == "latex":
             body = " \\\\\n".join(lines + [f"& {c}" for c in claims])
             blocks.append(f"% {title}{note}\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}")
