@@ -392,6 +392,11 @@ def cmd_example(args) -> None:
     from gategraph.renderers.walkthrough import walkthrough
     from gategraph.slips import diagnose
 
+    if args.backward:
+        return _backward_example(args)
+    if args.steps != 1 or args.target is not None or args.dh is not None:
+        raise UsageError("--steps, --target and --dh are for the backward pass: add --backward")
+
     if args.name == "lecture-lstm":
         from gategraph.homework import lecture_lstm
 
@@ -404,6 +409,40 @@ def cmd_example(args) -> None:
         cell = load_cell(args.name)
         ev = evaluate(cell, random_values(cell, _sizes(args.sizes), args.seed), exact=not args.floats)
     print(walkthrough(ev, args.format, notes(ev, diagnose(ev), args.format)))
+
+
+def _backward_example(args) -> None:
+    from gategraph.backprop import backward_example, random_inputs
+    from gategraph.renderers.walkthrough import backward_walkthrough
+
+    if args.name == "lecture-lstm":
+        from gategraph.homework import LECTURE_BACKWARD_VALUES
+
+        if args.sizes is not None:
+            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
+        cell, values, inputs = load_cell("lstm"), LECTURE_BACKWARD_VALUES, None  # the same x_t at every step
+    else:
+        from gategraph.worked import random_values
+
+        cell, sizes = load_cell(args.name), _sizes(args.sizes)
+        values = random_values(cell, sizes, args.seed)
+        inputs = random_inputs(cell, values, sizes, args.seed, args.steps)
+    ex = backward_example(cell, values, args.steps, inputs, target=_vector("--target", args.target),
+                          d_output=_vector("--dh", args.dh), exact=args.steps == 1 and not args.floats)
+    print(backward_walkthrough(ex, args.format))
+
+
+def _vector(option: str, text: str | None) -> list | None:
+    """`0.5,-1` -> ["0.5", "-1"] (decimals kept as written, so they become exact rationals)."""
+    if text is None:
+        return None
+    entries = [v.strip() for v in text.split(",")]
+    for v in entries:
+        try:
+            float(v)
+        except ValueError:
+            raise UsageError(f"{option} takes numbers separated by commas, e.g. 0.5,-1; got {text!r}") from None
+    return entries
 
 
 MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person
@@ -572,6 +611,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--floats", action="store_true", help="compute in float64 instead of exactly")
     s.add_argument("--sizes", help="sizes for a cell example, e.g. X=3,H=2 (each 2 unless given)")
     s.add_argument("--seed", type=SEED, default=0, help="seed of the random numbers for a cell example")
+    s.add_argument("--backward", action="store_true", help="the backward pass: every adjoint with its numbers, "
+                   "then each parameter's gradient")
+    s.add_argument("--loss", choices=("half-sq",), default="half-sq",
+                   help="the loss at the last step: ½‖y − target‖² (with --target; else --dh gives ∂L/∂y)")
+    s.add_argument("--target", help="the target of the loss, e.g. 0,1 (--backward)")
+    s.add_argument("--dh", help="∂L/∂y at the last step instead of a loss, e.g. 1,0 (--backward; "
+                   "default: 1 in every entry)")
+    s.add_argument("--steps", type=_count(1, 4), default=1, help="unroll K steps (1 to 4) and carry the "
+                   "adjoints back through them (--backward)")
     s.set_defaults(run=cmd_example)
     return p
 
