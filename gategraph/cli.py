@@ -8,6 +8,9 @@
     gategraph check CELL [--json] [--no-exact]       gradients against finite differences and SymPy
     gategraph jacobian CELL [--steps K --seed S]     ∂s_t/∂s_(t-k): symbolic, and numeric norms
     gategraph example lecture-lstm | CELL            a worked example, checked (CELL: on random numbers)
+    gategraph example ... --backward                 ... its backward pass with numbers
+    gategraph exercises CELL                         problem and solution sheets with clean numbers
+    gategraph grade SHEET ANSWERS                    answers marked, wrong ones diagnosed
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
     gategraph slides CELL... [-o DIR]                a deck for any cells
     gategraph tasks                                  the training tasks and their default settings
@@ -445,6 +448,31 @@ def _vector(option: str, text: str | None) -> list | None:
     return entries
 
 
+def cmd_exercises(args) -> None:
+    from gategraph.exercises import make_sheet
+    from gategraph.renderers.exercises import problem_deck, solution_deck
+
+    cell, out = load_cell(args.cell), Path(args.output)
+    sheet = make_sheet(cell, args.cell, args.count, args.seed, args.backward)
+    formats = _formats(args.format)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_deck(problem_deck(sheet, cell), out / "problems", formats)
+    _write_deck(solution_deck(sheet, cell), out / "solutions", formats)
+    print(f"wrote {sheet.save(out / 'sheet.json')}  (grade answers with `gategraph grade {out / 'sheet.json'} "
+          "ANSWERS.json`)")
+
+
+def cmd_grade(args) -> int:
+    from gategraph.exercises import grade, load_sheet, read_answers
+    from gategraph.renderers.exercises import report
+
+    path = Path(args.sheet)
+    sheet = load_sheet(path / "sheet.json" if path.is_dir() else path)
+    marks = grade(sheet, read_answers(args.answers))
+    print(report(marks, load_cell(sheet.cell)))
+    return 0
+
+
 MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person
 
 
@@ -621,6 +649,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_count(1, 4), default=1, help="unroll K steps (1 to 4) and carry the "
                    "adjoints back through them (--backward)")
     s.set_defaults(run=cmd_example)
+
+    s = sub.add_parser("exercises", help="problem and solution sheets (HTML, PDF) of one step with clean numbers")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--count", type=_count(1, 50), default=4, help="how many problems (1 to 50)")
+    s.add_argument("--backward", action="store_true", help="also the backward step: every adjoint and gradient")
+    s.add_argument("--seed", type=SEED, default=0, help="the same seed gives the same sheet")
+    s.add_argument("-o", "--output", default="exercises", help="folder for problems/, solutions/, sheet.json")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; comma-separated")
+    s.set_defaults(run=cmd_exercises)
+
+    s = sub.add_parser("grade", help="a student's answers against a sheet's solutions, wrong ones diagnosed")
+    s.add_argument("sheet", help="the sheet.json `gategraph exercises` wrote (or its folder)")
+    s.add_argument("answers", help="answers.json ({\"1\": {\"h\": [0.5, 0.2]}}) or answers.csv "
+                   "(problem,quantity,value)")
+    s.set_defaults(run=cmd_grade)
     return p
 
 

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from gategraph.renderers.deck import Note
-from gategraph.renderers.latex import lhs, printer, text_in_latex
+from gategraph.renderers.latex import TEXT_MATH, lhs, printer, text_in_latex
 from gategraph.renderers.walkthrough import array
 from gategraph.slips import Diagnosis, Slip
 from gategraph.spec import Cell
@@ -33,11 +33,23 @@ def sentence(cell: Cell, slip: Slip, style: str = "text") -> str:
     pieces = re.split(r"\{(\w+)\}", slip.says)  # words, name, words, name, ...
     if style == "text":
         return "".join(names[x] if k % 2 else x for k, x in enumerate(pieces))
-    return " ".join(names[x] if k % 2 else rf"\text{{{text_in_latex(x)}}}" for k, x in enumerate(pieces) if x)
+    return " ".join(names[x] if k % 2 else _words(x, style) for k, x in enumerate(pieces) if x)
 
 
 def _words(text: str, style: str) -> str:
-    return text if style == "text" else rf"\text{{{text_in_latex(text)}}}"
+    """Prose as itself (text) or as maths (LaTeX): words in \\text{...}, σ and · as maths symbols, so the
+    line can stand inside $...$ as a whole."""
+    if style == "text":
+        return text
+    out, run = [], ""
+    for ch in text:
+        if ch in TEXT_MATH:
+            out += [rf"\text{{{text_in_latex(run)}}}" if run else "", TEXT_MATH[ch]]
+            run = ""
+        else:
+            run += ch
+    out.append(rf"\text{{{text_in_latex(run)}}}" if run else "")
+    return " ".join(o for o in out if o)
 
 
 def _value(v, style: str) -> str:

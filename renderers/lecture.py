@@ -16,16 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from gategraph import cells
+from gategraph.backprop import backward_example
 from gategraph.check import finite_differences
 from gategraph.derive import derive
-from gategraph.homework import lecture_lstm
+from gategraph.homework import LECTURE_BACKWARD_VALUES, lecture_lstm
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.diagnosis import deck_note
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
-from gategraph.renderers.walkthrough import array, claim_table, step_lines
+from gategraph.renderers.walkthrough import adjoint_lines, array, claim_table, gradient_lines, step_lines
 from gategraph.slips import diagnose
 from gategraph.train import Config, decode, gradient_flow, load_run, train
 
@@ -193,6 +194,7 @@ def _gradients(deck, fig):
         "The adjoints $\\bar{v} = \\partial \\mathcal{L} / \\partial v$ run backwards, from the last step to the "
         "first; each step adds what its own loss sends to what step $t+1$ sent back:"),
         Math(align(bptt_rows(adj, "latex"), "latex")), section=s)
+    _backward_worked(deck, s)
     deck.add("The network unrolled, and the gradient's path",
              Figure(render(unrolled_dot(lstm, 4, highlight="C"), fig / "lstm-unrolled.png"),
                     "from the loss at the last step back to $C_0$: one factor $\\mathrm{diag}(f_t)$ per step",
@@ -203,6 +205,21 @@ def _gradients(deck, fig):
         f"weight, the inputs and the initial states): the largest relative error is "
         f"{max(r.max_rel or 0 for r in rows):.1e}."),
         section=s, notes=["SymPy's own differentiation agrees exactly in the tests."])
+
+
+def _backward_worked(deck, s):
+    """The worked example's step pushed back: the adjoints with their numbers, then two gradients."""
+    ex = backward_example(cells.lstm(), LECTURE_BACKWARD_VALUES, target=[0, 1])
+    rows = [("bar:h", "bar:o", "pre:o", "bar:C"), ("bar:f", "pre:f")]
+    for k, names in enumerate(rows):
+        lines = [ln for n in names for ln in adjoint_lines(ex, 0, n, "latex")]
+        if k == 1:
+            lines += [ln for p in ("b_f", "W_o") for ln in gradient_lines(ex, p, "latex")]
+        deck.add("The backward pass with the example's numbers", *([Text(
+            "The worked example's step with the loss $\\tfrac12 \\lVert h_t - y \\rVert^2$, $y = [0, 1]$, and "
+            "$i_t = \\sigma(100) \\approx 1$ for the supposed $[1, 1]$: every adjoint of the derivation with "
+            "its numbers.")] if k == 0 else []),
+            Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT), section=s)
 
 
 # --- structures -------------------------------------------------------------------------------------------------

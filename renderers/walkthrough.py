@@ -66,11 +66,13 @@ def _float(x: float, style: str, digits: int = 4) -> str:
 
 
 class _ScalarLatex(GategraphLatexPrinter):
-    def _print_sigma(self, expr):
-        return rf"\sigma({self._print(expr.args[0])})"
+    def _print_sigma(self, expr, exp=None):
+        power = f"^{{{exp}}}" if exp else ""
+        return rf"\sigma{power}({self._print(expr.args[0])})"
 
-    def _print_tanh(self, expr):
-        return rf"\tanh({self._print(expr.args[0])})"
+    def _print_tanh(self, expr, exp=None):
+        power = f"^{{{exp}}}" if exp else ""
+        return rf"\tanh{power}({self._print(expr.args[0])})"
 
 
 class _ScalarText(GategraphTextPrinter):
