@@ -450,14 +450,19 @@ def _vector(option: str, text: str | None) -> list | None:
 
 def cmd_exercises(args) -> None:
     from gategraph.exercises import make_sheet
-    from gategraph.renderers.exercises import problem_deck, solution_deck
+    from gategraph.renderers.exercises import problem_deck, sheet_text, solution_deck
 
     cell, out = load_cell(args.cell), Path(args.output)
     sheet = make_sheet(cell, args.cell, args.count, args.seed, args.backward)
-    formats = _formats(args.format)
+    formats = {f.strip() for f in args.format.split(",")}
     out.mkdir(parents=True, exist_ok=True)
-    _write_deck(problem_deck(sheet, cell), out / "problems", formats)
-    _write_deck(solution_deck(sheet, cell), out / "solutions", formats)
+    if "text" in formats:  # problems and solutions on the terminal
+        print(sheet_text(sheet, cell))
+        formats.discard("text")
+    if formats:
+        formats = _formats(",".join(formats))
+        _write_deck(problem_deck(sheet, cell), out / "problems", formats)
+        _write_deck(solution_deck(sheet, cell), out / "solutions", formats)
     print(f"wrote {sheet.save(out / 'sheet.json')}  (grade answers with `gategraph grade {out / 'sheet.json'} "
           "ANSWERS.json`)")
 
@@ -656,7 +661,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backward", action="store_true", help="also the backward step: every adjoint and gradient")
     s.add_argument("--seed", type=SEED, default=0, help="the same seed gives the same sheet")
     s.add_argument("-o", "--output", default="exercises", help="folder for problems/, solutions/, sheet.json")
-    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; comma-separated")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf, text (printed); "
+                   "comma-separated")
     s.set_defaults(run=cmd_exercises)
 
     s = sub.add_parser("grade", help="a student's answers against a sheet's solutions, wrong ones diagnosed")

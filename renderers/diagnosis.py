@@ -28,18 +28,24 @@ SHOWN = 3  # explanations written out per claim; the rest are counted
 def sentence(cell: Cell, slip: Slip, style: str = "text") -> str:
     """The slip as a clause, `dropped the tanh in h_t`, with the cell's names printed in `style` (LaTeX:
     one line of maths, the words in \\text{...})."""
-    p = printer(cell, style)
-    names = {str(k): p.doprint(e) for k, e in enumerate(slip.names)} | {"eq": lhs(cell, slip.equation, style)}
+    p = printer(cell, "text" if style == "text" else "latex")
+    names = {str(k): _math(p.doprint(e), style) for k, e in enumerate(slip.names)}
+    names["eq"] = _math(lhs(cell, slip.equation, "text" if style == "text" else "latex"), style)
     pieces = re.split(r"\{(\w+)\}", slip.says)  # words, name, words, name, ...
-    if style == "text":
+    if style != "latex":
         return "".join(names[x] if k % 2 else x for k, x in enumerate(pieces))
     return " ".join(names[x] if k % 2 else _words(x, style) for k, x in enumerate(pieces) if x)
+
+
+def _math(latex: str, style: str) -> str:
+    """A name inside deck prose is inline maths; in text and in LaTeX maths it is itself."""
+    return f"${latex}$" if style == "deck" else latex
 
 
 def _words(text: str, style: str) -> str:
     """Prose as itself (text) or as maths (LaTeX): words in \\text{...}, σ and · as maths symbols, so the
     line can stand inside $...$ as a whole."""
-    if style == "text":
+    if style != "latex":
         return text
     out, run = [], ""
     for ch in text:
@@ -55,7 +61,7 @@ def _words(text: str, style: str) -> str:
 def _value(v, style: str) -> str:
     """A vector as one row, also in LaTeX: [0.88,\\ 0.88]."""
     shown = array(np.asarray(v, dtype=float), "text", exact=False)
-    return shown if style == "text" else shown.replace(", ", r",\ ")
+    return shown if style != "latex" else shown.replace(", ", r",\ ")
 
 
 def _joined(cell: Cell, slips, style: str) -> str:
@@ -64,9 +70,9 @@ def _joined(cell: Cell, slips, style: str) -> str:
 
 def diagnosis_lines(ev: Evaluation, d: Diagnosis, style: str = "text", shown: int = SHOWN) -> list[str]:
     """What reproduces one failing claim: a head line, then one line per explanation (the first `shown`
-    of them; LaTeX: lines of maths)."""
+    of them). Styles: "text"; "latex", lines of maths; "deck", prose with inline $...$ maths."""
     cell, out = ev.cell, []
-    arrow, indent = (" → ", "  ") if style == "text" else (r" \to ", r"\quad ")
+    arrow, indent = {"text": (" → ", "  "), "deck": (" → ", ""), "latex": (r" \to ", r"\quad ")}[style]
     if d.singles:
         head = "one slip reproduces it:" if len(d.singles) == 1 else "each of these slips reproduces it:"
         out.append(_words(head, style))
@@ -82,7 +88,7 @@ def diagnosis_lines(ev: Evaluation, d: Diagnosis, style: str = "text", shown: in
     if extra > 0:
         out.append(indent + _words(f"(and {extra} more that give the same)", style))
     for e in d.carried[:1]:
-        said = ", ".join(lhs(cell, n, style) for n in e.carried)
+        said = ", ".join(_math(lhs(cell, n, "text" if style == "text" else "latex"), style) for n in e.carried)
         out.append(_words("with ", style) + said + _words(" as the source wrote it (a slip of its own), one more "
                                                             "slip gives the claim: ", style)
                    + f"{_joined(cell, e.slips, style)}{arrow}{_value(e.value, style)}")
@@ -95,7 +101,6 @@ def notes(ev: Evaluation, diagnoses, style: str = "text") -> dict:
 
 
 def deck_note(ev: Evaluation, d: Diagnosis) -> Note:
-    """One failing claim's diagnosis as a deck note: the head and the first explanation, each line as
-    inline maths."""
-    lines = diagnosis_lines(ev, d, "latex", shown=1)
-    return Note(" ".join(f"${line.replace(chr(92) + 'quad ', '')}$" for line in lines), "info")
+    """One failing claim's diagnosis as a deck note: the head and the first explanation (prose with the
+    names as inline maths, so it wraps like any text)."""
+    return Note("\n".join(diagnosis_lines(ev, d, "deck", shown=1)), "info")

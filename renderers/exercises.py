@@ -92,10 +92,37 @@ def solution_deck(sheet: Sheet, cell: Cell) -> Deck:
                  *(_chain(step_lines(ev, step, "latex")) for step in ev.steps))
         if p.d_output is not None:
             ex = p.backward(cell)
-            deck.add(f"Problem {p.number}: backward",
-                     *(_chain(adjoint_lines(ex, 0, eq.name, "latex")) for eq in ex.adjoint.equations),
-                     *(_chain(gradient_lines(ex, q, "latex")) for q, g in ex.adjoint.grads.items() if g != 0))
+            deck.add(f"Problem {p.number}: backward", *(_chain(c) for c in _backward_chains(ex, "latex")))
     return deck
+
+
+def sheet_text(sheet: Sheet, cell: Cell) -> str:
+    """Problems and solutions as plain text: each problem's numbers and what to find, then its chains."""
+    out = []
+    states = {st.name: st.prev.name for st in cell.states}
+    for p in sheet.problems:
+        given = [f"{lhs(cell, states.get(n, n), 'text')} = {array(np.asarray(v, dtype=object), 'text')}"
+                 for n, v in p.values.items()]
+        if p.d_output is not None:
+            given.append(f"∂L/∂{lhs(cell, cell.outputs[0], 'text')} = "
+                         f"{array(np.asarray(p.d_output, dtype=object), 'text')}")
+        ev = p.evaluation(cell)
+        keys = [eq.name for eq in cell.equations]
+        lines = [f"problem {p.number}", "  given: " + "; ".join(given), "  find: " + ", ".join(keys), "  solution:"]
+        lines += ["    " + ln for step in ev.steps for ln in step_lines(ev, step, "text")]
+        if p.d_output is not None:
+            ex = p.backward(cell)
+            lines += ["    " + ln for chain in _backward_chains(ex, "text") for ln in chain]
+        out.append("\n".join(lines))
+    table = "  ".join(f"σ({a}) = {float(sigma(a)):.4f}" for a in TABLE) + "\n" + "  ".join(
+        f"tanh({a}) = {float(sp.tanh(a)):.4f}" for a in TABLE)
+    return f"answers to within {sheet.tolerance}; the table:\n{table}\n\n" + "\n\n".join(out)
+
+
+def _backward_chains(ex, style: str) -> list[list[str]]:
+    """Every adjoint's chain, then every gradient's."""
+    return ([adjoint_lines(ex, 0, eq.name, style) for eq in ex.adjoint.equations]
+            + [gradient_lines(ex, q, style) for q, g in ex.adjoint.grads.items() if g != 0])
 
 
 def _chain(lines: list[str]) -> Math:
