@@ -474,7 +474,7 @@ def cmd_grade(args) -> int:
     path = Path(args.sheet)
     sheet = load_sheet(path / "sheet.json" if path.is_dir() else path)
     marks = grade(sheet, read_answers(args.answers))
-    print(report(marks, load_cell(sheet.cell)))
+    print(report(marks, load_cell(sheet.cell), sheet.tolerance))
     return 0
 
 

@@ -145,6 +145,7 @@ class Mark:
     right: bool
     diagnosis: Diagnosis | None = None
     evaluation: Evaluation | None = None  # the problem with the student's forward values as claims
+    rounded: bool = False  # right to the digits written, but those are too few for the sheet's tolerance
 
 
 def read_answers(path) -> dict:
@@ -182,12 +183,15 @@ def grade(sheet: Sheet, answers: dict) -> list[Mark]:
             raise ValueInputError(f"problem {number}: no quantity {', '.join(unknown)}; the sheet asks for "
                                   f"{', '.join(solution)}")
         forward = {eq.name for eq in cell.equations}
-        claims = [Claim(q, tuple(v)) for q, v in given.items() if q in forward]
+        claims = [Claim(q, tuple(v)) for q, v in given.items()
+                  if q in forward and np.shape(v) == np.shape(solution[q])]
         ev = problem.evaluation(cell, claims, exact=False)
         found = {d.verdict.claim.name: d for d in diagnose(ev)}
         for q, v in given.items():
             value = np.asarray(v, dtype=float)
             expected = solution[q]
-            right = value.shape == np.shape(expected) and bool(np.all(np.abs(value - expected) <= sheet.tolerance))
-            marks.append(Mark(number, q, value, expected, right, None if right else found.get(q), ev))
+            shaped = value.shape == np.shape(expected)
+            right = shaped and bool(np.all(np.abs(value - expected) <= sheet.tolerance))
+            rounded = shaped and not right and ev.verdict(q) is not None and ev.verdict(q).holds
+            marks.append(Mark(number, q, value, expected, right, None if right else found.get(q), ev, rounded))
     return marks

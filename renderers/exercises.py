@@ -129,7 +129,7 @@ def _chain(lines: list[str]) -> Math:
     return Math(r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}", scale=0.85)
 
 
-def report(marks: list[Mark], cell: Cell) -> str:
+def report(marks: list[Mark], cell: Cell, tolerance: float) -> str:
     """One line per answer, ✓ or ✗; under a wrong one what it should be and the slips that explain it."""
     out = []
     for m in marks:
@@ -140,7 +140,9 @@ def report(marks: list[Mark], cell: Cell) -> str:
         out.append(f"problem {m.problem}  {m.quantity}  {shown}  ✗  the solution is "
                    f"{array(m.expected, 'text', exact=False)}")
         d = m.diagnosis
-        if d is None or d.fewest is None:
+        if m.rounded:
+            out.append(f"    right to the digits written, but the sheet asks for every entry within {tolerance}")
+        elif d is None or d.fewest is None:
             out.append("    no slip in the catalogue explains it" if m.quantity in cell.shapes else
                        "    (slips are diagnosed in the forward values)")
         elif d.singles:

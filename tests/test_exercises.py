@@ -55,8 +55,11 @@ def test_grading_marks_right_answers_and_names_the_slip_in_wrong_ones(tmp_path):
     path.write_text(json.dumps({str(k): v for k, v in answers.items()}))
     marks = grade(load_sheet(sheet.save(tmp_path / "sheet.json")), read_answers(path))
     assert [(m.quantity, m.right) for m in marks] == [("f", True), ("h", False)]
-    text = report(marks, cell)
+    text = report(marks, cell, sheet.tolerance)
     assert "you dropped the tanh in h_t" in text and "1 of 2 answers right" in text
+    np.testing.assert_allclose(solution["f"], [0.7311, 0.7311], rtol=1e-4)
+    (mark,) = grade(sheet, {1: {"f": [0.7, 0.7]}})  # right to the one digit written, not to within 0.01
+    assert not mark.right and mark.rounded and "right to the digits written" in report([mark], cell, sheet.tolerance)
     csv = tmp_path / "answers.csv"
     csv.write_text("problem,quantity,value\n1,h," + ";".join(str(v) for v in answers[1]["h"]) + "\n")
     assert read_answers(csv) == {1: {"h": answers[1]["h"]}}
