@@ -73,8 +73,8 @@ def problem_deck(sheet: Sheet, cell: Cell) -> Deck:
     for p in sheet.problems:
         asked = _asked(sheet, cell, p)
         find = r",\ ".join(f"{q}\\ ({_key(k)})" for q, k in asked)
-        deck.add(f"Problem {p.number}", Math(_given(cell, p), scale=0.85), Text("Find:"),
-                 Math(r"\begin{array}{l}" + _rows(find) + r"\end{array}", scale=0.85))
+        deck.add(f"Problem {p.number}", Math(_given(cell, p), scale=0.85))
+        deck.add(f"Problem {p.number}: find", Math(r"\begin{array}{l}" + _rows(find) + r"\end{array}", scale=0.85))
     return deck
 
 
@@ -89,10 +89,10 @@ def solution_deck(sheet: Sheet, cell: Cell) -> Deck:
     for p in sheet.problems:
         ev = p.evaluation(cell)
         deck.add(f"Problem {p.number}: forward", Math(_given(cell, p), scale=0.85),
-                 *(_chain(step_lines(ev, step, "latex")) for step in ev.steps))
-        if p.d_output is not None:
+                 _chain([ln for step in ev.steps for ln in step_lines(ev, step, "latex")]))
+        if p.d_output is not None:  # one aligned block, which the layout continues over slides row by row
             ex = p.backward(cell)
-            deck.add(f"Problem {p.number}: backward", *(_chain(c) for c in _backward_chains(ex, "latex")))
+            deck.add(f"Problem {p.number}: backward", _chain([ln for c in _backward_chains(ex, "latex") for ln in c]))
     return deck
 
 
