@@ -86,7 +86,7 @@ def diagnosis_lines(ev: Evaluation, d: Diagnosis, style: str = "text", shown: in
         out.append(_words("no slip in the catalogue reproduces it, alone or in pairs", style))
         extra = 0
     if extra > 0:
-        out.append(indent + _words(f"(and {extra} more that give the same)", style))
+        out.append(indent + _words(f"(and {extra} more)", style))
     for e in d.carried[:1]:
         said = ", ".join(_math(lhs(cell, n, "text" if style == "text" else "latex"), style) for n in e.carried)
         out.append(_words("with ", style) + said + _words(" as the source wrote it (a slip of its own), one more "

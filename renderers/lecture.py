@@ -157,7 +157,8 @@ def _worked(deck):
         f"{held} of the {held + failed} values the slides claim hold; {failed} do not. The forget gate is "
         "$\\sigma(-100)$, about $3.7 \\cdot 10^{-44}$: the cell erases its old memory and keeps the candidate "
         "$\\tanh(9) \\approx 1$. The output gate is $\\sigma(1) \\approx 0.73$, and the hidden state "
-        "$\\sigma(1) \\tanh(1) \\approx 0.56$, not 0.9: the slide leaves out the tanh."), section=s)
+        "$\\sigma(1) \\tanh(1) \\approx 0.56$, not 0.9. Leaving out the tanh alone gives $\\sigma(1) \\approx "
+        "0.73$; the slide's 0.9 takes two slips: the tanh left out and its own $o_t \\approx 0.9$."), section=s)
 
 
 def _gru(deck, fig):
