@@ -8,12 +8,15 @@ import sympy as sp
 from gategraph.backprop import backward_example, random_inputs
 from gategraph.cells import CELLS, lstm
 from gategraph.errors import UsageError, ValueInputError
-from gategraph.homework import LECTURE_BACKWARD_VALUES
+from gategraph.homework import LECTURE_BACKWARD_VALUES, lecture_lstm
 from gategraph.kernel import compile
 from gategraph.numeric import to_float
 from gategraph.reference import forward
-from gategraph.renderers.walkthrough import backward_blocks, backward_walkthrough
+from gategraph.renderers.diagnosis import notes
+from gategraph.renderers.walkthrough import backward_blocks, backward_walkthrough, walkthrough
+from gategraph.slips import diagnose
 from gategraph.worked import random_values
+from tests.test_latex_compiles import _pdflatex, needs_tex
 
 STEPS = 3
 
@@ -89,3 +92,12 @@ def test_bad_backward_input_is_one_line():
         backward_example(lstm(), LECTURE_BACKWARD_VALUES, steps=5)
     with pytest.raises(ValueInputError, match="the target has 3 entries; the output has 2"):
         backward_example(lstm(), LECTURE_BACKWARD_VALUES, target=[0, 1, 2])
+
+
+@needs_tex
+def test_the_backward_walkthrough_and_the_diagnosed_slips_compile_as_latex(tmp_path):
+    ex = backward_example(lstm(), LECTURE_BACKWARD_VALUES, target=[0, 1])
+    ev = lecture_lstm()
+    blocks = backward_walkthrough(ex, "latex").split("\n\n")
+    blocks += walkthrough(ev, "latex", notes(ev, diagnose(ev), "latex")).split("\n\n")
+    _pdflatex(tmp_path, blocks, "the backward pass with numbers; the lecture's slips")
