@@ -56,6 +56,7 @@ class Slip:
     says: str
     names: tuple = ()
     values: dict = field(default_factory=dict)
+    block: str | None = None  # in W · [a, b]: the operand whose block of W the slip is in ({0} is W's block)
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,8 @@ def _operand_slips(eq, env, kind, change: Callable, says: str):
             value = np.asarray(value_of(operand, env), dtype=float)
             for new, words in change(value):
                 sym = _fresh(env, "slip")
-                yield Slip(kind, eq.name, where, sym, says.format(words=words),
-                           (node.args[0], operand), {sym.name: new})
+                yield Slip(kind, eq.name, where, sym, says.format(words=words), (node.args[0], operand),
+                           {sym.name: new}, operand.name if _is_blocked(node) and isinstance(operand, Var) else None)
 
 
 def _dropped_term(cell, eq, env):

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from gategraph.renderers.deck import Note
-from gategraph.renderers.latex import TEXT_MATH, lhs, printer, text_in_latex
+from gategraph.renderers.latex import TEXT_MATH, lhs, printer, text_in_latex, times
 from gategraph.renderers.walkthrough import array
 from gategraph.slips import Diagnosis, Slip
 from gategraph.spec import Cell
@@ -30,6 +30,10 @@ def sentence(cell: Cell, slip: Slip, style: str = "text") -> str:
     one line of maths, the words in \\text{...})."""
     p = printer(cell, "text" if style == "text" else "latex")
     names = {str(k): _math(p.doprint(e), style) for k, e in enumerate(slip.names)}
+    if slip.block is not None:  # W_C[x] (text), W_C^{(x)} (LaTeX): the block of W that meets x_t
+        block = times(cell)[slip.block][0]
+        matrix = p.doprint(slip.names[0])
+        names["0"] = _math(f"{matrix}[{block}]" if style == "text" else rf"{matrix}^{{({block})}}", style)
     names["eq"] = _math(lhs(cell, slip.equation, "text" if style == "text" else "latex"), style)
     pieces = re.split(r"\{(\w+)\}", slip.says)  # words, name, words, name, ...
     if style != "latex":

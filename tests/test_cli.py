@@ -229,10 +229,10 @@ def test_an_interruption_is_known_by_its_type_not_its_name(monkeypatch, capsys):
 
 def test_lecture_example_says_which_slips_reproduce_the_wrong_values():
     out = run_cli("example", "lecture-lstm").stdout
-    assert "took entry 2 of x_t with the wrong sign in W_C · x_t in C̃_t → [10, 10]" in out
-    assert "left out the term W_o · x_t in o_t → [0.8808, 0.8808]" in out
+    assert "took entry 2 of x_t with the wrong sign in W_C[x] · x_t in C̃_t → [10, 10]" in out
+    assert "left out the term W_o[x] · x_t in o_t → [0.8808, 0.8808]" in out
     assert "no single slip reproduces it; two slips together do:" in out
-    assert "left out the term W_o · x_t in o_t, and dropped the tanh in h_t → [0.8808, 0.8808]" in out
+    assert "left out the term W_o[x] · x_t in o_t, and dropped the tanh in h_t → [0.8808, 0.8808]" in out
 
 
 def test_the_backward_example_from_the_command_line():

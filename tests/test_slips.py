@@ -24,7 +24,7 @@ def _said(ev, explanation):
 def test_the_lectures_product_is_an_entry_slip(lecture):
     ev, found = lecture
     d = found["C_tilde", "x"]
-    assert [_said(ev, e) for e in d.singles] == [["took entry 2 of x_t with the wrong sign in W_C · x_t in C̃_t"]]
+    assert [_said(ev, e) for e in d.singles] == [["took entry 2 of x_t with the wrong sign in W_C[x] · x_t in C̃_t"]]
     np.testing.assert_allclose(d.singles[0].value, [10, 10])
     np.testing.assert_allclose(d.computed, [8, 8])
 
@@ -34,7 +34,7 @@ def test_the_lectures_output_gate_is_not_sigma_of_one(lecture):
     d = found["o", None]
     np.testing.assert_allclose(d.computed, [0.7310586] * 2, rtol=1e-6)  # σ(1)
     said = [_said(ev, e) for e in d.singles]
-    assert ["left out the term W_o · x_t in o_t"] in said  # σ(2) ≈ 0.881 rounds to 0.9
+    assert ["left out the term W_o[x] · x_t in o_t"] in said  # σ(2) ≈ 0.881 rounds to 0.9
     assert d.fewest == 1
 
 
@@ -43,7 +43,7 @@ def test_the_lectures_hidden_state_needs_two_slips(lecture):
     d = found["h", None]
     assert d.singles == [] and d.fewest == 2
     pairs = [_said(ev, e) for e in d.pairs]
-    assert ["left out the term W_o · x_t in o_t", "dropped the tanh in h_t"] in pairs
+    assert ["left out the term W_o[x] · x_t in o_t", "dropped the tanh in h_t"] in pairs
     assert all("dropped the tanh in h_t" in p for p in pairs)
     (carried,) = d.carried  # o_t as the slide wrote it, and the tanh dropped: exactly 0.9
     assert carried.carried == ("o",) and _said(ev, carried) == ["dropped the tanh in h_t"]
