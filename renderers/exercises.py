@@ -107,7 +107,7 @@ def sheet_text(sheet: Sheet, cell: Cell) -> str:
             given.append(f"∂L/∂{lhs(cell, cell.outputs[0], 'text')} = "
                          f"{array(np.asarray(p.d_output, dtype=object), 'text')}")
         ev = p.evaluation(cell)
-        keys = [eq.name for eq in cell.equations]
+        keys = [key for _, key in _asked(sheet, cell, p)]
         lines = [f"problem {p.number}", "  given: " + "; ".join(given), "  find: " + ", ".join(keys), "  solution:"]
         lines += ["    " + ln for step in ev.steps for ln in step_lines(ev, step, "text")]
         if p.d_output is not None:
