@@ -58,7 +58,7 @@ def number(v, style: str = "latex") -> str:
 
 
 def _float(x: float, style: str, digits: int = 4) -> str:
-    s = f"{x:.{digits}g}"
+    s = f"{x + 0.0:.{digits}g}"  # + 0.0: a negative zero is written 0
     if "e" in s and style == "latex":
         mant, exp = s.split("e")
         return rf"{mant} \cdot 10^{{{int(exp)}}}"
