@@ -8,6 +8,9 @@
     gategraph check CELL [--json] [--no-exact]       gradients against finite differences and SymPy
     gategraph jacobian CELL [--steps K --seed S]     ∂s_t/∂s_(t-k): symbolic, and numeric norms
     gategraph example lecture-lstm | CELL            a worked example, checked (CELL: on random numbers)
+    gategraph example ... --backward                 ... its backward pass with numbers
+    gategraph exercises CELL                         problem and solution sheets with clean numbers
+    gategraph grade SHEET ANSWERS                    answers marked, wrong ones diagnosed
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
     gategraph slides CELL... [-o DIR]                a deck for any cells
     gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives
@@ -513,10 +516,81 @@ def cmd_jacobian(args) -> None:
 
 def cmd_example(args) -> None:
     from gategraph.homework import example
+    from gategraph.renderers.diagnosis import notes
     from gategraph.renderers.walkthrough import walkthrough
+    from gategraph.slips import diagnose
+
+    if args.backward:
+        return _backward_example(args)
+    if args.steps != 1 or args.target is not None or args.dh is not None:
+        raise UsageError("--steps, --target and --dh are for the backward pass: add --backward")
 
     ev = example(args.name, args.sizes, args.seed, exact=not args.floats)
-    print(walkthrough(ev, args.format))
+    print(walkthrough(ev, args.format, notes(ev, diagnose(ev), args.format)))
+
+
+def _backward_example(args) -> None:
+    from gategraph.backprop import backward_example, random_inputs
+    from gategraph.renderers.walkthrough import backward_walkthrough
+
+    if args.name == "lecture-lstm":
+        from gategraph.homework import LECTURE_BACKWARD_VALUES
+
+        if args.sizes is not None:
+            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
+        cell, values, inputs = load_cell("lstm"), LECTURE_BACKWARD_VALUES, None  # the same x_t at every step
+    else:
+        from gategraph.worked import parse_sizes, random_values
+
+        cell, sizes = load_cell(args.name), parse_sizes(args.sizes)
+        values = random_values(cell, sizes, args.seed)
+        inputs = random_inputs(cell, values, sizes, args.seed, args.steps)
+    ex = backward_example(cell, values, args.steps, inputs, target=_vector("--target", args.target),
+                          d_output=_vector("--dh", args.dh), exact=args.steps == 1 and not args.floats)
+    print(backward_walkthrough(ex, args.format))
+
+
+def _vector(option: str, text: str | None) -> list | None:
+    """`0.5,-1` -> ["0.5", "-1"] (decimals kept as written, so they become exact rationals)."""
+    if text is None:
+        return None
+    entries = [v.strip() for v in text.split(",")]
+    for v in entries:
+        try:
+            float(v)
+        except ValueError:
+            raise UsageError(f"{option} takes numbers separated by commas, e.g. 0.5,-1; got {text!r}") from None
+    return entries
+
+
+def cmd_exercises(args) -> None:
+    from gategraph.exercises import make_sheet
+    from gategraph.renderers.exercises import problem_deck, sheet_text, solution_deck
+
+    cell, out = load_cell(args.cell), Path(args.output)
+    sheet = make_sheet(cell, args.cell, args.count, args.seed, args.backward)
+    formats = {f.strip() for f in args.format.split(",")}
+    out.mkdir(parents=True, exist_ok=True)
+    if "text" in formats:  # problems and solutions on the terminal
+        print(sheet_text(sheet, cell))
+        formats.discard("text")
+    if formats:
+        formats = _formats(",".join(formats))
+        _write_deck(problem_deck(sheet, cell), out / "problems", formats)
+        _write_deck(solution_deck(sheet, cell), out / "solutions", formats)
+    print(f"wrote {sheet.save(out / 'sheet.json')}  (grade answers with `gategraph grade {out / 'sheet.json'} "
+          "ANSWERS.json`)")
+
+
+def cmd_grade(args) -> int:
+    from gategraph.exercises import grade, load_sheet, read_answers
+    from gategraph.renderers.exercises import report
+
+    path = Path(args.sheet)
+    sheet = load_sheet(path / "sheet.json" if path.is_dir() else path)
+    marks = grade(sheet, read_answers(args.answers))
+    print(report(marks, load_cell(sheet.cell), sheet.tolerance))
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -649,7 +723,32 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--floats", action="store_true", help="compute in float64 instead of exactly")
     s.add_argument("--sizes", help="sizes for a cell example, e.g. X=3,H=2 (each 2 unless given)")
     s.add_argument("--seed", type=SEED, default=0, help="seed of the random numbers for a cell example")
+    s.add_argument("--backward", action="store_true", help="the backward pass: every adjoint with its numbers, "
+                   "then each parameter's gradient")
+    s.add_argument("--loss", choices=("half-sq",), default="half-sq",
+                   help="the loss at the last step: ½‖y − target‖² (with --target; else --dh gives ∂L/∂y)")
+    s.add_argument("--target", help="the target of the loss, e.g. 0,1 (--backward)")
+    s.add_argument("--dh", help="∂L/∂y at the last step instead of a loss, e.g. 1,0 (--backward; "
+                   "default: 1 in every entry)")
+    s.add_argument("--steps", type=count(1, 4), default=1, help="unroll K steps (1 to 4) and carry the "
+                   "adjoints back through them (--backward)")
     s.set_defaults(run=cmd_example)
+
+    s = sub.add_parser("exercises", help="problem and solution sheets (HTML, PDF) of one step with clean numbers")
+    s.add_argument("cell", help=cell_help)
+    s.add_argument("--count", type=count(1, 50), default=4, help="how many problems (1 to 50)")
+    s.add_argument("--backward", action="store_true", help="also the backward step: every adjoint and gradient")
+    s.add_argument("--seed", type=SEED, default=0, help="the same seed gives the same sheet")
+    s.add_argument("-o", "--output", default="exercises", help="folder for problems/, solutions/, sheet.json")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf, text (printed); "
+                   "comma-separated")
+    s.set_defaults(run=cmd_exercises)
+
+    s = sub.add_parser("grade", help="a student's answers against a sheet's solutions, wrong ones diagnosed")
+    s.add_argument("sheet", help="the sheet.json `gategraph exercises` wrote (or its folder)")
+    s.add_argument("answers", help="answers.json ({\"1\": {\"h\": [0.5, 0.2]}}) or answers.csv "
+                   "(problem,quantity,value)")
+    s.set_defaults(run=cmd_grade)
     return p
 
 

@@ -49,9 +49,13 @@ LECTURE_CLAIMS = (
     Claim("C", (1, 1)),
     Claim("o", (0.9, 0.9), approx=True,
           note="the weights give σ(2 - 1) = σ(1) ≈ 0.731; σ(a) ≈ 0.9 needs a ≈ 2.2"),
-    Claim("h", (0.9, 0.9), approx=True,
-          note="the slide multiplies o_t by C_t and leaves out the tanh: σ(1) · tanh(1) ≈ 0.557"),
+    Claim("h", (0.9, 0.9), approx=True, note="σ(1) · tanh(1) ≈ 0.557"),
 )
+
+
+# The backward pass needs the input gate computed, not supposed: σ(100) ≈ 1 stands for the slide's [1, 1], as
+# σ(-100) ≈ 0 is the slides' own way of closing the forget gate.
+LECTURE_BACKWARD_VALUES = {**LECTURE_VALUES, "W_i": np.zeros((2, 5), dtype=int), "b_i": [100, 100]}
 
 
 def lecture_lstm(exact: bool = True) -> Evaluation:

@@ -79,12 +79,14 @@ def forward(cell: Cell, params: dict, inputs: dict, state0: dict | None = None, 
     return Trace(cell, steps, sizes, exact)
 
 
-def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | None = None) -> dict:
+def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | None = None,
+             record: list | None = None) -> dict:
     """BPTT: the reverse scan over the adjoint step (see gategraph.derive).
 
     d_outputs: output name -> ∂L/∂(output) at every step, (T, ...). d_final: state name -> ∂L/∂(final
     state). Returns ∂L/∂(everything the run read): each parameter, each input ((T, ...) for per-step
-    inputs) and each initial state, by state name."""
+    inputs) and each initial state, by state name. `record` (a list) receives every step's values, forward
+    and adjoint, by name, from the last step to the first."""
     cell, exact = adjoint.cell, trace.exact
     d_final = d_final or {}
     d_outputs = d_outputs or {}
@@ -106,6 +108,8 @@ def backward(adjoint: Adjoint, trace: Trace, d_outputs: dict, d_final: dict | No
             env[adjoint_name(Role.CARRY, st.name)] = carry[st.name]
         for eq in adjoint.equations:
             env[eq.name] = value_of(eq.rhs, env, exact)
+        if record is not None:
+            record.append(env)
         for p, g in adjoint.grads.items():
             if g != 0:
                 grads[p] = grads[p] + value_of(g, env, exact)

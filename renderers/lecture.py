@@ -16,16 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from gategraph import cells
+from gategraph.backprop import backward_example
 from gategraph.check import finite_differences
 from gategraph.derive import derive
-from gategraph.homework import lecture_lstm
+from gategraph.homework import LECTURE_BACKWARD_VALUES, lecture_lstm
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
-from gategraph.renderers.views import example_step
-from gategraph.renderers.walkthrough import array
+from gategraph.renderers.views import COMPACT, example_step
+from gategraph.renderers.walkthrough import adjoint_lines, array, gradient_lines
 from gategraph.train import Config, decode, gradient_flow, load_run, train
 
 SKIPPED = "Built with --no-train: this slide shows a trained model's result when the deck is built with training."
@@ -135,7 +136,8 @@ def _worked(deck):
         f"{held} of the {held + failed} values the slides claim hold; {failed} do not. The forget gate is "
         "$\\sigma(-100)$, about $3.7 \\cdot 10^{-44}$: the cell erases its old memory and keeps the candidate "
         "$\\tanh(9) \\approx 1$. The output gate is $\\sigma(1) \\approx 0.73$, and the hidden state "
-        "$\\sigma(1) \\tanh(1) \\approx 0.56$, not 0.9: the slide leaves out the tanh."), section=s)
+        "$\\sigma(1) \\tanh(1) \\approx 0.56$, not 0.9. Leaving out the tanh alone gives $\\sigma(1) \\approx "
+        "0.73$; the slide's 0.9 takes two slips: the tanh left out and its own $o_t \\approx 0.9$."), section=s)
 
 
 def _gru(deck, fig):
@@ -172,6 +174,7 @@ def _gradients(deck, fig):
         "The adjoints $\\bar{v} = \\partial \\mathcal{L} / \\partial v$ run backwards, from the last step to the "
         "first; each step adds what its own loss sends to what step $t+1$ sent back:"),
         Math(align(bptt_rows(adj, "latex"), "latex")), section=s)
+    _backward_worked(deck, s)
     deck.add("The network unrolled, and the gradient's path",
              Figure(render(unrolled_dot(lstm, 4, highlight="C"), fig / "lstm-unrolled.png"),
                     "from the loss at the last step back to $C_0$: one factor $\\mathrm{diag}(f_t)$ per step",
@@ -182,6 +185,21 @@ def _gradients(deck, fig):
         f"weight, the inputs and the initial states): the largest relative error is "
         f"{max(r.max_rel or 0 for r in rows):.1e}."),
         section=s, notes=["SymPy's own differentiation agrees exactly in the tests."])
+
+
+def _backward_worked(deck, s):
+    """The worked example's step pushed back: the adjoints with their numbers, then two gradients."""
+    ex = backward_example(cells.lstm(), LECTURE_BACKWARD_VALUES, target=[0, 1])
+    rows = [("bar:h", "bar:o", "pre:o", "bar:C"), ("bar:f", "pre:f")]
+    for k, names in enumerate(rows):
+        lines = [ln for n in names for ln in adjoint_lines(ex, 0, n, "latex")]
+        if k == 1:
+            lines += [ln for p in ("b_f", "W_o") for ln in gradient_lines(ex, p, "latex")]
+        deck.add("The backward pass with the example's numbers", *([Text(
+            "The worked example's step with the loss $\\tfrac12 \\lVert h_t - y \\rVert^2$, $y = [0, 1]$, and "
+            "$i_t = \\sigma(100) \\approx 1$ for the supposed $[1, 1]$: every adjoint of the derivation with "
+            "its numbers.")] if k == 0 else []),
+            Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT), section=s)
 
 
 # --- structures -------------------------------------------------------------------------------------------------

@@ -26,10 +26,12 @@ from gategraph.errors import UsageError
 from gategraph.files import file_stem
 from gategraph.renderers.deck import Figure, Math, Note, Text, plain
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
+from gategraph.renderers.diagnosis import deck_note
 from gategraph.renderers.graphviz import STRUCTURES, backward_dot, cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.walkthrough import array, claim_table, step_lines
 from gategraph.runs import SEED, add_options, cached, config_of, count, run_name
+from gategraph.slips import diagnose
 
 NOT_TRAINED = ("Not trained yet: this slide shows {what} of {runs} once the deck is built with training "
                "(without --no-train).")
@@ -78,7 +80,7 @@ def checked(cell, T: int = 4, seed: int = 0) -> Text:
 
 def example_step(ev, step) -> list:
     """One step of a worked example: its chain of values, then what a source claims against what is computed
-    (a compact table), and a warning for each claim that does not hold."""
+    (a compact table), and for each claim that does not hold a warning with the slips that explain it."""
     lines = step_lines(ev, step, "latex")
     if len(lines) > 4:  # the short last steps of the chain on one line, so the claims fit below it
         lines = lines[:3] + [lines[3] + " " + " ".join(line.replace("&", "", 1) for line in lines[4:])]
@@ -88,9 +90,11 @@ def example_step(ev, step) -> list:
     table = claim_table(ev, step)
     if table:
         blocks.append(Math(table, scale=COMPACT))
+    diagnoses = {d.verdict.claim.key: d for d in diagnose(ev)}
     for v in (v for v in ev.verdicts if v.claim.name == step.name and not v.holds):
         why = f": {v.claim.note}" if v.claim.note else ""
         blocks.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
+        blocks.append(deck_note(ev, diagnoses[v.claim.key]))
     return blocks
 
 

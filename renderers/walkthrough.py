@@ -13,8 +13,16 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from gategraph.numeric import to_float
+from gategraph.backprop import BackwardExample
+from gategraph.numeric import to_float, value_of
 from gategraph.ops import op_of
+from gategraph.renderers.derivation import (
+    AdjointLatexPrinter,
+    AdjointTextPrinter,
+    adjoint_lhs,
+    adjoint_printer,
+    gradient_lhs,
+)
 from gategraph.renderers.latex import (
     GategraphLatexPrinter,
     GategraphTextPrinter,
@@ -24,7 +32,7 @@ from gategraph.renderers.latex import (
     text_in_latex,
     times,
 )
-from gategraph.spec import symbols_of
+from gategraph.spec import Var, symbols_of
 from gategraph.worked import Evaluation, Step
 
 CHECK = {"latex": (r"\checkmark", r"\times"), "text": ("✓", "✗")}
@@ -50,7 +58,7 @@ def number(v, style: str = "latex") -> str:
 
 
 def _float(x: float, style: str, digits: int = 4) -> str:
-    s = f"{x:.{digits}g}"
+    s = f"{x + 0.0:.{digits}g}"  # + 0.0: a negative zero is written 0
     if "e" in s and style == "latex":
         mant, exp = s.split("e")
         return rf"{mant} \cdot 10^{{{int(exp)}}}"
@@ -58,11 +66,13 @@ def _float(x: float, style: str, digits: int = 4) -> str:
 
 
 class _ScalarLatex(GategraphLatexPrinter):
-    def _print_sigma(self, expr):
-        return rf"\sigma({self._print(expr.args[0])})"
+    def _print_sigma(self, expr, exp=None):
+        power = f"^{{{exp}}}" if exp else ""
+        return rf"\sigma{power}({self._print(expr.args[0])})"
 
-    def _print_tanh(self, expr):
-        return rf"\tanh({self._print(expr.args[0])})"
+    def _print_tanh(self, expr, exp=None):
+        power = f"^{{{exp}}}" if exp else ""
+        return rf"\tanh{power}({self._print(expr.args[0])})"
 
 
 class _ScalarText(GategraphTextPrinter):
@@ -158,16 +168,7 @@ def step_lines(ev: Evaluation, step: Step, style: str = "latex") -> list[str]:
     if exact and _short(step.value, style):
         chain.append(("=", array(step.value, style, exact=True)))
     chain.append(("≈", array(to_float(step.value), style, exact=False)))
-    out, seen = [], set()
-    for rel, link in chain:  # drop links that say nothing new
-        if link not in seen:
-            seen.add(link)
-            out.append((rel, link))
-    if style == "latex":
-        rels = {"=": "&=", "≈": r"&\approx"}
-        return [f"{left} {rels[out[0][0]]} {out[0][1]}"] + [f"{rels[r]} {link}" for r, link in out[1:]]
-    pad = " " * _width(left)
-    return [f"{left} {out[0][0]} {out[0][1]}"] + [f"{pad} {r} {link}" for r, link in out[1:]]
+    return _chain(left, chain, style)
 
 
 def _block(ev: Evaluation, part, style: str) -> str:
@@ -180,9 +181,9 @@ def _block(ev: Evaluation, part, style: str) -> str:
     return f"{matrix}[{block}] · {p.doprint(part.operand)}"
 
 
-def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = True) -> list[str]:
+def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = True, notes=None) -> list[str]:
     """What the source claimed for this step, each beside the computed value, marked ✓ or ✗ (and, with
-    `words`, the verdict written out)."""
+    `words`, the verdict written out); under a claim, its lines in `notes` (claim key -> lines)."""
     out = []
     names = times(ev.cell)
     for v in (v for v in ev.verdicts if v.claim.name == step.name):
@@ -207,11 +208,13 @@ def claim_lines(ev: Evaluation, step: Step, style: str = "latex", words: bool = 
                        rf"\quad {mark}{said}")
         else:
             out.append(f"claimed {what} {rel} {claimed}   computed {computed}   {mark} {verdict}")
+        out += [("    " if style == "text" else r"\qquad ") + line for line in (notes or {}).get(c.key, [])]
     return out
 
 
-def walkthrough(ev: Evaluation, style: str = "latex") -> str:
-    """The whole worked example: each equation, its numbers, and the verdict on each claim."""
+def walkthrough(ev: Evaluation, style: str = "latex", notes=None) -> str:
+    """The whole worked example: each equation, its numbers, and the verdict on each claim (with its lines
+    in `notes`, claim key -> lines, under it: the diagnosed slips)."""
     cell = ev.cell
     inputs = [f"{lhs(cell, n, style)} = {array(v, style, ev.exact)}"
               for n, v in ev.values.items() if cell.roles[n] != "param"]
@@ -220,7 +223,7 @@ def walkthrough(ev: Evaluation, style: str = "latex") -> str:
         title = cell.equation(step.name).title or step.name
         note = " (given)" if step.given else ""
         lines = step_lines(ev, step, style)
-        claims = claim_lines(ev, step, style)
+        claims = claim_lines(ev, step, style, notes=notes)
         if style == "latex":
             body = " \\\\\n".join(lines + [f"& {c}" for c in claims])
             blocks.append(f"% {title}{note}\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}")
@@ -261,3 +264,130 @@ def claim_table(ev: Evaluation, step: Step) -> str:
         return ""
     return (r"\begin{array}{lllc} & \text{claimed} & \text{computed} & \\ \hline "
             + r" \\ ".join(rows) + r"\end{array}")
+
+
+# --- the backward pass with numbers -------------------------------------------------------------------------
+
+
+class _AdjointNumbers:
+    """Prints every variable, forward or adjoint, as its numbers at one step."""
+
+    def _numbers(self, env: dict, exact: bool):
+        self._env, self._exact = env, exact
+
+    def _print_Var(self, expr):
+        return array(self._env[expr.name], self.style, self._exact)
+
+    _print_AdjointVar = _print_Var
+
+    def _print_OpNode(self, expr):
+        if op_of(expr).name == "Concat":  # [h_{t-1}, x_t] as the one vector it is
+            return array(value_of(expr, self._env, self._exact), self.style, self._exact)
+        return super()._print_OpNode(expr)
+
+
+class _AdjointNumbersLatex(_AdjointNumbers, AdjointLatexPrinter):
+    pass
+
+
+class _AdjointNumbersText(_AdjointNumbers, AdjointTextPrinter):
+    pass
+
+
+def _numbers_printer(ex: BackwardExample, env: dict, style: str, exact: bool):
+    p = (_AdjointNumbersLatex if style == "latex" else _AdjointNumbersText)(times(ex.cell))
+    p._setup(ex.adjoint, "bar")
+    p._numbers(env, exact)
+    return p
+
+
+def _chain(left: str, links: list, style: str) -> list[str]:
+    """`left = a = b ≈ c`, one link per line, links that say nothing new left out."""
+    out, seen = [], set()
+    for rel, link in links:
+        if link not in seen:
+            seen.add(link)
+            out.append((rel, link))
+    if style == "latex":
+        rels = {"=": "&=", "≈": r"&\approx"}
+        return [f"{left} {rels[out[0][0]]} {out[0][1]}"] + [f"{rels[r]} {link}" for r, link in out[1:]]
+    pad = " " * _width(left)
+    return [f"{left} {out[0][0]} {out[0][1]}"] + [f"{pad} {r} {link}" for r, link in out[1:]]
+
+
+def _value_links(value, exact: bool, style: str) -> list:
+    links = [("=", array(value, style, exact=True))] if exact and _short(value, style) else []
+    return links + [("≈", array(to_float(value), style, exact=False))]
+
+
+def adjoint_lines(ex: BackwardExample, t: int, name: str, style: str = "text") -> list[str]:
+    """One adjoint equation at step t: `C̄_t = formula = its numbers = value ≈ decimals`."""
+    env, eq = ex.steps[t], ex.adjoint.equation(name)
+    p = adjoint_printer(ex.adjoint, style)
+    exact = ex.exact and all(_short(env[v.name], style) for v in eq.rhs.atoms(Var))
+    links = [("=", p.doprint(eq.rhs)), ("=" if exact else "≈", _numbers_printer(ex, env, style, exact).doprint(eq.rhs))]
+    return _chain(p.doprint(eq.lhs), links + _value_links(env[name], exact, style), style)
+
+
+def gradient_lines(ex: BackwardExample, param: str, style: str = "text") -> list[str]:
+    """∂L/∂θ = Σ_t (its contribution at t) = the contributions' numbers added up = the total."""
+    g, p = ex.adjoint.grads[param], adjoint_printer(ex.adjoint, style)
+    shown = [_with_named(ex, env) for env in ex.steps]
+    exact = ex.exact and all(_short(env[v.name], style) for env in shown for v in g.atoms(Var))
+    total = "Σ_t " if style == "text" else r"\sum_t "
+    links = [("=", total + p.doprint(g)),
+             ("=" if exact else "≈", " + ".join(_numbers_printer(ex, env, style, exact).doprint(g) for env in shown))]
+    if ex.T > 1:
+        links.append(("=" if exact else "≈", " + ".join(array(value_of(g, env, ex.exact), style, exact)
+                                                         for env in shown)))
+    return _chain(gradient_lhs(param, style), links + _value_links(ex.grads[param], exact, style), style)
+
+
+def _with_named(ex: BackwardExample, env: dict) -> dict:
+    """A step's values and those of the named subexpressions (z_t = [h_{t-1}, x_t])."""
+    return env | {n: value_of(node, env, ex.exact) for n, node in ex.adjoint.named.items()}
+
+
+def _seed_lines(ex: BackwardExample, style: str) -> list[str]:
+    out_name = lhs(ex.cell, ex.output, style)
+    seed = adjoint_lhs(ex.adjoint, ex.adjoint.seeds[ex.output], style)
+    if ex.target is None:
+        return [f"{seed} = {array(ex.seed, style, ex.exact)}   (given)" if style == "text"
+                else rf"{seed} &= {array(ex.seed, style, ex.exact)} \quad \text{{(given)}}"]
+    y, loss = array(ex.target, style, ex.exact), float(to_float(np.asarray([ex.loss]))[0])
+    head = (f"loss at the last step t = {ex.T}: L = ½‖{out_name} − y‖² with y = {y}   L ≈ {loss:.4g}"
+            if style == "text" else
+            rf"\mathcal{{L}} &= \tfrac12 \lVert {out_name} - y \rVert^2 \approx {loss:.4g},\quad y = {y}")
+    return [head, *_chain(seed, [("=", f"{out_name} - y"), *_value_links(ex.seed, ex.exact, style)], style)]
+
+
+def backward_walkthrough(ex: BackwardExample, style: str = "text") -> str:
+    """The whole backward pass: the loss and its seed, then every adjoint of every step from the last to the
+    first (what flows into step t−1 last), then each parameter's gradient."""
+    cell, blocks = ex.cell, []
+    for t in reversed(range(ex.T)):
+        forward = "; ".join(f"{lhs(cell, eq.name, style)} ≈ {array(ex.floats(eq.name, t), style, exact=False)}"
+                            for eq in cell.equations)
+        lines = [ln for eq in ex.adjoint.equations for ln in adjoint_lines(ex, t, eq.name, style)]
+        title = f"step {t + 1} of {ex.T}" + (" (the loss is here)" if t == ex.T - 1 else "")
+        blocks.append((title, [forward] if style == "text" else [], lines))
+    grads = [ln for p in cell.params if ex.adjoint.grads[p.name] != 0 for ln in gradient_lines(ex, p.name, style)]
+    blocks.append(("the gradients, summed over the steps", [], grads))
+    if style == "latex":
+        body = [r"\begin{aligned}" + r" \\ ".join(_seed_lines(ex, style)) + r"\end{aligned}"]
+        body += [f"% {title}\n\\begin{{aligned}}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+                 for title, _, lines in blocks]
+        return "\n\n".join(body)
+    out = ["\n".join(_seed_lines(ex, style))]
+    out += ["\n".join([title] + ["  forward: " + f for f in fwd] + ["  " + ln for ln in lines])
+            for title, fwd, lines in blocks]
+    return "\n\n".join(out)
+
+
+def backward_blocks(ex: BackwardExample) -> list:
+    """Deck blocks of the backward pass: the loss, then per step its adjoint chains, then the gradients;
+    each a `Math` block (renderers/deck.py) a slide can hold, in the order a lecture shows them."""
+    from gategraph.renderers.deck import Math
+
+    latex = backward_walkthrough(ex, "latex").split("\n\n")
+    return [Math("\n".join(ln for ln in block.splitlines() if not ln.startswith("%"))) for block in latex]

@@ -59,7 +59,7 @@ def test_a_user_cell_from_a_file_works_in_every_view(tmp_path):
     (("frobnicate",), "gategraph: error: argument COMMAND: invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_exit_2(args, message, tmp_path):
-    proc = run_cli(*args, check=False, cwd=tmp_path)
+    proc = run_cli(*args, check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1
     assert proc.stdout == ""
@@ -158,7 +158,7 @@ def test_graph_backward_and_unrolled(tmp_path):
     (("jacobian", "attention-dot"), "carries no state"),
 ])
 def test_issue3_bad_input_is_one_line(args, message, tmp_path):
-    proc = run_cli(*args, check=False, cwd=tmp_path)
+    proc = run_cli(*args, check=False)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
 
 
@@ -225,3 +225,31 @@ def test_an_interruption_is_known_by_its_type_not_its_name(monkeypatch, capsys):
         monkeypatch.setattr(cli, "cmd_tasks", command)
         assert cli.main(["tasks"]) == status
         assert str(raised) in capsys.readouterr().err
+
+
+def test_lecture_example_says_which_slips_reproduce_the_wrong_values():
+    out = run_cli("example", "lecture-lstm").stdout
+    assert "took entry 2 of x_t with the wrong sign in W_C[x] · x_t in C̃_t → [10, 10]" in out
+    assert "left out the term W_o[x] · x_t in o_t → [0.8808, 0.8808]" in out
+    assert "no single slip reproduces it; two slips together do:" in out
+    assert "left out the term W_o[x] · x_t in o_t, and dropped the tanh in h_t → [0.8808, 0.8808]" in out
+
+
+def test_the_backward_example_from_the_command_line():
+    out = run_cli("example", "lecture-lstm", "--backward", "--target", "0,1").stdout
+    assert "L = ½‖h_t − y‖² with y = [0, 1]" in out and "∂L/∂W_f = Σ_t ā_{f,t} [h_{t-1}, x_t]ᵀ" in out
+    out = run_cli("example", "gru", "--backward", "--steps", "2", "--dh", "1,-1").stdout
+    assert "step 1 of 2" in out and "step 2 of 2 (the loss is here)" in out
+    assert "∂ℓ_t/∂h_t = [1, -1]   (given)" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (("example", "lstm", "--steps", "2"), "gategraph: error: --steps, --target and --dh are for the backward pass"),
+    (("example", "lstm", "--backward", "--steps", "5"), "--steps: takes 1 to 4, got 5"),
+    (("example", "lstm", "--backward", "--target", "a,b"), "gategraph: error: --target takes numbers separated"),
+    (("example", "lstm", "--backward", "--dh", "1"), "gategraph: error: ∂L/∂h has 1 entries; the output has 2"),
+    (("grade", "nowhere.json", "a.json"), "gategraph: error: no sheet at nowhere.json"),
+])
+def test_bad_backward_and_grading_input_is_one_line(args, message):
+    proc = run_cli(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
