@@ -10,6 +10,7 @@
     gategraph example lecture-lstm | CELL            a worked example, checked (CELL: on random numbers)
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
     gategraph slides CELL... [-o DIR]                a deck for any cells
+    gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives
     gategraph tasks                                  the training tasks and their default settings
     gategraph train CELL --task NAME [-o RUN_DIR]    train a model; the run directory keeps it
     gategraph train --resume RUN_DIR                 ... and go on where it stopped
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -48,9 +50,10 @@ if __name__ == "__main__":  # `python -m gategraph.cli` (`python -m gategraph` s
 import numpy as np  # noqa: E402
 
 from gategraph import __version__  # noqa: E402
-from gategraph.cells import CELLS, cell_reference, load_cell  # noqa: E402
+from gategraph.cells import CELLS, load_cell  # noqa: E402
 from gategraph.derive import derive  # noqa: E402
 from gategraph.errors import GategraphError, Interrupted, UsageError  # noqa: E402
+from gategraph.runs import SEED, add_options, count, settings  # noqa: E402
 
 EXAMPLES = ("lecture-lstm",)
 
@@ -95,6 +98,60 @@ def cmd_lecture(args) -> None:
     out = Path(args.output)
     deck = lecture_deck(out, train_models=not args.no_train)
     _write_deck(deck, out, _formats(args.format), args.notes)
+
+
+def cmd_deck(args) -> None:
+    from gategraph.renderers.markdown import read_source
+    from gategraph.renderers.views import Room
+
+    formats = _formats(args.format)
+    source = read_source(args.source)  # every mistake in it is found here, before anything is trained
+    out = Path(args.output or Path(args.source).stem)
+    room = Room(out / "figures-src", out / "runs")
+    if not args.no_train:
+        _make_runs(source.runs(room.runs))
+    _write_deck(source.deck(room), out, formats, args.notes)
+
+
+def _make_runs(runs: list) -> None:
+    """Train the runs a deck shows that are not in its runs/ folder yet (or were trained with another
+    configuration), saying which, for which slide, and how far each is."""
+    from gategraph.runs import cached, make
+
+    todo = [r for r in runs if cached(r[0], r[1]) is None]
+    if len(runs) > len(todo):
+        print(f"reusing {len(runs) - len(todo)} trained run{'s' * (len(runs) - len(todo) != 1)} "
+              f"(unchanged configuration)", file=sys.stderr)
+    for k, (folder, config, where, title) in enumerate(todo, 1):
+        label = f"run {k}/{len(todo)} {folder.name} for {where} ({title})"
+        start = time.monotonic()
+        run, how = make(folder, config, progress=_deck_progress(label))
+        metric = run.task.metric
+        last = next((r[metric] for r in reversed(run.history) if metric in r), float("nan"))
+        print(f"{label}: {how}, step {run.step}, {metric} {last:.4g}, {time.monotonic() - start:.0f} s",
+              file=sys.stderr)
+
+
+def _deck_progress(label: str):
+    """On a terminal, a progress bar for one run rewritten in place: its step, latest score and time left."""
+    if not sys.stderr.isatty():
+        return None  # one line per run, when it is done
+
+    def show(run, loss, rate):
+        cfg, metric = run.config, run.task.metric
+        last = next((r for r in reversed(run.history) if metric in r), {})
+        now = time.monotonic()
+        if run.step < cfg.steps and now - _SHOWN[0] < 0.1:
+            return
+        _SHOWN[0] = now
+        bar = "#" * int(20 * run.step / cfg.steps)
+        score = f"  {metric} {last[metric]:.4g}" if last else ""
+        left = f"  {(cfg.steps - run.step) / rate:.0f} s left" if rate > 0 else ""
+        text = f"{label} [{bar:<20}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}{left}"
+        print(f"\r\033[K{text[-(shutil.get_terminal_size().columns - 1):]}", end="" if run.step < cfg.steps
+              else "\r\033[K", file=sys.stderr, flush=True)
+
+    return show
 
 
 def cmd_slides(args) -> None:
@@ -142,21 +199,10 @@ def _progress(run, loss, rate):
     print(f"\r{text} " if tty else text, end="\n" if done or not tty else "", file=sys.stderr, flush=True)
 
 
-def _settings(args) -> dict:
-    """The training settings given on the command line (None: not given), by Config field."""
-    return {"cell": cell_reference(args.cell) if args.cell else None, "task": args.task, "hidden": args.hidden,
-            "layers": args.layers, "bidirectional": args.bidirectional or None, "steps": args.steps,
-            "batch": args.batch, "lr": args.lr, "optimizer": args.optimizer, "clip": args.clip, "seed": args.seed,
-            "dtype": args.dtype, "eval_every": args.eval_every, "attention": args.attention,
-            "teacher_forcing": args.teacher_forcing, "teacher_forcing_end": args.teacher_forcing_end,
-            "structure": args.structure, "task_options": {"T": args.length} if args.length else None}
-
-
-
 def cmd_train(args) -> None:
     from gategraph.train import Config, option_name, owning, train
 
-    given = {k: v for k, v in _settings(args).items() if v is not None}
+    given = {k: v for k, v in settings(args).items() if v is not None}
     if args.resume:
         if args.output and Path(args.output) != Path(args.resume):
             raise UsageError("--resume goes on in the run's own folder: leave out -o")
@@ -283,41 +329,22 @@ def cmd_equations(args) -> None:
 
 
 def cmd_graph(args) -> None:
-    from gategraph.renderers.graphviz import backward_dot, cell_dot, render, unrolled_dot
+    from gategraph.renderers.graphviz import render
+    from gategraph.renderers.views import graph_dot
 
-    cell = load_cell(args.cell)
-    if args.highlight and not args.unroll:
-        raise UsageError("--highlight marks a path through time: give --unroll T too")
-    if args.backward and args.unroll:
-        raise UsageError("choose one of --backward and --unroll")
-    if args.highlight and args.highlight not in {st.name for st in cell.states}:
-        names = ", ".join(st.name for st in cell.states) or "none"
-        raise UsageError(f"--highlight takes a carried state of {cell.name!r}: {names}")
-    if args.backward:
-        dot = backward_dot(cell, derive(cell))
-    elif args.unroll:
-        dot = unrolled_dot(cell, args.unroll, args.highlight)
-    else:
-        dot = cell_dot(cell)
+    dot = graph_dot(load_cell(args.cell), args.backward, args.unroll, args.highlight)
     print(f"wrote {render(dot, args.output)}")
 
 
 def cmd_derive(args) -> None:
-    from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps
+    from gategraph.renderers.derivation import align
+    from gategraph.renderers.views import derive_rows
 
     adj = derive(load_cell(args.cell))
-    if args.param:
-        if args.param not in adj.grads:
-            raise UsageError(f"{args.param!r} is not a parameter of {adj.cell.name!r}; "
-                             f"its parameters are {', '.join(adj.grads)}")
-        rows = derivation_steps(adj, args.param, args.format, args.notation)
-    elif args.bptt:
-        rows = bptt_rows(adj, args.format, args.notation)
-        if not rows:
-            print(f"{adj.cell.name} carries no state from step to step: each step's gradient stands alone")
-            return
-    else:
-        rows = adjoint_rows(adj, args.format, args.notation)
+    rows = derive_rows(adj, args.param, args.bptt, args.format, args.notation)
+    if args.bptt and not rows:
+        print(f"{adj.cell.name} carries no state from step to step: each step's gradient stands alone")
+        return
     print(align(rows, args.format))
 
 
@@ -388,54 +415,11 @@ def cmd_jacobian(args) -> None:
 
 
 def cmd_example(args) -> None:
+    from gategraph.homework import example
     from gategraph.renderers.walkthrough import walkthrough
 
-    if args.name == "lecture-lstm":
-        from gategraph.homework import lecture_lstm
-
-        if args.sizes is not None:
-            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
-        ev = lecture_lstm(exact=not args.floats)
-    else:
-        from gategraph.worked import evaluate, random_values
-
-        cell = load_cell(args.name)
-        ev = evaluate(cell, random_values(cell, _sizes(args.sizes), args.seed), exact=not args.floats)
+    ev = example(args.name, args.sizes, args.seed, exact=not args.floats)
     print(walkthrough(ev, args.format))
-
-
-MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person
-
-
-def _sizes(text: str | None) -> dict[str, int]:
-    if text is None:
-        return {}
-    try:
-        sizes = {k.strip(): int(v) for k, v in (kv.split("=") for kv in text.split(","))}
-    except ValueError:
-        raise UsageError(f"--sizes takes NAME=INT pairs separated by commas, e.g. X=3,H=2; got {text!r}") from None
-    for name, n in sizes.items():
-        if not 1 <= n <= MAX_EXAMPLE_SIZE:
-            raise UsageError(f"--sizes: {name}={n} is out of range; an example takes sizes 1 to {MAX_EXAMPLE_SIZE}")
-    return sizes
-
-
-def _count(low: int, high: int):
-    """An argparse type: a whole number from low to high."""
-
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= n <= high:
-            raise argparse.ArgumentTypeError(f"takes {low} to {high}, got {n}")
-        return n
-
-    return parse
-
-
-SEED = _count(0, 2**32 - 1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -464,7 +448,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", help=cell_help)
     s.add_argument("-o", "--output", required=True, help="FILE.png, .svg, .pdf or .dot")
     s.add_argument("--backward", action="store_true", help="add the adjoint of the step (the backward pass)")
-    s.add_argument("--unroll", type=_count(1, 50), metavar="T", help="draw the network unrolled over T (1 to 50) steps")
+    s.add_argument("--unroll", type=count(1, 50), metavar="T", help="draw the network unrolled over T (1 to 50) steps")
     s.add_argument("--highlight", metavar="STATE", help="with --unroll: the gradient's path back to STATE")
     s.set_defaults(run=cmd_graph)
 
@@ -482,13 +466,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("cell", help=cell_help)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--no-exact", action="store_true", help="skip the (slower) exact SymPy check")
-    s.add_argument("--steps", type=_count(1, 50), default=4, help="sequence length for finite differences")
+    s.add_argument("--steps", type=count(1, 50), default=4, help="sequence length for finite differences")
     s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(run=cmd_check)
 
     s = sub.add_parser("jacobian", help="how a state's gradient vanishes or explodes over k steps")
     s.add_argument("cell", help=cell_help)
-    s.add_argument("--steps", type=_count(1, 200), help="the largest k for the measured norms (default 20)")
+    s.add_argument("--steps", type=count(1, 200), help="the largest k for the measured norms (default 20)")
     s.add_argument("--seed", type=SEED, help="also measure ‖∂s_t/∂s_(t-k)‖ for k = 1..steps, random parameters")
     s.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="hold a parameter at a constant for the numeric norms, e.g. --set b_f=3 (repeatable)")
@@ -503,6 +487,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
                    "notes (the HTML deck shows them on S)")
     s.set_defaults(run=cmd_lecture)
+
+    s = sub.add_parser("deck", help="a deck (HTML, Beamer, PDF) from a Markdown source with gategraph directives")
+    s.add_argument("source", metavar="SOURCE.md", help="the Markdown source (see the README's section on decks)")
+    s.add_argument("-o", "--output", help="folder for html/, beamer/ and runs/ (default: the source's name)")
+    s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
+    s.add_argument("--no-train", action="store_true", help="do not train: slides with trained results say so")
+    s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
+                   "notes (the HTML deck shows them on S)")
+    s.set_defaults(run=cmd_deck)
 
     s = sub.add_parser("slides", help="a deck for any cells: equations, graph, derivation, unrolled graph, check")
     s.add_argument("cells", nargs="+", metavar="CELL", help=cell_help)
@@ -519,27 +512,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model on a task with the compiled kernels; a run directory keeps it")
     s.add_argument("cell", nargs="?", help=cell_help)
-    s.add_argument("--task", help="see `gategraph tasks`")
-    s.add_argument("--hidden", type=_count(1, 4096), help="hidden size H (default: the task's, see `gategraph tasks`)")
-    s.add_argument("--layers", type=_count(1, 8), help="stacked layers (default 1)")
-    s.add_argument("--bidirectional", action="store_true", help="read each sequence both ways")
-    s.add_argument("--steps", type=_count(1, 10**7), help="training steps (default: the task's)")
-    s.add_argument("--batch", type=_count(1, 4096), help="sequences per step (default: the task's)")
-    s.add_argument("--lr", type=float, help="learning rate (default: the task's)")
-    s.add_argument("--optimizer", choices=("adam", "sgd"), help="(default adam)")
-    s.add_argument("--clip", type=float, help="clip the gradient's global norm to this (default: the task's)")
-    s.add_argument("--length", type=_count(2, 10**5), help="the task's sequence length T")
-    s.add_argument("--attention", choices=("dot", "general", "additive", "none"),
-                   help="sequence to sequence: attend (default: the task's; none: no attention)")
-    s.add_argument("--teacher-forcing", type=float, metavar="R",
-                   help="sequence to sequence: feed the true previous token with probability R (default 1)")
-    s.add_argument("--teacher-forcing-end", type=float, metavar="R", help="scheduled sampling: move the ratio "
-                   "linearly to R by the last step")
-    s.add_argument("--structure", choices=("many-to-one", "many-to-many", "one-to-many", "seq2seq"),
-                   help="the task's own by default (see `gategraph tasks`)")
-    s.add_argument("--eval-every", type=_count(1, 10**6), help="steps between test scores (default 50)")
-    s.add_argument("--dtype", choices=("float32", "float64"), help="(default float32)")
-    s.add_argument("--seed", type=SEED, help="(default 0)")
+    add_options(s)
     s.add_argument("-o", "--output", help="the run directory (default runs/CELL-TASK-seedS)")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run where it stopped (with --steps, "
                    "--lr, --clip, --batch, --eval-every or the teacher-forcing ratios changed, if given)")

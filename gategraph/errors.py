@@ -28,6 +28,10 @@ class UsageError(GategraphError, ValueError):
     """An option has a value gategraph does not know (a graph format, an attention score)."""
 
 
+class SourceError(GategraphError):
+    """A deck's Markdown source has a mistake: the message starts with where it is, `talk.md:12: ...`."""
+
+
 class RenderError(GategraphError):
     """An external renderer (Graphviz, TeX) failed on what gategraph gave it."""
 

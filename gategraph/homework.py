@@ -7,15 +7,16 @@ and on x_t of each gate separately, all biases are zero, the input gate is simpl
 
 `LECTURE_CLAIMS` are the values the slides state; `lecture_lstm()` evaluates the step and checks them.
 
-Imports: gategraph.cells, gategraph.worked.
+Imports: gategraph.cells, gategraph.errors, gategraph.worked.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gategraph.cells import lstm
-from gategraph.worked import Claim, Evaluation, evaluate
+from gategraph.cells import load_cell, lstm
+from gategraph.errors import UsageError
+from gategraph.worked import Claim, Evaluation, evaluate, parse_sizes, random_values
 
 
 def _gate(on_h, on_x):
@@ -56,3 +57,14 @@ LECTURE_CLAIMS = (
 def lecture_lstm(exact: bool = True) -> Evaluation:
     """The lecture's LSTM step, evaluated and checked against what the slides claim."""
     return evaluate(lstm(), LECTURE_VALUES, given=LECTURE_GIVEN, claims=LECTURE_CLAIMS, exact=exact)
+
+
+def example(name: str, sizes: str | None = None, seed: int = 0, exact: bool = True) -> Evaluation:
+    """The worked example `gategraph example NAME` shows: the lecture's (`lecture-lstm`), or a cell (a built-in
+    name or file.py:function) on small random numbers of the given sizes (`X=3,H=2`)."""
+    if name == "lecture-lstm":
+        if sizes is not None:
+            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
+        return lecture_lstm(exact=exact)
+    cell = load_cell(name)
+    return evaluate(cell, random_values(cell, parse_sizes(sizes), seed), exact=exact)

@@ -205,3 +205,20 @@ def random_values(cell: Cell, sizes: dict[str, int], seed: int) -> dict:
         name = d.state or d.name
         values[name] = (rng.integers(-10, 11, size=shapes[d.name]) / 10).astype(object)
     return values
+
+
+MAX_EXAMPLE_SIZE = 16  # a worked example is read by a person
+
+
+def parse_sizes(text: str | None) -> dict[str, int]:
+    """Sizes for an example on random numbers, as a user writes them: `X=3,H=2` -> {"X": 3, "H": 2}."""
+    if text is None:
+        return {}
+    try:
+        sizes = {k.strip(): int(v) for k, v in (kv.split("=") for kv in text.split(","))}
+    except ValueError:
+        raise UsageError(f"--sizes takes NAME=INT pairs separated by commas, e.g. X=3,H=2; got {text!r}") from None
+    for name, n in sizes.items():
+        if not 1 <= n <= MAX_EXAMPLE_SIZE:
+            raise UsageError(f"--sizes: {name}={n} is out of range; an example takes sizes 1 to {MAX_EXAMPLE_SIZE}")
+    return sizes

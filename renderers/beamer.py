@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gategraph.errors import RenderError
 from gategraph.files import atomic_write
-from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Table, Text, split_math
 from gategraph.renderers.latex import TEXT_MATH, text_in_latex
 
 PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
@@ -103,16 +103,35 @@ def _text(text: str) -> str:
     return "".join(f"${p}$" if math else _prose(p) for math, p in split_math(text))
 
 
+WHERE = "%% from "  # a comment before each block made from a source: a TeX error in it is reported there
+
+
 def _block(block, figures: dict) -> str:
+    """A block as Beamer source, after a comment naming its place in the source it came from, if any."""
+    where = getattr(block, "where", "")
+    return (f"{WHERE}{where}\n" if where else "") + _tex(block, figures)
+
+
+COLUMN = {"left": "l", "center": "c", "right": "r"}
+
+
+def _tex(block, figures: dict) -> str:
     if isinstance(block, Text):
         if block.bullets:
             items = "\n".join(f"  \\item {_text(line)}" for line in block.text.splitlines() if line.strip())
-            return f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}"
+            env = "enumerate" if block.numbered else "itemize"
+            return f"\\begin{{{env}}}\n{items}\n\\end{{{env}}}"
         return _text(block.text) + "\n"
+    if isinstance(block, Table):
+        cols = "".join(COLUMN.get(a, "l") for a in (list(block.align) + ["left"] * len(block.header))[
+            :len(block.header)])
+        rows = [" & ".join(_text(c) for c in row) + r" \\" for row in [block.header, *block.rows]]
+        return ("\\begin{center}\\begin{tabular}{" + cols + "}\n" + rows[0] + " \\hline\n" + "\n".join(rows[1:])
+                + "\n\\end{tabular}\\end{center}")
     if isinstance(block, Math):
         parts = block.parts or [block.latex]
         if block.scale < 0.9:
-            return f"{{\\footnotesize\n{_block(Math(block.latex, block.parts, block.steps), figures)}\n}}"
+            return f"{{\\footnotesize\n{_tex(Math(block.latex, block.parts, block.steps), figures)}\n}}"
         if block.steps:
             return "\n".join(f"\\uncover<{k + 1}->{{\\[ {p} \\]}}" for k, p in enumerate(parts))
         return "\n".join(f"\\[ {p} \\]" for p in parts)
@@ -148,6 +167,23 @@ def beamer_source(deck: Deck, figures: dict, notes: bool = False) -> str:
     return PREAMBLE + show + "\n".join(body) + "\n\\end{document}\n"
 
 
+def _failure(log: str, tex: Path) -> str:
+    """pdflatex's first complaint in one line; where the failing line came from a source (a `WHERE` comment
+    above it), that place first: `talk.md:12: ...`."""
+    lines = log.splitlines()
+    k = next((i for i, line in enumerate(lines) if line.startswith("!")), None)
+    if k is None:
+        return f"pdflatex failed on {tex}: no message"
+    at = next((re.match(r"l\.(\d+)", line) for line in lines[k:k + 12] if re.match(r"l\.\d+", line)), None)
+    source = ""
+    if at:
+        before = tex.read_text(errors="replace").splitlines()[:int(at.group(1))]
+        source = next((line[len(WHERE):].strip() for line in reversed(before) if line.startswith(WHERE)), "")
+    what = lines[k]
+    return f"{source}: TeX cannot set this ({what.lstrip('! ')}); pdflatex failed on {tex}" if source else \
+        f"pdflatex failed on {tex}: {what}"
+
+
 def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True, notes: bool = False
                  ) -> tuple[Path, Path | None, str]:
     """(the .tex, the PDF or None, a note on why there is no PDF); with `notes`, deck-notes.tex and its PDF,
@@ -168,7 +204,6 @@ def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True, notes: bool =
             done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=work,
                                   capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
-                first = next((line for line in done.stdout.splitlines() if line.startswith("!")), "no message")
-                raise RenderError(f"pdflatex failed on {tex}: {first}")
+                raise RenderError(_failure(done.stdout, tex))
         pdf_path = atomic_write(folder / f"{name}.pdf", (Path(work) / f"{name}.pdf").read_bytes())
     return tex, pdf_path, ""

@@ -3,7 +3,8 @@
 A writer (renderers/reveal.py, renderers/beamer.py) turns a `Deck` into one format; a new format is one new
 writer. Text may hold inline math between single dollars (`the forget gate $f_t$`; text from users goes
 through `plain`, so its dollars are dollars); `Math` holds display LaTeX (an `aligned` block, or rows that a
-derivation reveals one at a time).
+derivation reveals one at a time); `Table` holds rows of such text. A block's `where` names the place in a
+source that made it (`talk.md:12`), so an error a writer meets in it can point there.
 
 Imports: gategraph.files.
 """
@@ -20,10 +21,12 @@ from gategraph.files import file_stem
 
 @dataclass
 class Text:
-    """A paragraph; `$...$` is inline math. `bullets` makes each line an item."""
+    """A paragraph; `$...$` is inline math. `bullets` makes each line an item, `numbered` numbers them."""
 
     text: str
     bullets: bool = False
+    numbered: bool = False
+    where: str = ""
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Math:
     parts: list = field(default_factory=list)
     steps: bool = False
     scale: float = 1.0  # of the slide's font: below 1 only where a slide would not fit otherwise, never below 0.8
+    where: str = ""
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Figure:
     caption: str = ""
     width: float = 0.8
     height: float = 0.0  # the share of the slide's body it may fill (set by renderers.layout; 0: the writer's own)
+    where: str = ""
 
 
 @dataclass
@@ -53,6 +58,18 @@ class Note:
 
     text: str
     kind: str = "info"
+    where: str = ""
+
+
+@dataclass
+class Table:
+    """A table of text cells (each may hold `$...$` math): a header row, the body rows, and each column's
+    alignment ("left", "center" or "right")."""
+
+    header: list
+    rows: list
+    align: list = field(default_factory=list)
+    where: str = ""
 
 
 @dataclass

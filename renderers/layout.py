@@ -26,7 +26,7 @@ import math
 import re
 import struct
 
-from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Slide, Text, split_math
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Slide, Table, Text, split_math
 
 WIDTH, HEIGHT = 1280, 720
 BODY_WIDTH = WIDTH - 2 * 54  # the slide's padding left and right
@@ -34,7 +34,8 @@ BODY_HEIGHT = HEIGHT - 26 - 40 - 24 - 72  # less the padding, the section's name
 GAP = 24  # between two columns
 MIN_FIGURE = 0.3  # the least share of the body a figure is given before it moves beside the text
 
-FONT, STEP_FONT, NOTE_FONT = 27, 24, 24  # px on the slide (renderers/reveal.py uses the same)
+FONT, STEP_FONT, NOTE_FONT, TABLE_FONT = 27, 24, 24, 24  # px on the slide (renderers/reveal.py uses the same)
+CELL_PAD = 28  # a table cell's padding left and right, px
 LINE = 1.4  # line height of prose, in ems
 CHAR = 0.5  # average width of a character of prose, in ems
 ROW, VECTOR_ROW = 48, 38  # a display-math row at FONT; each further row of a column vector or matrix
@@ -111,6 +112,10 @@ def height(block, width: float = BODY_WIDTH) -> float:
                    + MATH_MARGIN for part in (block.parts or [block.latex]))
     if isinstance(block, Note):
         return _prose(block.text, width - 42, NOTE_FONT) * NOTE_FONT * LINE + 36
+    if isinstance(block, Table):
+        column = width / max(1, len(block.header)) - CELL_PAD
+        return 16 + sum(max([_prose(c, column, TABLE_FONT) for c in row] + [1]) * TABLE_FONT * LINE + 10
+                        for row in [block.header, *block.rows])
     if isinstance(block, Figure):
         return MIN_FIGURE * BODY_HEIGHT + (34 if block.caption else 0)
     if isinstance(block, Columns):

@@ -24,7 +24,8 @@ from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, j
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
 from gategraph.renderers.plots import attention_heatmap, gradient_norms, loss_curves
-from gategraph.renderers.walkthrough import array, claim_table, step_lines
+from gategraph.renderers.views import example_step
+from gategraph.renderers.walkthrough import array
 from gategraph.train import Config, decode, gradient_flow, load_run, train
 
 SKIPPED = "Built with --no-train: this slide shows a trained model's result when the deck is built with training."
@@ -113,9 +114,6 @@ def _lstm(deck, fig):
                     "$[h_{t-1}, x_t]$", width=0.5), section=s)
 
 
-COMPACT = 0.82  # the worked example's chains and tables: a little smaller, so chain and claims share a slide
-
-
 def _worked(deck):
     s, ev = "A worked example", lecture_lstm()
     cell = ev.cell
@@ -128,27 +126,11 @@ def _worked(deck):
              Math(r"\quad ".join(given)), section=s,
              notes=["Every value on these slides is computed exactly from the equations while the deck is "
                     "built."])
-    held = failed = 0
+    held = sum(v.holds for v in ev.verdicts)
+    failed = len(ev.verdicts) - held
     for step in ev.steps:
-        lines = step_lines(ev, step, "latex")
-        verdicts = [v for v in ev.verdicts if v.claim.name == step.name]
-        held += sum(v.holds for v in verdicts)
-        failed += sum(not v.holds for v in verdicts)
-        if len(lines) > 4:  # the short last steps of the chain on one line, so the claims fit below it
-            lines = lines[:3] + [lines[3] + " " + " ".join(line.replace("&", "", 1) for line in lines[4:])]
-        chain = Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT)
-        side = []  # below the chain: what the slides claim against what is computed, as one compact table
-        if step.given:
-            side.append(Text("The slide gives this value rather than computing it; the example takes it as given."))
-        table = claim_table(ev, step)
-        if table:
-            side.append(Math(table, scale=COMPACT))
-        for v in verdicts:
-            if not v.holds:
-                why = f": {v.claim.note}" if v.claim.note else ""
-                side.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
-        blocks = [chain, *side]
-        deck.add(f"The example: ${equation(cell, step.name, 'latex').split('=')[0].strip()}$", *blocks, section=s)
+        deck.add(f"The example: ${equation(cell, step.name, 'latex').split('=')[0].strip()}$",
+                 *example_step(ev, step), section=s)
     deck.add("What the example shows", Text(
         f"{held} of the {held + failed} values the slides claim hold; {failed} do not. The forget gate is "
         "$\\sigma(-100)$, about $3.7 \\cdot 10^{-44}$: the cell erases its old memory and keeps the candidate "

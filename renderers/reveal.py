@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from gategraph.files import atomic_write
-from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, split_math
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Table, Text, split_math
 
 PLAIN = "plain"  # the class of prose holding `$` as text: KaTeX skips it, and so does the self-check (SCRIPT)
 
@@ -56,6 +56,12 @@ STYLE = """
 .reveal .note { font-size: 24px; border-left: 5px solid #3b7dd8; background: #f0f5fc; padding: 8px 16px;
   margin: 10px 0; }
 .reveal .note.warn { border-color: #d8613b; background: #fcf2ee; }
+.reveal .src { display: contents; }
+.reveal .src > * { flex: none; }
+.reveal table { border-collapse: collapse; margin: 8px 0; font-size: 24px; align-self: flex-start; }
+.reveal table th, .reveal table td { padding: 4px 14px; border-bottom: 1px solid #d7dde5; }
+.reveal table th { border-bottom: 2px solid #12355b; }
+.reveal ol { display: block; margin: 6px 0 6px 1.4em; }
 .reveal .slides > section.title { justify-content: center; }
 .reveal .title p { font-size: 30px; color: #4d5a66; }
 .reveal .slide-number { font-size: 16px; background: none; color: #8795a3; }
@@ -104,6 +110,9 @@ SCRIPT = """
   Promise.all([ready, loaded]).then(() => {
     const body = document.body, slides = Array.from(document.querySelectorAll('.reveal .slides > section'));
     body.dataset.katexErrors = document.querySelectorAll('.katex-error').length + failures;
+    // where the source of each refused formula is (`talk.md:12`), when the deck came from a source
+    body.dataset.katexErrorsAt = Array.from(new Set(Array.from(document.querySelectorAll('.katex-error'))
+      .map(e => (e.closest('[data-where]') || {dataset: {}}).dataset.where).filter(Boolean))).join(' ');
     body.dataset.brokenImages = Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length;
     const copy = document.querySelector('.slides').cloneNode(true);
     copy.querySelectorAll('.katex, .plain, script, aside.notes').forEach(n => n.remove());
@@ -132,16 +141,39 @@ def _text(text: str) -> str:
     return "".join(f"${html.escape(p)}$" if math else _prose(p) for math, p in split_math(text))
 
 
+ALIGN = {"left": "left", "center": "center", "right": "right"}
+
+
 def _block(block, figures: dict) -> str:
+    """A block as HTML; one made from a source carries its place (`data-where`) for the page's self-check."""
+    out = _html(block, figures)
+    where = getattr(block, "where", "")
+    if where and not isinstance(block, Figure):  # a figure stays a direct child: the layout's CSS sizes it
+        return f'<div class="src" data-where="{html.escape(where)}">{out}</div>'
+    return out
+
+
+def _cell(tag: str, text: str, align: str) -> str:
+    style = f' style="text-align:{ALIGN[align]}"' if align in ALIGN else ""
+    return f"<{tag}{style}>{_text(text)}</{tag}>"
+
+
+def _html(block, figures: dict) -> str:
     if isinstance(block, Text):
         if block.bullets:
             items = "".join(f"<li>{_text(line)}</li>" for line in block.text.splitlines() if line.strip())
-            return f"<ul>{items}</ul>"
+            return f"<ol>{items}</ol>" if block.numbered else f"<ul>{items}</ul>"
         return f"<p>{_text(block.text)}</p>"
+    if isinstance(block, Table):
+        align = list(block.align) + [""] * len(block.header)
+        head = "".join(_cell("th", c, a) for c, a in zip(block.header, align, strict=False))
+        rows = "".join("<tr>" + "".join(_cell("td", c, a) for c, a in zip(row, align, strict=False)) + "</tr>"
+                       for row in block.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     if isinstance(block, Math):
         parts = block.parts or [block.latex]
         if block.scale != 1.0:
-            inner = _block(Math(block.latex, block.parts, block.steps), figures)
+            inner = _html(Math(block.latex, block.parts, block.steps), figures)
             return f'<div style="font-size:{block.scale:.2f}em">{inner}</div>'
         if block.steps:  # the first step is shown with the slide, each press reveals the next
             return "".join(f'<div class="math step{" fragment" if k else ""}">\\[{html.escape(p)}\\]</div>'

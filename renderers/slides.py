@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.errors import GategraphError, ToolMissingError
 from gategraph.files import file_stem
@@ -22,6 +21,7 @@ from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, plain
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
+from gategraph.renderers.views import checked
 from gategraph.spec import Cell
 
 MAX_ROWS = 8  # rows of an aligned block that fit on one slide
@@ -78,18 +78,9 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
                  "of them, so it shrinks or grows geometrically unless a factor stays near the identity."),
             *(Math(align(jacobian_rows(adj, st, "latex"), "latex")) for st in states)], section, name)
     if check:
-        _view(deck, f"{name}: the gradients, checked", lambda: _checked(cell), section, name,
+        _view(deck, f"{name}: the gradients, checked", lambda: [checked(cell)], section, name,
               notes=["The same check runs in the tests for every built-in cell, with SymPy's own diff as a "
                      "second, exact witness."])
-
-
-def _checked(cell: Cell) -> list:
-    rows = finite_differences(cell, seed=0)
-    worst = max(r.max_rel or 0.0 for r in rows)
-    verdict = "every gradient agrees" if all(r.ok for r in rows) else "a gradient disagrees"
-    return [Text(f"Central finite differences against the derived adjoint, {len(rows)} quantities "
-                 f"(every parameter, the inputs, the initial states): largest relative error "
-                 f"{worst:.1e}; {verdict}.")]
 
 
 def _param(name: str) -> str:
