@@ -9,6 +9,7 @@
     gategraph jacobian CELL [--steps K --seed S]     ∂s_t/∂s_(t-k): symbolic, and numeric norms
     gategraph example lecture-lstm | CELL            a worked example, checked (CELL: on random numbers)
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
+    gategraph lecture --source > talk.md             ... its Markdown source, to edit and build with `deck`
     gategraph slides CELL... [-o DIR]                a deck for any cells
     gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives
     gategraph tasks                                  the training tasks and their default settings
@@ -92,21 +93,26 @@ def _formats(text: str) -> set:
     return formats
 
 
-def cmd_lecture(args) -> None:
-    from gategraph.renderers.lecture import lecture_deck
+LECTURE = Path(__file__).with_name("lecture.md")  # the built-in lecture: a deck source like any other
 
-    out = Path(args.output)
-    deck = lecture_deck(out, train_models=not args.no_train)
-    _write_deck(deck, out, _formats(args.format), args.notes)
+
+def cmd_lecture(args) -> None:
+    if args.source:  # a copy to edit and build with `gategraph deck`
+        sys.stdout.write(LECTURE.read_text(encoding="utf-8"))
+        return
+    _build_deck(LECTURE, Path(args.output), args)
 
 
 def cmd_deck(args) -> None:
+    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args)
+
+
+def _build_deck(path: Path, out: Path, args) -> None:
     from gategraph.renderers.markdown import read_source
     from gategraph.renderers.views import Room
 
     formats = _formats(args.format)
-    source = read_source(args.source)  # every mistake in it is found here, before anything is trained
-    out = Path(args.output or Path(args.source).stem)
+    source = read_source(path)  # every mistake in it is found here, before anything is trained
     room = Room(out / "figures-src", out / "runs")
     if not args.no_train:
         _make_runs(source.runs(room.runs))
@@ -484,6 +490,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--no-train", action="store_true", help="skip the slides that need trained models (a note "
                    "says so on each)")
+    s.add_argument("--source", action="store_true", help="print the lecture's Markdown source instead (to edit and "
+                   "build with `gategraph deck`)")
     s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
                    "notes (the HTML deck shows them on S)")
     s.set_defaults(run=cmd_lecture)
