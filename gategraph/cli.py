@@ -130,18 +130,20 @@ def _make_runs(runs: list) -> None:
               f"(unchanged configuration)", file=sys.stderr)
     for k, (folder, config, where, title) in enumerate(todo, 1):
         label = f"run {k}/{len(todo)} {folder.name} for {where} ({title})"
+        print(f"{label}: training {config.cell.rsplit(':', 1)[-1]} on {config.task}, {config.steps} steps",
+              file=sys.stderr, flush=True)
         start = time.monotonic()
-        run, how = make(folder, config, progress=_deck_progress(label))
+        run, how = make(folder, config, progress=_deck_progress())
         metric = run.task.metric
         last = next((r[metric] for r in reversed(run.history) if metric in r), float("nan"))
         print(f"{label}: {how}, step {run.step}, {metric} {last:.4g}, {time.monotonic() - start:.0f} s",
               file=sys.stderr)
 
 
-def _deck_progress(label: str):
+def _deck_progress():
     """On a terminal, a progress bar for one run rewritten in place: its step, latest score and time left."""
     if not sys.stderr.isatty():
-        return None  # one line per run, when it is done
+        return None  # a line when a run starts and one when it is done
 
     def show(run, loss, rate):
         cfg, metric = run.config, run.task.metric
@@ -153,8 +155,8 @@ def _deck_progress(label: str):
         bar = "#" * int(20 * run.step / cfg.steps)
         score = f"  {metric} {last[metric]:.4g}" if last else ""
         left = f"  {(cfg.steps - run.step) / rate:.0f} s left" if rate > 0 else ""
-        text = f"{label} [{bar:<20}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}{left}"
-        print(f"\r\033[K{text[-(shutil.get_terminal_size().columns - 1):]}", end="" if run.step < cfg.steps
+        text = f"  [{bar:<20}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}{left}"
+        print(f"\r\033[K{text[:shutil.get_terminal_size().columns - 1]}", end="" if run.step < cfg.steps
               else "\r\033[K", file=sys.stderr, flush=True)
 
     return show

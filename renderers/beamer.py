@@ -30,6 +30,7 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage{lmodern}
 \usepackage{amsmath,amssymb}
 \usepackage{graphicx}
+\usepackage{array}
 \setbeamertemplate{navigation symbols}{}
 \setbeamertemplate{footline}[frame number]
 \setbeamercolor{frametitle}{fg=blue!50!black}
@@ -115,6 +116,26 @@ def _block(block, figures: dict) -> str:
 COLUMN = {"left": "l", "center": "c", "right": "r"}
 
 
+LINE_CHARS = 70  # characters of \small text in a line of the frame, about; a wider table wraps its cells
+
+
+def _columns(table: Table) -> str:
+    """A table's column types: as aligned, or, when its longest cells would not fit in a line side by side,
+    wrapping columns: a column whose longest cell fits its equal share keeps that width, the others share
+    the rest by their longest cells."""
+    n = len(table.header)
+    align = (list(table.align) + ["left"] * n)[:n]
+    chars = [max(len(re.sub(r"\\[a-zA-Z]+|[${}_^]", "", row[k])) if k < len(row) else 0
+                 for row in [table.header, *table.rows]) + 1 for k in range(n)]
+    room = LINE_CHARS - 3 * n
+    if sum(chars) <= room:
+        return "".join(COLUMN.get(a, "l") for a in align)
+    narrow = [c for c in chars if c <= room / n]  # these keep their width; the others share what is left
+    wide = sum(c for c in chars if c > room / n)
+    share = [c / LINE_CHARS if c <= room / n else (room - sum(narrow)) * c / wide / LINE_CHARS for c in chars]
+    return "".join(f">{{\\raggedright\\arraybackslash}}p{{{w:.3f}\\linewidth}}" for w in share)
+
+
 def _tex(block, figures: dict) -> str:
     if isinstance(block, Text):
         if block.bullets:
@@ -123,8 +144,7 @@ def _tex(block, figures: dict) -> str:
             return f"\\begin{{{env}}}\n{items}\n\\end{{{env}}}"
         return _text(block.text) + "\n"
     if isinstance(block, Table):
-        cols = "".join(COLUMN.get(a, "l") for a in (list(block.align) + ["left"] * len(block.header))[
-            :len(block.header)])
+        cols = _columns(block)
         rows = [" & ".join(_text(c) for c in row) + r" \\" for row in [block.header, *block.rows]]
         return ("\\begin{center}\\begin{tabular}{" + cols + "}\n" + rows[0] + " \\hline\n" + "\n".join(rows[1:])
                 + "\n\\end{tabular}\\end{center}")

@@ -87,6 +87,7 @@ class Slide:
     blocks: list = field(default_factory=list)
     section: str = ""
     notes: list = field(default_factory=list)  # what the lecturer says, never shown on the slide
+    where: str = ""  # the place in a source that made it (`talk.md:12`)
 
 
 @dataclass
@@ -95,8 +96,8 @@ class Deck:
     subtitle: str = ""
     slides: list = field(default_factory=list)
 
-    def add(self, title: str, *blocks, section: str = "", notes: list | tuple = ()) -> Slide:
-        slide = Slide(title, list(blocks), section, list(notes))
+    def add(self, title: str, *blocks, section: str = "", notes: list | tuple = (), where: str = "") -> Slide:
+        slide = Slide(title, list(blocks), section, list(notes), where)
         self.slides.append(slide)
         return slide
 

@@ -145,13 +145,13 @@ def _size_figures(blocks: list, width: float = BODY_WIDTH, room: float = BODY_HE
 def _pieces(block) -> tuple[list, callable] | None:
     """A block that can run on over slides: its pieces, and how to make a block of some of them again."""
     if isinstance(block, Math) and block.steps:
-        return block.parts, lambda parts: Math(parts=parts, steps=True, scale=block.scale)
+        return block.parts, lambda parts: Math(parts=parts, steps=True, scale=block.scale, where=block.where)
     if isinstance(block, Math) and not block.parts and block.latex.lstrip().startswith(r"\begin{aligned}"):
         rows = _rows(block.latex.strip())
         rows[0], rows[-1] = rows[0].replace(r"\begin{aligned}", "", 1), rows[-1].replace(r"\end{aligned}", "")
         if len(rows) > 1:
             return rows, lambda rows: Math(r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}",
-                                           scale=block.scale)
+                                           scale=block.scale, where=block.where)
     return None
 
 
@@ -269,7 +269,8 @@ def fit(deck: Deck) -> list[str]:
             _size_figures(s.blocks)
             need = sum(height(b) for b in s.blocks)
             if need > BODY_HEIGHT:
-                problems.append(f"slide '{s.title}' does not fit: its content needs about {need:.0f} px of "
+                at = f"{slide.where}: " if slide.where else ""
+                problems.append(f"{at}slide '{s.title}' does not fit: its content needs about {need:.0f} px of "
                                 f"the {BODY_HEIGHT} px under its title, and neither continuing it on the next "
                                 "slide nor a second column makes room")
         out.extend(laid)

@@ -88,16 +88,16 @@ class Source:
                     raise
                 except GategraphError as e:
                     raise SourceError(f"{item.where}: {e}") from None
-            deck.add(s.title, *made, section=s.section, notes=s.notes)
+            deck.add(s.title, *made, section=s.section, notes=s.notes, where=s.where)
         return deck
 
 
 def _tex_mistake(latex: str) -> str:
     """What is visibly wrong with the author's TeX (unbalanced braces or environments), or ""."""
     depth, envs = 0, []
-    for m in re.finditer(r"\\[{}]|\\(begin|end)\{(\w+\*?)\}|[{}]", latex):
+    for m in re.finditer(r"\\[\\{}]|\\(begin|end)\{(\w+\*?)\}|[{}]", latex):
         tok = m.group(0)
-        if tok in ("\\{", "\\}"):
+        if tok in ("\\{", "\\}", "\\\\"):  # braces as characters, and a line break
             continue
         if m.group(1) == "begin":
             envs.append(m.group(2))

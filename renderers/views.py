@@ -113,6 +113,12 @@ class _Options(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
 
+    def parse_args(self, args=None, namespace=None):
+        try:
+            return super().parse_args(args, namespace)
+        except argparse.ArgumentError as e:  # what exit_on_error=False raises instead of calling error()
+            raise UsageError(f"{self.prog}: {e}") from None
+
 
 @dataclass
 class Directive:
@@ -241,11 +247,11 @@ def _check_names(view, args, cell):
                                  f"{', '.join(known)}")
     if view == "graph" and (args.highlight or args.backward):
         graph_dot(cell, args.backward, args.unroll, args.highlight)
-    if view == "derive" and args.param and args.param not in derive(cell).grads:
-        derive_rows(derive(cell), args.param)  # says which parameters there are
-    if view == "derive" and args.table:
-        for name in args.table.split(","):
-            derive_rows(derive(cell), name.strip())  # each one a parameter, or it says which there are
+    if view == "derive" and (args.param or args.table):
+        adj = derive(cell)
+        for name in [args.param] if args.param else [n.strip() for n in args.table.split(",")]:
+            if name not in adj.grads:
+                derive_rows(adj, name)  # refuses it, naming the parameters there are
     if view == "jacobian" and args.state and args.state not in {st.name for st in cell.states}:
         raise UsageError(f"--state takes a carried state of {cell.name!r}: "
                          f"{', '.join(st.name for st in cell.states) or 'none'}")

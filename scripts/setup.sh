@@ -16,7 +16,8 @@ tex_files=(article.cls:texlive-latex-base beamer.cls:texlive-latex-recommended p
            beamerfontthemeserif.sty:texlive-latex-recommended lmodern.sty:lmodern t1lmr.fd:lmodern
            amsmath.sty:texlive-latex-base amssymb.sty:texlive-base
            geometry.sty:texlive-latex-base graphicx.sty:texlive-latex-base fontenc.sty:texlive-latex-base
-           t1enc.def:texlive-latex-base inputenc.sty:texlive-latex-base utf8.def:texlive-latex-base)
+           t1enc.def:texlive-latex-base inputenc.sty:texlive-latex-base utf8.def:texlive-latex-base
+           array.sty:texlive-latex-base)
 tools=() tex=()
 for entry in "${programs[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || case "${entry#*:}" in texlive-*) tex+=("${entry#*:}") ;;

@@ -5,6 +5,8 @@ source is one line with file:line."""
 
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -13,7 +15,8 @@ from gategraph.renderers.markdown import read_source
 from tests.conftest import ROOT, needs_dot, run_cli
 from tests.test_deck_fit import ARGS, CHROMIUM, MISFITS, SIZES, needs_browser, needs_tex, overfull, sync_playwright
 
-ADDING = "--task adding --length 8 --steps 6 --hidden 4 --batch 8 --eval-every 3"
+# tiny runs, of two kernels only (the GRU's, attention's): compiling is most of a first build's time
+ADDING = "--task adding --length 8 --steps 6 --batch 8 --eval-every 3"
 REVERSE = "gru --task reverse --attention dot --steps 4 --hidden 8 --batch 8 --eval-every 2"
 
 SOURCE = f"""# Gates and gradients
@@ -155,30 +158,30 @@ Note: Say that the gate is learned. $\\sigma$ keeps it in $(0, 1)$.
 
 ## Score
 
-```{{gategraph}} train lstm {ADDING} --show score
+```{{gategraph}} train gru {ADDING} --hidden 4 --show score
 ```
 
 ---
 
 ## Loss
 
-```{{gategraph}} train lstm {ADDING} --show loss
+```{{gategraph}} train gru {ADDING} --hidden 4 --show loss
 ```
 
 ---
 
 ## Gates
 
-```{{gategraph}} train lstm {ADDING} --show gates
+```{{gategraph}} train gru {ADDING} --hidden 4 --show gates
 ```
 
 ---
 
 ## Gradient norms
 
-```{{gategraph}} train {ADDING} --show gradients
-LSTM: lstm
-MGU: mgu.py:mgu
+```{{gategraph}} train gru {ADDING} --show gradients
+H = 4: --hidden 4
+H = 6: --hidden 6
 ```
 
 ---
@@ -210,7 +213,9 @@ def built(tmp_path_factory):
     """The source, built in both formats with its (tiny) runs trained: (source, output folder, stderr)."""
     src = write_source(tmp_path_factory.mktemp("talk"))
     out = src.parent / "out"
-    done = run_cli("deck", src, "-o", out, "--format", "html,beamer", cwd=src.parent)
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", "deck", str(src), "-o", str(out), "--format",
+                           "html,beamer"], capture_output=True, text=True, cwd=src.parent, timeout=900)
+    assert done.returncode == 0, done.stderr
     return src, out, done.stderr
 
 
@@ -261,8 +266,8 @@ def test_the_beamer_deck_compiles_without_an_overfull_box(built, tmp_path):
 def test_runs_are_trained_once_and_reused_while_unchanged(built, tmp_path):
     src, out, said = built
     runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(runs) == 3  # lstm on adding (four slides show it), the MGU on adding, the GRU on reverse
-    assert re.search(r"run 1/3 lstm-adding-\w+ for .*talk\.md:\d+ \(Score\): trained, step 6", said), said
+    assert len(runs) == 3  # the GRU on adding (four slides show it), with H = 6, and on reverse
+    assert re.search(r"run 1/3 gru-adding-\w+ for .*talk\.md:\d+ \(Score\): trained, step 6", said), said
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/checkpoint.npz")}
     again = run_cli("deck", src, "-o", out, "--format", "html", cwd=src.parent)
     assert "reusing 3 trained runs" in again.stderr and "trained, step" not in again.stderr
@@ -322,6 +327,12 @@ def test_a_mistake_in_the_source_is_one_line_with_file_and_line(tmp_path, text, 
     assert what is None or what in message, message
 
 
+def test_a_slide_that_cannot_fit_is_named_by_its_line(tmp_path):
+    src = write_source(tmp_path, "## A\n\nfine\n\n---\n\n## B\n\n" + "a long line of words " * 400 + "\n", "long.md")
+    done = run_cli("deck", src, "-o", tmp_path / "out", "--format", "html")
+    assert f"note: {src}:7: slide 'B' does not fit" in done.stderr
+
+
 def test_the_command_prints_the_mistake_and_exits_2(tmp_path):
     src = write_source(tmp_path, "## A\n\n```{gategraph} derive lstm --prams W_f\n```\n", "bad.md")
     done = run_cli("deck", src, "-o", tmp_path / "out", check=False)
@@ -361,3 +372,19 @@ def test_the_example_deck_builds(tmp_path):
     assert "wrote" in done.stdout
     page = (tmp_path / "talk" / "html" / "index.html").read_text()
     assert "Not trained yet" in page and "mgu" in page
+
+
+def test_a_run_is_reused_while_its_configuration_is_unchanged_and_retrained_when_it_changes(tmp_path):
+    from gategraph.runs import cached, make, run_name
+    from gategraph.train import Config
+
+    config = Config(cell="gru", task="future", hidden=4, batch=4, steps=4, eval_every=2, test_size=8)
+    folder = tmp_path / run_name(config)
+    assert cached(folder, config) is None
+    run, how = make(folder, config)
+    assert how == "trained" and run.step == 4
+    assert make(folder, config)[1] == "reused" and cached(folder, config).step == 4
+    longer = Config(**{**config.__dict__, "steps": 6})
+    assert run_name(longer) != run_name(config) and cached(folder, longer) is None
+    run, how = make(folder, longer)  # the same folder, another configuration: trained afresh, not resumed
+    assert how == "trained" and run.step == 6 and [r["step"] for r in run.history][0] == 1
