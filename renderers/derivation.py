@@ -357,7 +357,7 @@ def derivation_table(adj: Adjoint, params: list[str], style: str = "latex") -> s
     if style != "latex":
         return "\n".join("   ".join(row) for row in rows)
     width = max(len(row) for row in rows)
-    body = r" \\[8pt] ".join(" & ".join(rf"\displaystyle {c}" for c in row + [""] * (width - len(row)))
-                              for row in rows)
-    columns = "l" + r"@{\qquad}l" * (width - 1)
-    return rf"\begin{{array}}{{{columns}}} {body} \end{{array}}"
+    gap = r"\qquad "  # between the columns (KaTeX knows no @{...} in an array's preamble)
+    body = r" \\[8pt] ".join(" & ".join(rf"{gap if k else ''}\displaystyle {c}"
+                                         for k, c in enumerate(row + [""] * (width - len(row)))) for row in rows)
+    return rf"\begin{{array}}{{{'l' * width}}} {body} \end{{array}}"
