@@ -431,7 +431,10 @@ def _trained(d: Directive, room: Room) -> list:
         metric = first.task.metric if len(runs) == 1 else None
         path = loss_curves({label: run.history for label, run in runs.items()}, room.figure(d, "loss"), metric)
     elif a.show == "gates":
-        path = gate_activations(gate_trace(first), room.figure(d, "gates"),
+        gates = gate_trace(first)
+        if not gates:
+            raise UsageError(f"--show gates: {first.cell.name!r} has no σ gates to show")
+        path = gate_activations(gates, room.figure(d, "gates"),
                                 f"{first.cell.name}'s gates on a test sequence of {first.config.task}")
     elif a.show == "heatmap":
         src, text, alphas = decode(first, a.input[0] if a.input else None)
