@@ -2,8 +2,9 @@
 
 - `against_chance`: a score of k hits in n test items set against chance (1/classes) by an exact two-sided
   binomial test; "which is chance" only where the test cannot tell the score from chance.
-- `teacher_forcing`: runs with and without teacher forcing over several seeds, compared by one measure that
-  is fair to both: the training step at which free-running (greedy) decoding first writes the target exactly.
+- `teacher_forcing`: runs with and without teacher forcing over several seeds (keyed (seed, "forced" | "free")),
+  compared by one measure that is fair to both: the training step at which free-running (greedy) decoding
+  first writes the target exactly.
 - `alignment`: where a sequence-to-sequence model's attention lands on the characters its output copies,
   exactly (offset 0) and one step later (offset 1).
 
@@ -20,7 +21,7 @@ from scipy.stats import binomtest
 
 from gategraph.errors import UsageError
 from gategraph.tasks import Dates
-from gategraph.train import Config, Run, decode
+from gategraph.train import Run, decode
 
 ALPHA = 0.05  # the test's level: a score is "chance" while p ≥ ALPHA
 
@@ -88,15 +89,6 @@ def chance_of(run: Run, metric: str = "test_accuracy") -> ChanceTest:
 # --- teacher forcing -----------------------------------------------------------------------------------------
 
 
-def teacher_forcing_configs(seeds=(0, 1, 2, 3, 4), steps: int = 400, task: str = "wheels") -> dict:
-    """The runs a comparison trains: for each seed, one with teacher forcing (ratio 1) and one reading its own
-    guesses (ratio 0), alike in everything else; test scores every 10 steps on free-running decoding.
-    Keys: (seed, "forced" | "free")."""
-    base = dict(cell="gru", task=task, steps=steps, lr=0.005, eval_every=10, test_size=1)
-    return {(s, kind): Config(**base, seed=s, teacher_forcing=ratio)
-            for s in seeds for kind, ratio in (("forced", 1.0), ("free", 0.0))}
-
-
 def first_exact(history: list[dict], metric: str = "test_exact_match") -> int | None:
     """The first step at which free-running decoding wrote every test target exactly (None: never)."""
     return next((r["step"] for r in history if r.get(metric) == 1.0), None)
@@ -136,7 +128,7 @@ class ForcingTrial:
 
 
 def teacher_forcing(runs: dict) -> ForcingTrial:
-    """Compare the runs of `teacher_forcing_configs` (the same keys, each a trained Run)."""
+    """Compare runs keyed (seed, "forced" | "free"): teacher forcing 1 and 0, alike in everything else."""
     seeds = tuple(sorted({s for s, _ in runs}))
     missing = [f"seed {s} {k}" for s in seeds for k in ("forced", "free") if (s, k) not in runs]
     if missing:
