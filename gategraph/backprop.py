@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gategraph.cells import load_cell
 from gategraph.derive import Adjoint, derive
 from gategraph.errors import UsageError, ValueInputError
+from gategraph.homework import LECTURE_BACKWARD_VALUES
 from gategraph.numeric import exact_array, to_float
 from gategraph.reference import Trace, backward, forward
 from gategraph.spec import Cell
-from gategraph.worked import random_values
+from gategraph.worked import parse_sizes, random_values
 
 MAX_STEPS = 4  # a worked example is read by a person
 
@@ -100,6 +102,35 @@ def backward_example(cell: Cell, values: dict, steps: int = 1, inputs: dict | No
     adjoint, record = derive(cell), []
     grads = backward(adjoint, trace, d_outputs, record=record)
     return BackwardExample(cell, adjoint, trace, record[::-1], grads, output, seed, target, loss, exact)
+
+
+def example(name: str, sizes: str | None = None, seed: int = 0, steps: int = 1, target: str | None = None,
+            d_output: str | None = None, exact: bool = True) -> BackwardExample:
+    """The backward example `gategraph example NAME --backward` shows: the lecture's step (`lecture-lstm`, the
+    same x_t at every step) or a cell on small random numbers; target and d_output as typed (`0.5,-1`)."""
+    if name == "lecture-lstm":
+        if sizes is not None:
+            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
+        cell, values, inputs = load_cell("lstm"), LECTURE_BACKWARD_VALUES, None
+    else:
+        cell, shape = load_cell(name), parse_sizes(sizes)
+        values = random_values(cell, shape, seed)
+        inputs = random_inputs(cell, values, shape, seed, steps)
+    return backward_example(cell, values, steps, inputs, target=parse_vector("--target", target),
+                            d_output=parse_vector("--dh", d_output), exact=exact and steps == 1)
+
+
+def parse_vector(option: str, text: str | None) -> list | None:
+    """`0.5,-1` -> ["0.5", "-1"] (decimals kept as written, so they become exact rationals)."""
+    if text is None:
+        return None
+    entries = [v.strip() for v in text.split(",")]
+    for v in entries:
+        try:
+            float(v)
+        except ValueError:
+            raise UsageError(f"{option} takes numbers separated by commas, e.g. 0.5,-1; got {text!r}") from None
+    return entries
 
 
 def random_inputs(cell: Cell, values: dict, sizes: dict, seed: int, steps: int) -> dict:

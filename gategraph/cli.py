@@ -12,6 +12,7 @@
     gategraph exercises CELL                         problem and solution sheets with clean numbers
     gategraph grade SHEET ANSWERS                    answers marked, wrong ones diagnosed
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
+    gategraph lecture --source > talk.md             ... its Markdown source, to edit and build with `deck`
     gategraph slides CELL... [-o DIR]                a deck for any cells
     gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives
     gategraph tasks                                  the training tasks and their default settings
@@ -96,21 +97,26 @@ def _formats(text: str) -> set:
     return formats
 
 
-def cmd_lecture(args) -> None:
-    from gategraph.renderers.lecture import lecture_deck
+LECTURE = Path(__file__).with_name("lecture.md")  # the built-in lecture: a deck source like any other
 
-    out = Path(args.output)
-    deck = lecture_deck(out, train_models=not args.no_train)
-    _write_deck(deck, out, _formats(args.format), args.notes)
+
+def cmd_lecture(args) -> None:
+    if args.source:  # a copy to edit and build with `gategraph deck`
+        sys.stdout.write(LECTURE.read_text(encoding="utf-8"))
+        return
+    _build_deck(LECTURE, Path(args.output), args)
 
 
 def cmd_deck(args) -> None:
+    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args)
+
+
+def _build_deck(path: Path, out: Path, args) -> None:
     from gategraph.renderers.markdown import read_source
     from gategraph.renderers.views import Room
 
     formats = _formats(args.format)
-    source = read_source(args.source)  # every mistake in it is found here, before anything is trained
-    out = Path(args.output or Path(args.source).stem)
+    source = read_source(path)  # every mistake in it is found here, before anything is trained
     room = Room(out / "figures-src", out / "runs")
     if not args.no_train:
         _make_runs(source.runs(room.runs))
@@ -530,37 +536,11 @@ def cmd_example(args) -> None:
 
 
 def _backward_example(args) -> None:
-    from gategraph.backprop import backward_example, random_inputs
+    from gategraph.backprop import example
     from gategraph.renderers.walkthrough import backward_walkthrough
 
-    if args.name == "lecture-lstm":
-        from gategraph.homework import LECTURE_BACKWARD_VALUES
-
-        if args.sizes is not None:
-            raise UsageError("--sizes is for examples on random numbers; lecture-lstm has the lecture's own sizes")
-        cell, values, inputs = load_cell("lstm"), LECTURE_BACKWARD_VALUES, None  # the same x_t at every step
-    else:
-        from gategraph.worked import parse_sizes, random_values
-
-        cell, sizes = load_cell(args.name), parse_sizes(args.sizes)
-        values = random_values(cell, sizes, args.seed)
-        inputs = random_inputs(cell, values, sizes, args.seed, args.steps)
-    ex = backward_example(cell, values, args.steps, inputs, target=_vector("--target", args.target),
-                          d_output=_vector("--dh", args.dh), exact=args.steps == 1 and not args.floats)
+    ex = example(args.name, args.sizes, args.seed, args.steps, args.target, args.dh, exact=not args.floats)
     print(backward_walkthrough(ex, args.format))
-
-
-def _vector(option: str, text: str | None) -> list | None:
-    """`0.5,-1` -> ["0.5", "-1"] (decimals kept as written, so they become exact rationals)."""
-    if text is None:
-        return None
-    entries = [v.strip() for v in text.split(",")]
-    for v in entries:
-        try:
-            float(v)
-        except ValueError:
-            raise UsageError(f"{option} takes numbers separated by commas, e.g. 0.5,-1; got {text!r}") from None
-    return entries
 
 
 def cmd_exercises(args) -> None:
@@ -655,6 +635,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--no-train", action="store_true", help="skip the slides that need trained models (a note "
                    "says so on each)")
+    s.add_argument("--source", action="store_true", help="print the lecture's Markdown source instead (to edit and "
+                   "build with `gategraph deck`)")
     s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
                    "notes (the HTML deck shows them on S)")
     s.set_defaults(run=cmd_lecture)

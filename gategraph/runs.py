@@ -66,6 +66,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--structure", choices=("many-to-one", "many-to-many", "one-to-many", "seq2seq"),
                    help="the task's own by default (see `gategraph tasks`)")
     p.add_argument("--eval-every", type=count(1, 10**6), help="steps between test scores (default 50)")
+    p.add_argument("--test-size", type=count(1, 10**6), help="test sequences scored each time (default 512; one is "
+                   "enough for a task with one target, as wheels)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="(default float32)")
     p.add_argument("--seed", type=SEED, help="(default 0)")
 
@@ -75,9 +77,10 @@ def settings(args) -> dict:
     return {"cell": cell_reference(args.cell) if args.cell else None, "task": args.task, "hidden": args.hidden,
             "layers": args.layers, "bidirectional": args.bidirectional or None, "steps": args.steps,
             "batch": args.batch, "lr": args.lr, "optimizer": args.optimizer, "clip": args.clip, "seed": args.seed,
-            "dtype": args.dtype, "eval_every": args.eval_every, "attention": args.attention,
-            "teacher_forcing": args.teacher_forcing, "teacher_forcing_end": args.teacher_forcing_end,
-            "structure": args.structure, "task_options": {"T": args.length} if args.length else None}
+            "dtype": args.dtype, "eval_every": args.eval_every, "test_size": args.test_size,
+            "attention": args.attention, "teacher_forcing": args.teacher_forcing,
+            "teacher_forcing_end": args.teacher_forcing_end, "structure": args.structure,
+            "task_options": {"T": args.length} if args.length else None}
 
 
 def config_of(args):

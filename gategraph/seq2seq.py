@@ -1,6 +1,8 @@
 """Sequence to sequence: an encoder reads the source, a decoder writes the target one token at a time,
 optionally attending to the encoder's outputs (Luong et al. 2015: c_t = attention(M, h_t), the output layer
-reads [h_t, c_t]).
+reads [h_t, c_t]). A bidirectional encoder reads the source both ways; the memory's row j is then
+h→_j + h←_j, so that it holds x_j as the latest input of both directions (the forward state alone sums up
+x_1 .. x_j), and the decoder starts from the forward encoder's final state.
 
 Training feeds the decoder, at each step, the true previous token with probability `teacher_forcing`, else
 its own previous guess (scheduled sampling when the ratio changes over training); inference decodes
@@ -28,14 +30,17 @@ class Seq2Seq:
     """Encoder and decoder of one cell, hidden size H; target tokens 0 .. V-1 with `start` and `end` among them."""
 
     def __init__(self, cell: Cell, source_vocab: int | None, target_vocab: int, hidden: int, start: int, end: int,
-                 attention_score: str | None = None, dtype: str = "float32"):
+                 attention_score: str | None = None, dtype: str = "float32", bidirectional: bool = False):
         if attention_score is not None and attention_score not in SCORES:
             raise SpecError(f"attention must be one of {', '.join(SCORES)}, got {attention_score!r}")
         if attention_score and source_vocab is None:
             raise SpecError("attention needs a source to attend to")
+        if bidirectional and source_vocab is None:
+            raise SpecError("a bidirectional encoder needs a source to read")
         self.V, self.H, self.start, self.end = target_vocab, hidden, start, end
         self.dtype = np.dtype(dtype)
         self.encoder = compile(cell, source_vocab, hidden, dtype) if source_vocab else None
+        self.backward_encoder = compile(cell, source_vocab, hidden, dtype) if bidirectional else None
         self.decoder = compile(cell, target_vocab, hidden, dtype)
         self.attn = None
         if attention_score:
@@ -48,6 +53,8 @@ class Seq2Seq:
         params = {f"dec.{k}": v for k, v in self.decoder.init(seed).items()}
         if self.encoder:
             params.update({f"enc.{k}": v for k, v in self.encoder.init(seed + 1).items()})
+        if self.backward_encoder:
+            params.update({f"encb.{k}": v for k, v in self.backward_encoder.init(seed + 4).items()})
         if self.attn:
             params.update({f"att.{k}": v for k, v in self.attn.init(seed + 2).items()})
         width = 2 * self.H if self.attn else self.H
@@ -76,6 +83,11 @@ class Seq2Seq:
             xs = self._onehot(source, self.encoder.sizes["X"])
             enc_out, enc_final, enc_tape = self.encoder.forward(enc_p, xs)
             state, enc = enc_final, (xs, enc_out, enc_tape)
+            if self.backward_encoder is not None:  # row j: h→_j + h←_j, where h← reads x_S .. x_j
+                back = np.ascontiguousarray(xs[::-1])
+                back_out, _, back_tape = self.backward_encoder.forward(self._own(params, "encb."), back)
+                enc_out = enc_out + back_out[::-1]
+                enc = (*enc, back, back_tape)
             memory = np.ascontiguousarray(enc_out.transpose(1, 0, 2))  # (B, S, H)
         state = {s: state.get(s, np.zeros((B, self.H), self.dtype)) for s in self.states}
         prev = np.full(B, self.start)
@@ -136,11 +148,18 @@ class Seq2Seq:
             for k, v in g.items():
                 grads[f"dec.{k}"] += v
         if enc is not None:
-            xs, _, tape = enc
+            xs, _, tape = enc[:3]
             d_out = d_memory.transpose(1, 0, 2) if d_memory is not None else None
             d_out = np.ascontiguousarray(d_out) if d_out is not None else None
             g = self.encoder.backward(self._own(params, "enc."), xs, d_out, carry, tape=tape)
             for k, v in g.items():
                 if f"enc.{k}" in grads:
                     grads[f"enc.{k}"] += v
+            if self.backward_encoder is not None:  # the memory's gradient reaches h←_j as it reaches h→_j
+                back, back_tape = enc[3:]
+                d_back = np.ascontiguousarray(d_out[::-1]) if d_out is not None else None
+                g = self.backward_encoder.backward(self._own(params, "encb."), back, d_back, tape=back_tape)
+                for k, v in g.items():
+                    if f"encb.{k}" in grads:
+                        grads[f"encb.{k}"] += v
         return grads

@@ -11,6 +11,7 @@ Imports: numpy, gategraph.errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,6 +172,19 @@ class Dates(Seq2SeqTask):
             source = (f"{d} {name} {y}", f"{name} {d}, {y}", f"{d} {name[:3]} {y}")[form]
             out.append((source, f"{y:04d}-{m:02d}-{d:02d}"))
         return out
+
+    @staticmethod
+    def copies(source: str) -> list[int | None]:
+        """For each character of the ISO date written from `source`, the index of the source character it
+        copies (None for what is not copied: the dashes, the month, a day's leading zero):
+        copies("3 may 1999") == [6, 7, 8, 9, None, None, None, None, None, 0]."""
+        runs = [m.span() for m in re.finditer(r"\d+", source)]
+        year = next(((a, b) for a, b in runs if b - a == 4), None)
+        day = next(((a, b) for a, b in runs if b - a in (1, 2)), None)
+        if year is None or day is None:
+            raise UsageError(f"{source!r} is not a date the dates task writes (a day and a four-digit year)")
+        days = [None] * (2 - (day[1] - day[0])) + list(range(*day))
+        return [*range(*year), None, None, None, None, *days]
 
 
 @dataclass

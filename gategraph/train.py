@@ -100,9 +100,10 @@ def check_settings(config: Config, task) -> None:
     if config.teacher_forcing_end is not None and not seq2seq:
         raise UsageError(f"teacher forcing is for sequence-to-sequence tasks; the {task.name} task is "
                          f"{task.structure}")
-    if seq2seq and (config.layers != 1 or config.bidirectional):
-        raise UsageError("the sequence-to-sequence model has one layer in one direction: --layers and "
-                         "--bidirectional do not apply to it")
+    if seq2seq and config.layers != 1:
+        raise UsageError("the sequence-to-sequence model has one layer: --layers does not apply to it")
+    if seq2seq and config.bidirectional and not task.source_vocab:
+        raise UsageError(f"the {task.name} task has no source: --bidirectional reads a source both ways")
 
 
 def available_memory() -> int | None:
@@ -148,13 +149,16 @@ def memory_needed(config: Config, task, model) -> dict:
     if isinstance(model, Seq2Seq):
         src, tgt = probe[0], probe[1]
         S, T = (src.shape[0] if src is not None else 0), tgt.shape[0]
-        kernels = [k for k in (model.encoder, model.decoder, model.attn) if k is not None]
+        kernels = [k for k in (model.encoder, model.backward_encoder, model.decoder, model.attn) if k is not None]
         n_params = sum(math.prod(k.shape(p)) for k in kernels for p in k.param_names)
         n_params += (2 * model.H if model.attn else model.H + 1) * model.V
         if model.encoder is not None:
             train_ws, test_ws = model.encoder.workspace_bytes(S, B), model.encoder.workspace_bytes(S, N)
             parts[f"the encoder's tape for the test set of {N} sequences of length {S}"] = test_ws["forward"]
             parts["the encoder's tape for a batch"] = train_ws["forward"] + train_ws["backward"]
+            if model.backward_encoder is not None:  # the same again, reading backwards
+                parts[f"the encoder's tape for the test set of {N} sequences of length {S}"] *= 2
+                parts["the encoder's tape for a batch"] *= 2
         per_step = (2 * model.V + 4 * model.H + S * (model.H + 2)) * item  # inputs, states, logits, attention
         parts[f"the decoder's {T} steps"] = T * max(B, N) * per_step * 3
     else:
@@ -216,7 +220,8 @@ class Run:
         check_settings(config, task)
         if self.seq2seq:
             self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
-                                 config.hidden, task.start, task.end, config.attention, config.dtype)
+                                 config.hidden, task.start, task.end, config.attention, config.dtype,
+                                 config.bidirectional)
         else:
             self.model = SequenceModel(cell, task.input_size, config.hidden, task.output_size,
                                        config.structure or task.structure, task.loss, config.layers,

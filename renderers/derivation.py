@@ -343,3 +343,21 @@ def jacobian_factor_text(adj: Adjoint, state: str, t: int, style: str = "text") 
     if len(terms) == 1:
         return " ".join(_factor_text(p, f, style) for f in _merge_diagonals(terms[0]))
     return _frac(symbol(state, str(t), style), symbol(state, str(t - 1), style), style)
+
+
+def derivation_table(adj: Adjoint, params: list[str], style: str = "latex") -> str:
+    """The gradients of several parameters side by side, one row each, to show they follow one pattern:
+    ∂L/∂W = Σ_t ā_t [h_{t-1}, x_t]ᵀ | ā_t = v̄_t ⊙ (the gate's derivative) | v̄_t = (what the gate feeds)."""
+    rows = []
+    for param in params:
+        steps = derivation_steps(adj, param, style)
+        last = max(k for k, (left, _) in enumerate(steps) if not left)
+        where = steps[last + 1: last + 3]
+        rows.append([f"{steps[0][0]} = {steps[last][1]}"] + [f"{left} = {right}" for left, right in where])
+    if style != "latex":
+        return "\n".join("   ".join(row) for row in rows)
+    width = max(len(row) for row in rows)
+    gap = r"\qquad "  # between the columns (KaTeX knows no @{...} in an array's preamble)
+    body = r" \\[8pt] ".join(" & ".join(rf"{gap if k else ''}\displaystyle {c}"
+                                         for k, c in enumerate(row + [""] * (width - len(row)))) for row in rows)
+    return rf"\begin{{array}}{{{'l' * width}}} {body} \end{{array}}"

@@ -24,12 +24,26 @@ from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.errors import UsageError
 from gategraph.files import file_stem
-from gategraph.renderers.deck import Figure, Math, Note, Text, plain
-from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
+from gategraph.renderers.deck import Figure, Math, Note, Table, Text, plain
+from gategraph.renderers.derivation import (
+    adjoint_rows,
+    align,
+    bptt_rows,
+    derivation_steps,
+    derivation_table,
+    jacobian_rows,
+)
 from gategraph.renderers.diagnosis import deck_note
 from gategraph.renderers.graphviz import STRUCTURES, backward_dot, cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
-from gategraph.renderers.walkthrough import array, claim_table, step_lines
+from gategraph.renderers.walkthrough import (
+    adjoint_lines,
+    array,
+    backward_blocks,
+    claim_table,
+    gradient_lines,
+    step_lines,
+)
 from gategraph.runs import SEED, add_options, cached, config_of, count, run_name
 from gategraph.slips import diagnose
 
@@ -166,6 +180,7 @@ def _options(view: str) -> _Options:
         which = p.add_mutually_exclusive_group()
         which.add_argument("--param")
         which.add_argument("--bptt", action="store_true")
+        which.add_argument("--table", metavar="P,Q", help="several parameters' gradients side by side, one row each")
         p.add_argument("--steps", action="store_true", help="reveal one row per key press")
         p.add_argument("--notation", choices=("bar", "frac"), default="bar")
     elif view == "check":
@@ -178,6 +193,12 @@ def _options(view: str) -> _Options:
         show = p.add_mutually_exclusive_group()
         show.add_argument("--step", help="one equation of the example, by name (C_tilde)")
         show.add_argument("--verdicts", action="store_true", help="how many of the claimed values hold")
+        show.add_argument("--backward", action="store_true", help="the backward pass with numbers")
+        p.add_argument("--target", help="backward: the loss ½‖y − target‖², e.g. 0,1")
+        p.add_argument("--dh", help="backward: ∂L/∂y itself, e.g. 1,0")
+        p.add_argument("--steps", type=count(1, 4), default=1, help="backward: unroll K steps")
+        p.add_argument("--adjoints", help="backward: only these adjoints, e.g. bar:h,bar:o,pre:o")
+        p.add_argument("--gradients", help="backward: only these parameters' gradients, e.g. b_f,W_o")
         p.add_argument("--sizes")
         p.add_argument("--seed", type=SEED, default=0)
         p.add_argument("--floats", action="store_true")
@@ -194,7 +215,7 @@ def _options(view: str) -> _Options:
 
 
 VIEWS = ("equations", "graph", "derive", "check", "jacobian", "example", "structure", "train")
-SHOWS = ("score", "loss", "gates", "heatmap", "gradients", "decode")
+SHOWS = ("score", "loss", "gates", "heatmap", "gradients", "decode", "chance", "alignment", "forcing")
 
 
 def parse(header: str, body: str, where: str, base: Path) -> Directive:
@@ -243,10 +264,11 @@ def _check_names(view, args, cell):
                                  f"{', '.join(known)}")
     if view == "graph" and (args.highlight or args.backward):
         graph_dot(cell, args.backward, args.unroll, args.highlight)
-    if view == "derive" and args.param:
+    if view == "derive" and (args.param or args.table):
         adj = derive(cell)
-        if args.param not in adj.grads:
-            derive_rows(adj, args.param)  # refuses it, naming the parameters there are
+        for name in [args.param] if args.param else [n.strip() for n in args.table.split(",")]:
+            if name not in adj.grads:
+                derive_rows(adj, name)  # refuses it, naming the parameters there are
     if view == "jacobian" and args.state and args.state not in {st.name for st in cell.states}:
         raise UsageError(f"--state takes a carried state of {cell.name!r}: "
                          f"{', '.join(st.name for st in cell.states) or 'none'}")
@@ -278,6 +300,12 @@ def _train_directive(rest: list, lines: list, where: str, base: Path) -> Directi
         raise UsageError("--show gates is for an encoder's gates on a task that is not sequence to sequence")
     if args.show == "gradients" and any(t.structure != "many-to-one" or t.loss != "mse" for t in tasks):
         raise UsageError("--show gradients measures ‖∂L/∂h_t‖ of a many-to-one regression (the adding task)")
+    if args.show == "chance" and any(t.loss != "xent" or t.structure == "seq2seq" for t in tasks):
+        raise UsageError("--show chance tests a classifier's accuracy against chance (the future or sentiment task)")
+    if args.show == "alignment" and (len(runs) > 1 or tasks[0].name != "dates" or not runs[0][1].attention):
+        raise UsageError("--show alignment measures one dates run with --attention")
+    if args.show == "forcing":
+        _check_forcing(runs, tasks)
     if args.show == "decode" and not args.input:
         raise UsageError("--show decode needs the texts to read: --input TEXT (repeatable)")
     alphabet = getattr(tasks[0], "source_vocab", None)
@@ -291,6 +319,22 @@ def _train_directive(rest: list, lines: list, where: str, base: Path) -> Directi
     if args.show == "heatmap" and len(args.input) > 1:
         raise UsageError("--show heatmap draws one input: give --input once")
     return Directive("train", args, where, runs)
+
+
+def _check_forcing(runs: list, tasks: list) -> None:
+    """--show forcing compares runs with teacher forcing (ratio 1) and without (ratio 0), both for each seed."""
+    if any(t.structure != "seq2seq" for t in tasks):
+        raise UsageError("--show forcing compares teacher forcing on a sequence-to-sequence task (wheels, dates)")
+    kinds = {}
+    for _, config in runs:
+        if config.teacher_forcing not in (0, 1) or config.teacher_forcing_end is not None:
+            raise UsageError("--show forcing compares --teacher-forcing 1 with --teacher-forcing 0, each run one "
+                             f"of them; got {config.teacher_forcing}")
+        kinds.setdefault(config.seed, set()).add(config.teacher_forcing)
+    lacking = [seed for seed, k in kinds.items() if k != {0, 1}]
+    if lacking:
+        raise UsageError(f"--show forcing needs, for each seed, a run with --teacher-forcing 1 and one with 0; seed "
+                         f"{lacking[0]} lacks one")
 
 
 def needed(d: Directive, runs: Path) -> list[tuple]:
@@ -319,6 +363,9 @@ def blocks(d: Directive, room: Room) -> list:
         return [Figure(path, a.caption, width=a.width, where=d.where)]
     if d.view == "derive":
         adj = derive(load_cell(a.cell))
+        if a.table:
+            names = [n.strip() for n in a.table.split(",")]
+            return [Math(derivation_table(adj, names, "latex"), where=d.where, scale=COMPACT)]
         rows = derive_rows(adj, a.param, a.bptt, "latex", a.notation)
         if not rows:
             raise UsageError(f"{adj.cell.name} carries no state from step to step: there are no recurrences")
@@ -342,6 +389,8 @@ def _example(d: Directive) -> list:
     from gategraph.homework import example
 
     a = d.args
+    if a.backward:
+        return _backward(d)
     ev = example(a.name, a.sizes, a.seed, exact=not a.floats)
     if a.step:
         step = next((s for s in ev.steps if s.name == a.step), None)
@@ -362,6 +411,33 @@ def _example(d: Directive) -> list:
     return [Math(r"\quad ".join(given), where=d.where)]
 
 
+def _backward(d: Directive) -> list:
+    """The backward pass with numbers: every adjoint and gradient, or the ones named, as one aligned block."""
+    from gategraph.backprop import example
+
+    a = d.args
+    ex = example(a.name, a.sizes, a.seed, a.steps, a.target, a.dh, exact=not a.floats)
+    if not (a.adjoints or a.gradients):
+        out = backward_blocks(ex)
+    else:
+        lines = []
+        for name in _names(a.adjoints):
+            if name not in ex.adjoint.names:
+                raise UsageError(f"--adjoints: the backward step has no {name!r}; it has {', '.join(ex.adjoint.names)}")
+            lines += adjoint_lines(ex, 0, name, "latex")
+        for name in _names(a.gradients):
+            if name not in ex.grads:
+                raise UsageError(f"--gradients: the cell has no parameter {name!r}; it has {', '.join(ex.grads)}")
+            lines += gradient_lines(ex, name, "latex")
+        out = [Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT)]
+    out[0].where = d.where
+    return out
+
+
+def _names(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip()]
+
+
 def _score(run) -> tuple[str, float]:
     metric = run.task.metric
     return metric, next(r[metric] for r in reversed(run.history) if metric in r)
@@ -380,7 +456,9 @@ def _trained(d: Directive, room: Room) -> list:
         names = ", ".join(f"{plain(label)} ({plain(config.task)})" for label, config in d.runs)
         return [Note(NOT_TRAINED.format(what={"score": "the score", "loss": "the loss curves", "gates": "the gates",
                                                "heatmap": "the attention weights", "decode": "what it writes",
-                                               "gradients": "the gradient norms"}[a.show], runs=names),
+                                               "gradients": "the gradient norms", "chance": "the score against chance",
+                                               "alignment": "where attention lands",
+                                               "forcing": "the comparison"}[a.show], runs=names),
                      "warn", where=d.where)]
     from gategraph.renderers.plots import attention_heatmap, gate_activations, gradient_norms, loss_curves
     from gategraph.train import decode, gate_trace, gradient_flow
@@ -411,7 +489,30 @@ def _trained(d: Directive, room: Room) -> list:
     elif a.show == "gradients":
         path = gradient_norms({label: gradient_flow(run) for label, run in runs.items()},
                               room.figure(d, "gradients"))
+    elif a.show in ("chance", "alignment", "forcing"):
+        return _claims(a.show, runs, d.where)
     else:  # decode
         said = [f"'{plain(src)}' → '{plain(text)}'" for src, text, _ in (decode(first, s) for s in a.input)]
         return [Text("\n".join(said), bullets=True, where=d.where)]
     return [Figure(path, a.caption, width=a.width, where=d.where)]
+
+
+def _claims(show: str, runs: dict, where: str) -> list:
+    """What the runs allow a slide to say, worded from the data (gategraph.claims)."""
+    from gategraph import claims
+
+    if show == "chance":
+        lines = [f"{plain(label)}: {claims.chance_of(run).wording()}" for label, run in runs.items()]
+        return [Text("\n".join(lines), bullets=len(lines) > 1, where=where)]
+    if show == "alignment":
+        run = next(iter(runs.values()))
+        return [Text(claims.alignment(run, claims.held_out_dates(run)).wording(), where=where)]
+    trial = claims.teacher_forcing({(run.config.seed, "forced" if run.config.teacher_forcing == 1 else "free"): run
+                                    for run in runs.values()})
+
+    def said(step):
+        return str(step) if step is not None else f"not within {trial.steps}"
+
+    rows = [[str(seed), said(a), said(b)] for seed, a, b in zip(trial.seeds, trial.forced, trial.free, strict=True)]
+    return [Table(["seed", "with teacher forcing", "without"], rows, ["right", "right", "right"], where=where),
+            Text(trial.wording(), where=where)]

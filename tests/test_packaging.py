@@ -47,6 +47,7 @@ def test_wheel_ships_the_renderers_inside_gategraph_and_builds_without_a_warning
             "gategraph/renderers/reveal/plugin/notes/notes.js", "gategraph/renderers/reveal/dist/theme/white.css",
             "gategraph/renderers/reveal/dist/theme/fonts/source-sans-pro/source-sans-pro-regular.woff"} <= set(names)
     assert not any(n.startswith("renderers/") for n in names), "no top-level `renderers` package"
+    assert "gategraph/lecture.md" in names, "the built-in lecture's source, which `gategraph lecture` builds"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True)

@@ -366,9 +366,10 @@ def test_a_run_that_does_not_fit_in_memory_says_so_in_one_line(monkeypatch):
     (("lstm", "--task", "adding", "--lr", "nan"), "the learning rate (--lr) must be a number above 0, got nan"),
     (("lstm", "--task", "adding", "--clip", "-1"), "--clip is the largest gradient norm let through and must be"),
     (("lstm", "--task", "adding", "--attention", "dot"), "--attention is for sequence-to-sequence tasks"),
-    (("gru", "--task", "dates", "--layers", "2"), "--layers and --bidirectional do not apply to it"),
+    (("gru", "--task", "dates", "--layers", "2"), "--layers does not apply to it"),
     (("gru", "--task", "adding", "--teacher-forcing-end", "0"), "teacher forcing is for sequence-to-sequence"),
     (("gru", "--task", "wheels", "--attention", "dot"), "attention needs a source to attend to"),
+    (("gru", "--task", "wheels", "--bidirectional"), "the wheels task has no source: --bidirectional reads a source"),
 ])
 def test_settings_that_make_no_sense_are_refused(tmp_path, args, message):
     out = tmp_path / "run"

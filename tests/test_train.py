@@ -169,16 +169,18 @@ def test_train_command_end_to_end(tmp_path):
 
 # --- sequence to sequence ------------------------------------------------------------------------------------
 
-S2S = [("lstm", "general", 1.0), ("gru_reset_after", "additive", 0.5), ("gru", "dot", 1.0), ("rnn", None, 0.0)]
+S2S = [("lstm", "general", 1.0, False), ("gru_reset_after", "additive", 0.5, False), ("gru", "dot", 1.0, False),
+       ("rnn", None, 0.0, False), ("gru", "general", 0.5, True), ("lstm", None, 1.0, True)]
 
 
-@pytest.mark.parametrize("cell, score, forcing", S2S)
-def test_seq2seq_gradients_match_finite_differences(cell, score, forcing):
-    """Encoder, decoder, attention and output layer, through every decoding step; with a teacher-forcing
-    ratio below 1 the same coin flips are replayed for every evaluation."""
+@pytest.mark.parametrize("cell, score, forcing, bidirectional", S2S)
+def test_seq2seq_gradients_match_finite_differences(cell, score, forcing, bidirectional):
+    """Encoder (one way or both), decoder, attention and output layer, through every decoding step; with a
+    teacher-forcing ratio below 1 the same coin flips are replayed for every evaluation."""
     from gategraph.seq2seq import Seq2Seq
 
-    model = Seq2Seq(cells.CELLS[cell](), 5, 6, 4, start=0, end=1, attention_score=score, dtype="float64")
+    model = Seq2Seq(cells.CELLS[cell](), 5, 6, 4, start=0, end=1, attention_score=score, dtype="float64",
+                    bidirectional=bidirectional)
     params = model.init(3)
     rng = np.random.default_rng(4)
     src, tgt = rng.integers(0, 5, (4, 2)), rng.integers(0, 6, (3, 2))
@@ -188,6 +190,7 @@ def test_seq2seq_gradients_match_finite_differences(cell, score, forcing):
 
     loss, grads, tokens, alphas = run(grads=True)
     assert tokens.shape == (3, 2) and (alphas is None) == (score is None)
+    assert any(k.startswith("encb.") for k in params) == bidirectional
     if score:
         assert alphas.shape == (3, 2, 4) and np.allclose(alphas.sum(axis=2), 1)
     eps = 1e-6
