@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 
-from gategraph.renderers.deck import Note
 from gategraph.renderers.latex import TEXT_MATH, lhs, printer, text_in_latex, times
 from gategraph.renderers.walkthrough import array
 from gategraph.slips import Diagnosis, Slip
@@ -104,7 +103,19 @@ def notes(ev: Evaluation, diagnoses, style: str = "text") -> dict:
     return {d.verdict.claim.key: diagnosis_lines(ev, d, style) for d in diagnoses}
 
 
-def deck_note(ev: Evaluation, d: Diagnosis) -> Note:
-    """One failing claim's diagnosis as a deck note: the head and the first explanation (prose with the
-    names as inline maths, so it wraps like any text)."""
-    return Note("\n".join(diagnosis_lines(ev, d, "deck", shown=1)), "info")
+def deck_sentence(ev: Evaluation, d: Diagnosis) -> str:
+    """One failing claim's diagnosis as one sentence for a deck (names as inline maths, so it wraps like any
+    text): the slip on top of the source's own earlier slip when there is one (the likeliest story), else the
+    first single slip or pair that reproduces the claim, and how many more do."""
+    cell = ev.cell
+    if d.carried:
+        e = d.carried[0]
+        names = ", ".join(_math(lhs(cell, n, "latex"), "deck") for n in e.carried)
+        return (f"Two slips explain it: {names} as the slide wrote it (itself a slip), and "
+                f"{_joined(cell, e.slips, 'deck')}: that gives {_value(e.value, 'deck')}.")
+    found = d.singles or d.pairs
+    if not found:
+        return "No slip in the catalogue reproduces it, alone or in pairs."
+    more = f" ({len(found) - 1} other {'slips' if d.singles else 'pairs'} do too)" if len(found) > 1 else ""
+    kind = "One slip explains it" if d.singles else "No single slip explains it; two together do"
+    return f"{kind}: {_joined(cell, found[0].slips, 'deck')}, which gives {_value(found[0].value, 'deck')}{more}."

@@ -24,7 +24,7 @@ from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.errors import UsageError
 from gategraph.files import file_stem
-from gategraph.renderers.deck import Figure, Math, Note, Table, Text, plain
+from gategraph.renderers.deck import Columns, Figure, Math, Note, Table, Text, plain
 from gategraph.renderers.derivation import (
     adjoint_rows,
     align,
@@ -33,9 +33,10 @@ from gategraph.renderers.derivation import (
     derivation_table,
     jacobian_rows,
 )
-from gategraph.renderers.diagnosis import deck_note
+from gategraph.renderers.diagnosis import deck_sentence
 from gategraph.renderers.graphviz import STRUCTURES, backward_dot, cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
+from gategraph.renderers.layout import BODY_HEIGHT, height
 from gategraph.renderers.walkthrough import (
     adjoint_lines,
     array,
@@ -50,6 +51,8 @@ from gategraph.slips import diagnose
 NOT_TRAINED = ("Not trained yet: this slide shows {what} of {runs} once the deck is built with training "
                "(without --no-train).")
 COMPACT = 0.82  # a worked example's chain and claims: a little smaller, so the two share a slide
+AUTHOR_LINES = 2 * 50  # room a worked example's step leaves for the author's own words on its slide
+BESIDE = 0.58  # the chain's share of the width when the claims go beside it
 
 
 # --- shared with the command line ------------------------------------------------------------------------------
@@ -94,22 +97,26 @@ def checked(cell, T: int = 4, seed: int = 0) -> Text:
 
 def example_step(ev, step) -> list:
     """One step of a worked example: its chain of values, then what a source claims against what is computed
-    (a compact table), and for each claim that does not hold a warning with the slips that explain it."""
+    (a compact table) and, for each claim that does not hold, a warning with the slips that explain it — below
+    the chain when that leaves room for a line of the author's text, else beside it."""
     lines = step_lines(ev, step, "latex")
     if len(lines) > 4:  # the short last steps of the chain on one line, so the claims fit below it
         lines = lines[:3] + [lines[3] + " " + " ".join(line.replace("&", "", 1) for line in lines[4:])]
-    blocks = [Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT)]
+    chain = Math("\\begin{aligned}" + r" \\ ".join(lines) + "\\end{aligned}", scale=COMPACT)
+    side = []
     if step.given:
-        blocks.append(Text("The slide gives this value rather than computing it; the example takes it as given."))
+        side.append(Text("The slide gives this value rather than computing it; the example takes it as given."))
     table = claim_table(ev, step)
     if table:
-        blocks.append(Math(table, scale=COMPACT))
+        side.append(Math(table, scale=COMPACT))
     diagnoses = {d.verdict.claim.key: d for d in diagnose(ev)}
     for v in (v for v in ev.verdicts if v.claim.name == step.name and not v.holds):
         why = f": {v.claim.note}" if v.claim.note else ""
-        blocks.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}.", "warn"))
-        blocks.append(deck_note(ev, diagnoses[v.claim.key]))
-    return blocks
+        side.append(Note(f"The slide's value does not hold (off by {v.error:.3g}){why}. "
+                         f"{deck_sentence(ev, diagnoses[v.claim.key])}", "warn"))
+    if height(chain) + sum(height(b) for b in side) <= BODY_HEIGHT - AUTHOR_LINES:
+        return [chain, *side]
+    return [Columns([chain], side, BESIDE)]
 
 
 # --- directives -----------------------------------------------------------------------------------------------
