@@ -13,13 +13,14 @@ Imports: gategraph (engine, training), renderers.*.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from gategraph import cells
 from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.homework import lecture_lstm
-from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Text, drawn
 from gategraph.renderers.derivation import align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, structure_dot, unrolled_dot
 from gategraph.renderers.latex import equation, equations, lhs
@@ -73,7 +74,8 @@ def _memory(deck, fig):
                   "$h_{t-1}$, and writes a new state $h_t$. That state is the network's whole memory of the "
                   "sequence so far."),
              Math(equations(rnn, "latex")),
-             Figure(render(cell_dot(rnn), fig / "rnn.png"), "the plain RNN: one step", width=0.55), section=s)
+             Figure(drawn(partial(render, cell_dot(rnn)), fig / "rnn"), "the plain RNN: one step", width=0.55),
+             section=s)
     deck.add("What a memory has to do",
              Text("Forget: erase what no longer matters.\nRemember: add what is new, in measured amounts.\n"
                   "Recall: read out only what the present step needs.", bullets=True),
@@ -109,7 +111,7 @@ def _lstm(deck, fig):
              Text("The hidden state is a gated read-out of the cell state: the part of the long-term memory "
                   "this step shows to the layer above and to the next step."), section=s)
     deck.add("The LSTM, whole", Math(equations(lstm, "latex")),
-             Figure(render(cell_dot(lstm), fig / "lstm.png"), "one LSTM step; the four gates share "
+             Figure(drawn(partial(render, cell_dot(lstm)), fig / "lstm"), "one LSTM step; the four gates share "
                     "$[h_{t-1}, x_t]$", width=0.5), section=s)
 
 
@@ -159,7 +161,7 @@ def _worked(deck):
 def _gru(deck, fig):
     s, gru = "Gated cells", cells.gru()
     deck.add("The GRU", Math(equations(gru, "latex")),
-             Figure(render(cell_dot(gru), fig / "gru.png"), "one GRU step", width=0.45), section=s)
+             Figure(drawn(partial(render, cell_dot(gru)), fig / "gru"), "one GRU step", width=0.45), section=s)
     deck.add("How the GRU differs from the LSTM", Text(
         "One gate, $z_t$, both forgets and remembers: $h_t$ mixes the old state and the candidate with "
         "weights $1 - z_t$ and $z_t$.\n"
@@ -191,7 +193,7 @@ def _gradients(deck, fig):
         "first; each step adds what its own loss sends to what step $t+1$ sent back:"),
         Math(align(bptt_rows(adj, "latex"), "latex")), section=s)
     deck.add("The network unrolled, and the gradient's path",
-             Figure(render(unrolled_dot(lstm, 4, highlight="C"), fig / "lstm-unrolled.png"),
+             Figure(drawn(partial(render, unrolled_dot(lstm, 4, highlight="C")), fig / "lstm-unrolled"),
                     "from the loss at the last step back to $C_0$: one factor $\\mathrm{diag}(f_t)$ per step",
                     width=0.95), section=s)
     rows = finite_differences(lstm, seed=0)
@@ -219,7 +221,8 @@ def _structures(deck, fig, out, enabled):
     for kind, text in words.items():
         deck.add(kind.replace("-", " ").capitalize() if kind != "encoder-decoder" else "Many to many, "
                  "encoder and decoder", Text(text),
-                 Figure(render(structure_dot(kind), fig / f"structure-{kind}.png"), "", width=0.8), section=s)
+                 Figure(drawn(partial(render, structure_dot(kind)), fig / f"structure-{kind}"), "", width=0.8),
+                 section=s)
     bi = _run(out, "future-bi", Config(cell="gru", task="future", hidden=32, steps=600, lr=0.003,
                                         bidirectional=True, eval_every=250), enabled)
     uni = _run(out, "future-uni", Config(cell="gru", task="future", hidden=32, steps=600, lr=0.003,
@@ -231,12 +234,13 @@ def _structures(deck, fig, out, enabled):
     deck.add("Bidirectional networks", Text(
         "Some words are explained only by what follows them. A bidirectional network runs one RNN forwards "
         "and one backwards and gives each step both: $[\\overrightarrow{h}_t, \\overleftarrow{h}_t]$."),
-        Figure(render(structure_dot("bidirectional"), fig / "structure-bidirectional.png"), "", width=0.6),
+        Figure(drawn(partial(render, structure_dot("bidirectional")), fig / "structure-bidirectional"), "",
+               width=0.6),
         result, section=s)
     deck.add("Deep networks", Text(
         "Layers stack: the outputs of layer $l$ at every step are the inputs of layer $l+1$. Each step goes "
         "up through the layers before the next step arrives."),
-        Figure(render(structure_dot("deep"), fig / "structure-deep.png"), "", width=0.6), section=s)
+        Figure(drawn(partial(render, structure_dot("deep")), fig / "structure-deep"), "", width=0.6), section=s)
 
 
 # --- sequence to sequence, teacher forcing, attention -------------------------------------------------------------
@@ -253,7 +257,7 @@ def _seq2seq(deck, fig, out, enabled):
     deck.add("Encoder and decoder", Text(
         "An encoder reads the whole input; its final state starts a decoder, which writes the output one "
         "token at a time, each time reading the token it wrote before, until it writes $\\langle/s\\rangle$."),
-        Figure(render(structure_dot("encoder-decoder"), fig / "structure-seq2seq.png"), "", width=0.75),
+        Figure(drawn(partial(render, structure_dot("encoder-decoder")), fig / "structure-seq2seq"), "", width=0.75),
         Text("Dates: " + "; ".join(f"'{a}' → '{b}'" for a, b, _ in examples[:3])
              + f" ({_score(dates, 'test_exact_match'):.0%} exact on dates held out of training).")
         if dates else Note(SKIPPED),
@@ -272,11 +276,8 @@ def _seq2seq(deck, fig, out, enabled):
     if on and off:
         first = {k: next((r["step"] for r in run.history if r.get("test_exact_match") == 1.0), None)
                  for k, run in (("with", on), ("without", off))}
-        path = loss_curves({"with teacher forcing": on.history, "reading its own guesses": off.history},
-                           fig / "teacher-forcing.png", title="learning to write one line")
-        deck.add("Teacher forcing, measured", Figure(path, "training loss, the same model and seed", width=0.7),
-                 Text(f"The model first writes the line exactly after {first['with']} steps with teacher "
-                      f"forcing and after {first['without']} steps without."), section=s)
+        teacher_forcing_slide(deck, fig, {"with teacher forcing": on.history, "reading its own guesses": off.history},
+                              first)
     else:
         deck.add("Teacher forcing, measured", Note(SKIPPED), section=s)
     scores = {k: cells.attention(score=k) for k in ("dot", "general", "additive")}
@@ -289,13 +290,25 @@ def _seq2seq(deck, fig, out, enabled):
              Text("Dot: the query against each state. General: through a learned matrix. Additive: a small "
                   "network of both. The softmax and the context are the same for all three."), section=s)
     if examples:
-        src, text, alphas = examples[0]
-        path = attention_heatmap(alphas, list(src), list(text) + ["</s>"],
-                                 fig / "attention.png", f"GRU + general attention: '{src}' -> '{text}'")
-        deck.add("Attention, trained", Figure(path, "each output step (rows) and where it looked (columns)",
-                                              width=0.7), section=s)
+        attention_slide(deck, fig, *examples[0])
     else:
         deck.add("Attention, trained", Note(SKIPPED), section=s)
+
+
+def teacher_forcing_slide(deck, fig, histories: dict, first: dict):
+    """The training loss with and without teacher forcing; `first`: the step each first wrote the line exactly."""
+    path = drawn(partial(loss_curves, histories, title="learning to write one line"), fig / "teacher-forcing")
+    deck.add("Teacher forcing, measured", Figure(path, "training loss, the same model and seed", width=0.7),
+             Text(f"The model first writes the line exactly after {first['with']} steps with teacher "
+                  f"forcing and after {first['without']} steps without."), section="Sequence to sequence")
+
+
+def attention_slide(deck, fig, src: str, text: str, alphas):
+    """Where each output step of a decoded date looked: `alphas` (output steps + 1, len(src))."""
+    path = drawn(partial(attention_heatmap, alphas, list(src), list(text) + ["</s>"],
+                         title=f"GRU + general attention: '{src}' -> '{text}'"), fig / "attention")
+    deck.add("Attention, trained", Figure(path, "each output step (rows) and where it looked (columns)",
+                                          width=0.7), section="Sequence to sequence")
 
 
 # --- vanishing gradients ----------------------------------------------------------------------------------------
@@ -315,10 +328,17 @@ def _vanishing(deck, fig, out, enabled):
                                                 eval_every=100, task_options={"T": 50}), enabled)
             for c in ("lstm", "gru", "rnn")}
     if all(runs.values()):
-        norms = {c: gradient_flow(run) for c, run in runs.items()}
-        path = gradient_norms(norms, fig / "vanishing.png", "after training on the adding problem, T = 50")
-        mse = ", ".join(f"{c.upper()} {_score(run, 'test_mse'):.3f}" for c, run in runs.items())
-        deck.add("Vanishing gradients, measured", Figure(path, "", width=0.7),
-                 Text(f"Test MSE after 1500 steps: {mse} (always answering 1 scores 0.167)."), section=s)
+        vanishing_slide(deck, fig, {c: gradient_flow(run) for c, run in runs.items()},
+                        {c: _score(run, "test_mse") for c, run in runs.items()})
     else:
         deck.add("Vanishing gradients, measured", Note(SKIPPED), section=s)
+
+
+def vanishing_slide(deck, fig, norms: dict, mse: dict):
+    """The gradient's norm k steps back from the loss, per cell (`norms`), and each cell's test MSE."""
+    path = drawn(partial(gradient_norms, norms, title="after training on the adding problem, T = 50"),
+                 fig / "vanishing")
+    scores = ", ".join(f"{c.upper()} {v:.3f}" for c, v in mse.items())
+    deck.add("Vanishing gradients, measured", Figure(path, "", width=0.7),
+             Text(f"Test MSE after 1500 steps: {scores} (always answering 1 scores 0.167)."),
+             section="Vanishing gradients")

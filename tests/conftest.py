@@ -23,3 +23,19 @@ def run_cli(*args, cwd=None, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"gategraph {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc
+
+
+def build(out, *args):
+    """`gategraph ARGS -o out --format html,beamer` as a user runs it; the folder."""
+    done = subprocess.run([sys.executable, "-m", "gategraph.cli", *args, "-o", str(out), "--format", "html,beamer"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def decks(tmp_path_factory):
+    """The whole lecture (without its training runs) and a deck for two built-in cells and a user's cell, built
+    once for the tests that walk them, measure their figures and compile them."""
+    return {"lecture": build(tmp_path_factory.mktemp("lecture"), "lecture", "--no-train"),
+            "lstm gru": build(tmp_path_factory.mktemp("slides"), "slides", "lstm", "gru", "examples/mgu.py:mgu")}

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -55,20 +54,6 @@ MISFITS = """() => {
   }
   return found;
 }"""
-
-
-def build(out, *args):
-    done = subprocess.run([sys.executable, "-m", "gategraph.cli", *args, "-o", str(out), "--format", "html,beamer"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert done.returncode == 0, done.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def decks(tmp_path_factory):
-    """The whole lecture (without its training runs) and a deck for two built-in cells."""
-    return {"lecture": build(tmp_path_factory.mktemp("lecture"), "lecture", "--no-train"),
-            "lstm gru": build(tmp_path_factory.mktemp("slides"), "slides", "lstm", "gru")}
 
 
 def walk(page) -> dict:
