@@ -33,6 +33,7 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage{amsmath,amssymb}
 \usepackage{graphicx}
 \setbeamertemplate{navigation symbols}{}
+\setbeamersize{text margin left=6.75mm,text margin right=6.75mm}  % the HTML slide's padding, 54 of 1280 px
 \setbeamertemplate{footline}[frame number]
 \setbeamercolor{frametitle}{fg=blue!50!black}
 \setbeamerfont{frametitle}{size=\large}
