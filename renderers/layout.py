@@ -13,9 +13,11 @@ lays out each slide that would not fit, in this order of preference:
 - other blocks are set in two columns, when each half fits;
 - a figure that would get less than half the body under the other blocks goes beside them too;
 - a figure gets the height left under the other blocks (`Figure.height`, the share of the body), never less
-  than `MIN_FIGURE` of it.
+  than `MIN_FIGURE` of it, and the size it is shown at (`Figure.size`, px of the slide);
+- a figure whose smallest text would be under `READABLE` px high there goes onto a slide of its own.
 
-Nothing is shrunk: when none of this fits a slide, `fit` returns one line saying which slide and why.
+Nothing is shrunk: when none of this fits a slide, or a figure reads only larger than the slide allows, `fit`
+returns one line saying which slide and why.
 
 Imports: the standard library, renderers.deck, renderers.svg.
 """
