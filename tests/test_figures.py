@@ -148,3 +148,34 @@ def test_the_mark_on_a_graph_is_the_smallest_text_graphviz_sets(tmp_path):
     dot.node("b", "plain", fontsize="30")
     _, _, smallest = natural(render(dot, tmp_path / "g.svg"))
     assert smallest == pytest.approx(20 / 1.2 * 130 / 72, abs=0.01)
+
+
+def picture(path: Path, width: float, height: float, smallest: float) -> Path:
+    path.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}pt" height="{height}pt" '
+                    f'viewBox="0 0 {width} {height}" data-smallest-text="{smallest}"><rect width="9" height="9"/>'
+                    '</svg>')
+    return path
+
+
+def test_a_figure_too_small_beside_the_text_gets_a_slide_of_its_own(tmp_path):
+    """Text 12 units high in a picture 1000 wide reads only about 1100 px wide: not beside or under a
+    paragraph, so the layout gives it a slide of its own, where its text is 12 px or more."""
+    from gategraph.renderers.deck import Deck, Figure, Text
+    from gategraph.renderers.layout import fit, smallest_shown
+
+    deck = Deck("t")
+    deck.add("wide", Text("words " * 60), Figure(picture(tmp_path / "wide.svg", 1000, 400, 12), "a graph"))
+    assert fit(deck) == []
+    assert [s.title for s in deck.slides] == ["wide", "wide (continued)"]
+    (figure,) = deck.slides[1].blocks
+    assert smallest_shown(figure) >= READABLE
+
+
+def test_a_figure_that_cannot_read_on_any_slide_is_named_in_one_line(tmp_path):
+    from gategraph.renderers.deck import Deck, Figure
+    from gategraph.renderers.layout import fit
+
+    deck = Deck("t")
+    deck.add("tiny", Figure(picture(tmp_path / "tiny.svg", 2000, 100, 5)))
+    (problem,) = fit(deck)
+    assert problem.startswith("slide 'tiny': the smallest label of tiny.svg would be") and "\n" not in problem
