@@ -283,9 +283,12 @@ def _cramped(slide: Slide) -> bool:
     return BODY_HEIGHT - rest < 0.5 * BODY_HEIGHT
 
 
+def _too_small(figure: Figure) -> bool:
+    return bool(figure.size) and figure.size[0] < least_width(figure) - 0.5
+
+
 def _unreadable(slide: Slide) -> bool:
-    return any(f.size and f.size[0] < least_width(f) - 0.5
-               for f in flat(slide.blocks) if isinstance(f, Figure))
+    return any(_too_small(f) for f in flat(slide.blocks) if isinstance(f, Figure))
 
 
 def fit(deck: Deck) -> list[str]:
@@ -303,9 +306,8 @@ def fit(deck: Deck) -> list[str]:
             laid = _own_slide(slide, unreadable=True) or laid
         for s in laid:
             _size_figures(s.blocks)
-            for f in (b for b in flat(s.blocks) if isinstance(b, Figure)):
-                if f.size and f.size[0] < least_width(f) - 0.5:
-                    problems.append(f"slide '{s.title}': the smallest label of {Path(f.path).name} would be "
+            for f in (b for b in flat(s.blocks) if isinstance(b, Figure) and _too_small(b)):
+                problems.append(f"slide '{s.title}': the smallest label of {Path(f.path).name} would be "
                                     f"{smallest_shown(f):.1f} px high at 1280×720, under the {READABLE} px it needs "
                                     f"(it needs {least_width(f):.0f} px of width, the slide gives it {f.size[0]:.0f})")
             need = sum(height(b) for b in s.blocks)
