@@ -74,7 +74,7 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
         if node.kind == "op":
             label = html.escape(node.label)
             if len(node.label) > 2:
-                attrs.update(shape="box", style="rounded,filled", width="0", height="0.3")
+                attrs.update(shape="box", style="rounded,filled", width="0", height="0.3", margin="0.06,0.02")
         else:
             label = html_symbol(*names[node.name])
             if node.id in graph.outputs:
