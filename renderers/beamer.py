@@ -1,12 +1,13 @@
 """The Beamer writer: a deck as a LaTeX Beamer source and, where pdflatex exists, its PDF.
 
-`write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`) and compiles it
+`write_beamer(deck, folder)` writes `folder/deck.tex` (figures copied to `folder/figures/`, as PDF where they
+were drawn so, each the same share of the page as of the HTML slide) and compiles it
 with pdflatex (TeX Live: texlive-latex-recommended, texlive-pictures, lmodern). Steps of a
 derivation become overlays (`\\uncover<k->`), one per press. Text is set in what pdflatex's fonts have: a
 character they lack (CJK, emoji) is printed as `?`, the HTML deck shows it. Without pdflatex the .tex is
 written and the result says why there is no PDF; a TeX error is one line quoting TeX's first complaint.
 
-Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck, renderers.latex.
+Imports: the standard library, gategraph.files, gategraph.errors, renderers.deck, renderers.latex, renderers.layout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gategraph.errors import RenderError
 from gategraph.files import atomic_write
 from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Table, Text, split_math
 from gategraph.renderers.latex import TEXT_MATH, text_in_latex
+from gategraph.renderers.layout import HEIGHT, WIDTH
 
 PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage[T1]{fontenc}
@@ -32,6 +34,7 @@ PREAMBLE = r"""\documentclass[aspectratio=169,11pt]{beamer}
 \usepackage{graphicx}
 \usepackage{array}
 \setbeamertemplate{navigation symbols}{}
+\setbeamersize{text margin left=6.75mm,text margin right=6.75mm}  % the HTML slide's padding, 54 of 1280 px
 \setbeamertemplate{footline}[frame number]
 \setbeamercolor{frametitle}{fg=blue!50!black}
 \setbeamerfont{frametitle}{size=\large}
@@ -158,8 +161,11 @@ def _tex(block, figures: dict) -> str:
     if isinstance(block, Figure):
         cap = f"\n\n{{\\small {_text(block.caption)}}}" if block.caption else ""
         tall = f"{block.height * BODY:.2f}" if block.height else "0.62"  # the share of the body left to it
-        return (f"\\begin{{center}}\\includegraphics[width={block.width:.2f}\\linewidth,height={tall}\\textheight,"
-                f"keepaspectratio]{{{figures[block.path]}}}{cap}\\end{{center}}")
+        size = (f"width={block.size[0] / WIDTH:.4f}\\paperwidth,height={block.size[1] / HEIGHT:.4f}\\paperheight"
+                if block.size else f"width={block.width:.2f}\\linewidth,height={tall}\\textheight")  # as in HTML
+        name = figures[block.path]  # the log says the size each figure got (`\\typeout`), for the tests
+        return (f"\\begin{{center}}\\sbox0{{\\includegraphics[{size},keepaspectratio]{{{name}}}}}"
+                f"\\typeout{{figure {name}: \\the\\wd0 \\space of \\the\\paperwidth}}\\usebox0{cap}\\end{{center}}")
     if isinstance(block, Note):
         env = "alertblock" if block.kind == "warn" else "block"
         return f"\\begin{{{env}}}{{}}\n{_text(block.text)}\n\\end{{{env}}}"
@@ -210,7 +216,7 @@ def write_beamer(deck: Deck, folder: str | Path, pdf: bool = True, notes: bool =
     each slide followed by a page of its speaker notes."""
     name = "deck-notes" if notes else "deck"
     folder = Path(folder)
-    figures = deck.copy_figures(folder)
+    figures = deck.copy_figures(folder, "pdf")
     tex = atomic_write(folder / f"{name}.tex", beamer_source(deck, figures, notes).encode())
     if not pdf:
         return tex, None, "the PDF was not asked for"

@@ -41,15 +41,34 @@ class Math:
     where: str = ""
 
 
+SHOWN = ("svg", "pdf")  # the formats the writers show a figure in: SVG in HTML, PDF in Beamer (vector both)
+
+
+def drawn(draw, stem: Path) -> Path:
+    """One picture drawn in each format the writers show: `draw(path)` writes it to `path`, whose suffix names
+    the format. Returns the SVG's path, the one a `Figure` takes."""
+    for fmt in SHOWN:
+        draw(stem.parent / f"{stem.name}.{fmt}")
+    return stem.parent / f"{stem.name}.svg"
+
+
 @dataclass
 class Figure:
-    """A picture file (PNG or SVG) with a caption; `width` is the share of the slide's width."""
+    """A picture with a caption: `path` is the file (SVG, PNG, ...), and the same picture in another format, if
+    it was drawn so (`drawn`), lies beside it under the same name. `width` is the share of the slide's (or the
+    column's) width it may fill."""
 
     path: Path
     caption: str = ""
     width: float = 0.8
     height: float = 0.0  # the share of the slide's body it may fill (set by renderers.layout; 0: the writer's own)
     where: str = ""
+    size: tuple = ()  # (width, height) it is shown at, in px of the 1280×720 slide (set by renderers.layout)
+
+    def file(self, fmt: str) -> Path:
+        """The picture in format `fmt` if it was drawn in it, else `path`."""
+        other = Path(self.path).parent / f"{Path(self.path).stem}.{fmt}"
+        return other if other.exists() else Path(self.path)
 
 
 @dataclass
@@ -102,20 +121,21 @@ class Deck:
         return slide
 
     @property
-    def figures(self) -> list[Path]:
-        return [b.path for s in self.slides for b in flat(s.blocks) if isinstance(b, Figure)]
+    def figures(self) -> list[Figure]:
+        return [b for s in self.slides for b in flat(s.blocks) if isinstance(b, Figure)]
 
-    def copy_figures(self, folder: Path) -> dict:
-        """Copy every figure to folder/figures/ (numbered, so equal names never collide; named by
-        `file_stem`, so a name can be written into HTML and LaTeX as it is); returns each figure's path
-        relative to `folder`, by its original path."""
+    def copy_figures(self, folder: Path, fmt: str) -> dict:
+        """Copy every figure, in format `fmt` where it was drawn in it, to folder/figures/ (numbered, so equal
+        names never collide; named by `file_stem`, so a name can be written into HTML and LaTeX as it is);
+        returns each figure's path relative to `folder`, by its `path`."""
         (folder / "figures").mkdir(parents=True, exist_ok=True)
         out = {}
-        for k, path in enumerate(self.figures):
+        for k, figure in enumerate(self.figures):
+            path = figure.file(fmt)
             suffix = Path(path).suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]+", Path(path).suffix) else ""
             name = f"{k:02d}-{file_stem(Path(path).stem)}{suffix}"
             shutil.copyfile(path, folder / "figures" / name)
-            out[path] = f"figures/{name}"
+            out[figure.path] = f"figures/{name}"
         return out
 
 

@@ -3,13 +3,15 @@
 Labels are Graphviz HTML labels in the lecture's notation (f<sub>t</sub>, C̃<sub>t</sub>). PNG, SVG and PDF go
 through cairo (`png:cairo`, `svg:cairo`), which draws subscripts correctly where Graphviz's own SVG does not.
 
-Imports: graphviz, gategraph.graph, gategraph.spec, gategraph.errors, gategraph.files, gategraph.renderers.latex.
+Imports: graphviz, gategraph.graph, gategraph.spec, gategraph.errors, gategraph.files, renderers.latex, renderers.svg.
+An SVG is marked with the size of its smallest text (`renderers.svg`), which cairo's outlines do not show.
 A cell's name is shown HTML-escaped in titles; the DOT names are `file_stem`s of it, which need no quoting.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ from gategraph.errors import RenderError, ToolMissingError, UsageError
 from gategraph.files import atomic_write, file_stem
 from gategraph.graph import Graph
 from gategraph.graph import forward as forward_graph
+from gategraph.renderers import svg
 from gategraph.renderers.latex import symbol, times
 from gategraph.spec import Cell, Var
 
@@ -29,12 +32,14 @@ STYLE = {
     "input": dict(shape="box", style="rounded,filled", fillcolor="#dbeafe", color="#3b82f6"),
     "memory": dict(shape="box3d", style="filled", fillcolor="#dbeafe", color="#3b82f6"),
     "state": dict(shape="box", style="rounded,filled", fillcolor="#fef3c7", color="#d97706"),
-    "param": dict(shape="box", style="filled", fillcolor="#f3f4f6", color="#9ca3af", fontsize="11"),
-    "let": dict(shape="ellipse", style="filled", fillcolor="#dcfce7", color="#16a34a"),
-    "op": dict(shape="circle", style="filled", fillcolor="white", color="#374151", fontsize="12",
-               width="0.3", margin="0.02"),
+    "param": dict(shape="box", style="filled", fillcolor="#f3f4f6", color="#9ca3af", width="0", height="0",
+                  margin="0.06,0.03"),
+    "let": dict(shape="ellipse", style="filled", fillcolor="#dcfce7", color="#16a34a", width="0", height="0",
+                margin="0.04,0.02"),
+    "op": dict(shape="circle", style="filled", fillcolor="white", color="#374151", width="0.3", margin="0.02"),
 }
-FORMATS = {"png": "cairo", "svg": "cairo", "pdf": "cairo"}  # format -> renderer
+FORMATS = {"png": "cairo", "svg": "cairo", "pdf": "cairo"}  # format -> renderer; graphs set margin="0", since
+# PDF's default margin (half an inch) would frame the PDF more widely than the SVG
 INSTALL_HINT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 
 
@@ -55,8 +60,9 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
     graph = graph or forward_graph(cell)
     names = times(cell)
     dot = graphviz.Digraph(file_stem(cell.name), graph_attr=dict(
-        rankdir="LR", fontname=FONT, nodesep="0.22", ranksep="0.3", bgcolor="white", labelloc="t", dpi="130",
-        label=f"<<B>{html.escape(cell.name)}</B>: one step>"), node_attr=dict(fontname=FONT),
+        rankdir="LR", fontname=FONT, fontsize="18", nodesep="0.12", ranksep="0.25", bgcolor="white", labelloc="t",
+        dpi="130", margin="0", label=f"<<B>{html.escape(cell.name)}</B>: one step>"),
+        node_attr=dict(fontname=FONT, fontsize="17"),
         edge_attr=dict(color="#4b5563", arrowsize="0.7"))
     clusters = {g: graphviz.Digraph(f"cluster_{g}") for g in graph.groups}
     sources = graphviz.Digraph("sources", graph_attr=dict(rank="source"))
@@ -68,7 +74,7 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
         if node.kind == "op":
             label = html.escape(node.label)
             if len(node.label) > 2:
-                attrs.update(shape="box", style="rounded,filled", width="0", height="0.3")
+                attrs.update(shape="box", style="rounded,filled", width="0", height="0.3", margin="0.06,0.02")
         else:
             label = html_symbol(*names[node.name])
             if node.id in graph.outputs:
@@ -83,7 +89,7 @@ def cell_dot(cell: Cell, graph: Graph | None = None) -> graphviz.Digraph:
         eq = cell.equation(name)
         title = f"{html.escape(eq.title)} " if eq.title else ""
         sub.attr(label=f"<{title}{html_symbol(*names[name])}>", style="rounded,filled", fillcolor="#f9fafb",
-                 color="#d1d5db", fontname=FONT, fontsize="12")
+                 color="#d1d5db", fontname=FONT, fontsize="17", margin="5")
         dot.subgraph(sub)
     for e in graph.edges:
         if e.kind == "forward":
@@ -107,6 +113,8 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
         require_dot()
         try:
             data = dot.pipe(format=fmt, renderer=FORMATS[fmt])
+            if fmt == "svg":  # cairo draws text as outlines: say how large the smallest is
+                data = svg.mark(data, smallest_text(dot))
         except graphviz.ExecutableNotFound:
             raise ToolMissingError(f"Graphviz's `dot` program could not be run: {INSTALL_HINT}") from None
         except graphviz.CalledProcessError as e:
@@ -115,6 +123,27 @@ def render(dot: graphviz.Digraph, path: str | os.PathLike) -> Path:
     else:
         raise UsageError(f"unknown graph format {path.suffix!r}: use .png, .svg, .pdf or .dot")
     return atomic_write(path, data)
+
+
+SUBSCRIPT = 1 / 1.2  # what pango sets <SUB> text at (its `smaller`)
+
+
+def smallest_text(dot: graphviz.Digraph) -> float:
+    """The smallest text Graphviz sets in `dot`, in the units of its SVG (points · dpi / 72): the least font
+    size of the text it draws (`dot -Tjson`), a subscript at `SUBSCRIPT` of its font."""
+    layout = json.loads(dot.pipe(format="json"))
+    sizes = []
+    for obj in [layout, *layout.get("objects", []), *layout.get("edges", [])]:
+        for key in ("_ldraw_", "_hldraw_", "_tldraw_", "_hdraw_", "_tdraw_"):
+            size = flags = 0
+            for op in obj.get(key, []):
+                if op["op"] == "F":
+                    size = op["size"]
+                elif op["op"] == "t":
+                    flags = op["fontchar"]
+                elif op["op"] == "T" and op["text"].strip():
+                    sizes.append(size * (SUBSCRIPT if flags & 24 else 1))  # 8: superscript, 16: subscript
+    return min(sizes, default=0.0) * float(layout.get("dpi") or 72) / 72
 
 
 ADJOINT = dict(shape="ellipse", style="filled", fillcolor="#fee2e2", color="#dc2626", fontcolor="#7f1d1d")
@@ -186,13 +215,13 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
         way = f"along {html_symbol(highlight, None)} alone" if chain and len(cell.states) > 1 else ""
         title += f": the gradient's way from ℓ<SUB>{T}</SUB> back to {s0} {way}".rstrip()
     dot = graphviz.Digraph(f"{file_stem(cell.name)}_unrolled", engine="neato", graph_attr=dict(
-        fontname=FONT, bgcolor="white", labelloc="t", dpi="130", splines="curved", outputorder="edgesfirst",
-        label=f"<{title}>"), node_attr=dict(fontname=FONT, fontsize="13", width="0.55", height="0.4"),
+        fontname=FONT, bgcolor="white", labelloc="t", dpi="130", margin="0", splines="curved", outputorder="edgesfirst",
+        label=f"<{title}>", fontsize="16"), node_attr=dict(fontname=FONT, fontsize="15", width="0.55", height="0.4"),
         edge_attr=dict(color="#9ca3af", arrowsize="0.6"))
     adj = derive(cell) if highlight else None
     labels = {t: jacobian_factor_text(adj, highlight, t) for t in range(1, T + 1)} if highlight in \
         {st.name for st in cell.states} else {}
-    spacing = max([1.7] + [0.8 + 0.075 * len(text) for text in labels.values()])  # room for the labels
+    spacing = max([1.7] + [0.8 + 0.095 * len(text) for text in labels.values()])  # room for the labels
     states = {st.name for st in cell.states}
     level = _levels(cell)
     used = sorted({level[n.name] for n in g.nodes.values() if n.kind != "loss"})
@@ -202,7 +231,7 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
         label = f"{html.escape(symbol(node.name, None, 'text'))}<SUB>{t}</SUB>"
         if node.kind == "loss":
             label = f"ℓ<SUB>{t}</SUB>"
-            attrs = dict(shape="diamond", style="filled", fillcolor="#e5e7eb", color="#6b7280", fontsize="11")
+            attrs = dict(shape="diamond", style="filled", fillcolor="#e5e7eb", color="#6b7280", fontsize="14")
         elif node.name in states:
             attrs = dict(STYLE["state"], shape="box")
         else:
@@ -221,7 +250,7 @@ def unrolled_dot(cell: Cell, T: int, highlight: str | None = None) -> graphviz.D
         if on_path and e.src.startswith(f"{highlight}__") and e.dst.startswith(f"{highlight}__"):
             t = int(e.src.rsplit("__", 1)[1])
             attrs.update(label=f"<{html_text(labels[t])}>", fontcolor=RED,
-                         fontsize="11", fontname=FONT)
+                         fontsize="14", fontname=FONT)
         dot.edge(e.src, e.dst, **attrs)
     _legend(dot, highlight and f"the gradient's way back to {s0}", spacing)
     return dot
@@ -239,9 +268,9 @@ def _legend(dot: graphviz.Digraph, path: str | None, spacing: float):
             dot.node(name, "", shape="point", width="0.01", style="invis", pos=f"{at:.2f},-0.8!")
         dot.edge(a, b, color=color, style=style, penwidth=width, arrowsize="0.6", splines="line")
         chars = len(re.sub(r"<[^>]*>", "", words))
-        dot.node(text, f"<{words}>", shape="plaintext", fontsize="12", fontcolor="#374151",
-                 pos=f"{x + 0.7 + 0.045 * chars:.2f},-0.8!")
-        x += 1.1 + 0.09 * chars
+        dot.node(text, f"<{words}>", shape="plaintext", fontsize="15", fontcolor="#374151",
+                 pos=f"{x + 0.7 + 0.056 * chars:.2f},-0.8!")
+        x += 1.1 + 0.112 * chars
 
 
 def _levels(cell: Cell) -> dict[str, int]:
@@ -264,7 +293,7 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
     at the top, time left to right. kind: one of STRUCTURES."""
     if kind not in STRUCTURES:
         raise UsageError(f"unknown structure {kind!r}: one of {', '.join(STRUCTURES)}")
-    g = graphviz.Digraph(kind, graph_attr=dict(rankdir="BT", nodesep="0.35", ranksep="0.35", fontname=FONT,
+    g = graphviz.Digraph(kind, graph_attr=dict(rankdir="BT", nodesep="0.35", ranksep="0.35", fontname=FONT, margin="0",
                                                label=kind.replace("-", " "), labelloc="t", fontsize="16"),
                          node_attr=dict(fontname=FONT, fontsize="13"), edge_attr=dict(color="#6b7280"))
     cell = dict(shape="box", style="rounded,filled", fillcolor="#fef3c7", color="#d97706", width="0.6")
@@ -287,7 +316,7 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
             g.node(f"c{r}_{t}", label, group=f"t{t}", **cell)  # a step's nodes in one column
         g.edge(f"x{t}", f"c0_{t}", **({} if reads else {"style": "invis"}))
         if kind == "bidirectional":
-            g.edge(f"x{t}", f"c1_{t}", color="#6b7280:invis" if reads else "invis")
+            g.edge(f"x{t}", f"c1_{t}", color="#6b7280:invis" if reads else "invis", weight="0")
             g.edge(f"c0_{t}", f"c1_{t}", style="invis")  # the backward row above the forward one
         if kind == "deep":
             g.edge(f"c0_{t}", f"c1_{t}")
@@ -295,7 +324,7 @@ def structure_dot(kind: str, T: int = 4) -> graphviz.Digraph:
             g.node(f"y{t}", f"<y<sub>{t + 1 - enc}</sub>>", group=f"t{t}", **yout)
             g.edge(f"c{rows - 1}_{t}", f"y{t}")
             if kind == "bidirectional":
-                g.edge(f"c0_{t}", f"y{t}")
+                g.edge(f"c0_{t}", f"y{t}", weight="0")  # edges that skip a row do not pull on columns
         if t:
             for r in range(rows):  # the recurrence: a flat edge from step t-1 to step t keeps the steps in order;
                 back = kind == "bidirectional" and r == 1  # the backward row's arrows point back in time

@@ -13,11 +13,13 @@ lays out each slide that would not fit, in this order of preference:
 - other blocks are set in two columns, when each half fits;
 - a figure that would get less than half the body under the other blocks goes beside them too;
 - a figure gets the height left under the other blocks (`Figure.height`, the share of the body), never less
-  than `MIN_FIGURE` of it.
+  than `MIN_FIGURE` of it, and the size it is shown at (`Figure.size`, px of the slide);
+- a figure whose smallest text would be under `READABLE` px high there goes onto a slide of its own.
 
-Nothing is shrunk: when none of this fits a slide, `fit` returns one line saying which slide and why.
+Nothing is shrunk: when none of this fits a slide, or a figure reads only larger than the slide allows, `fit`
+returns one line saying which slide and why.
 
-Imports: the standard library, renderers.deck.
+Imports: the standard library, renderers.deck, renderers.svg.
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ from __future__ import annotations
 import math
 import re
 import struct
+from pathlib import Path
 
-from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Slide, Table, Text, split_math
+from gategraph.renderers import svg
+from gategraph.renderers.deck import Columns, Deck, Figure, Math, Note, Slide, Table, Text, flat, split_math
 
 WIDTH, HEIGHT = 1280, 720
 BODY_WIDTH = WIDTH - 2 * 54  # the slide's padding left and right
 BODY_HEIGHT = HEIGHT - 26 - 40 - 24 - 72  # less the padding, the section's name and the title with its rule
 GAP = 24  # between two columns
 MIN_FIGURE = 0.3  # the least share of the body a figure is given before it moves beside the text
+CAPTION, FIGURE_MARGIN = 34, 12  # a figure's caption, and the space above and below it
+READABLE = 12  # px: the least height of a figure's smallest text on a 1280×720 screen
+SPARE = 1.04  # what the layout keeps in hand above READABLE, for its estimates of the room left
+SCREEN = 0.96  # the scale reveal.js shows the slide at on a 1280×720 screen (its margin is 4%)
 
 FONT, STEP_FONT, NOTE_FONT, TABLE_FONT = 27, 24, 24, 24  # px on the slide (renderers/reveal.py uses the same)
 CELL_PAD = 28  # a table cell's padding left and right, px
@@ -117,7 +125,7 @@ def height(block, width: float = BODY_WIDTH) -> float:
         return 16 + sum(max([_prose(c, column, TABLE_FONT) for c in row] + [1]) * TABLE_FONT * LINE + 10
                         for row in [block.header, *block.rows])
     if isinstance(block, Figure):
-        return MIN_FIGURE * BODY_HEIGHT + (34 if block.caption else 0)
+        return MIN_FIGURE * BODY_HEIGHT + (CAPTION if block.caption else 0)
     if isinstance(block, Columns):
         left = BODY_WIDTH * block.split - GAP / 2
         return max(sum(height(b, left) for b in block.left),
@@ -130,16 +138,36 @@ def _too_wide(block, width: float) -> bool:
 
 
 def _size_figures(blocks: list, width: float = BODY_WIDTH, room: float = BODY_HEIGHT):
-    """Give each figure its share of the height the other blocks leave."""
+    """Give each figure its share of the height the other blocks leave, and the size it is shown at there."""
     figures = [b for b in blocks if isinstance(b, Figure)]
     rest = sum(height(b, width) for b in blocks if not isinstance(b, Figure))
     for f in figures:
-        left = (room - rest) / len(figures) - (34 if f.caption else 0)
+        left = (room - rest) / len(figures) - (CAPTION if f.caption else 0) - FIGURE_MARGIN
         f.height = round(max(MIN_FIGURE * BODY_HEIGHT, left) / BODY_HEIGHT, 3)
+        a = aspect(f.path)
+        w = min(width * f.width, f.height * BODY_HEIGHT * a)
+        f.size = (round(w, 1), round(w / a, 1))
     for c in (b for b in blocks if isinstance(b, Columns)):
         lw = BODY_WIDTH * c.split - GAP / 2
         _size_figures(c.left, lw, room - rest + height(c, width))
         _size_figures(c.right, width - lw - GAP, room - rest + height(c, width))
+
+
+def least_width(figure: Figure) -> float:
+    """The narrowest a figure may be shown, in px of the slide, for its smallest text to be `READABLE` px high
+    on a 1280×720 screen; 0 when its text sizes are not known (a picture made elsewhere)."""
+    natural, smallest = svg.natural_size(figure.path), svg.smallest_text(figure.path)
+    if not natural or not smallest:
+        return 0.0
+    return natural[0] * READABLE * SPARE / (smallest * SCREEN)
+
+
+def smallest_shown(figure: Figure) -> float | None:
+    """The height in screen px of a figure's smallest text, as laid out (`Figure.size`) at 1280×720."""
+    natural, smallest = svg.natural_size(figure.path), svg.smallest_text(figure.path)
+    if not natural or not smallest or not figure.size:
+        return None
+    return smallest * figure.size[0] / natural[0] * SCREEN
 
 
 def _pieces(block) -> tuple[list, callable] | None:
@@ -190,7 +218,10 @@ def _continued(slide: Slide) -> list[Slide] | None:
 
 
 def aspect(path) -> float:
-    """Width over height of a PNG (from its header); 1 for anything else."""
+    """Width over height of an SVG or a PNG (from its header); 1 for anything else."""
+    natural = svg.natural_size(path)
+    if natural:
+        return natural[0] / natural[1]
     try:
         with open(path, "rb") as f:
             head = f.read(24)
@@ -208,10 +239,11 @@ def _gain(figure: Figure) -> float:
     return min(BODY_WIDTH, BODY_HEIGHT * a) / min((BODY_WIDTH - GAP) / 2, BODY_HEIGHT * a)
 
 
-def _own_slide(slide: Slide) -> list[Slide] | None:
-    """A wide figure too cramped under the other blocks: the blocks, then the figure on a slide of its own."""
+def _own_slide(slide: Slide, unreadable: bool = False) -> list[Slide] | None:
+    """A wide figure too cramped under the other blocks (or `unreadable` there): the blocks, then the figure on
+    a slide of its own."""
     figures = [b for b in slide.blocks if isinstance(b, Figure)]
-    if len(figures) != 1 or _gain(figures[0]) < 1.3:
+    if len(figures) != 1 or len(slide.blocks) == 1 or (_gain(figures[0]) < 1.3 and not unreadable):
         return None
     others = [b for b in slide.blocks if b is not figures[0]]
     figure = Figure(figures[0].path, figures[0].caption, width=1.0)
@@ -256,6 +288,14 @@ def _cramped(slide: Slide) -> bool:
     return BODY_HEIGHT - rest < 0.5 * BODY_HEIGHT
 
 
+def _too_small(figure: Figure) -> bool:
+    return bool(figure.size) and figure.size[0] < least_width(figure) - 0.5
+
+
+def _unreadable(slide: Slide) -> bool:
+    return any(_too_small(f) for f in flat(slide.blocks) if isinstance(f, Figure))
+
+
 def fit(deck: Deck) -> list[str]:
     """Lay out every slide of `deck` to fit (in place); one line for each slide that still does not."""
     out, problems = [], []
@@ -267,6 +307,14 @@ def fit(deck: Deck) -> list[str]:
             laid = _own_slide(slide) or [_beside(slide) or slide]
         for s in laid:
             _size_figures(s.blocks)
+        if any(_unreadable(s) for s in laid):  # labels too small beside or under the rest: a slide of its own
+            laid = _own_slide(slide, unreadable=True) or laid
+        for s in laid:
+            _size_figures(s.blocks)
+            for f in (b for b in flat(s.blocks) if isinstance(b, Figure) and _too_small(b)):
+                problems.append(f"slide '{s.title}': the smallest label of {Path(f.path).name} would be "
+                                    f"{smallest_shown(f):.1f} px high at 1280×720, under the {READABLE} px it needs "
+                                    f"(it needs {least_width(f):.0f} px of width, the slide gives it {f.size[0]:.0f})")
             need = sum(height(b) for b in s.blocks)
             if need > BODY_HEIGHT:
                 at = f"{slide.where}: " if slide.where else ""

@@ -1,6 +1,6 @@
 """Plots of training runs (matplotlib, drawn off screen): loss curves, several runs on one axis.
 
-Imports: matplotlib, numpy, gategraph.files, gategraph.errors.
+Imports: matplotlib, numpy, gategraph.files, gategraph.errors, renderers.svg.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gategraph.errors import UsageError  # noqa: E402
 from gategraph.files import atomic_write  # noqa: E402
+from gategraph.renderers import svg  # noqa: E402
+
+# text a slide can show: the plots are drawn at their size on a slide (about 6 inches wide), so every label,
+# tick and legend entry, and a formula's subscripts (0.7 of the font), read at 12 px on a 1280×720 screen
+STYLE = {"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 12, "xtick.labelsize": 12,
+         "ytick.labelsize": 12, "svg.fonttype": "none"}
 
 
 def image_formats() -> list[str]:
@@ -34,12 +40,18 @@ def check_image_path(path: str | Path) -> None:
 
 
 def _save(fig, path: str | Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+    """Write `fig`; an SVG keeps its text as text (`svg.fonttype = none`) and is marked with its smallest."""
+    buf, fmt = io.BytesIO(), Path(path).suffix.lstrip(".").lower() or "png"
+    with plt.rc_context(STYLE):
+        fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight")
     plt.close(fig)
-    return atomic_write(path, buf.getvalue())
+    data = buf.getvalue()
+    if fmt == "svg":
+        data = svg.mark(data, min(svg.text_sizes(data)))
+    return atomic_write(path, data)
 
 
+@plt.rc_context(STYLE)
 def loss_curves(runs: dict, path: str | Path, metric: str | None = None, title: str = "",
                 baseline: tuple[float, str] | None = None) -> Path:
     """runs: label -> history (rows with "step", "loss" and, every few steps, the test metric). The training
@@ -69,6 +81,7 @@ def loss_curves(runs: dict, path: str | Path, metric: str | None = None, title: 
     return _save(fig, path)
 
 
+@plt.rc_context(STYLE)
 def attention_heatmap(weights, source: list[str], target: list[str], path: str | Path, title: str = "") -> Path:
     """weights (T, S): how much output step t read source position s; tokens on the axes."""
     fig, ax = plt.subplots(figsize=(0.32 * len(source) + 1.6, 0.32 * len(target) + 1.2))
@@ -85,6 +98,7 @@ def attention_heatmap(weights, source: list[str], target: list[str], path: str |
     return _save(fig, path)
 
 
+@plt.rc_context(STYLE)
 def gradient_norms(curves: dict, path: str | Path, title: str = "") -> Path:
     """curves: label -> norms[k] = mean over sequences of ‖∂L/∂h_{T-1-k}‖, k = 0 (the step the loss reads)
     .. T-1. The vanishing-gradient plot: on a log axis, a straight falling line is geometric decay."""
@@ -106,6 +120,7 @@ def gradient_norms(curves: dict, path: str | Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+@plt.rc_context(STYLE)
 def gate_activations(gates: dict, path: str | Path, title: str = "", marks: list[int] | None = None) -> Path:
     """gates: name -> (T, units) values in [0, 1] for one sequence: one panel per gate, time across, units
     down; `marks`: steps to mark above each panel (where the input mattered)."""

@@ -1,6 +1,7 @@
 """The reveal.js writer: a deck as a reveal.js presentation that opens offline from disk.
 
-`write_reveal(deck, folder)` writes `folder/index.html`, copies the figures to `folder/figures/`, and the
+`write_reveal(deck, folder)` writes `folder/index.html`, copies the figures (as SVG where they were drawn so)
+to `folder/figures/`, each shown at the size `renderers.layout` gave it, and the
 vendored dist files of reveal.js (`renderers/reveal/`, MIT) and KaTeX (`renderers/katex/`, MIT) beside it.
 Every slide has the same fixed size (`SLIDE_WIDTH` × `SLIDE_HEIGHT` CSS pixels), scaled by reveal.js to any
 screen. What reveal.js brings: → / space for the next step or slide, the steps of a derivation as fragments,
@@ -52,6 +53,7 @@ STYLE = """
 .reveal .slides > section > figure, .reveal .column > figure { margin: 6px 0; flex: 1 1 0; min-height: 60px;
   display: flex; flex-direction: column; align-items: center; }
 .reveal figure img { flex: 1 1 0; min-height: 0; width: 100%; object-fit: contain; margin: 0; }
+.reveal figure.sized, .reveal figure.sized img { flex: none; max-width: none; max-height: none; }
 .reveal figcaption { flex: none; font-size: 20px; color: #4d5a66; margin-top: 4px; }
 .reveal .note { font-size: 24px; border-left: 5px solid #3b7dd8; background: #f0f5fc; padding: 8px 16px;
   margin: 10px 0; }
@@ -182,8 +184,10 @@ def _html(block, figures: dict) -> str:
     if isinstance(block, Figure):
         src = figures[block.path]
         caption = f"<figcaption>{_text(block.caption)}</figcaption>" if block.caption else ""
-        return (f'<figure><img src="{html.escape(src)}" alt="{html.escape(block.caption)}" '
-                f'style="max-width:{int(block.width * 100)}%">{caption}</figure>')
+        size = (f"width:{block.size[0]:.1f}px;height:{block.size[1]:.1f}px" if block.size
+                else f"max-width:{int(block.width * 100)}%")  # the size the layout gave it, as in Beamer
+        return (f'<figure{" class=sized" if block.size else ""}><img src="{html.escape(src)}" '
+                f'alt="{html.escape(block.caption)}" style="{size}">{caption}</figure>')
     if isinstance(block, Note):
         return f'<div class="note {html.escape(block.kind)}">{_text(block.text)}</div>'
     if isinstance(block, Columns):
@@ -201,7 +205,7 @@ def _notes(slide) -> str:
 def write_reveal(deck: Deck, folder: str | Path) -> Path:
     """Write the deck to folder/index.html, with its figures, reveal.js and KaTeX beside it; the page's path."""
     folder = Path(folder)
-    figures = deck.copy_figures(folder)
+    figures = deck.copy_figures(folder, "svg")
     shutil.copytree(KATEX, folder / "katex", dirs_exist_ok=True)
     shutil.copytree(REVEAL, folder / "reveal", dirs_exist_ok=True)
     parts = [f'<section class="title"><h1>{_text(deck.title)}</h1><p>{_text(deck.subtitle)}</p></section>']

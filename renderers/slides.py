@@ -12,12 +12,13 @@ Imports: gategraph (engine), renderers.deck, renderers.latex, renderers.derivati
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from gategraph.derive import derive
 from gategraph.errors import GategraphError, ToolMissingError
 from gategraph.files import file_stem
-from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, plain
+from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, drawn, plain
 from gategraph.renderers.derivation import adjoint_rows, align, bptt_rows, derivation_steps, jacobian_rows
 from gategraph.renderers.graphviz import cell_dot, render, unrolled_dot
 from gategraph.renderers.latex import equations
@@ -48,7 +49,8 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
              Text(f"{len(cell.params)} parameters; carried from step to step: {', '.join(states) or 'nothing'}."),
              section=section)
     _view(deck, f"{name}: the computation graph", lambda: [
-        Figure(render(cell_dot(cell), figures / f"{file_stem(cell.name)}.png"), "one step; each box is one equation")],
+        Figure(drawn(partial(render, cell_dot(cell)), figures / file_stem(cell.name)),
+               "one step; each box is one equation")],
         section, name)
     # one aligned block: renderers/layout.py continues it on as many slides as its rows need
     deck.add(f"{name}: the backward step", Math(align(adjoint_rows(adj, "latex"), "latex")), section=section)
@@ -63,7 +65,7 @@ def cell_slides(deck: Deck, cell: Cell, figures: Path, check: bool = True):
                 Math(parts=[align([row], "latex") for row in derivation_steps(adj, matrices[0], "latex")],
                      steps=True)], section, name)
         _view(deck, f"{name}: unrolled over four steps", lambda: [
-            Figure(render(unrolled_dot(cell, 4, highlight=states[-1]), figures / f"{stem}-unrolled.png"),
+            Figure(drawn(partial(render, unrolled_dot(cell, 4, highlight=states[-1])), figures / f"{stem}-unrolled"),
                    f"the gradient's path back to ${states[-1]}_0$ in red", width=0.95)], section, name)
         _view(deck, f"{name}: how far back the gradient reaches", lambda: [
             Text("The step Jacobian of each carried state; the gradient from $k$ steps back is a product of $k$ "

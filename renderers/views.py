@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shlex
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from gategraph.cells import load_cell
@@ -24,7 +25,7 @@ from gategraph.check import finite_differences
 from gategraph.derive import derive
 from gategraph.errors import UsageError
 from gategraph.files import file_stem
-from gategraph.renderers.deck import Columns, Figure, Math, Note, Table, Text, plain
+from gategraph.renderers.deck import Columns, Figure, Math, Note, Table, Text, drawn, plain
 from gategraph.renderers.derivation import (
     adjoint_rows,
     align,
@@ -156,7 +157,8 @@ class Room:
     runs: Path
 
     def figure(self, d: Directive, what: str) -> Path:
-        return self.figures / f"{file_stem(d.where)}-{what}.png"
+        """The stem a figure of this directive is drawn under, once per format the writers show (deck.drawn)."""
+        return self.figures / f"{file_stem(d.where)}-{what}"
 
 
 def _cell_ref(ref: str, base: Path) -> str:
@@ -363,10 +365,10 @@ def blocks(d: Directive, room: Room) -> list:
     if d.view == "graph":
         cell = load_cell(a.cell)
         what = "backward" if a.backward else f"unrolled-{a.unroll}" if a.unroll else "graph"
-        path = render(graph_dot(cell, a.backward, a.unroll, a.highlight), room.figure(d, what))
+        path = drawn(partial(render, graph_dot(cell, a.backward, a.unroll, a.highlight)), room.figure(d, what))
         return [Figure(path, a.caption, width=a.width, where=d.where)]
     if d.view == "structure":
-        path = render(structure_dot(a.kind), room.figure(d, a.kind))
+        path = drawn(partial(render, structure_dot(a.kind)), room.figure(d, a.kind))
         return [Figure(path, a.caption, width=a.width, where=d.where)]
     if d.view == "derive":
         adj = derive(load_cell(a.cell))
@@ -482,20 +484,23 @@ def _trained(d: Directive, room: Room) -> list:
         return [Text("\n".join(lines), bullets=len(lines) > 1, where=d.where)]
     if a.show == "loss":
         metric = first.task.metric if len(runs) == 1 else None
-        path = loss_curves({label: run.history for label, run in runs.items()}, room.figure(d, "loss"), metric)
+        path = drawn(partial(loss_curves, {label: run.history for label, run in runs.items()}, metric=metric),
+                     room.figure(d, "loss"))
     elif a.show == "gates":
         gates = gate_trace(first)
         if not gates:
             raise UsageError(f"--show gates: {first.cell.name!r} has no σ gates to show")
-        path = gate_activations(gates, room.figure(d, "gates"),
-                                f"{first.cell.name}'s gates on a test sequence of {first.config.task}")
+        path = drawn(partial(gate_activations, gates,
+                             title=f"{first.cell.name}'s gates on a test sequence of {first.config.task}"),
+                     room.figure(d, "gates"))
     elif a.show == "heatmap":
         src, text, alphas = decode(first, a.input[0] if a.input else None)
-        path = attention_heatmap(alphas, list(src), list(text) + ["</s>"], room.figure(d, "heatmap"),
-                                 f"{first.cell.name} + {first.config.attention} attention: '{src}' -> '{text}'")
+        path = drawn(partial(attention_heatmap, alphas, list(src), list(text) + ["</s>"],
+                             title=f"{first.cell.name} + {first.config.attention} attention: '{src}' -> '{text}'"),
+                     room.figure(d, "heatmap"))
     elif a.show == "gradients":
-        path = gradient_norms({label: gradient_flow(run) for label, run in runs.items()},
-                              room.figure(d, "gradients"))
+        path = drawn(partial(gradient_norms, {label: gradient_flow(run) for label, run in runs.items()}),
+                     room.figure(d, "gradients"))
     elif a.show in ("chance", "alignment", "forcing"):
         return _claims(a.show, runs, d.where)
     else:  # decode

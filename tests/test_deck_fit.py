@@ -8,11 +8,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT, needs_dot
+from tests.conftest import ROOT, SLIDES, needs_dot
 
 try:
     from playwright.sync_api import sync_playwright
@@ -24,7 +23,6 @@ needs_browser = pytest.mark.skipif((CHROMIUM is None or sync_playwright is None)
                                    reason="Debian's chromium or Playwright is missing (CI has both and never skips)")
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("CI"),
                                reason="pdflatex is not installed (CI installs it and never skips)")
-SLIDES = "lstm gru examples/mgu.py:mgu"  # `gategraph slides` for two built-in cells and a user's
 SIZES = [(1280, 720), (1024, 768), (1920, 1080)]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -58,36 +56,6 @@ MISFITS = """() => {
   }
   return found;
 }"""
-
-
-def build(out, *args):
-    done = subprocess.run([sys.executable, "-m", "gategraph.cli", *args, "-o", str(out), "--format", "html,beamer"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert done.returncode == 0, done.stderr
-    return out
-
-
-class Decks(dict):
-    """Decks built when a test first asks for them: the whole lecture with its trained results (shared with other
-    test files) and without them, and `gategraph slides` decks for the cells named."""
-
-    def __init__(self, request, tmp_path_factory):
-        super().__init__()
-        self.request, self.tmp = request, tmp_path_factory
-
-    def __missing__(self, name):
-        if name == "trained lecture":
-            self[name] = self.request.getfixturevalue("trained_lecture")
-        elif name == "lecture":
-            self[name] = build(self.tmp.mktemp("lecture"), "lecture", "--no-train")
-        else:
-            self[name] = build(self.tmp.mktemp("slides"), "slides", *name.split())
-        return self[name]
-
-
-@pytest.fixture(scope="module")
-def decks(request, tmp_path_factory):
-    return Decks(request, tmp_path_factory)
 
 
 def walk(page) -> dict:

@@ -103,7 +103,8 @@ def test_a_view_that_cannot_be_made_leaves_a_note_and_the_rest_of_the_deck_is_bu
                       "the gradient of", "unrolled over four steps", "how far back the gradient reaches",
                       "the gradients, checked"):
             assert f"self attending: {title}" in text, title
-    assert len(list((tmp_path / "html" / "figures").glob("*.png"))) == 2
+    assert len(list((tmp_path / "html" / "figures").glob("*.svg"))) == 2  # graphs as vector pictures
+    assert len(list((tmp_path / "beamer" / "figures").glob("*.pdf"))) == 2
     if CHROMIUM:
         check = rendered(tmp_path / "html" / "index.html")
         assert check["katex-errors"] == "0" and check["broken-images"] == "0" and check["raw-tex"] == "0", check
@@ -250,7 +251,7 @@ def test_a_cell_name_never_steers_where_files_go(tmp_path):
     tex = (out / "beamer" / "deck.tex").read_text()
     shown = re.findall(r"\\includegraphics\[[^]]*\]\{([^}]*)\}", tex)
     assert sorted(shown) == [f"figures/{f}" for f in figures]
-    assert all(re.fullmatch(r"figures/[A-Za-z0-9_-]+\.png", f) for f in shown), shown
+    assert all(re.fullmatch(r"figures/[A-Za-z0-9_-]+\.pdf", f) for f in shown), shown
     assert (out / "beamer" / "deck.pdf").stat().st_size > 10_000
 
 

@@ -84,3 +84,15 @@ def test_the_unrolled_graph_has_a_legend_below_it():
     styles = {(e.get("color"), e.get("style", "solid")) for e in data["edges"]
               if data["objects"][e["tail"]]["name"].startswith("legend")}
     assert styles == {("#9ca3af", "solid"), ("#dc2626", "dashed"), ("#dc2626", "solid")}
+
+
+@needs_dot
+@pytest.mark.parametrize("kind", STRUCTURES)
+def test_each_step_is_one_column(kind):
+    """A step's input, its cells in every row and its output stand one above the other (the forward and the
+    backward row of a bidirectional network too), so a column reads as one step."""
+    nodes, _ = layout(kind)
+    steps = sorted(int(n[1:]) for n in nodes if re.fullmatch(r"x\d+", n))
+    for t in steps:
+        column = {n: nodes[n][0] for n in nodes if re.fullmatch(rf"(x|y|c\d+_){t}", n) and nodes[n][3]}
+        assert max(column.values()) - min(column.values()) < 1.0, f"{kind}: step {t + 1} is staggered: {column}"
