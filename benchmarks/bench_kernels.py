@@ -4,38 +4,54 @@
     python benchmarks/bench_kernels.py                  # the full table (a few minutes)
     python benchmarks/bench_kernels.py --quick          # two configs, fewer repeats
     python benchmarks/bench_kernels.py --json out.json  # also write every measurement
+    python benchmarks/bench_kernels.py --cores all --markdown benchmarks/results/kernels-all-cores.md
 
 What is timed, per cell (LSTM; GRU in PyTorch's reset-after form), dtype and config (B, T, X, H):
 - train: forward + BPTT + Adam, the loss the MSE of the last hidden state against a target;
 - fwd+bwd: the forward pass and the gradients, no update.
-Everything runs on one core (this process pins itself to CPU 0 and sets every thread pool to one thread;
-JAX ignores thread-count flags, the pinning holds it). Implementations run interleaved, each timing long
-enough to be read, and the table shows medians of the repeats. The ratio is (faster peer's time) /
-(gategraph's time): above 1, gategraph is faster. GFLOP/s counts the three GEMM-shaped products of
-forward and backward (2·T·B·G·(X + H) each, G = 4H for the LSTM, 3H for the GRU) against the machine's
-own single-core matrix-multiply peak, measured in the same run with the BLAS the kernels call.
 
-OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which force an older BLAS kernel, are removed from this process's
-environment before any BLAS loads; the table's header names the BLAS kernels that ran.
+Two tables, one process each:
+- `--cores one` (the default): everything on one core (this process pins itself to CPU 0 and sets every
+  thread pool to one thread; JAX ignores thread-count flags, the pinning holds it);
+- `--cores all`: every implementation with its own default threading on all of the machine's cores
+  (PyTorch's intra-op threads, XLA's thread pool, the BLAS threads of the GEMMs gategraph's kernels call).
+Implementations run interleaved, each timing long enough to be read, and the table shows medians of the
+repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. GFLOP/s counts
+the three GEMM-shaped products of forward and backward (2·T·B·G·(X + H) each, G = 4H for the LSTM, 3H for
+the GRU) against the machine's matrix-multiply peak on the same cores, measured in the same run with the
+BLAS the kernels call.
+
+The header names the CPU, its vector extensions, every BLAS loaded (its kernel and threads) and each
+implementation's threads. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which force an older BLAS kernel, are
+removed from this process's environment before any BLAS loads. `--markdown FILE` writes the header and the
+table with the command that printed them.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import shlex
+import statistics
 import sys
+import time
 
 FORCED = {k: os.environ.pop(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                  XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {0})
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                "amx_tile")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
-import numpy as np  # noqa: E402
+def use_cores(cores: str) -> None:
+    """Before NumPy or any BLAS loads: one core (pinned, every thread pool one thread), or all (nothing set)."""
+    if cores == "one":
+        os.environ.update(ONE_THREAD)
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {0})
+
 
 CONFIGS = [(1, 100, 2, 32), (32, 50, 32, 64), (64, 100, 64, 128), (32, 35, 256, 512)]
 TARGETS = [2.0, 1.2, 1.2, 1.0]  # the ratio gategraph aims for at each config
@@ -70,7 +86,6 @@ def gategraph_impl(cell_kind, dtype, B, T, X, H, x, y):
 def torch_impl(cell_kind, dtype, B, T, X, H, x, y):
     import torch
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     net = (torch.nn.LSTM if cell_kind == "lstm" else torch.nn.GRU)(X, H).to(getattr(torch, dtype))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -97,6 +112,7 @@ def torch_impl(cell_kind, dtype, B, T, X, H, x, y):
 def jax_impl(cell_kind, dtype, B, T, X, H, x, y):
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
     jax.config.update("jax_enable_x64", True)
     rng = np.random.default_rng(0)
@@ -176,7 +192,8 @@ def per_call(fn, budget: float) -> float:
 
 
 def matmul_peak(dtype: str) -> float:
-    """GFLOP/s of one large GEMM on one core, through SciPy's BLAS (the one the kernels call)."""
+    """GFLOP/s of one large GEMM on this process's cores, through SciPy's BLAS (the one the kernels call)."""
+    import numpy as np
     from scipy.linalg import blas
 
     gemm = blas.sgemm if dtype == "float32" else blas.dgemm
@@ -190,14 +207,64 @@ def matmul_peak(dtype: str) -> float:
 def blas_report() -> list[str]:
     from threadpoolctl import threadpool_info
 
-    return [f"{i.get('internal_api')} {i.get('version')} kernel={i.get('architecture')} threads={i.get('num_threads')} "
-            f"({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
+    return [f"{i.get('user_api')}: {i.get('internal_api')} {i.get('version') or ''} kernel={i.get('architecture')} "
+            f"threads={i.get('num_threads')} ({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
+
+
+def cpu_report() -> tuple[str, list[str]]:
+    """The CPU's model name and the vector extensions it reports (Linux's /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, [v for v in VECTOR_FLAGS if v in flags]
+
+
+def load(impls: list[str]) -> None:
+    """Import every implementation's libraries, so that the header sees each BLAS and thread pool."""
+    from scipy.linalg import blas  # noqa: F401  the BLAS gategraph's kernels call
+
+    if "gategraph" in impls:
+        import gategraph.kernel  # noqa: F401
+    if "pytorch" in impls:
+        import torch  # noqa: F401
+    if "jax" in impls:
+        import jax  # noqa: F401
+
+
+def header(args) -> list[str]:
+    model, vector = cpu_report()
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+    lines = [f"CPU: {model}; {os.cpu_count()} cores; vector extensions: {', '.join(vector) or 'none reported'}",
+             f"table: {'one core' if args.cores == 'one' else 'all cores'} (this process runs on CPUs {cores}); "
+             + (f"removed {', '.join(f'{k}={v}' for k, v in FORCED.items())}" if FORCED else "no forced BLAS kernel")]
+    lines += [f"BLAS: {b}" for b in blas_report()]
+    threads = []
+    if "gategraph" in args.impls:
+        import numba
+
+        threads.append(f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)")
+    if "pytorch" in args.impls:
+        import torch
+
+        threads.append(f"PyTorch {torch.__version__} ({torch.get_num_threads()} intra-op threads)")
+    if "jax" in args.impls:
+        import jax
+
+        threads.append(f"JAX {jax.__version__} (XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')!r})")
+    return lines + ["threads: " + "; ".join(threads)]
 
 
 def run(args) -> list[dict]:
-    from threadpoolctl import threadpool_limits
+    import numpy as np
 
-    threadpool_limits(1)
     rows = []
     configs = [CONFIGS[0], CONFIGS[2]] if args.quick else [CONFIGS[int(i)] for i in args.configs.split(",")]
     peaks = {dt: matmul_peak(dt) for dt in args.dtypes}
@@ -233,7 +300,7 @@ def run(args) -> list[dict]:
                         row["peak_fraction"] = row["gflops"] / peaks[dtype]
                     rows.append(row)
                     print(_line(row), flush=True)
-    print("\nmatrix-multiply peak, one core: " + ", ".join(f"{dt} {g:.1f} GFLOP/s" for dt, g in peaks.items()))
+    args.peaks = peaks
     return rows
 
 
@@ -246,8 +313,33 @@ def _line(r: dict) -> str:
             f"{r['what']:<8} ms: {times}  ratio {ratio} {ok}{flops}")
 
 
+def peak_line(peaks: dict) -> str:
+    return "matrix-multiply peak on these cores: " + ", ".join(f"{dt} {g:.1f} GFLOP/s" for dt, g in peaks.items())
+
+
+def markdown(args, lines: list[str], rows: list[dict]) -> str:
+    """The header, the command and the table, as markdown."""
+    impls = [n for n in IMPLS if n in args.impls]
+    head = ["cell", "dtype", "B, T, X, H", "what", *(f"{n} ms" for n in impls), "ratio", "target", "GFLOP/s (peak)"]
+    out = [f"# Kernels: {'one core' if args.cores == 'one' else 'all cores'}", "",
+           "```text", "$ python " + shlex.join(["benchmarks/bench_kernels.py", *args.argv]), "```", "",
+           *(f"- {line}" for line in lines),
+           f"- {peak_line(args.peaks)}",
+           "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else "not yet")
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        flops = f"{r['gflops']:.1f} ({100 * r['peak_fraction']:.0f}%)" if "gflops" in r else ""
+        out.append(f"| {r['cell']} | {r['dtype']} | {r['B']}, {r['T']}, {r['X']}, {r['H']} | {r['what']} | "
+                   + " | ".join(f"{r[f'{n}_ms']:.3f}" for n in impls)
+                   + f" | {ratio} | {r['target']} {ok} | {flops} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cores", choices=("one", "all"), default="one",
+                   help="one core, every thread pool one thread; or all cores, each implementation's default threads")
     p.add_argument("--quick", action="store_true", help="two configs and three repeats")
     p.add_argument("--reps", type=int, default=5, help="repeats per measurement (the median is shown)")
     p.add_argument("--budget", type=float, default=0.25, help="seconds of calls per timing")
@@ -256,17 +348,24 @@ def main(argv=None):
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--impls", default="gategraph,pytorch,jax")
     p.add_argument("--json", help="also write the measurements to this file")
+    p.add_argument("--markdown", help="also write the header and the table, with this command, to this file")
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     args.cells, args.dtypes, args.impls = (s.split(",") for s in (args.cells, args.dtypes, args.impls))
     if args.quick:
         args.reps = min(args.reps, 3)
-    print(f"one core (CPU {sorted(os.sched_getaffinity(0))}); "
-          f"{'removed ' + ', '.join(f'{k}={v}' for k, v in FORCED.items()) if FORCED else 'no forced BLAS kernel'}")
+    use_cores(args.cores)
+    load(args.impls)
+    lines = header(args)
+    print("\n".join(lines), flush=True)
     rows = run(args)
-    print("BLAS: " + "; ".join(blas_report()))
+    print(peak_line(args.peaks))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "blas": blas_report(), "forced": FORCED}, f, indent=1)
+            json.dump({"header": lines, "peaks": args.peaks, "rows": rows}, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(args, lines, rows))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ x_1 .. x_j), and the decoder starts from the forward encoder's final state.
 
 Training feeds the decoder, at each step, the true previous token with probability `teacher_forcing`, else
 its own previous guess (scheduled sampling when the ratio changes over training); inference decodes
-greedily. The decoder runs one step per kernel call so that a step's input may depend on the step before;
-BPTT goes back through the same steps (each kernel's backward pass, with the state gradient carried from
-step to step). Tokens go in as one-hot vectors. With no source (`source_vocab=None`) it is a language model.
+greedily. A step that reads its own guess must wait for the step before; the steps the teacher forces do not,
+so the decoder runs each stretch of forced steps as one kernel call (at ratio 1, the whole target in one
+call), and BPTT goes back through the same stretches (each kernel's backward pass, the state gradient
+carried from one to the next). Tokens go in as one-hot vectors. With no source (`source_vocab=None`) it is
+a language model.
 
 Imports: numpy, gategraph.kernel, gategraph.models, gategraph.cells, gategraph.errors.
 """
@@ -68,16 +70,31 @@ class Seq2Seq:
         return np.eye(n, dtype=self.dtype)[tokens]
 
     # -- the passes -------------------------------------------------------------------------------------------
+    @staticmethod
+    def forced_steps(T: int, target, teacher_forcing: float, rng) -> np.ndarray:
+        """forced[t]: step t + 1 reads the true token target[t] (else step t's own guess). One coin per step,
+        drawn in order, so a run replays from the generator's state."""
+        if target is None:
+            return np.zeros(T, bool)
+        if teacher_forcing >= 1:
+            return np.ones(T, bool)
+        if rng is None:
+            return np.zeros(T, bool)
+        return rng.uniform(size=T) < teacher_forcing
+
     def run(self, params: dict, source, target: np.ndarray | None, teacher_forcing: float = 1.0,
             rng: np.random.Generator | None = None, length: int | None = None, grads: bool = False,
             batch: int = 1):
         """Decode. With `target` (T, B): the loss (mean cross-entropy) and, if `grads`, its gradients; the
         decoder reads the true previous token with probability `teacher_forcing`. Without: greedy decoding
         for `length` steps (`batch` sequences when there is no source). Returns (loss or None, gradients or
-        None, tokens (T, B), attention (T, B, S))."""
+        None, tokens (T, B), attention (T, B, S)).
+
+        Steps whose inputs are all known beforehand run as one segment, one kernel call: a segment starts
+        at step 0 or after a step that read its own guess, and goes on while the teacher forces."""
         B = target.shape[1] if target is not None else source.shape[1] if source is not None else batch
         T = target.shape[0] if target is not None else length
-        enc_p, dec_p = self._own(params, "enc."), self._own(params, "dec.")
+        enc_p, dec_p, att_p = self._own(params, "enc."), self._own(params, "dec."), self._own(params, "att.")
         state, memory, enc = {}, None, None
         if self.encoder is not None:
             xs = self._onehot(source, self.encoder.sizes["X"])
@@ -90,59 +107,58 @@ class Seq2Seq:
                 enc = (*enc, back, back_tape)
             memory = np.ascontiguousarray(enc_out.transpose(1, 0, 2))  # (B, S, H)
         state = {s: state.get(s, np.zeros((B, self.H), self.dtype)) for s in self.states}
-        prev = np.full(B, self.start)
-        steps, tokens, weights = [], [], []
-        for t in range(T):
-            x = self._onehot(prev, self.V)[None]
-            out, final, _ = self.decoder.forward(dec_p, x, state)
-            h = out[0]
-            feat, alpha = h, None
+        forced = self.forced_steps(T, target, teacher_forcing, rng)
+        prev = np.full((1, B), self.start)
+        segments, logits, tokens, weights = [], [], [], []
+        t = 0
+        while t < T:
+            end = t + 1
+            while end < T and forced[end - 1]:
+                end += 1
+            x = self._onehot(np.concatenate([prev, target[t:end - 1]]) if end > t + 1 else prev, self.V)
+            h, final, tape = self.decoder.forward(dec_p, x, state)
+            feat, att_tape = h, None
             if self.attn:
-                a_out, _, _ = self.attn.forward(self._own(params, "att."), h[None], memory={"M": memory})
-                alpha = a_out["alpha"][0]
-                feat = np.concatenate([h, a_out["c"][0]], axis=1)
-            logits = self.head.forward(params, feat)
-            guess = logits.argmax(axis=1)
-            steps.append((x, state, h, feat, logits))
+                a_out, _, att_tape = self.attn.forward(att_p, h, memory={"M": memory})
+                weights.append(a_out["alpha"])
+                feat = np.concatenate([h, a_out["c"]], axis=2)
+            z = self.head.forward(params, feat)
+            guess = z.argmax(axis=2)
+            segments.append((slice(t, end), x, state, h, feat, tape, att_tape))
+            logits.append(z)
             tokens.append(guess)
-            weights.append(alpha)
-            state = final
-            if target is not None and (teacher_forcing >= 1 or (rng is not None and rng.uniform() < teacher_forcing)):
-                prev = target[t]
-            else:
-                prev = guess
-        alphas = np.stack(weights) if self.attn else None
+            state, prev, t = final, guess[-1:], end
+        alphas = np.concatenate(weights) if self.attn else None
+        tokens = np.concatenate(tokens)
         if target is None:
-            return None, None, np.stack(tokens), alphas
-        logits = np.stack([s[4] for s in steps])
-        loss, d_logits = softmax_xent(logits, target)
+            return None, None, tokens, alphas
+        loss, d_logits = softmax_xent(np.concatenate(logits), target)
         if not grads:
-            return loss, None, np.stack(tokens), alphas
-        return loss, self._backward(params, steps, d_logits, memory, enc), np.stack(tokens), alphas
+            return loss, None, tokens, alphas
+        return loss, self._backward(params, segments, d_logits, memory, enc), tokens, alphas
 
-    def _backward(self, params, steps, d_logits, memory, enc) -> dict:
-        """BPTT through the decoding steps, then through the encoder: the state gradient of decoder step 0
+    def _backward(self, params, segments, d_logits, memory, enc) -> dict:
+        """BPTT through the decoding segments, last first, the state gradient carried from each segment's
+        start to the end of the one before; then through the encoder: the state gradient of decoder step 0
         is the gradient of the encoder's final state; attention sends its memory gradient to every encoder
         output."""
         grads = {k: np.zeros_like(v) for k, v in params.items()}
-        dec_p = self._own(params, "dec.")
+        dec_p, att_p = self._own(params, "dec."), self._own(params, "att.")
         carry = {s: np.zeros((d_logits.shape[1], self.H), self.dtype) for s in self.states}
         d_memory = np.zeros_like(memory) if memory is not None else None
-        for t in reversed(range(len(steps))):
-            x, state, h, feat, _ = steps[t]
-            g_head, d_feat = self.head.backward(params, feat, d_logits[t])
+        for steps, x, state, h, feat, tape, att_tape in reversed(segments):
+            g_head, d_feat = self.head.backward(params, feat, d_logits[steps])
             for k, v in g_head.items():
                 grads[k] += v
-            d_h = d_feat[:, :self.H]
+            d_h = d_feat[:, :, :self.H]
             if self.attn:
-                g_att = self.attn.backward(self._own(params, "att."), h[None],
-                                           {"c": np.ascontiguousarray(d_feat[None, :, self.H:]).astype(self.dtype)},
-                                           memory={"M": memory})
-                d_h = d_h + g_att.pop("q")[0]
+                g_att = self.attn.backward(att_p, h, {"c": np.ascontiguousarray(d_feat[:, :, self.H:], self.dtype)},
+                                           memory={"M": memory}, tape=att_tape)
+                d_h = d_h + g_att.pop("q")
                 d_memory += g_att.pop("M")
                 for k, v in g_att.items():
                     grads[f"att.{k}"] += v
-            g = self.decoder.backward(dec_p, x, np.ascontiguousarray(d_h[None]).astype(self.dtype), carry, state)
+            g = self.decoder.backward(dec_p, x, np.ascontiguousarray(d_h, self.dtype), carry, state, tape=tape)
             carry = {s: g.pop(s) for s in self.states}
             g.pop("x")
             for k, v in g.items():

@@ -161,6 +161,8 @@ def memory_needed(config: Config, task, model) -> dict:
                 parts["the encoder's tape for a batch"] *= 2
         per_step = (2 * model.V + 4 * model.H + S * (model.H + 2)) * item  # inputs, states, logits, attention
         parts[f"the decoder's {T} steps"] = T * max(B, N) * per_step * 3
+        dec_ws = model.decoder.workspace_bytes(T, B)
+        parts["the decoder's tape for a batch"] = dec_ws["forward"] + dec_ws["backward"]
     else:
         x, y = probe[0], probe[1]
         # one-to-many: one input (B, X) and T outputs; otherwise x is (T, B, X)
@@ -610,8 +612,27 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
         return _train(run, run_dir, progress, stop)
 
 
+ONE_BLAS_THREAD_UP_TO = 256  # hidden sizes whose GEMMs are too small to share between threads
+
+
+def blas_threads(config: Config):
+    """One BLAS thread while a model of hidden size up to 256 trains: its GEMMs are too small to pay for a
+    second thread, and cost many times more whenever that thread waits for its core on a busy machine (the
+    RNN's backward pass at H = 32, B = 32, T = 50: 7 ms on one thread, 100 to 400 ms on two)."""
+    if config.hidden > ONE_BLAS_THREAD_UP_TO:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
 def _train(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
-    """The training loop (see `train`)."""
+    """The training loop (see `train`), with the BLAS threads that pay for the model's size."""
+    with blas_threads(run.config):
+        return _loop(run, run_dir, progress, stop)
+
+
+def _loop(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
     cfg = run.config
     asked, saving, now = [], [], []
     saved = [run.step]  # the step of the last checkpoint

@@ -491,3 +491,20 @@ def test_running_out_of_memory_while_saving_is_one_line(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("gategraph: error: out of memory: lower"), err
+
+
+def test_a_small_model_trains_with_one_blas_thread_and_gives_the_threads_back():
+    """A second BLAS thread costs a small model's GEMMs many times their work on a busy machine: training
+    holds BLAS to one thread, and the caller's threads are as before afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    with threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        train(Config(steps=2, **SMALL), progress=lambda run, loss, rate: seen.append(blas_threads()))
+        after = blas_threads()
+    assert seen and all(set(s.values()) == {1} for s in seen), seen
+    assert after == before and set(before.values()) == {2}

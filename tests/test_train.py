@@ -206,6 +206,68 @@ def test_seq2seq_gradients_match_finite_differences(cell, score, forcing, bidire
             assert abs(fd - grads[name][idx]) <= 1e-7 + 1e-5 * abs(fd), (name, idx, fd, grads[name][idx])
 
 
+def per_step_decoding(model, params, src, tgt, forced):
+    """The decoder one step per kernel call, forward and back (the path before segments): the reference for
+    the one-call path. forced[t]: step t + 1 reads tgt[t], else step t's guess."""
+    own = model._own
+    enc_p, dec_p, att_p = own(params, "enc."), own(params, "dec."), own(params, "att.")
+    xs = np.eye(model.encoder.sizes["X"])[src]
+    enc_out, state, enc_tape = model.encoder.forward(enc_p, xs)
+    memory = {"M": np.ascontiguousarray(enc_out.transpose(1, 0, 2))}
+    prev, steps, logits = np.full(tgt.shape[1], model.start), [], []
+    for t in range(tgt.shape[0]):
+        x = np.eye(model.V)[prev][None]
+        h, final, _ = model.decoder.forward(dec_p, x, state)
+        feat = h[0]
+        if model.attn:
+            feat = np.concatenate([h[0], model.attn.forward(att_p, h, memory=memory)[0]["c"][0]], axis=1)
+        logits.append(model.head.forward(params, feat))
+        steps.append((x, state, h, feat))
+        state, prev = final, tgt[t] if forced[t] else logits[-1].argmax(axis=1)
+    loss, d_logits = softmax_xent(np.stack(logits), tgt)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    carry = {s: np.zeros_like(v) for s, v in state.items()}
+    d_memory = np.zeros_like(memory["M"])
+    for t in reversed(range(len(steps))):
+        x, state, h, feat = steps[t]
+        g_head, d_feat = model.head.backward(params, feat, d_logits[t])
+        d_h = d_feat[:, :model.H]
+        if model.attn:
+            g_att = model.attn.backward(att_p, h, {"c": np.ascontiguousarray(d_feat[None, :, model.H:])}, memory=memory)
+            d_h, d_memory = d_h + g_att.pop("q")[0], d_memory + g_att.pop("M")
+            g_head.update({f"att.{k}": v for k, v in g_att.items()})
+        g = model.decoder.backward(dec_p, x, np.ascontiguousarray(d_h[None]), carry, state)
+        carry = {s: g.pop(s) for s in model.states}
+        g.pop("x")
+        g_head.update({f"dec.{k}": v for k, v in g.items()})
+        for k, v in g_head.items():
+            grads[k] += v
+    g = model.encoder.backward(enc_p, xs, np.ascontiguousarray(d_memory.transpose(1, 0, 2)), carry, tape=enc_tape)
+    grads.update({f"enc.{k}": v for k, v in g.items() if f"enc.{k}" in grads})
+    return loss, grads, np.stack([z.argmax(axis=1) for z in logits])
+
+
+@pytest.mark.parametrize("cell, score, forcing", [("lstm", "general", 1.0), ("gru", None, 1.0),
+                                                  ("gru_reset_after", "additive", 0.6)])
+def test_forced_decoder_steps_in_one_call_equal_one_call_per_step(cell, score, forcing):
+    """The steps the teacher forces run as one kernel call (the whole target at ratio 1): the loss, every
+    gradient and the guesses are those of one call per step, to 1e-12 in float64."""
+    from gategraph.seq2seq import Seq2Seq
+
+    model = Seq2Seq(cells.CELLS[cell](), 5, 6, 4, start=0, end=1, attention_score=score, dtype="float64")
+    params = model.init(3)
+    rng = np.random.default_rng(4)
+    src, tgt = rng.integers(0, 5, (4, 3)), rng.integers(0, 6, (7, 3))
+    loss, grads, tokens, _ = model.run(params, src, tgt, forcing, np.random.default_rng(9), grads=True)
+    forced = Seq2Seq.forced_steps(7, tgt, forcing, np.random.default_rng(9))
+    assert forced.all() == (forcing == 1) and forced.any()  # at 0.6 both kinds of step, so several segments
+    ref_loss, ref_grads, ref_tokens = per_step_decoding(model, params, src, tgt, forced)
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert np.array_equal(tokens, ref_tokens)
+    for name, g in ref_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-12, atol=1e-13, err_msg=name)
+
+
 def test_the_dates_task_holds_its_test_dates_out():
     task = get_task("dates")
     train_pairs = task.pairs(np.random.default_rng(0), 300)
