@@ -73,10 +73,13 @@ STYLE = """
 SCRIPT = """
 (function () {
   let failures = 0;  // formulas KaTeX could not parse: auto-render leaves them as text and tells us here
-  renderMathInElement(document.querySelector('.slides'), {delimiters: [
+  const math = (output, ignored) => ({delimiters: [
     {left: '\\\\[', right: '\\\\]', display: true}, {left: '$', right: '$', display: false}],
-    throwOnError: false, ignoredClasses: ['plain'],
+    throwOnError: false, ignoredClasses: ignored, output: output,
     errorCallback: (msg, err) => { failures += 1; console.error(msg, err); }});
+  // the speaker's notes as MathML, which the speaker view (a page without KaTeX's stylesheet) shows as it is
+  document.querySelectorAll('aside.notes').forEach(n => renderMathInElement(n, math('mathml', [])));
+  renderMathInElement(document.querySelector('.slides'), math('htmlAndMathml', ['plain', 'notes']));
   function overflows(slide) {
     // every step shown: does anything stick out of the slide, or does a box hide part of what it holds?
     const display = slide.style.display;
