@@ -14,7 +14,7 @@
     gategraph lecture [-o DIR] [--no-train]          the whole lecture as a deck (reveal.js, Beamer, PDF)
     gategraph lecture --source > talk.md             ... its Markdown source, to edit and build with `deck`
     gategraph slides CELL... [-o DIR]                a deck for any cells
-    gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives
+    gategraph deck SOURCE.md [-o DIR] [--no-train]   a deck written in Markdown, with gategraph directives (and sweeps)
     gategraph tasks                                  the training tasks and their default settings
     gategraph train CELL --task NAME [-o RUN_DIR]    train a model; the run directory keeps it
     gategraph train --resume RUN_DIR                 ... and go on where it stopped
@@ -108,10 +108,10 @@ def cmd_lecture(args) -> None:
 
 
 def cmd_deck(args) -> None:
-    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args)
+    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args, args.workers)
 
 
-def _build_deck(path: Path, out: Path, args) -> None:
+def _build_deck(path: Path, out: Path, args, workers: int | None = None) -> None:
     from gategraph.renderers.markdown import read_source
     from gategraph.renderers.views import Room
 
@@ -120,6 +120,7 @@ def _build_deck(path: Path, out: Path, args) -> None:
     room = Room(out / "figures-src", out / "runs")
     if not args.no_train:
         _make_runs(source.runs(room.runs))
+        _make_sweeps(source.sweeps(room.sweeps), workers)
     _write_deck(source.deck(room), out, formats, args.notes)
 
 
@@ -142,6 +143,35 @@ def _make_runs(runs: list) -> None:
         last = next((r[metric] for r in reversed(run.history) if metric in r), float("nan"))
         print(f"{label}: {how}, step {run.step}, {metric} {last:.4g}, {time.monotonic() - start:.0f} s",
               file=sys.stderr)
+
+
+def _make_sweeps(sweeps: list, workers: int | None) -> None:
+    """Train the runs of the sweeps a deck shows that are not finished with their configuration yet, on one
+    Dask cluster (`workers` processes on this machine, one per core unless given), a line per finished run."""
+    from gategraph.runs import make_sweep, unswept
+    from gategraph.sweep import local_cluster
+
+    todo = [s for s in sweeps if unswept(s[1], s[0])]
+    if len(sweeps) > len(todo):
+        print(f"reusing {len(sweeps) - len(todo)} finished sweep{'s' * (len(sweeps) - len(todo) != 1)} "
+              "(unchanged configuration)", file=sys.stderr)
+    if not todo:
+        return
+    with local_cluster(workers) as client:
+        n = len(client.scheduler_info(n_workers=-1)["workers"])
+        for folder, points, where, title in todo:
+            left = len(unswept(points, folder))
+            print(f"sweep {folder.name} for {where} ({title}): {left} of {len(points)} runs to train on {n} Dask "
+                  f"worker{'s' * (n != 1)}", file=sys.stderr, flush=True)
+            progress = _SweepProgress(len(points), len(points) - left)
+            progress.bar()
+            results = make_sweep(points, folder, client, progress)
+            if sys.stderr.isatty():
+                print(file=sys.stderr)
+            failed = [r for r in results.values() if r["status"] == "failed"]
+            if failed:
+                print(f"gategraph: {len(failed)} of {len(points)} runs of {folder.name} failed; the slide shows "
+                      f"the others (first error: {failed[0]['error']})", file=sys.stderr)
 
 
 def _deck_progress():
@@ -342,22 +372,13 @@ def _sweep_report(points, out: Path, results: dict) -> int:
     printed summary: each setting's mean ± standard deviation over seeds. The number of runs that failed."""
     from gategraph.files import atomic_write, file_stem
     from gategraph.renderers.plots import sweep_curves, sweep_finals
-    from gategraph.sweep import read_metrics, summary, table_csv
+    from gategraph.sweep import learning, summary, table_csv
 
     rows = summary(points, results)
     atomic_write(out / "summary.csv", table_csv(rows))
     atomic_write(out / "runs.csv", table_csv([{"run": p.name, "setting": p.setting, "seed": p.config.seed,
                                                **results.get(p.name, {"status": "missing"})} for p in points]))
-    for task in dict.fromkeys(p.config.task for p in points):
-        mine = [p for p in points if p.config.task == task and results.get(p.name, {}).get("status") == "done"]
-        if not mine:
-            continue
-        metric = results[mine[0].name]["metric"]
-        curves, finals = {}, {}
-        for p in mine:
-            rows_ = read_metrics(out / p.name)
-            curves.setdefault(p.setting, []).append([(r["step"], r[metric]) for r in rows_ if metric in r])
-            finals.setdefault(p.setting, []).append(results[p.name]["score"])
+    for task, (metric, curves, finals) in learning(points, results, out).items():
         sweep_curves(curves, out / f"curves-{file_stem(task)}.png", metric, f"{task}: test score over training")
         sweep_finals(finals, out / f"final-{file_stem(task)}.png", metric, f"{task}: final test score")
 
@@ -643,6 +664,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("deck", help="a deck (HTML, Beamer, PDF) from a Markdown source with gategraph directives")
     s.add_argument("source", metavar="SOURCE.md", help="the Markdown source (see the README's section on decks)")
+    s.add_argument("--workers", type=count(1, 1024), help="Dask worker processes that train a sweep directive's runs "
+                   "(default: one per core)")
     s.add_argument("-o", "--output", help="folder for html/, beamer/ and runs/ (default: the source's name)")
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--no-train", action="store_true", help="do not train: slides with trained results say so")

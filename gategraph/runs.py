@@ -5,9 +5,10 @@ config)` gives the finished run in `folder` when its config.json is that configu
 `make(folder, config, progress)` trains it: a run stopped half way with the same configuration goes on from
 its checkpoint; a folder holding another configuration is emptied and trained afresh. The options that say
 what a run is (`gategraph train`'s) are defined here once, for the command line and for deck directives.
+A sweep's runs (a deck's `sweep` directive) are kept the same way: `swept`, `unswept`, `make_sweep`.
 
-Imports: the standard library, gategraph.cells, gategraph.errors, gategraph.files; gategraph.tasks and
-gategraph.train where a run is checked, found or made.
+Imports: the standard library, gategraph.cells, gategraph.errors, gategraph.files; gategraph.tasks,
+gategraph.train and gategraph.sweep where a run is checked, found or made.
 """
 
 from __future__ import annotations
@@ -142,3 +143,39 @@ def make(folder: str | Path, config, progress=None) -> tuple:
     if folder.exists():
         shutil.rmtree(folder)
     return train(config, folder, progress=progress), "trained"
+
+
+# -- a sweep's runs, the same way: reused while their configuration is unchanged --------------------------------
+
+
+def swept(points: list, folder: str | Path) -> dict[str, dict]:
+    """Run name -> result (sweep.read_results) of a sweep's points under `folder` that are settled: finished
+    with exactly the point's configuration, or failed (a failed run is tried again when the sweep is made)."""
+    from gategraph.sweep import read_results
+
+    folder = Path(folder)
+    configs = {p.name: p.config for p in points}
+    return {name: r for name, r in read_results(points, folder).items()
+            if r["status"] == "failed" or (r["status"] == "done" and _same(folder / name, configs[name]))}
+
+
+def unswept(points: list, folder: str | Path) -> list:
+    """The points of a sweep under `folder` that are not finished with their configuration yet."""
+    done = {name for name, r in swept(points, folder).items() if r["status"] == "done"}
+    return [p for p in points if p.name not in done]
+
+
+def make_sweep(points: list, folder: str | Path, client, on_result=None) -> dict[str, dict]:
+    """A sweep's runs under `folder` on the Dask cluster `client` talks to (sweep.sweep, resumed): a run
+    finished with its point's configuration is reused, one stopped part way goes on from its checkpoint, and
+    one trained with another configuration (the spec changed) is removed and trained afresh. Run name ->
+    result."""
+    from gategraph.sweep import sweep
+    from gategraph.train import CONFIG
+
+    folder = Path(folder)
+    for p in points:
+        run = folder / p.name
+        if (run / CONFIG).exists() and not _same(run, p.config):
+            shutil.rmtree(run)
+    return sweep(points, folder, client, resume=True, on_result=on_result)

@@ -405,6 +405,21 @@ def table_csv(rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
+def learning(points: list[Point], results: dict[str, dict], out: str | Path) -> dict[str, tuple]:
+    """For each task with finished runs under `out`: (its test metric, each setting's learning curves: one
+    [(step, score), ...] per seed, each setting's final scores: one per seed), what the sweep's plots draw."""
+    tasks: dict[str, tuple] = {}
+    for p in points:
+        result = results.get(p.name, {})
+        if result.get("status") != "done":
+            continue
+        metric, curves, finals = tasks.setdefault(p.config.task, (result["metric"], {}, {}))
+        rows = read_metrics(Path(out) / p.name)
+        curves.setdefault(p.setting, []).append([(r["step"], r[metric]) for r in rows if metric in r])
+        finals.setdefault(p.setting, []).append(result["score"])
+    return tasks
+
+
 def read_metrics(folder: Path) -> list[dict]:
     """A run's metrics.csv as rows of numbers (a score left empty on a step without one is left out)."""
     try:

@@ -9,9 +9,10 @@
     ---                                the next slide
 
 `read_source(path)` reads and checks the whole source — every directive's options, cells and runs — and
-returns a `Source`; `Source.runs(folder)` lists the runs its slides show, and `Source.deck(room)` builds the
-deck. A mistake is one `SourceError`, `talk.md:12: what is wrong`. Text the author wrote is text: raw HTML
-is shown as written, `$` opens maths only as Markdown maths, and every writer escapes the rest.
+returns a `Source`; `Source.runs(folder)` lists the runs its slides show, `Source.sweeps(folder)` the sweeps,
+and `Source.deck(room)` builds the deck. A mistake is one `SourceError`, `talk.md:12: what is wrong`. Text
+the author wrote is text: raw HTML is shown as written, `$` opens maths only as Markdown maths, and every
+writer escapes the rest.
 
 Imports: markdown-it-py, mdit-py-plugins, gategraph.errors, renderers.deck, renderers.views.
 """
@@ -27,7 +28,7 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from gategraph.errors import GategraphError, SourceError, ToolMissingError
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Table, Text, plain
-from gategraph.renderers.views import Directive, Room, blocks, needed, parse
+from gategraph.renderers.views import Directive, Room, blocks, needed, parse, sweep_folder
 
 DIRECTIVE = "{gategraph}"
 IMAGES = (".png", ".jpg", ".jpeg")  # what both formats show: reveal.js in a browser and pdflatex
@@ -71,6 +72,14 @@ class Source:
                     seen.add(path)
                     out.append((path, config, d.where, slide.title))
         return out
+
+    def sweeps(self, folder: Path) -> list[tuple]:
+        """The sweeps the slides show, each once: (its folder under `folder`, its points, where, slide title)."""
+        out = {}
+        for slide, d in self.directives:
+            if d.view == "sweep":
+                out.setdefault(sweep_folder(d, folder), (d.points, d.where, slide.title))
+        return [(path, *rest) for path, rest in out.items()]
 
     def deck(self, room: Room) -> Deck:
         """The deck, every directive's view built (trained views read their runs from `room.runs`)."""
@@ -178,7 +187,15 @@ class _Reader:
                 slides.append(slide)
         if not slides:
             raise SourceError(f"{self.name}:1: no slides: give each a title (## Title), separated by ---")
-        return Source(self.path, title, subtitle, slides)
+        source = Source(self.path, title, subtitle, slides)
+        specs = {}
+        for _, d in source.directives:
+            if d.view == "sweep":
+                spec = specs.setdefault(d.args.spec.stem, d.args.spec)
+                if spec.resolve() != d.args.spec.resolve():
+                    raise SourceError(f"{d.where}: the sweeps {spec} and {d.args.spec} would share the folder "
+                                      f"sweeps/{spec.stem}: rename one")
+        return source
 
     def slide(self, chunk: list, section: str) -> SourceSlide:
         s = SourceSlide("", section, self.where(chunk[0]))
@@ -238,7 +255,7 @@ class _Reader:
                     self.fail(t, str(e))
             elif t.type in ("fence", "code_block"):
                 self.fail(t, f"a code block: a deck shows what gategraph computes with ```{DIRECTIVE} VIEW ...``` "
-                             "blocks (equations, graph, derive, check, jacobian, example, structure, train)")
+                             "blocks (equations, graph, derive, check, jacobian, example, structure, train, sweep)")
             k = end
         if not s.title:
             s.title = s.section

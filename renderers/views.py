@@ -1,15 +1,16 @@
 """The views of gategraph as deck blocks: what a deck directive (```` ```{gategraph} VIEW ARGS ````) shows.
 
 Each view takes the options of the command it shows (`equations`, `graph`, `derive`, `check`, `jacobian`,
-`example`, `structure`, `train`) and builds its blocks with the functions that command and the built-in decks
+`example`, `structure`, `train`, `sweep`) and builds its blocks with the functions that command and the built-in decks
 use (`graph_dot` and `derive_rows` are shared with the command line here; `example_step` with the lecture).
 Options are parsed when a source is read, so a bad one is reported before anything is drawn or trained.
 
 Trained results are runs: a `train` view names its runs by their configuration (gategraph.runs) and only
-reads them; a run not trained yet is shown as a visible placeholder. Whoever builds the deck makes the runs
+reads them; a run not trained yet is shown as a visible placeholder. A `sweep` view reads the runs of a sweep's
+grid (gategraph.sweep) from a folder named by its spec, the same way. Whoever builds the deck makes the runs
 first (`gategraph deck` does, with a progress line per run).
 
-Imports: gategraph (engine: cells, derive, check, worked, homework, runs, train, tasks), renderers.*.
+Imports: gategraph (engine: cells, derive, check, worked, homework, runs, sweep, train, tasks), renderers.*.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from gategraph.renderers.walkthrough import (
     gradient_lines,
     step_lines,
 )
-from gategraph.runs import SEED, add_options, cached, config_of, count, run_name
+from gategraph.runs import SEED, add_options, cached, config_of, count, run_name, swept
 from gategraph.slips import diagnose
 
 NOT_TRAINED = ("Not trained yet: this slide shows {what} of {runs} once the deck is built with training "
@@ -141,20 +142,28 @@ class _Options(argparse.ArgumentParser):
 
 @dataclass
 class Directive:
-    """One view of a source, its options parsed; `runs` are the (label, Config) a `train` view shows."""
+    """One view of a source, its options parsed; `runs` are the (label, Config) a `train` view shows, `points`
+    the runs of a `sweep` view's grid (sweep.Point)."""
 
     view: str
     args: argparse.Namespace
     where: str
     runs: list = field(default_factory=list)
+    points: list = field(default_factory=list)
 
 
 @dataclass
 class Room:
-    """Where a view's files go: its figures (named by the directive's place, so no two collide) and the runs."""
+    """Where a view's files go: its figures (named by the directive's place, so no two collide), the runs, and
+    the sweeps (each in a folder named by its spec, beside the runs unless given)."""
 
     figures: Path
     runs: Path
+    sweeps: Path | None = None
+
+    def __post_init__(self):
+        if self.sweeps is None:
+            self.sweeps = self.runs.parent / "sweeps"
 
     def figure(self, d: Directive, what: str) -> Path:
         """The stem a figure of this directive is drawn under, once per format the writers show (deck.drawn)."""
@@ -214,6 +223,10 @@ def _options(view: str) -> _Options:
     elif view == "structure":
         p.add_argument("kind", choices=STRUCTURES)
         _figure_options(p)
+    elif view == "sweep":
+        p.add_argument("spec", type=Path, help="a sweep's TOML file (see `gategraph sweep`), beside the source")
+        p.add_argument("--show", choices=SWEEP_SHOWS, required=True)
+        _figure_options(p)
     elif view == "train":
         p.add_argument("cell", nargs="?")
         add_options(p)
@@ -223,8 +236,9 @@ def _options(view: str) -> _Options:
     return p
 
 
-VIEWS = ("equations", "graph", "derive", "check", "jacobian", "example", "structure", "train")
+VIEWS = ("equations", "graph", "derive", "check", "jacobian", "example", "structure", "train", "sweep")
 SHOWS = ("score", "loss", "gates", "heatmap", "gradients", "decode", "chance", "alignment", "forcing")
+SWEEP_SHOWS = ("table", "curves", "finals")
 
 
 def parse(header: str, body: str, where: str, base: Path) -> Directive:
@@ -258,7 +272,12 @@ def parse(header: str, body: str, where: str, base: Path) -> Directive:
         if args.step and args.step not in known:
             raise UsageError(f"--step: the example has no equation {args.step!r}; its equations are "
                              f"{', '.join(known)}")
-    if view in ("graph", "structure") and not 0.1 <= args.width <= 1:
+    if view == "sweep":
+        from gategraph.sweep import read_spec
+
+        args.spec = base / args.spec
+        return Directive(view, args, where, points=read_spec(args.spec))
+    if view in ("graph", "structure", "sweep") and not 0.1 <= args.width <= 1:
         raise UsageError(f"--width is a share of the slide's width, 0.1 to 1; got {args.width}")
     return Directive(view, args, where)
 
@@ -351,6 +370,11 @@ def needed(d: Directive, runs: Path) -> list[tuple]:
     return [(runs / run_name(config), config) for _, config in d.runs]
 
 
+def sweep_folder(d: Directive, sweeps: Path) -> Path:
+    """The folder of a sweep directive's runs: its spec's name under `sweeps`."""
+    return sweeps / file_stem(d.args.spec.stem)
+
+
 def blocks(d: Directive, room: Room) -> list:
     """The blocks a directive shows on its slide."""
     a = d.args
@@ -391,6 +415,8 @@ def blocks(d: Directive, room: Room) -> list:
         return [Math(align(jacobian_rows(adj, st, "latex"), "latex"), where=d.where) for st in states]
     if d.view == "example":
         return _example(d)
+    if d.view == "sweep":
+        return _sweep(d, room)
     return _trained(d, room)
 
 
@@ -528,3 +554,50 @@ def _claims(show: str, runs: dict, where: str) -> list:
     rows = [[str(seed), said(a), said(b)] for seed, a, b in zip(trial.seeds, trial.forced, trial.free, strict=True)]
     return [Table(["seed", "with teacher forcing", "without"], rows, ["right", "right", "right"], where=where),
             Text(trial.wording(), where=where)]
+
+
+def _sweep(d: Directive, room: Room) -> list:
+    """A sweep's table (each setting's mean ± standard deviation over seeds of the test metric and of the
+    training time), its learning curves or its final scores (one figure per task), read from its runs."""
+    from gategraph.renderers.plots import sweep_curves, sweep_finals
+    from gategraph.sweep import learning, summary
+
+    a, folder = d.args, sweep_folder(d, room.sweeps)
+    results = swept(d.points, folder)
+    if len(results) < len(d.points):
+        what = {"table": "the table", "curves": "the learning curves", "finals": "the final scores"}[a.show]
+        return [Note(NOT_TRAINED.format(what=what, runs=f"the sweep {plain(a.spec.name)} "
+                                        f"({len(d.points) - len(results)} of {len(d.points)} runs to train)"),
+                     "warn", where=d.where)]
+    if a.show == "table":
+        rows = summary(d.points, results)
+        metrics = {r["metric"] for r in rows}
+        header = [f"{_words(*metrics)}, mean $\\pm$ std" if len(metrics) == 1 else "test score, mean $\\pm$ std"]
+        body = [[plain(r["setting"]), f"{r['done']}/{r['runs']}",
+                 _spread(r["mean"], r["std"], "" if len(metrics) == 1 else _words(r["metric"]) + " "),
+                 _spread(r["seconds_mean"], r["seconds_std"])] for r in rows]
+        return [Table(["setting", "runs finished", *header, "training seconds, mean $\\pm$ std"], body,
+                      ["left", "right", "right", "right"], where=d.where)]
+    figures = []
+    for task, (metric, curves, finals) in learning(d.points, results, folder).items():
+        if a.show == "curves":
+            draw = partial(sweep_curves, curves, metric=metric, title=f"{task}: test score over training")
+        else:
+            draw = partial(sweep_finals, finals, metric=metric, title=f"{task}: final test score")
+        path = drawn(draw, room.figure(d, f"{a.show}-{task}"))
+        figures.append(Figure(path, a.caption, width=a.width, where=d.where))
+    if not figures:
+        return [Note(f"None of the runs of the sweep {plain(a.spec.name)} finished: the sweep's folder "
+                     "has their errors.", "warn", where=d.where)]
+    return figures
+
+
+def _words(metric: str) -> str:
+    return plain(metric.replace("test_", "test ").replace("_", " "))
+
+
+def _spread(mean: float, std: float, prefix: str = "") -> str:
+    """A mean ± standard deviation as a table shows it ("-" when no run finished; no ± over one seed)."""
+    if mean != mean:
+        return "-"
+    return f"{prefix}{mean:.3g}" + (f" $\\pm$ {std:.2g}" if std == std else "")
