@@ -8,7 +8,8 @@ and gradient. The answers are what the evaluator computes (`worked.evaluate`, `b
 exactly, then in floats); `grade` judges a student's numbers to the sheet's tolerance and, for a wrong
 value, names the slips (`slips.diagnose`) that reproduce it, the student's other answers carried in. A
 wrong adjoint or gradient is diagnosed the same way, on the forward and adjoint step as one program
-(`Adjoint.program`): "you left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}".
+(`Adjoint.program`): "you left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}". A slip that would have made one of
+the student's right answers wrong is not named where another explains the wrong one (`slips.keeping_right`).
 
 A sheet is saved as JSON (`Sheet.save`, `load_sheet`): the cell's reference (a built-in name or
 file.py:function), the seed, and each problem's numbers, so grading needs nothing else.
@@ -34,7 +35,7 @@ from gategraph.errors import UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.numeric import to_float
 from gategraph.ops import op_of
-from gategraph.slips import Diagnosis, diagnose
+from gategraph.slips import Diagnosis, diagnose, keeping_right
 from gategraph.spec import Cell
 from gategraph.worked import Claim, Evaluation, evaluate
 
@@ -199,7 +200,7 @@ def grade(sheet: Sheet, answers: dict) -> list[Mark]:
                                   f"{', '.join(solution)}")
         claims = [Claim(q, tuple(v)) for q, v in given.items() if np.shape(v) == np.shape(solution[q])]
         ev = problem.graded(cell, claims)
-        found = {d.verdict.claim.name: d for d in diagnose(ev)}
+        found = {d.verdict.claim.name: keeping_right(ev, d) for d in diagnose(ev)}
         for q, v in given.items():
             value = np.asarray(v, dtype=float)
             expected = solution[q]

@@ -20,7 +20,8 @@ every place in an equation where that slip can happen:
 `diagnose(ev)` reports, for each claimed value of an `Evaluation` that does not hold, the single slips
 that reproduce it to the precision it was written in; where none does, the pairs (one slip in the
 claimed equation, one anywhere before it, or both in it); and the single slips that reproduce it once
-the source's own earlier, wrong claims are carried in. A slip is data: the kind, the equation, and the
+the source's own earlier, wrong claims are carried in. `keeping_right(ev, d)` keeps the explanations
+that leave the source's right claims right, where any does. A slip is data: the kind, the equation, and the
 expressions a sentence about it names (`Slip.says`, with {0}, {1} for those and {eq} for the equation).
 A backward step is diagnosed the same way, as the cell `derive(cell).program()`: its forward and adjoint
 equations in one program, so every entry applies to the adjoint's equations where it fits.
@@ -498,6 +499,23 @@ def _reaches(cell: Cell, source: str, target: str) -> bool:
         if eq.name == target:
             return target in reach
     return False
+
+
+def keeping_right(ev: Evaluation, d: Diagnosis) -> Diagnosis:
+    """`d` with only the explanations that leave the claims of `ev` that hold as they are, where any does
+    (a slip in C̄ is not what went wrong where C̄ itself was written right); else all, fewest broken first."""
+    held = [v.claim for v in ev.verdicts if v.holds]
+
+    def broken(e: Explanation) -> int:
+        env = run(ev, e.slips)
+        return sum(not _matches(claimed_value(ev, env, c), c) for c in held)
+
+    for found in (d.singles, d.pairs, d.carried):
+        counts = {id(e): broken(e) for e in found}
+        found.sort(key=lambda e: counts[id(e)])
+        if found and counts[id(found[0])] == 0:
+            found[:] = [e for e in found if counts[id(e)] == 0]
+    return d
 
 
 def diagnose(ev: Evaluation) -> list[Diagnosis]:

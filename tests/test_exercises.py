@@ -107,3 +107,19 @@ def test_grading_names_the_slip_in_a_wrong_backward_answer(kind, equation, gradi
 def test_a_zero_entry_says_nothing_about_the_digits_an_answer_was_written_to():
     assert Claim("grad:W", ((0.1661, 0), (0.0878, 0))).tolerance() == pytest.approx(0.00005)
     assert Claim("f", (0, 0)).tolerance() == 0.5
+
+
+def test_a_slip_that_would_break_a_right_answer_is_not_named():
+    cell = lstm()
+    sheet = make_sheet(cell, "lstm", 1, seed=3, backward=True)
+    ev = sheet.problems[0].graded(cell, [])
+    slip = next(s for s in slips_of(ev) if s.kind == "transposed" and s.equation == "bar:z"
+                and [str(n) for n in s.names] == ["W_o", "h_prev"])
+    wrong = run(ev, [slip])
+    untransposed = "    you used the block of W_o that meets h_{t-1} without its transpose in z̄_t"
+    alone = report(grade(sheet, {1: {"bar:z": np.round(wrong["bar:z"], 4).tolist()}}), cell, sheet.tolerance)
+    assert untransposed in alone.splitlines() and "in C̄_t" in alone  # C_{t-1} in C̄ gives this z̄ too
+    marks = grade(sheet, {1: {q: np.round(wrong[q], 4).tolist() for q in ("bar:C", "bar:z")}})
+    assert [m.right for m in marks] == [True, False]
+    said = [ln for ln in report(marks, cell, sheet.tolerance).splitlines() if ln.startswith("    ")]
+    assert said == [untransposed]  # but C̄ was written right
