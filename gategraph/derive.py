@@ -44,7 +44,7 @@ import sympy as sp
 
 from gategraph.errors import SpecError
 from gategraph.ops import NODES, OPS, op_of
-from gategraph.spec import Cell, Equation, Var, find_equation, infer_shape, is_size
+from gategraph.spec import Cell, Decl, Equation, Var, find_equation, infer_shape, is_size
 
 Hadamard, Plus, Minus, Scale, Square, Sum, Divide, Sqrt = (
     NODES[n] for n in ("Hadamard", "Plus", "Minus", "Scale", "Square", "Sum", "Divide", "Sqrt"))
@@ -114,6 +114,18 @@ class Adjoint:
     def var(self, name: str) -> AdjointVar:
         """The adjoint variable of that name (its role and the forward name it belongs to)."""
         return self.vars[name]
+
+    def program(self) -> Cell:
+        """The forward step and this adjoint as one straight-line program: the forward equations, then the
+        adjoint's, then each nonzero gradient as an equation `grad:W = ...`, reading the seeds ∂ℓ_t/∂y_t and
+        the carries as inputs. Anything that evaluates or rewrites a cell's equations (a worked example, the
+        slip catalogue) then works on the backward step unchanged."""
+        cell = self.cell
+        seeds = [Decl(self.vars[name], cell.shapes[out], "input") for out, name in self.seeds.items()]
+        carries = [Decl(AdjointVar(Role.CARRY, st.name), st.shape, "input") for st in cell.states]
+        grads = [Equation(Var(f"grad:{p}"), g) for p, g in self.grads.items() if g != 0]
+        return Cell(f"{cell.name} backward", cell.sizes, (*cell.decls, *seeds, *carries), cell.states,
+                    (*cell.equations, *self.equations, *grads), cell.outputs, coded=True)
 
     def state_adjoint(self, state: str) -> str | None:
         """The equation giving ∂L/∂s_t for a carried state s (all of it: the loss at t, step t+1 and every

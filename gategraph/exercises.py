@@ -6,13 +6,15 @@ until every σ(a) and tanh(a) the step computes has an integer argument from −
 tabulates them. A backward problem also gives ∂L/∂y_t of the cell's output and asks for every adjoint
 and gradient. The answers are what the evaluator computes (`worked.evaluate`, `backprop.backward_example`,
 exactly, then in floats); `grade` judges a student's numbers to the sheet's tolerance and, for a wrong
-forward value, names the slips (`slips.diagnose`) that reproduce it, the student's other answers
-carried in.
+value, names the slips (`slips.diagnose`) that reproduce it, the student's other answers carried in. A
+wrong adjoint or gradient is diagnosed the same way, on the forward and adjoint step as one program
+(`Adjoint.program`): "you left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}". A slip that would have made one of
+the student's right answers wrong is not named where another explains the wrong one (`slips.keeping_right`).
 
 A sheet is saved as JSON (`Sheet.save`, `load_sheet`): the cell's reference (a built-in name or
 file.py:function), the seed, and each problem's numbers, so grading needs nothing else.
 
-Imports: json, numpy, sympy, gategraph.backprop, gategraph.cells, gategraph.slips, gategraph.worked,
+Imports: json, numpy, sympy, gategraph.backprop, gategraph.cells, gategraph.derive, gategraph.slips, gategraph.worked,
 gategraph.errors, gategraph.files.
 """
 
@@ -28,11 +30,12 @@ import sympy as sp
 
 from gategraph.backprop import backward_example
 from gategraph.cells import load_cell
+from gategraph.derive import Role, adjoint_name, derive
 from gategraph.errors import UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.numeric import to_float
 from gategraph.ops import op_of
-from gategraph.slips import Diagnosis, diagnose
+from gategraph.slips import Diagnosis, diagnose, keeping_right
 from gategraph.spec import Cell
 from gategraph.worked import Claim, Evaluation, evaluate
 
@@ -61,6 +64,19 @@ class Problem:
             out |= {eq.name: to_float(ex.steps[0][eq.name]) for eq in ex.adjoint.equations}
             out |= {f"grad:{p}": to_float(ex.grads[p]) for p, g in ex.adjoint.grads.items() if g != 0}
         return out
+
+    def graded(self, cell: Cell, claims) -> Evaluation:
+        """The problem in floats with `claims` checked: on the cell, or for a backward problem on its forward
+        and adjoint step as one program (`Adjoint.program`), so a wrong adjoint is diagnosed like a wrong
+        forward value."""
+        if self.d_output is None:
+            return self.evaluation(cell, claims, exact=False)
+        forward, adjoint = self.evaluation(cell, exact=False), derive(cell)
+        # one step: nothing comes back from step t+1, and the loss reads the first output only
+        reads = {name: np.zeros_like(forward[out]) for out, name in adjoint.seeds.items()}
+        reads |= {adjoint_name(Role.CARRY, st.name): np.zeros_like(forward[st.name]) for st in cell.states}
+        reads[adjoint.seeds[cell.outputs[0]]] = np.asarray(self.d_output, dtype=float)
+        return evaluate(adjoint.program(), {**self.values, **reads}, claims=claims, exact=False)
 
     def backward(self, cell: Cell):
         return backward_example(cell, self.values, d_output=self.d_output)
@@ -182,11 +198,9 @@ def grade(sheet: Sheet, answers: dict) -> list[Mark]:
         if unknown:
             raise ValueInputError(f"problem {number}: no quantity {', '.join(unknown)}; the sheet asks for "
                                   f"{', '.join(solution)}")
-        forward = {eq.name for eq in cell.equations}
-        claims = [Claim(q, tuple(v)) for q, v in given.items()
-                  if q in forward and np.shape(v) == np.shape(solution[q])]
-        ev = problem.evaluation(cell, claims, exact=False)
-        found = {d.verdict.claim.name: d for d in diagnose(ev)}
+        claims = [Claim(q, tuple(v)) for q, v in given.items() if np.shape(v) == np.shape(solution[q])]
+        ev = problem.graded(cell, claims)
+        found = {d.verdict.claim.name: keeping_right(ev, d) for d in diagnose(ev)}
         for q, v in given.items():
             value = np.asarray(v, dtype=float)
             expected = solution[q]

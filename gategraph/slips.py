@@ -5,11 +5,14 @@ example (`numeric.value_of`, in float64). `CATALOGUE` holds one entry per kind o
 every place in an equation where that slip can happen:
 
 - a nonlinearity dropped, σ(a) → a, tanh(a) → a; or swapped, σ ↔ tanh;
+- in a backward step, a nonlinearity's derivative dropped: ā_f = f̄ ⊙ f ⊙ (1 − f) → f̄ (σ′), or the
+  factor 1 − tanh²(C) left out (tanh′);
 - a term of a sum dropped (a + b → a) or counted twice (a + b → a + 2b); a sign flipped (a + b → a − b);
   in a product W · [a, b] the block terms W_a · a and W_b · b are terms too;
 - the wrong block of W: W_a · b and W_b · a (where the blocks have one shape);
 - another gate's bias or weights (b_f for b_C, W_f for W_C: any parameter of the same shape);
-- a transposed matrix (a square block of W, or a square W);
+- a transposed matrix (a square block of W, or a square W), or in a backward step a block of Wᵀ
+  taken without its transpose;
 - a value carried from another step: C_{t-1} for C_t, or C_t for C_{t-1} where C_t is known by then;
 - an arithmetic slip in one entry of a product: one entry of the vector a in W · a taken with the wrong
   sign, or left out ((-1)·1 read as 1·1).
@@ -17,8 +20,11 @@ every place in an equation where that slip can happen:
 `diagnose(ev)` reports, for each claimed value of an `Evaluation` that does not hold, the single slips
 that reproduce it to the precision it was written in; where none does, the pairs (one slip in the
 claimed equation, one anywhere before it, or both in it); and the single slips that reproduce it once
-the source's own earlier, wrong claims are carried in. A slip is data: the kind, the equation, and the
+the source's own earlier, wrong claims are carried in. `keeping_right(ev, d)` keeps the explanations
+that leave the source's right claims right, where any does. A slip is data: the kind, the equation, and the
 expressions a sentence about it names (`Slip.says`, with {0}, {1} for those and {eq} for the equation).
+A backward step is diagnosed the same way, as the cell `derive(cell).program()`: its forward and adjoint
+equations in one program, so every entry applies to the adjoint's equations where it fits.
 
 Imports: numpy, sympy, gategraph.numeric, gategraph.ops, gategraph.spec, gategraph.worked.
 """
@@ -100,6 +106,31 @@ def _dropped_nonlinearity(cell, eq, env):
         if op_of(node) is not None and op_of(node).name in NONLINEAR:
             yield Slip("dropped-nonlinearity", eq.name, path, node.args[0],
                        f"dropped the {NONLINEAR[op_of(node).name]} in {{eq}}")
+
+
+def _derivative_of(node) -> str | None:
+    """Which nonlinearity's derivative `node` is, as the adjoint writes it: σ' as u ⊙ (1 − u), tanh' as
+    1 − u² (u = tanh(C) or the gate's own value); None for anything else."""
+    name = _op_name(node)
+    if name == "Hadamard" and _op_name(node.args[1]) == "Minus" and node.args[1].args == (1, node.args[0]):
+        return "σ"
+    if name == "Minus" and node.args[0] == 1 and _op_name(node.args[1]) == "Square":
+        return "tanh"
+    return None
+
+
+def _op_name(node) -> str | None:
+    return op_of(node).name if op_of(node) is not None else None
+
+
+def _dropped_derivative(cell, eq, env):
+    for path, node in _nodes(eq.rhs):
+        if _op_name(node) == "Hadamard":
+            for k in (0, 1):
+                which = _derivative_of(node.args[k])
+                if which is not None:
+                    yield Slip("dropped-derivative", eq.name, path, node.args[1 - k],
+                               f"left out {which}′ = {{0}} in {{eq}}", (node.args[k],))
 
 
 def _swapped_nonlinearity(cell, eq, env):
@@ -218,6 +249,27 @@ def _transposed(cell, eq, env):
 
     yield from _matrix_slips(eq, env, "transposed", rebuild, "used the transpose of the block of {0} "
                              "that meets {1} in {eq}")
+    yield from _untransposed(cell, eq, env)
+
+
+def _untransposed(cell, eq, env):
+    """In an adjoint's Wᵀ · ā, where W · [a, b] is a product of the forward step: the square block of Wᵀ
+    that sends ā back to one operand taken without its transpose (W_h · ā for W_hᵀ · ā)."""
+    for path, node in _nodes(eq.rhs):
+        if _op_name(node) != "MatMul" or _op_name(node.args[0]) != "Transpose":
+            continue
+        W = node.args[0].args[0]
+        product = next((n for e in cell.equations for _, n in _nodes(e.rhs) if _is_blocked(n) and n.args[0] == W),
+                       None)
+        if product is None:
+            continue
+        M = np.asarray(value_of(node.args[0], env), dtype=float)
+        for _, operand, r0, r1 in _blocks(product, env):
+            if r1 - r0 == M.shape[1] and not np.allclose(M[r0:r1], M[r0:r1].T):
+                new, sym = M.copy(), _fresh(env, "slip")
+                new[r0:r1] = M[r0:r1].T
+                yield Slip("transposed", eq.name, (*path, 0), sym, "used the block of {0} that meets {1} "
+                           "without its transpose in {eq}", (W, operand), {sym.name: new})
 
 
 def _other_parameter(cell, eq, env):
@@ -259,6 +311,7 @@ def _entry_slips(cell, eq, env):
 
 CATALOGUE = (
     Kind("dropped-nonlinearity", "a nonlinearity dropped", _dropped_nonlinearity),
+    Kind("dropped-derivative", "a nonlinearity's derivative dropped", _dropped_derivative),
     Kind("swapped-nonlinearity", "σ and tanh swapped", _swapped_nonlinearity),
     Kind("dropped-term", "a term dropped", _dropped_term),
     Kind("doubled-term", "a term counted twice", _doubled_term),
@@ -446,6 +499,23 @@ def _reaches(cell: Cell, source: str, target: str) -> bool:
         if eq.name == target:
             return target in reach
     return False
+
+
+def keeping_right(ev: Evaluation, d: Diagnosis) -> Diagnosis:
+    """`d` with only the explanations that leave the claims of `ev` that hold as they are, where any does
+    (a slip in C̄ is not what went wrong where C̄ itself was written right); else all, fewest broken first."""
+    held = [v.claim for v in ev.verdicts if v.holds]
+
+    def broken(e: Explanation) -> int:
+        env = run(ev, e.slips)
+        return sum(not _matches(claimed_value(ev, env, c), c) for c in held)
+
+    for found in (d.singles, d.pairs, d.carried):
+        counts = {id(e): broken(e) for e in found}
+        found.sort(key=lambda e: counts[id(e)])
+        if found and counts[id(found[0])] == 0:
+            found[:] = [e for e in found if counts[id(e)] == 0]
+    return d
 
 
 def diagnose(ev: Evaluation) -> list[Diagnosis]:

@@ -38,8 +38,10 @@ class Claim:
     note: str = ""  # why it does not hold, where that is known
 
     def tolerance(self) -> float:
-        """Half a unit in the last place written: 0.9 -> 0.05, 10 -> 0.5."""
-        return max(_half_unit(v) for v in self.value)
+        """Half a unit in the last place written: 0.9 -> 0.05, 10 -> 0.5; a 0 beside other entries says
+        nothing about the digits ([0.1661, 0] -> 0.00005)."""
+        entries = np.ravel(np.asarray(self.value, dtype=float))  # a matrix's too
+        return max(_half_unit(v) for v in (entries[entries != 0] if entries.any() else entries))
 
     @property
     def key(self) -> tuple:
@@ -130,7 +132,7 @@ def evaluate(cell: Cell, values: dict, given: dict | None = None, claims=(), exa
         raise ValueInputError(f"cell {cell.name!r} needs values for {', '.join(_public(cell, missing))}")
     for name, v in given.items():
         env[name] = np.asarray(v, dtype=float) if not exact else exact_array(v)
-    cell.bind_sizes(env)
+    env.update(cell.bind_sizes(env))  # an equation may read a size (a slice up to H)
     steps = []
     for eq in cell.equations:
         if eq.name in given:

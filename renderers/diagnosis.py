@@ -1,12 +1,14 @@
 """Diagnosed slips written out: beside a claimed value that does not hold, the slips that reproduce it.
 
-`sentence(cell, slip, style)` is one slip as a clause ("dropped the tanh in h_t"); `diagnosis_lines`
+`sentence(cell, slip, style, adjoint)` is one slip as a clause ("dropped the tanh in h_t"; with the
+cell's adjoint also one in the backward step, "left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}"); `diagnosis_lines`
 the lines under one failing claim: the single slips that reproduce it, else the pairs (and how many
 slips are needed), else "no slip in the catalogue reproduces it"; and what one more slip does on top
 of the source's own earlier wrong claims. `notes(ev, diagnoses, style)` maps each claim to its lines,
 for `walkthrough(..., notes=...)`.
 
-Imports: gategraph.slips, gategraph.worked, gategraph.renderers.latex, gategraph.renderers.walkthrough.
+Imports: gategraph.derive, gategraph.slips, gategraph.worked, gategraph.renderers.derivation,
+gategraph.renderers.latex, gategraph.renderers.walkthrough.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 
 import numpy as np
 
+from gategraph.derive import Adjoint
+from gategraph.renderers.derivation import adjoint_lhs, adjoint_printer, gradient_lhs
 from gategraph.renderers.latex import TEXT_MATH, lhs, printer, text_in_latex, times
 from gategraph.renderers.walkthrough import array
 from gategraph.slips import Diagnosis, Slip
@@ -24,20 +28,31 @@ from gategraph.worked import Evaluation
 SHOWN = 3  # explanations written out per claim; the rest are counted
 
 
-def sentence(cell: Cell, slip: Slip, style: str = "text") -> str:
+def sentence(cell: Cell, slip: Slip, style: str = "text", adjoint: Adjoint | None = None) -> str:
     """The slip as a clause, `dropped the tanh in h_t`, with the cell's names printed in `style` (LaTeX:
-    one line of maths, the words in \\text{...})."""
-    p = printer(cell, "text" if style == "text" else "latex")
+    one line of maths, the words in \\text{...}); with the cell's `adjoint`, a slip in the backward step
+    (`left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}`)."""
+    pstyle = "text" if style == "text" else "latex"
+    p = printer(cell, pstyle) if adjoint is None else adjoint_printer(adjoint, pstyle)
     names = {str(k): _math(p.doprint(e), style) for k, e in enumerate(slip.names)}
     if slip.block is not None:  # W_C[x] (text), W_C^{(x)} (LaTeX): the block of W that meets x_t
         block = times(cell)[slip.block][0]
         matrix = p.doprint(slip.names[0])
         names["0"] = _math(f"{matrix}[{block}]" if style == "text" else rf"{matrix}^{{({block})}}", style)
-    names["eq"] = _math(lhs(cell, slip.equation, "text" if style == "text" else "latex"), style)
+    names["eq"] = _math(_lhs(cell, adjoint, slip.equation, pstyle), style)
     pieces = re.split(r"\{(\w+)\}", slip.says)  # words, name, words, name, ...
     if style != "latex":
         return "".join(names[x] if k % 2 else x for k, x in enumerate(pieces))
     return " ".join(names[x] if k % 2 else _words(x, style) for k, x in enumerate(pieces) if x)
+
+
+def _lhs(cell: Cell, adjoint: Adjoint | None, name: str, style: str) -> str:
+    """The left side of a forward equation, of an adjoint's (ā_{f,t}) or of a gradient's (∂L/∂W_f)."""
+    if name in cell.shapes or adjoint is None:
+        return lhs(cell, name, style)
+    if name.startswith("grad:"):
+        return gradient_lhs(name.removeprefix("grad:"), style)
+    return adjoint_lhs(adjoint, name, style)
 
 
 def _math(latex: str, style: str) -> str:

@@ -6,7 +6,7 @@ out, every chain of the forward step (and of the backward one) as the worked exa
 are `Deck`s, written by the deck writers (reveal.js HTML, Beamer PDF). `report(marks, cell)`: each answer
 marked, with the slips that explain a wrong one ("you dropped the tanh in h_t").
 
-Imports: numpy, sympy, gategraph.exercises, gategraph.ops, gategraph.renderers.*.
+Imports: numpy, sympy, gategraph.derive, gategraph.exercises, gategraph.ops, gategraph.renderers.*.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from gategraph.derive import derive
 from gategraph.exercises import TABLE, Mark, Sheet
 from gategraph.ops import sigma
 from gategraph.renderers.deck import Deck, Math, Text, plain
 from gategraph.renderers.derivation import adjoint_lhs, gradient_lhs
-from gategraph.renderers.diagnosis import sentence
+from gategraph.renderers.diagnosis import _lhs, sentence
 from gategraph.renderers.latex import lhs
 from gategraph.renderers.walkthrough import adjoint_lines, array, gradient_lines, step_lines
 from gategraph.spec import Cell
@@ -130,8 +131,13 @@ def _chain(lines: list[str]) -> Math:
 
 
 def report(marks: list[Mark], cell: Cell, tolerance: float) -> str:
-    """One line per answer, ✓ or ✗; under a wrong one what it should be and the slips that explain it."""
-    out = []
+    """One line per answer, ✓ or ✗; under a wrong one what it should be and the slips that explain it
+    (forward values and, on a backward sheet, adjoints and gradients alike)."""
+    out, adjoint = [], derive(cell)
+
+    def said(slip) -> str:
+        return sentence(cell, slip, adjoint=adjoint)
+
     for m in marks:
         shown = array(m.given, "text", exact=False)
         if m.right:
@@ -143,16 +149,15 @@ def report(marks: list[Mark], cell: Cell, tolerance: float) -> str:
         if m.rounded:
             out.append(f"    right to the digits written, but the sheet asks for every entry within {tolerance}")
         elif d is None or d.fewest is None:
-            out.append("    no slip in the catalogue explains it" if m.quantity in cell.shapes else
-                       "    (slips are diagnosed in the forward values)")
+            out.append("    no slip in the catalogue explains it")
         elif d.singles:
-            out += [f"    you {sentence(cell, e.slips[0])}" for e in d.singles[:2]]
+            out += [f"    you {said(e.slips[0])}" for e in d.singles[:2]]
         elif d.carried:
             e = d.carried[0]
-            said = ", ".join(lhs(cell, n, "text") for n in e.carried)
-            out.append(f"    with your {said}, you {sentence(cell, e.slips[0])}")
+            yours = ", ".join(_lhs(cell, adjoint, n, "text") for n in e.carried)
+            out.append(f"    with your {yours}, you {said(e.slips[0])}")
         else:
-            out.append("    you " + " and ".join(sentence(cell, s) for s in d.pairs[0].slips))
+            out.append("    you " + " and ".join(said(s) for s in d.pairs[0].slips))
     right = sum(m.right for m in marks)
     out.append(f"{right} of {len(marks)} answers right")
     return "\n".join(out)

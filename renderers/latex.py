@@ -186,7 +186,7 @@ def _width(text: str) -> int:
 
 
 TEXT_MATH = {"σ": r"\sigma", "·": r"\cdot", "≈": r"\approx", "⊙": r"\odot", "−": "-", "α": r"\alpha",
-             "ᵀ": r"^\top", "∂": r"\partial", "ℓ": r"\ell", "²": "^2", "→": r"\to", "✓": r"\checkmark"}
+             "ᵀ": r"^\top", "∂": r"\partial", "ℓ": r"\ell", "²": "^2", "→": r"\to", "✓": r"\checkmark", "′": "'"}
 TEXT_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\textasciicircum{}", "&": r"\&", "%": r"\%",
                 "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}"}
 

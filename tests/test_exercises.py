@@ -12,7 +12,7 @@ from gategraph.cells import load_cell, lstm
 from gategraph.exercises import TABLE, grade, load_sheet, make_sheet, read_answers
 from gategraph.renderers.exercises import report
 from gategraph.slips import run, slips_of
-from gategraph.worked import evaluate
+from gategraph.worked import Claim, evaluate
 from tests.conftest import ROOT, run_cli
 
 MGU = f"{ROOT / 'examples' / 'mgu.py'}:mgu"
@@ -78,3 +78,48 @@ def test_the_sheets_build_in_html_and_pdf_and_grade_from_the_command_line(tmp_pa
     solution = sheet.problems[0].solution(load_cell(MGU))
     (tmp_path / "a.json").write_text(json.dumps({"1": {"h": solution["h"].tolist()}}))
     assert "1 of 1 answers right" in run_cli("grade", out, tmp_path / "a.json").stdout
+
+
+@pytest.mark.parametrize("kind, equation, gradient, says", [
+    ("dropped-derivative", "pre:f", "grad:W_f", "you left out σ′ = f_t ⊙ (1 - f_t) in ā_{f,t}"),
+    ("other-step", "bar:f", "grad:W_f", "you used C_t instead of C_{t-1} in f̄_t"),
+    ("dropped-derivative", "pre:C_tilde", "grad:W_C", "you left out tanh′ = 1 - C̃_t² in ā_{C̃,t}"),
+])
+def test_grading_names_the_slip_in_a_wrong_backward_answer(kind, equation, gradient, says):
+    cell = lstm()
+    sheet = make_sheet(cell, "lstm", 1, seed=3, backward=True)
+    problem = sheet.problems[0]
+    solution = problem.solution(cell)
+    ev = problem.graded(cell, [])
+    slip = next(s for s in slips_of(ev) if s.kind == kind and s.equation == equation)
+    wrong = run(ev, [slip])
+    assert np.max(np.abs(wrong[equation] - solution[equation])) > 0.01
+    answers = {q: np.round(wrong[q], 4).tolist() for q in ("f", equation, gradient)}
+    marks = grade(sheet, {1: answers})
+    assert [(m.quantity, m.right) for m in marks] == [("f", True), (equation, False), (gradient, False)]
+    text = report(marks, cell, sheet.tolerance)
+    lines = text.splitlines()
+    assert lines[2] == "    " + says  # under the wrong adjoint
+    assert "    " + says in lines[4:-1]  # and under the gradient it flows into
+    assert "1 of 3 answers right" in text
+
+
+def test_a_zero_entry_says_nothing_about_the_digits_an_answer_was_written_to():
+    assert Claim("grad:W", ((0.1661, 0), (0.0878, 0))).tolerance() == pytest.approx(0.00005)
+    assert Claim("f", (0, 0)).tolerance() == 0.5
+
+
+def test_a_slip_that_would_break_a_right_answer_is_not_named():
+    cell = lstm()
+    sheet = make_sheet(cell, "lstm", 1, seed=3, backward=True)
+    ev = sheet.problems[0].graded(cell, [])
+    slip = next(s for s in slips_of(ev) if s.kind == "transposed" and s.equation == "bar:z"
+                and [str(n) for n in s.names] == ["W_o", "h_prev"])
+    wrong = run(ev, [slip])
+    untransposed = "    you used the block of W_o that meets h_{t-1} without its transpose in z̄_t"
+    alone = report(grade(sheet, {1: {"bar:z": np.round(wrong["bar:z"], 4).tolist()}}), cell, sheet.tolerance)
+    assert untransposed in alone.splitlines() and "in C̄_t" in alone  # C_{t-1} in C̄ gives this z̄ too
+    marks = grade(sheet, {1: {q: np.round(wrong[q], 4).tolist() for q in ("bar:C", "bar:z")}})
+    assert [m.right for m in marks] == [True, False]
+    said = [ln for ln in report(marks, cell, sheet.tolerance).splitlines() if ln.startswith("    ")]
+    assert said == [untransposed]  # but C̄ was written right
