@@ -168,6 +168,21 @@ def _cell(cell) -> Cell:
     raise SpecError(f"compile() takes a Cell or a built-in cell's name ('lstm'), got {type(cell).__name__}{hint}")
 
 
+def _call(compiled, args: list):
+    """Call a compiled pass. A Ctrl-C whose handler raises while the compiled code is in a callback into Python
+    (Numba unpickling a constant) comes out as a SystemError caused by the KeyboardInterrupt: it is the
+    KeyboardInterrupt again, so the caller stops as on any Ctrl-C."""
+    try:
+        return compiled(*args)
+    except SystemError as e:
+        cause = e
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise KeyboardInterrupt from e
+
+
 class Kernel:
     """Forward and backward passes of one cell over batches of time-major sequences (see `compile`)."""
 
@@ -261,10 +276,12 @@ class Kernel:
         cache), the module's machine code is thrown away and compiled afresh, once. Until both functions
         ran, the calls hold the module's lock (`_compiling`)."""
         if self._trusted:
-            return getattr(self, f"_{which}")(*args)
+            return _call(getattr(self, f"_{which}"), args)
         with _compiling(self._module):
             try:
-                return getattr(self, f"_{which}")(*args)
+                return _call(getattr(self, f"_{which}"), args)
+            except KeyboardInterrupt:
+                raise
             except Exception:
                 module = _load(self.lowered, rebuild=True)
                 self._forward, self._backward = module.forward, module.backward

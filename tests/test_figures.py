@@ -3,6 +3,7 @@ font size, from the size Graphviz or matplotlib set it at, times the scale the s
 least 12 px high; and each figure takes the same share of the slide's width in the HTML deck as in the PDF."""
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_every_label_of_every_figure_is_at_least_12_px_high(decks, name):
 def pdf_shares(folder: Path, tmp_path: Path) -> dict:
     """{figure: its width over the page's} as pdflatex set it (the Beamer writer has it say so in the log)."""
     work = tmp_path / "beamer"
-    subprocess.run(["cp", "-r", str(folder), str(work)], check=True)
+    shutil.copytree(folder, work)
     subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "deck.tex"], cwd=work,
                    capture_output=True, timeout=600, check=True)
     log = (work / "deck.log").read_text(errors="replace").replace("\n", "")

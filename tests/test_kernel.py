@@ -544,3 +544,23 @@ def test_a_scalar_parameter_compiles_trains_and_has_the_right_gradient():
     assert abs(grads["beta"] - (up - down) / (2 * eps)) <= 1e-7 * max(1, abs(up - down) / (2 * eps))
     Adam(lr=0.1).step(params, grads)
     assert params["beta"].shape == () and params["beta"] != old
+
+
+def test_a_ctrl_c_inside_a_compiled_pass_is_a_keyboard_interrupt():
+    """Numba wraps an exception raised in a callback (a Ctrl-C handler that ran while the pass unpickled a
+    constant) in SystemErrors; the kernel gives the caller its KeyboardInterrupt back, and nothing else."""
+    from gategraph.kernel import _call
+
+    def interrupted():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as k:
+            raise SystemError("returned a result with an exception set") from k
+
+    def broken():
+        raise SystemError("something else")
+
+    with pytest.raises(KeyboardInterrupt):
+        _call(interrupted, [])
+    with pytest.raises(SystemError, match="something else"):
+        _call(broken, [])
