@@ -350,6 +350,54 @@ class Store:
     def whole(self) -> bool:
         return self.width is None
 
+    def entry(self, idx: tuple) -> tuple:
+        """(buffer, kind, row, units): which entry `read(idx)` reads, as expressions of the loop indices."""
+        units = list(idx)
+        if units and self.col != 0:
+            units[-1] = self.col + units[-1]
+        return self.buf, self.kind, self.shift, tuple(units)
+
+
+def _apart(a: tuple, b: tuple, extent) -> bool:
+    """Whether two entries of one buffer that a loop nest reaches (Store.entry) are the same at every
+    iteration or never meet: rows of different steps, or column ranges [c, c + extent) that do not overlap."""
+    if a == b:
+        return True
+    (_, kind_a, row_a, units_a), (_, kind_b, row_b, units_b) = a, b
+    if kind_a != kind_b or len(units_a) != len(units_b):
+        return False
+    if kind_a == "seq" and row_a != row_b:
+        return True
+    differ = [(u, v) for u, v in zip(units_a, units_b, strict=True) if u != v]
+    if len(differ) != 1 or differ[0] != (units_a[-1], units_b[-1]):
+        return False
+    gap = differ[0][0] - differ[0][1]
+    if gap.free_symbols & {sp.Symbol(n, integer=True) for n in ("_j", "_i", "_k")}:
+        return False
+    positive = {x: sp.Dummy(positive=True, integer=True) for x in (gap - extent).free_symbols}
+    return bool((gap - extent).subs(positive).is_nonnegative or (-gap - extent).subs(positive).is_nonnegative)
+
+
+@dataclass
+class _Nest:
+    """An elementwise loop nest that later statements over the same indices may join: its loops' key, the line
+    after its last statement, and the entries its statements wrote and read (Store.entry)."""
+
+    key: tuple
+    end: int
+    extent: sp.Expr
+    writes: list
+    reads: list
+
+    def admits(self, key: tuple, end: int, writes: list, reads: list) -> bool:
+        """Whether statements with these entries may run inside this nest, each iteration after its own
+        statements: same loops, right after them, and no entry that one iteration writes and another reads
+        or writes."""
+        if key != self.key or end != self.end:
+            return False
+        pairs = [(a, b) for a in reads + writes for b in self.writes] + [(a, b) for a in writes for b in self.reads]
+        return all(a[0] != b[0] or _apart(a, b, self.extent) for a, b in pairs)
+
 
 def _name_power_bases(temps: list, reduced: list, names) -> tuple[list, list]:
     """Give every compound base of an integer power its own local, ahead of the line that uses it."""
@@ -382,6 +430,8 @@ class Emitter:
     step at once (temporaries are (T·B, ...))."""
 
     direct = True  # a value that is one GEMM is written by the GEMM itself
+    fuse = False  # elementwise statements over the same indices share one loop nest (measured: the backward
+    # pass's fused nest is slower, its many arrays keep LLVM from vectorizing it)
 
     def __init__(self, dtype: str, stores: dict):
         self.dtype, self.stores = dtype, stores
@@ -394,6 +444,8 @@ class Emitter:
         self.work: list = []  # (name, dims) of the buffers passed in
         self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
         self.seq_stacks: dict = {}  # tuple of operand nodes -> seq buffer holding them side by side
+        self.nest: _Nest | None = None  # the last elementwise loop nest, which the next statement may join
+        self.entries: list = []  # Store.entry of every array read while a statement is built
 
     # -- text ------------------------------------------------------------------------------------------------
     def fresh(self, stem: str) -> str:
@@ -425,10 +477,10 @@ class Emitter:
         """The SymPy scalar of `node` at `idx`; each array read becomes a placeholder symbol in `reads`."""
         if node.op is Kind.NUM:
             return node.args[0]
-        if node in self.memo:
-            return self.placeholder(self.memo[node].read(idx, self.dtype), reads)
-        if node.op is Kind.LEAF:
-            return self.placeholder(self.stores[node.args[0]].read(idx, self.dtype), reads)
+        if node in self.memo or node.op is Kind.LEAF:
+            store = self.memo[node] if node in self.memo else self.stores[node.args[0]]
+            self.entries.append(store.entry(idx))
+            return self.placeholder(store.read(idx, self.dtype), reads)
         if node.op is Kind.SIZE:
             return self.placeholder(Store(_py(node.args[0]), "size").read(idx, self.dtype), reads)
         op = node.op
@@ -472,24 +524,47 @@ class Emitter:
         self.depth += 1
         return 2 if self.mode == "all" else 1
 
-    def open_units(self, shape) -> tuple:
+    @staticmethod
+    def units(shape) -> tuple:
+        """The loop indices over a value's entries: _j over a vector, _i, _k over a matrix."""
         names = ("_j",) if len(shape) == 1 else ("_i", "_k")[: len(shape)]
-        idx = []
-        for name, n in zip(names, shape, strict=False):
-            self.line(f"for {name} in range({_py(n)}):")
-            self.depth += 1
-            idx.append(sp.Symbol(name, integer=True))
-        return tuple(idx)
+        return tuple(sp.Symbol(name, integer=True) for name in names[: len(shape)])
 
-    def elementwise(self, node: N, dest, op: str = "="):
-        """One loop nest: for each sequence and unit, dest(idx) (op) node[idx]."""
+    def open_units(self, shape) -> tuple:
+        idx = self.units(shape)
+        for i, n in zip(idx, shape, strict=True):
+            self.line(f"for {i} in range({_py(n)}):")
+            self.depth += 1
+        return idx
+
+    def elementwise(self, node: N, dest, op: str = "=", store: Store | None = None):
+        """dest(idx) (op) node[idx] for each sequence and unit: a statement in the last loop nest if it runs
+        over the same indices and no iteration reads what another one writes (`store` given: where dest is),
+        else in a loop nest of its own."""
         self.prepare(node)
-        opened = self.open_batch()
-        idx = self.open_units(node.shape)
+        idx = self.units(node.shape)
         reads: dict = {}
-        (value,) = self.printed([self.scalar(node, idx, reads)], reads)
-        self.line(f"{dest(idx)} {op} {value}")
-        self.depth -= opened + len(idx)
+        self.entries = []
+        value = self.scalar(node, idx, reads)
+        key = (self.mode, self.depth, tuple(_py(n) for n in node.shape))
+        writes = [store.entry(idx)] if store is not None else []
+        depth = self.depth
+        if not self.fuse:
+            store = None
+        if store is not None and self.nest is not None and self.nest.admits(key, len(self.lines), writes, self.entries):
+            self.depth += (2 if self.mode == "all" else 1) + len(idx)
+        else:
+            self.open_batch()
+            self.open_units(node.shape)
+            extent = node.shape[-1] if node.shape else sp.S.One
+            self.nest = _Nest(key, 0, extent, [], []) if store is not None else None
+        (text,) = self.printed([value], reads)
+        self.line(f"{dest(idx)} {op} {text}")
+        self.depth = depth
+        if self.nest is not None:
+            self.nest.end = len(self.lines)
+            self.nest.writes += writes
+            self.nest.reads += self.entries
 
     def into(self, store: Store, node: N, op: str = "="):
         """store[...] (op) node[...]; a product of parameters lands in the store straight from its GEMM."""
@@ -502,7 +577,7 @@ class Emitter:
             for c in node.children:
                 self.prepare(c)
             return loops(node, store)
-        self.elementwise(node, lambda idx: store.read(idx, self.dtype), op)
+        self.elementwise(node, lambda idx: store.read(idx, self.dtype), op, store)
 
     # -- what needs its own loops or a GEMM --------------------------------------------------------------------
     def loops(self, node: N):
@@ -651,6 +726,7 @@ class _ForwardEmitter(Emitter):
     operand is an input, else once per step, into a buffer kept for the backward pass."""
 
     direct = False
+    fuse = True
 
     def __init__(self, dtype, stores, groups: dict):
         super().__init__(dtype, stores)
@@ -1112,18 +1188,30 @@ def _function(name: str, args: list, first_input: str, em: Emitter, ret: str) ->
 def _math(dtype: str) -> str:
     """exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's tanh per entry
     costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
-    Taylor polynomial of e^r - 1 to the dtype's precision and 2^k from a table; tanh|x| = -m / (m + 2)
-    with m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
+    Taylor polynomial of e^r - 1 to the dtype's precision and 2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor
+    built from its bits (a normal number, however small 2^k is); tanh|x| = -m / (m + 2) with
+    m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
     f = f"np.{dtype}"
     # ln 2 = hi + lo, hi with few enough bits that k·hi is exact; x clamped to where e^x is finite
     if dtype == "float64":
-        degree, lo, hi, kmin, kmax, ln2 = 13, -745.0, 709.0, -1080, 1024, (0.6931471803691238, 1.9082149292705877e-10)
+        degree, lo, hi, bits, mantissa, bias = 13, -745.0, 709.0, 64, 52, 1023
+        ln2 = (0.6931471803691238, 1.9082149292705877e-10)
     else:
-        degree, lo, hi, kmin, kmax, ln2 = 7, -104.0, 88.0, -152, 128, (0.693359375, -2.12194440e-4)
+        degree, lo, hi, bits, mantissa, bias = 7, -104.0, 88.0, 32, 23, 127
+        ln2 = (0.693359375, -2.12194440e-4)
     horner = f"    p = {f}({1 / math.factorial(degree)!r})\n" + "".join(
         f"    p = p * r + {f}({1 / math.factorial(n)!r})\n" for n in range(degree - 1, 1, -1))
     one = f"{f}(1.0)"
-    return f'''_POW2 = np.ldexp(np.float64(1.0), np.arange({kmin}, {kmax})).astype(DT)  # 2^k, k = {kmin} .. {kmax - 1}
+    return f'''@intrinsic
+def _pow2(typingctx, k):
+    """2^k for an integral k of DT with 2^k a normal number: the bits (k + {bias}) << {mantissa}."""
+
+    def codegen(context, builder, signature, args):
+        n = builder.fptosi(args[0], ir.IntType({bits}))
+        n = builder.shl(builder.add(n, ir.Constant(n.type, {bias})), ir.Constant(n.type, {mantissa}))
+        return builder.bitcast(n, args[0].type)
+
+    return k(k), codegen
 
 
 @njit(cache=True, error_model="numpy")
@@ -1133,7 +1221,8 @@ def _exp_parts(x):
     k = np.floor(x * {f}(1.4426950408889634) + {f}(0.5))
     r = (x - k * {f}({ln2[0]!r})) - k * {f}({ln2[1]!r})
 {horner}    p = p * r * r + r
-    return _POW2[int(k) - ({kmin})], p
+    half = np.floor(k * {f}(0.5))
+    return _pow2(half) * _pow2(k - half), p
 
 
 @njit(cache=True, error_model="numpy")
@@ -1174,7 +1263,9 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
     return f'''{doc}
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.extending import intrinsic
 
 DT = np.{dtype}
 

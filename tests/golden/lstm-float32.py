@@ -11,12 +11,23 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 """
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.extending import intrinsic
 
 DT = np.float32
 
 
-_POW2 = np.ldexp(np.float64(1.0), np.arange(-152, 128)).astype(DT)  # 2^k, k = -152 .. 127
+@intrinsic
+def _pow2(typingctx, k):
+    """2^k for an integral k of DT with 2^k a normal number: the bits (k + 127) << 23."""
+
+    def codegen(context, builder, signature, args):
+        n = builder.fptosi(args[0], ir.IntType(32))
+        n = builder.shl(builder.add(n, ir.Constant(n.type, 127)), ir.Constant(n.type, 23))
+        return builder.bitcast(n, args[0].type)
+
+    return k(k), codegen
 
 
 @njit(cache=True, error_model="numpy")
@@ -32,7 +43,8 @@ def _exp_parts(x):
     p = p * r + np.float32(0.16666666666666666)
     p = p * r + np.float32(0.5)
     p = p * r * r + r
-    return _POW2[int(k) - (-152)], p
+    half = np.floor(k * np.float32(0.5))
+    return _pow2(half) * _pow2(k - half), p
 
 
 @njit(cache=True, error_model="numpy")
@@ -113,20 +125,10 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
         for _b in range(_B):
             for _j in range(H):
                 f[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j] + b_f[_j])
-        for _b in range(_B):
-            for _j in range(H):
                 i[_t, _b, _j] = _sigmoid(_P1[_t, _b, H + _j] + _P0[_t * _B + _b, H + _j] + b_i[_j])
-        for _b in range(_B):
-            for _j in range(H):
                 C_tilde[_t, _b, _j] = _tanh(_P1[_t, _b, 2*H + _j] + _P0[_t * _B + _b, 2*H + _j] + b_C[_j])
-        for _b in range(_B):
-            for _j in range(H):
                 C[_t + 1, _b, _j] = f[_t, _b, _j]*C[_t, _b, _j] + i[_t, _b, _j]*C_tilde[_t, _b, _j]
-        for _b in range(_B):
-            for _j in range(H):
                 o[_t, _b, _j] = _sigmoid(_P1[_t, _b, 3*H + _j] + _P0[_t * _B + _b, 3*H + _j] + b_o[_j])
-        for _b in range(_B):
-            for _j in range(H):
                 h[_t + 1, _b, _j] = o[_t, _b, _j]*_tanh(C[_t + 1, _b, _j])
     return (h, C, f, i, C_tilde, o, _P0, _P1,)
 
