@@ -6,7 +6,7 @@ workspace's buffers with their dimensions as polynomials in the sizes: `_T + 1` 
 (1, ())). `Plan.of(lowered)` makes one from gategraph.lower's result; `write` and `read` keep it as JSON in
 a file named by `key(cell, dtype)`, a hash of the cell's whole declaration (SymPy's `srepr`, exact to the
 last bit of every constant), the dtype, the source of every module of this package (the generator and
-all it reads) and the versions of SymPy, NumPy, Numba and Python. A read checks every field's type and
+all it reads) and the versions of SymPy, NumPy and Python. A read checks every field's type and
 that the generated module it names is still there, unchanged (its SHA-256): anything else is a miss, and
 the caller lowers the cell again.
 
@@ -22,7 +22,6 @@ import math
 import platform
 import re
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 from gategraph.files import atomic_write
@@ -93,12 +92,18 @@ def _dim(expr) -> Dim:
 
 @functools.cache
 def _package() -> str:
-    """SHA-256 of every module of this package: the generator and everything it reads."""
+    """SHA-256 of every module of this package (the generator and everything it reads) and of the versions
+    lowering depends on. (Not Numba's: the plan does not depend on it, and Numba checks its own version
+    against its cache. Versions are read from the modules, loaded already: asking the package metadata
+    takes longer than the whole warm start's reading and checking.)"""
+    import numpy
+    import sympy
+
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    versions = [f"{name} {version(name)}" for name in ("sympy", "numpy", "numba")]
-    digest.update(f"{versions} python {platform.python_version()} format {FORMAT}".encode())
+    digest.update(f"sympy {sympy.__version__} numpy {numpy.__version__} python {platform.python_version()} "
+                  f"format {FORMAT}".encode())
     return digest.hexdigest()
 
 
