@@ -11,16 +11,21 @@ Threads: a second BLAS thread pays for a large product and costs a small one man
 when that thread has to wait for a busy core (the LSTM's pass at B = 32, H = 64 took 30 times longer on two
 threads than on one). One rule, `threads(batch, weights)`, decides for the kernels and for training alike:
 one thread while a step's products, batch × weights multiply-adds, stay below 2^24 (the LSTM with H = 256 at
-B = 32 is below, with H = 512 above), else the BLAS's own count (all cores, unless the caller limited it).
-`one_thread()` holds the BLAS to one thread for a block and gives the caller's count back after it; it talks
-to the libraries through their own `set_num_threads` (a few microseconds), not a scan of the process.
+B = 32 is below, with H = 512 above), else the caller's count (all cores, unless the caller limited it).
 
-Imports: scipy (its package folder only), threadpoolctl (when threads are first set).
+`KERNEL_BLAS.use(one)` applies it before a pass. It changes only the BLAS the kernels call (the one with
+32-bit integers that SciPy's cython_blas and so Numba use; NumPy's own 64-bit-integer BLAS is left alone),
+only when the count has to change, and through OpenBLAS's own functions: a pass costs one call that reads
+the count (about a microsecond), not a scan of the process (threadpoolctl's, half a millisecond) nor a
+change and a change back (OpenBLAS takes tens of microseconds to raise its count). A count the caller set
+since is the caller's, and a large pass runs on it (one thread set by the caller right after a small pass
+looks like the pass's own, and the next large pass gives back the count from before).
+
+Imports: scipy (its package folder only), threadpoolctl (once, to find the libraries).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import sys
@@ -59,32 +64,59 @@ def threads(batch: int, weights: int) -> int | None:
     return 1 if batch * weights < ONE_THREAD_BELOW else None
 
 
-_libraries: list | None = None  # the BLAS libraries loaded, as threadpoolctl's controllers, found once
+class _KernelBlas:
+    """The thread count of the BLAS the kernels call (see the module's docstring)."""
 
+    def __init__(self):
+        self.found = False
+        self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads, or threadpoolctl's
+        self.filepath = None  # the library's file
+        self.ours = None  # the count this object set last
+        self.callers = None  # the count before it did
 
-def _blas() -> list:
-    global _libraries
-    if _libraries is None:
+    def _find(self):
+        """The kernels' BLAS: the LP64 one (its functions carry no 64 suffix) among those loaded."""
+        import ctypes
+
         from threadpoolctl import ThreadpoolController
 
         load()
-        importlib.import_module(CYTHON_BLAS)  # the kernels' BLAS is among those found
+        importlib.import_module(CYTHON_BLAS)  # so that the kernels' BLAS is among those found
+        self.found = True
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api != "blas":
+                continue
+            if lib.internal_api != "openblas":
+                self.get, self.set, self.filepath = lib.get_num_threads, lib.set_num_threads, lib.filepath
+                continue
+            dll = ctypes.CDLL(lib.filepath)
+            for prefix in ("", "scipy_"):
+                get = getattr(dll, f"{prefix}openblas_get_num_threads", None)
+                if get is not None:
+                    self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
+                    self.filepath = lib.filepath
+                    self.set.argtypes = [ctypes.c_int]
+                    return
 
-        _libraries = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-    return _libraries
+    def library(self) -> str | None:
+        """The file of the kernels' BLAS (None: no BLAS found that can be told its threads)."""
+        if not self.found:
+            self._find()
+        return self.filepath
+
+    def use(self, one: bool) -> None:
+        """One thread for the next pass, or the caller's count."""
+        if not self.found:
+            self._find()
+        if self.get is None:
+            return
+        n = self.get()
+        if one and n != 1:
+            self.callers, self.ours = n, 1
+            self.set(1)
+        elif not one and n == self.ours == 1 and self.callers != 1:  # on one thread because of us: give it back
+            self.ours = None
+            self.set(self.callers)
 
 
-@contextlib.contextmanager
-def one_thread():
-    """Every loaded BLAS on one thread inside the block; each one's count as before after it."""
-    libraries = _blas()
-    before = [lib.get_num_threads() for lib in libraries]
-    for lib, n in zip(libraries, before, strict=True):
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(libraries, before, strict=True):
-            if n != 1:
-                lib.set_num_threads(n)
+KERNEL_BLAS = _KernelBlas()

@@ -13,7 +13,7 @@ The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, 
 `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
 Each pass runs its BLAS products on the threads their size pays for (gategraph.blas.threads): one for a
-small batch, the caller's count for a large one.
+small batch, the caller's count for a large one (set on the kernels' BLAS only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
 gategraph.errors; gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
@@ -302,10 +302,8 @@ class Kernel:
 
     def _run(self, which: str, args: list, B: int, sizes: dict):
         """Call the compiled forward or backward, with the BLAS threads that pay for a batch of B."""
-        if not self._one_thread(B, sizes):
-            return self._first(which, args)
-        with blas.one_thread():
-            return self._first(which, args)
+        blas.KERNEL_BLAS.use(self._one_thread(B, sizes))
+        return self._first(which, args)
 
     def _first(self, which: str, args: list):
         """Call a compiled pass. If a first call fails (a corrupt entry in Numba's own cache), the module's

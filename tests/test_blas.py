@@ -1,6 +1,6 @@
-"""BLAS threads by the size of the products: a kernel's passes over a small batch run BLAS on one thread (a
-second one costs small GEMMs many times their work), large ones keep the caller's threads, and the caller's
-count is back after every call."""
+"""BLAS threads by the size of the products: a kernel's passes over a small batch run the kernels' BLAS on
+one thread (a second one costs small GEMMs many times their work), large ones on the caller's threads, and
+NumPy's own BLAS is never touched."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,12 @@ from gategraph import blas, cells, kernel
 from gategraph.kernel import compile
 
 
-def blas_threads() -> set:
-    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+def threads() -> dict:
+    """{"kernels": the kernels' BLAS's count, "others": the set of every other BLAS's counts}."""
+    kernels = blas.KERNEL_BLAS.library()
+    infos = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    return {"kernels": next(i["num_threads"] for i in infos if i["filepath"] == kernels),
+            "others": {i["num_threads"] for i in infos if i["filepath"] != kernels}}
 
 
 def test_the_rule_gives_one_thread_below_two_to_the_24_multiply_adds_per_step():
@@ -21,23 +25,30 @@ def test_the_rule_gives_one_thread_below_two_to_the_24_multiply_adds_per_step():
     assert blas.threads(1, 2**24) is None and blas.threads(1, 2**24 - 1) == 1
 
 
-@pytest.mark.parametrize("hidden, batch, inside", [(4, 3, {1}), (512, 32, {2})])
-def test_a_pass_runs_on_the_threads_its_size_pays_for_and_gives_them_back(monkeypatch, hidden, batch, inside):
-    k = compile(cells.rnn(), hidden, hidden, "float64")
+def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
+    small, large = compile(cells.rnn(), 4, 4, "float64"), compile(cells.rnn(), 512, 512, "float64")
     seen = []
     call = kernel._call
 
     def watched(compiled, args):
-        seen.append(blas_threads())
+        seen.append(threads())
         return call(compiled, args)
 
     monkeypatch.setattr(kernel, "_call", watched)
-    params = k.init(0)
-    x = np.ones((2, batch, hidden))
-    with threadpool_limits(2, user_api="blas"):
-        if blas_threads() != {2}:
-            pytest.skip("the BLAS runs on one thread here (one core)")
+
+    def passes(k, batch):
+        params, x = k.init(0), np.ones((2, batch, k.sizes["X"]))
         h, _, tape = k.forward(params, x)
         k.backward(params, x, np.ones_like(h), tape=tape)
-        assert blas_threads() == {2}
-    assert seen == [inside, inside]
+
+    with threadpool_limits(2, user_api="blas"):
+        if threads()["kernels"] != 2:
+            pytest.skip("the BLAS runs on one thread here (one core)")
+        passes(small, 3)
+        passes(large, 32)  # 32 × 512 · 1024 multiply-adds per step: the caller's two threads
+        passes(small, 3)
+        passes(large, 32)
+        with threadpool_limits(1, user_api="blas"):  # the caller's limit holds for a large pass
+            passes(large, 32)
+    assert [s["kernels"] for s in seen] == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1]
+    assert all(s["others"] == {2} for s in seen[:6]), seen  # NumPy's BLAS keeps the caller's count
