@@ -40,6 +40,9 @@ def load() -> None:
     docstring). Idempotent; anything unexpected leaves it to the ordinary import."""
     if CYTHON_BLAS in sys.modules:
         return
+    if "scipy.linalg" in sys.modules:  # loaded already: the ordinary import costs nothing more
+        importlib.import_module(CYTHON_BLAS)
+        return
     scipy = importlib.util.find_spec("scipy")
     if scipy is None or not scipy.submodule_search_locations:
         return
