@@ -13,15 +13,15 @@ threads than on one). One rule, `threads(batch, weights)`, decides for the kerne
 one thread while a step's products, batch × weights multiply-adds, stay below 2^24 (the LSTM with H = 256 at
 B = 32 is below, with H = 512 above), else the caller's count (all cores, unless the caller limited it).
 
-`KERNEL_BLAS.use(one)` applies it before a pass. It changes only the BLAS the kernels call (the one with
-32-bit integers that SciPy's cython_blas and so Numba use; NumPy's own 64-bit-integer BLAS is left alone),
+`KERNEL_BLAS.use(one)` applies it before a pass. It changes only the BLAS the kernels call (the one SciPy's
+cython_blas, and through it Numba, is linked against; NumPy's own BLAS, if it is another, is left alone),
 only when the count has to change, and through OpenBLAS's own functions: a pass costs one call that reads
 the count (about a microsecond), not a scan of the process (threadpoolctl's, half a millisecond) nor a
 change and a change back (OpenBLAS takes tens of microseconds to raise its count). A count the caller set
 since is the caller's, and a large pass runs on it (one thread set by the caller right after a small pass
 looks like the pass's own, and the next large pass gives back the count from before).
 
-Imports: scipy (its package folder only), threadpoolctl (once, to find the libraries).
+Imports: scipy (its package folder only); threadpoolctl where the BLAS is not OpenBLAS.
 """
 
 from __future__ import annotations
@@ -73,39 +73,35 @@ class _KernelBlas:
     def __init__(self):
         self.found = False
         self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads, or threadpoolctl's
-        self.filepath = None  # the library's file
         self.ours = None  # the count this object set last
         self.callers = None  # the count before it did
 
     def _find(self):
-        """The kernels' BLAS: the LP64 one (its functions carry no 64 suffix) among those loaded."""
+        """The kernels' BLAS: the one cython_blas is linked against, whose symbols a lookup through
+        cython_blas's own handle finds; a BLAS other than OpenBLAS through threadpoolctl."""
         import ctypes
 
+        load()
+        dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
+        self.found = True
+        for prefix in ("", "scipy_"):
+            get = getattr(dll, f"{prefix}openblas_get_num_threads", None)
+            if get is not None:
+                self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
+                self.set.argtypes = [ctypes.c_int]
+                return
         from threadpoolctl import ThreadpoolController
 
-        load()
-        importlib.import_module(CYTHON_BLAS)  # so that the kernels' BLAS is among those found
-        self.found = True
         for lib in ThreadpoolController().lib_controllers:
-            if lib.user_api != "blas":
-                continue
-            if lib.internal_api != "openblas":
-                self.get, self.set, self.filepath = lib.get_num_threads, lib.set_num_threads, lib.filepath
-                continue
-            dll = ctypes.CDLL(lib.filepath)
-            for prefix in ("", "scipy_"):
-                get = getattr(dll, f"{prefix}openblas_get_num_threads", None)
-                if get is not None:
-                    self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
-                    self.filepath = lib.filepath
-                    self.set.argtypes = [ctypes.c_int]
-                    return
+            if lib.user_api == "blas":
+                self.get, self.set = lib.get_num_threads, lib.set_num_threads
+                return
 
-    def library(self) -> str | None:
-        """The file of the kernels' BLAS (None: no BLAS found that can be told its threads)."""
+    def threads(self) -> int | None:
+        """The kernels' BLAS's thread count now (None: no BLAS found that can be told its threads)."""
         if not self.found:
             self._find()
-        return self.filepath
+        return self.get() if self.get else None
 
     def use(self, one: bool) -> None:
         """One thread for the next pass, or the caller's count."""
