@@ -4,13 +4,19 @@ sequences, x of shape (T, B, X).
 
 The cache is a folder of generated modules, one per (cell, dtype, generator, Numba, NumPy, Python),
 named by a hash of the generated source and those versions: Numba caches its machine code next to each
-module, so a second process starts without compiling. A file whose content does not match its name is
-rewritten, never trusted. Several processes may fill the cache at once (the workers of a sweep): each module
-has a lock file, held while a process first runs its functions, so one of them compiles and the others load
-the machine code it wrote. The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`,
-else `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
+module, so a second process starts without compiling. Beside each module lies its plan (gategraph.plan),
+named by a hash of the cell's declaration and the generator: a second process reads it and neither derives
+nor lowers the cell. A file whose content does not match what names it is rewritten, never trusted. Several
+processes may fill the cache at once (the workers of a sweep): each module has a lock file, held while a
+process first runs its functions, so one of them compiles and the others load the machine code it wrote.
+The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
+`~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
-Imports: numpy, gategraph.lower, gategraph.derive, gategraph.cells, gategraph.spec, gategraph.files, gategraph.errors.
+Each pass runs its BLAS products on the threads their size pays for (gategraph.blas.threads): one for a
+small batch, the caller's count for a large one (set on the kernels' BLAS only when it changes).
+
+Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
+gategraph.errors; gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -30,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gategraph import blas, plan
 from gategraph.cells import CELLS
-from gategraph.derive import derive
 from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
 from gategraph.files import atomic_write
-from gategraph.lower import DTYPES, Lowered, lower
+from gategraph.plan import DTYPES, Plan
 from gategraph.spec import Cell
 
 CACHE_ENV = "GATEGRAPH_CACHE_DIR"
@@ -86,28 +92,41 @@ def _compiling(name: str):
         os.close(fd)  # and with it the lock
 
 
-def _load(lowered: Lowered, rebuild: bool = False):
-    """The generated module, written to the cache if missing or wrong, then imported from there.
-    `rebuild`: throw away Numba's cached machine code for it first (it failed to load)."""
+def _plan(cell: Cell, dtype: str) -> Plan:
+    """The cell's plan (gategraph.plan): read from the cache when it holds one for this declaration and this
+    generator, else lowered (SymPy: the adjoint, then the code) and written there with its module."""
+    path = cache_dir() / f"plan_{plan.key(cell, dtype)}.json"
+    found = plan.read(path)
+    if found is not None:
+        return found
+    from gategraph.derive import derive  # only here: a warm start needs no SymPy beyond the cell
+    from gategraph.lower import lower
+
+    lowered = lower(cell, dtype, derive(cell))
     key = _key(lowered.source)
-    name = f"gg_{key}"
-    text = f"# gategraph kernel {key}\n{lowered.source}"
+    name, text = f"gg_{key}", f"# gategraph kernel {key}\n{lowered.source}".encode()
+    made = Plan.of(lowered, name, hashlib.sha256(text).hexdigest())
+    module = path.parent / f"{name}.py"
+    try:
+        if not module.is_file() or module.read_bytes() != text:
+            atomic_write(module, text)
+        plan.write(path, made)
+    except OSError as e:
+        raise GategraphError(f"cannot write the kernel cache in {path.parent} ({e.strerror}): "
+                             f"set {CACHE_ENV} to a writable folder") from None
+    return made
+
+
+def _load(made: Plan, rebuild: bool = False):
+    """The generated module of a plan, imported from the cache. `rebuild`: throw away Numba's cached machine
+    code for it first (it failed to load)."""
+    name = made.module
     if name in sys.modules and not rebuild:
         return sys.modules[name]
     if rebuild:
         _purge(name)
-    path = cache_dir() / f"{name}.py"
-    try:
-        current = path.read_text() if path.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        current = None
-    if current != text:
-        try:
-            atomic_write(path, text.encode())
-        except OSError as e:
-            raise GategraphError(f"cannot write the kernel cache in {path.parent} ({e.strerror}): "
-                                 f"set {CACHE_ENV} to a writable folder") from None
-    spec = importlib.util.spec_from_file_location(name, path)
+    blas.load()  # before Numba looks for SciPy's BLAS
+    spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
     try:
@@ -116,7 +135,7 @@ def _load(lowered: Lowered, rebuild: bool = False):
         del sys.modules[name]
         if rebuild:
             raise
-        return _load(lowered, rebuild=True)
+        return _load(made, rebuild=True)
     return module
 
 
@@ -149,9 +168,8 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
             if not isinstance(v, int | np.integer) or v < 1:
                 raise SpecError(f"size {k} must be a positive integer, got {v!r}")
             fixed[k] = int(v)
-    adjoint = derive(cell)
-    lowered = lower(cell, dtype, adjoint)
-    return Kernel(cell, fixed, dtype, lowered, _load(lowered))
+    made = _plan(cell, dtype)
+    return Kernel(cell, fixed, dtype, made, _load(made))
 
 
 def _cell(cell) -> Cell:
@@ -186,8 +204,8 @@ def _call(compiled, args: list):
 class Kernel:
     """Forward and backward passes of one cell over batches of time-major sequences (see `compile`)."""
 
-    def __init__(self, cell: Cell, sizes: dict, dtype: str, lowered: Lowered, module):
-        self.cell, self.sizes, self.dtype, self.lowered = cell, sizes, dtype, lowered
+    def __init__(self, cell: Cell, sizes: dict, dtype: str, made: Plan, module):
+        self.cell, self.sizes, self.dtype, self.plan = cell, sizes, dtype, made
         self.np_dtype = np.dtype(dtype)
         self._forward, self._backward = module.forward, module.backward
         self._module = module.__name__
@@ -199,6 +217,7 @@ class Kernel:
         self.states = list(cell.states)
         self.param_names = [p.name for p in cell.params]
         self._shapes: dict = {}  # (name, sizes) -> shape in numbers
+        self._threads: dict = {}  # (B, sizes) -> whether its passes run BLAS on one thread
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
@@ -254,27 +273,42 @@ class Kernel:
         """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""
         key = (which, T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         if key not in self._work:
-            subs = {"_T": T, "_B": B, **{self.lowered.sizes[k]: v for k, v in sizes.items()}}
-            spec = self.lowered.forward_work if which == "forward" else self.lowered.backward_work
+            subs = self._subs(T, B, sizes)
+            spec = self.plan.forward_work if which == "forward" else self.plan.backward_work
             self._work = {k: v for k, v in self._work.items() if k[0] != which}  # one batch shape at a time
-            self._work[key] = [np.empty(tuple(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims),
-                                        self.np_dtype) for _, dims in spec]
+            self._work[key] = [np.empty(tuple(plan.value(d, subs) for d in dims), self.np_dtype) for _, dims in spec]
         return self._work[key]
 
     def workspace_bytes(self, T: int, B: int, **sizes: int) -> dict:
         """What the passes over a batch of B sequences of T steps allocate, in bytes, without allocating it:
         {"forward": the tape, "backward": the adjoints' buffers}. Sizes the kernel was not given (S) by name."""
-        subs = {"_T": T, "_B": B, **self.sizes, **sizes}
+        subs = self._subs(T, B, {**self.sizes, **sizes})
         out = {}
-        for which, spec in (("forward", self.lowered.forward_work), ("backward", self.lowered.backward_work)):
-            out[which] = self.np_dtype.itemsize * sum(
-                math.prod(int(d.subs({s: subs[s.name] for s in d.free_symbols})) for d in dims) for _, dims in spec)
+        for which, spec in (("forward", self.plan.forward_work), ("backward", self.plan.backward_work)):
+            out[which] = self.np_dtype.itemsize * sum(math.prod(plan.value(d, subs) for d in dims) for _, dims in spec)
         return out
 
-    def _run(self, which: str, args: list):
-        """Call the compiled forward or backward. If a first call fails (a corrupt entry in Numba's own
-        cache), the module's machine code is thrown away and compiled afresh, once. Until both functions
-        ran, the calls hold the module's lock (`_compiling`)."""
+    def _subs(self, T: int, B: int, sizes: dict) -> dict:
+        """The numbers of the workspace's dimensions (written with the sizes' names in the code)."""
+        return {"_T": T, "_B": B, **{self.plan.sizes[k]: v for k, v in sizes.items() if k in self.plan.sizes}}
+
+    def _one_thread(self, B: int, sizes: dict) -> bool:
+        """Whether a pass over a batch of B runs its BLAS on one thread (gategraph.blas.threads)."""
+        key = (B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
+        if key not in self._threads:
+            weights = sum(math.prod(self.shape(p, sizes)) for p in self.param_names)
+            self._threads[key] = blas.threads(B, weights) == 1
+        return self._threads[key]
+
+    def _run(self, which: str, args: list, B: int, sizes: dict):
+        """Call the compiled forward or backward, with the BLAS threads that pay for a batch of B."""
+        blas.KERNEL_BLAS.use(self._one_thread(B, sizes))
+        return self._first(which, args)
+
+    def _first(self, which: str, args: list):
+        """Call a compiled pass. If a first call fails (a corrupt entry in Numba's own cache), the module's
+        machine code is thrown away and compiled afresh, once. Until both functions ran, the calls hold the
+        module's lock (`_compiling`)."""
         if self._trusted:
             return _call(getattr(self, f"_{which}"), args)
         with _compiling(self._module):
@@ -283,7 +317,7 @@ class Kernel:
             except KeyboardInterrupt:
                 raise
             except Exception:
-                module = _load(self.lowered, rebuild=True)
+                module = _load(self.plan, rebuild=True)
                 self._forward, self._backward = module.forward, module.backward
                 self._trusted = True
                 return getattr(self, f"_{which}")(*args)
@@ -348,29 +382,30 @@ class Kernel:
 
     def _tape(self, args: dict, T: int, B: int, sizes: dict) -> Tape:
         work = self._workspace("forward", T, B, sizes)
-        buffers = self._run("forward", [args[self.lowered.arguments[a]] for a in self.lowered.forward_args] + work)
+        buffers = self._run("forward", [args[self.plan.arguments[a]] for a in self.plan.forward_args] + work,
+                            B, sizes)
         self._generation += 1
         return Tape(buffers, T, B, self._generation)
 
     def _buffer(self, tape: Tape, name: str):
-        return tape.buffers[self.lowered.tape.index(name)]
+        return tape.buffers[self.plan.tape.index(name)]
 
     def _outputs(self, tape: Tape):
         outs = {}
-        for o, (buf, shift) in self.lowered.output_stores.items():
+        for o, (buf, shift) in self.plan.output_stores.items():
             arr = self._buffer(tape, buf)
             outs[o] = arr[1:] if shift else arr
         return outs[self.cell.outputs[0]] if len(outs) == 1 else outs
 
     def _finals(self, tape: Tape) -> dict:
-        return {st.name: self._buffer(tape, self.lowered.state_buffers[st.name])[-1] for st in self.states}
+        return {st.name: self._buffer(tape, self.plan.state_buffers[st.name])[-1] for st in self.states}
 
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
         if tape.generation != self._generation:
             raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
-        buf, shift = self.lowered.value_stores.get(name, (None, 0))
-        if buf not in self.lowered.tape:
+        buf, shift = self.plan.value_stores.get(name, (None, 0))
+        if buf not in self.plan.tape:
             raise ValueInputError(f"cell {self.cell.name!r} keeps no value {name!r} (its names: "
                                   f"{', '.join(eq.name for eq in self.cell.equations)})")
         arr = self._buffer(tape, buf)
@@ -410,22 +445,23 @@ class Kernel:
             v = d_final.get(st.name)
             args["final", st.name] = (np.zeros(shape, self.np_dtype) if v is None
                                       else self._array(f"d_final[{st.name!r}]", v, shape))
-        args.update({("tape", buf): v for buf, v in zip(self.lowered.tape, tape.buffers, strict=True)})
+        args.update({("tape", buf): v for buf, v in zip(self.plan.tape, tape.buffers, strict=True)})
         work = self._workspace("backward", T, B, sizes)
-        grads = self._run("backward", [args[self.lowered.arguments[a]] for a in self.lowered.backward_args] + work)
+        grads = self._run("backward", [args[self.plan.arguments[a]] for a in self.plan.backward_args] + work,
+                          B, sizes)
         self._trusted = True
         out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
-               for (kind, name), g in zip(self.lowered.backward_returns, grads, strict=True)}
+               for (kind, name), g in zip(self.plan.backward_returns, grads, strict=True)}
         if state_grads:  # the state's adjoint s̄_t, which the backward pass keeps at every step
-            names = [n for n, _ in self.lowered.backward_work]
-            subs = {self.lowered.sizes[k]: v for k, v in sizes.items()}
+            names = [n for n, _ in self.plan.backward_work]
+            subs = self._subs(T, B, sizes)
             out["steps"] = {}
             for st in self.states:
                 n = self.shape(st.name, sizes)[0]
-                if st.name not in self.lowered.state_adjoints:  # nothing reaches s_t
+                if st.name not in self.plan.state_adjoints:  # nothing reaches s_t
                     out["steps"][st.name] = np.zeros((T, B, n), self.np_dtype)
                     continue
-                buf, col, _ = self.lowered.state_adjoints[st.name]
-                c = int(col.subs({s: subs[s.name] for s in col.free_symbols}))
+                buf, col, _ = self.plan.state_adjoints[st.name]
+                c = plan.value(col, subs)
                 out["steps"][st.name] = work[names.index(buf)][:, :, c:c + n].copy()
         return out

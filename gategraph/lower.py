@@ -57,9 +57,9 @@ from sympy.printing.numpy import NumPyPrinter
 from gategraph.derive import Adjoint, Role, derive
 from gategraph.errors import SpecError
 from gategraph.ops import OPS, Op, Strategy, op_of
+from gategraph.plan import DTYPES
 from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
-DTYPES = ("float32", "float64")
 # LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gategraph import blas
 from gategraph.cells import cell_reference, load_cell
 from gategraph.errors import GategraphError, Interrupted, RunError, UsageError, ValueInputError
 from gategraph.files import atomic_write
@@ -612,23 +613,22 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
         return _train(run, run_dir, progress, stop)
 
 
-ONE_BLAS_THREAD_UP_TO = 256  # hidden sizes whose GEMMs are too small to share between threads
-
-
-def blas_threads(config: Config):
-    """One BLAS thread while a model of hidden size up to 256 trains: its GEMMs are too small to pay for a
-    second thread, and cost many times more whenever that thread waits for its core on a busy machine (the
-    RNN's backward pass at H = 32, B = 32, T = 50: 7 ms on one thread, 100 to 400 ms on two)."""
-    if config.hidden > ONE_BLAS_THREAD_UP_TO:
+def blas_threads(run: Run):
+    """The BLAS threads for the whole run, by the kernels' rule (gategraph.blas.threads) over the batch and
+    the model's parameters: one thread for a small model, whose GEMMs are too small to pay for a second and
+    cost many times more whenever it waits for its core on a busy machine (the RNN's backward pass at H = 32,
+    B = 32, T = 50: 7 ms on one thread, 100 to 400 ms on two); the BLAS's own threads for a large one."""
+    weights = sum(p.size for p in run.params.values())
+    if blas.threads(run.config.batch, weights) != 1:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # every BLAS loaded by now, NumPy's for the model's own layers too
 
     return threadpool_limits(1, user_api="blas")
 
 
 def _train(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
     """The training loop (see `train`), with the BLAS threads that pay for the model's size."""
-    with blas_threads(run.config):
+    with blas_threads(run):
         return _loop(run, run_dir, progress, stop)
 
 

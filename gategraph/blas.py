@@ -1,0 +1,121 @@
+"""The BLAS that the compiled kernels call: loaded for Numba without the rest of SciPy, and the number of
+threads its products get.
+
+Loading: Numba's `np.dot` calls SciPy's BLAS through the function pointers of `scipy.linalg.cython_blas`,
+and Numba imports that module when it first sets up its compiler or loads compiled code. Importing it runs
+the package `scipy.linalg` first, the whole of SciPy's linear algebra, several times longer than the one
+extension module Numba needs. `load()` loads that module alone, under its own name, so Numba's import
+finds it ready; where SciPy is laid out otherwise it does nothing and the plain import does the work.
+
+Threads: a second BLAS thread pays for a large product and costs a small one many times its work, more so
+when that thread has to wait for a busy core (the LSTM's pass at B = 32, H = 64 took 30 times longer on two
+threads than on one). One rule, `threads(batch, weights)`, decides for the kernels and for training alike:
+one thread while a step's products, batch × weights multiply-adds, stay below 2^24 (the LSTM with H = 256 at
+B = 32 is below, with H = 512 above), else the caller's count (all cores, unless the caller limited it).
+
+`KERNEL_BLAS.use(one)` applies it before a pass. It changes only the BLAS the kernels call (the one SciPy's
+cython_blas, and through it Numba, is linked against; NumPy's own BLAS, if it is another, is left alone),
+only when the count has to change, and through OpenBLAS's own functions: a pass costs one call that reads
+the count (about a microsecond), not a scan of the process (threadpoolctl's, half a millisecond) nor a
+change and a change back (OpenBLAS takes tens of microseconds to raise its count). A count the caller set
+since is the caller's, and a large pass runs on it (one thread set by the caller right after a small pass
+looks like the pass's own, and the next large pass gives back the count from before).
+
+Imports: scipy (its package folder only); threadpoolctl where the BLAS is not OpenBLAS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+CYTHON_BLAS = "scipy.linalg.cython_blas"
+ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
+
+
+def load() -> None:
+    """Make `import scipy.linalg.cython_blas` cheap: the extension module loaded alone (see the module's
+    docstring). Idempotent; anything unexpected leaves it to the ordinary import."""
+    if CYTHON_BLAS in sys.modules:
+        return
+    if "scipy.linalg" in sys.modules:  # loaded already: the ordinary import costs nothing more
+        importlib.import_module(CYTHON_BLAS)
+        return
+    scipy = importlib.util.find_spec("scipy")
+    if scipy is None or not scipy.submodule_search_locations:
+        return
+    for folder in scipy.submodule_search_locations:
+        for path in sorted((Path(folder) / "linalg").glob("cython_blas.*.so")):
+            spec = importlib.util.spec_from_file_location(CYTHON_BLAS, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[CYTHON_BLAS] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception:  # not loadable alone: the ordinary import (all of scipy.linalg) will do it
+                del sys.modules[CYTHON_BLAS]
+                return
+            if hasattr(module, "__pyx_capi__"):  # the function pointers Numba reads
+                return
+            del sys.modules[CYTHON_BLAS]
+
+
+def threads(batch: int, weights: int) -> int | None:
+    """The BLAS threads for products of `batch` rows with `weights` parameter entries per step: 1 when
+    batch · weights < 2^24 multiply-adds, else None (the BLAS's own count)."""
+    return 1 if batch * weights < ONE_THREAD_BELOW else None
+
+
+class _KernelBlas:
+    """The thread count of the BLAS the kernels call (see the module's docstring)."""
+
+    def __init__(self):
+        self.found = False
+        self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads, or threadpoolctl's
+        self.ours = None  # the count this object set last
+        self.callers = None  # the count before it did
+
+    def _find(self):
+        """The kernels' BLAS: the one cython_blas is linked against, whose symbols a lookup through
+        cython_blas's own handle finds; a BLAS other than OpenBLAS through threadpoolctl."""
+        import ctypes
+
+        load()
+        dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
+        self.found = True
+        for prefix in ("", "scipy_"):
+            get = getattr(dll, f"{prefix}openblas_get_num_threads", None)
+            if get is not None:
+                self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
+                self.set.argtypes = [ctypes.c_int]
+                return
+        from threadpoolctl import ThreadpoolController
+
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api == "blas":
+                self.get, self.set = lib.get_num_threads, lib.set_num_threads
+                return
+
+    def threads(self) -> int | None:
+        """The kernels' BLAS's thread count now (None: no BLAS found that can be told its threads)."""
+        if not self.found:
+            self._find()
+        return self.get() if self.get else None
+
+    def use(self, one: bool) -> None:
+        """One thread for the next pass, or the caller's count."""
+        if not self.found:
+            self._find()
+        if self.get is None:
+            return
+        n = self.get()
+        if one and n != 1:
+            self.callers, self.ours = n, 1
+            self.set(1)
+        elif not one and n == self.ours == 1 and self.callers != 1:  # on one thread because of us: give it back
+            self.ours = None
+            self.set(self.callers)
+
+
+KERNEL_BLAS = _KernelBlas()

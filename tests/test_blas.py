@@ -1,0 +1,55 @@
+"""BLAS threads by the size of the products: a kernel's passes over a small batch run the kernels' BLAS on
+one thread (a second one costs small GEMMs many times their work), large ones on the caller's threads, and
+NumPy's own BLAS is never touched."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from gategraph import blas, cells, kernel
+from gategraph.kernel import compile
+
+
+def numpys_blas() -> set:
+    """The thread counts of the BLAS libraries NumPy ships in its own folder (a wheel's), if any."""
+    numpy_libs = Path(np.__file__).parent.parent / "numpy.libs"
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+            and Path(i["filepath"]).parent == numpy_libs}
+
+
+def test_the_rule_gives_one_thread_below_two_to_the_24_multiply_adds_per_step():
+    lstm = 4 * 64 * (64 + 32) + 4 * 64  # the weights of an LSTM, X = 32, H = 64
+    assert blas.threads(32, lstm) == 1
+    assert blas.threads(32, 4 * 512 * (512 + 256)) is None  # H = 512, X = 256: the BLAS's own threads
+    assert blas.threads(1, 2**24) is None and blas.threads(1, 2**24 - 1) == 1
+
+
+def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
+    small, large = compile(cells.rnn(), 4, 4, "float64"), compile(cells.rnn(), 512, 512, "float64")
+    seen = []
+    call = kernel._call
+
+    def watched(compiled, args):
+        seen.append((blas.KERNEL_BLAS.threads(), numpys_blas()))
+        return call(compiled, args)
+
+    monkeypatch.setattr(kernel, "_call", watched)
+
+    def passes(k, batch):
+        params, x = k.init(0), np.ones((2, batch, k.sizes["X"]))
+        h, _, tape = k.forward(params, x)
+        k.backward(params, x, np.ones_like(h), tape=tape)
+
+    with threadpool_limits(2, user_api="blas"):
+        if blas.KERNEL_BLAS.threads() != 2:
+            pytest.skip("the BLAS runs on one thread here (one core)")
+        passes(small, 3)
+        passes(large, 32)  # 32 × 512 · 1024 multiply-adds per step: the caller's two threads
+        passes(small, 3)
+        passes(large, 32)
+        with threadpool_limits(1, user_api="blas"):  # the caller's limit holds for a large pass
+            passes(large, 32)
+    assert [kernels for kernels, _ in seen] == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1]
+    assert all(numpy in ({2}, set()) for _, numpy in seen[:8]), seen  # NumPy's BLAS keeps the caller's count
