@@ -1,7 +1,8 @@
 """A deck's `sweep` directive: a tiny sweep (2 cells × 2 seeds, a few steps) shown as its table, learning
 curves and final scores builds in HTML (self-checked in Chromium) and Beamer (compiled by pdflatex); its runs
-live beside the deck, are trained by the first build on one Dask worker, reused by the next and trained again
-when the spec changes; --no-train leaves a placeholder; a missing or bad spec is one line with file:line."""
+live beside the deck, are trained by the first build (with one worker, in the command's own process), reused
+by the next and trained again when the spec changes; --no-train leaves a placeholder; a missing or bad spec is
+one line with file:line."""
 
 import json
 import re
@@ -69,7 +70,7 @@ def built(tmp_path_factory):
 
 def test_the_sweep_is_trained_beside_the_deck_and_shown_as_table_and_figures(built):
     src, out, said = built
-    assert f"sweep adding for {src}:3 (What a sweep found): 4 of 4 runs to train on 1 Dask worker" in said
+    assert f"sweep adding for {src}:3 (What a sweep found): 4 of 4 runs to train in this process" in said
     assert sorted(p.name for p in (out / "sweeps" / "adding").iterdir()) == RUNS
     for run in RUNS:
         assert json.loads((out / "sweeps" / "adding" / run / "result.json").read_text())["step"] == 6
