@@ -43,7 +43,6 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import dask
 from distributed import Client, Event, LocalCluster, as_completed, wait
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
@@ -253,12 +252,10 @@ def cluster(scheduler: str | None = None, workers: int | None = None):
 @contextlib.contextmanager
 def local_cluster(workers: int | None = None):
     """A Client of a LocalCluster on this machine: `workers` processes (one per core unless given), each
-    running one run at a time in one thread (its BLAS single-threaded too, as Dask's nanny sets it). The runs
-    wait at the scheduler until a worker is free (worker saturation 1), so they start in the order given."""
+    running one run at a time in one thread (its BLAS single-threaded too, as Dask's nanny sets it)."""
     n = workers or os.cpu_count() or 1
-    with warnings.catch_warnings(), _ignoring_ctrl_c(), \
-            dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):  # read when the scheduler starts
-        warnings.filterwarnings("ignore", message="Port .* is already in use")  # another dashboard port is fine
+    with warnings.catch_warnings(), _ignoring_ctrl_c():  # the workers inherit it; another dashboard port is fine
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         client.register_plugin(IgnoreCtrlC())  # and the ones started in place of a worker that died
@@ -305,27 +302,38 @@ def connect(address: str):
 # -- a sweep ----------------------------------------------------------------------------------------------------
 
 def run_all(jobs: dict[Path, Config], client, on_result=None, progress=None) -> dict[Path, dict]:
-    """Train every Config into its folder on the cluster `client` talks to, as many at once as it has
-    workers, started in the order given; `on_result(folder, result)` is called as each one ends. A run that
-    fails is a result with its error; one whose workers kept dying (Dask gives up after a few) too. Ctrl-C
-    (KeyboardInterrupt) asks the running runs to save a checkpoint and stop, waits for them, cancels the rest
-    and passes on. With no client, the runs train one after another in this process (`progress`: train's),
-    the same way: the same results, a Ctrl-C saves the run in training and passes on."""
+    """Train every Config into its folder on the cluster `client` talks to, as many at once as it has worker
+    threads, each next one started as one ends, in the order given; `on_result(folder, result)` is called as
+    each one ends. A run that fails is a result with its error; one whose workers kept dying (Dask gives up
+    after a few) too. Ctrl-C (KeyboardInterrupt) asks the running runs to save a checkpoint and stop, waits for
+    them, cancels the rest and passes on. With no client, the runs train one after another in this process
+    (`progress`: train's), the same way: the same results, a Ctrl-C saves the run in training and passes on."""
     if client is None:
         return _run_here(jobs, on_result, progress)
     token = os.urandom(4).hex()
     stop = Event(f"gategraph-stop-{token}", client=client)
-    futures = {client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name, pure=False,
-                             key=f"run-{Path(folder).name}-{token}", priority=len(jobs) - k): Path(folder)
-               for k, (folder, config) in enumerate(jobs.items())}  # Dask starts the higher priorities first
+    waiting, futures, running = collections.deque(jobs.items()), {}, as_completed()
+
+    def start_more():  # Dask alone would hand out the runs in an order of its own (it knows no run's length)
+        while waiting and sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1):
+            folder, config = waiting.popleft()
+            future = client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name, pure=False,
+                                   key=f"run-{Path(folder).name}-{token}")
+            futures[future] = Path(folder)
+            running.add(future)
+
     results: dict[Path, dict] = {}
     try:
-        for future in as_completed(futures):
-            results[futures[future]] = result = _outcome(future, futures[future], jobs[futures[future]])
+        start_more()
+        for future in running:
+            folder = futures[future]
+            results[folder] = result = _outcome(future, folder, jobs[folder])
             if on_result:
-                on_result(futures[future], result)
+                on_result(folder, result)
+            start_more()
     except KeyboardInterrupt:  # the running runs save and stop within a step or a second (a second Ctrl-C: now)
         stop.set()
+        waiting.clear()
         wait([f for f in futures if not f.done()], timeout=STOPPING)
         raise
     finally:

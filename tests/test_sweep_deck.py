@@ -11,8 +11,8 @@ import pytest
 
 from gategraph.errors import SourceError
 from gategraph.renderers.markdown import read_source
-from tests.conftest import run_cli
-from tests.test_deck_fit import ARGS, CHROMIUM, needs_browser, needs_tex, overfull, sync_playwright
+from tests.conftest import deck_pages, needs_browser, run_cli
+from tests.test_deck_fit import needs_tex, overfull
 
 SPEC = """cells = ["gru", "rnn"]
 tasks = ["adding"]
@@ -91,15 +91,8 @@ def test_the_sweep_is_trained_beside_the_deck_and_shown_as_table_and_figures(bui
 @needs_browser
 def test_the_html_deck_passes_its_self_check(built):
     _, out, _ = built
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto((out / "html" / "index.html").as_uri())
-            page.wait_for_selector("body[data-checked='1']", timeout=60_000)
-            check = page.evaluate("({...document.body.dataset})")
-        finally:
-            browser.close()
+    with deck_pages() as open_deck:
+        check = open_deck(out / "html" / "index.html").evaluate("({...document.body.dataset})")
     assert check["katexErrors"] == "0" and check["rawTex"] == "0", check
     assert check["brokenImages"] == "0" and check["overflowingSlides"] == "0", check
 
