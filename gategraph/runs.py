@@ -161,8 +161,10 @@ def make_runs(runs: dict, client=None, on_result=None, progress=None) -> dict[Pa
 
 
 def work(config) -> int:
-    """Roughly what training `config` costs, to start the longest runs first: steps × batch × H² × the steps
-    of one sequence (the source's and the target's; a source read both ways counts twice)."""
+    """Roughly what training `config` costs, to start the longest runs first: steps × batch × H² × the cell's
+    weight matrices (its gates) × the steps of one sequence (the source's and the target's; a source read
+    both ways counts twice, and a target step the decoder feeds its own guess about twice: a kernel call of its
+    own)."""
     import numpy as np
 
     from gategraph.tasks import get_task
@@ -170,8 +172,9 @@ def work(config) -> int:
     task = get_task(config.task, **config.task_options)
     source, target, _ = task.batch(np.random.default_rng(0), 1)
     reads = 0 if source is None else source.shape[0] * (2 if config.bidirectional else 1)
-    writes = target.shape[0] if task.structure == "seq2seq" else 0
-    return config.steps * config.batch * config.hidden ** 2 * (reads + writes)
+    writes = target.shape[0] * (2 - config.teacher_forcing) if task.structure == "seq2seq" else 0
+    matrices = sum(len(p.shape) == 2 for p in load_cell(config.cell).params)
+    return round(config.steps * config.batch * config.hidden ** 2 * matrices * (reads + writes))
 
 
 def make(folder: str | Path, config, progress=None) -> tuple:
