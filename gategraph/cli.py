@@ -33,6 +33,7 @@ is argument parsing and the joining of engine and renderers; the computing is in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -104,80 +105,121 @@ def cmd_lecture(args) -> None:
     if args.source:  # a copy to edit and build with `gategraph deck`
         sys.stdout.write(LECTURE.read_text(encoding="utf-8"))
         return
-    _build_deck(LECTURE, Path(args.output), args)
+    _build_deck(LECTURE, Path(args.output), args, name=LECTURE.name)  # its lines named lecture.md:12
 
 
 def cmd_deck(args) -> None:
-    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args, args.workers)
+    _build_deck(Path(args.source), Path(args.output or Path(args.source).stem), args)
 
 
-def _build_deck(path: Path, out: Path, args, workers: int | None = None) -> None:
+def _build_deck(path: Path, out: Path, args, name: str | None = None) -> None:
     from gategraph.renderers.markdown import read_source
     from gategraph.renderers.views import Room
 
     formats = _formats(args.format)
-    source = read_source(path)  # every mistake in it is found here, before anything is trained
+    source = read_source(path, name)  # every mistake in it is found here, before anything is trained
     room = Room(out / "figures-src", out / "runs")
     if not args.no_train:
-        _make_runs(source.runs(room.runs))
-        _make_sweeps(source.sweeps(room.sweeps), workers)
+        _train_deck(source.runs(room.runs), source.sweeps(room.sweeps), args.workers)
     _write_deck(source.deck(room), out, formats, args.notes)
 
 
-def _make_runs(runs: list) -> None:
-    """Train the runs a deck shows that are not in its runs/ folder yet (or were trained with another
-    configuration), saying which, for which slide, and how far each is."""
-    from gategraph.runs import cached, make
-
-    todo = [r for r in runs if cached(r[0], r[1]) is None]
-    if len(runs) > len(todo):
-        print(f"reusing {len(runs) - len(todo)} trained run{'s' * (len(runs) - len(todo) != 1)} "
-              f"(unchanged configuration)", file=sys.stderr)
-    for k, (folder, config, where, title) in enumerate(todo, 1):
-        label = f"run {k}/{len(todo)} {folder.name} for {where} ({title})"
-        print(f"{label}: training {config.cell.rsplit(':', 1)[-1]} on {config.task}, {config.steps} steps",
-              file=sys.stderr, flush=True)
-        start = time.monotonic()
-        run, how = make(folder, config, progress=_deck_progress())
-        metric = run.task.metric
-        last = next((r[metric] for r in reversed(run.history) if metric in r), float("nan"))
-        print(f"{label}: {how}, step {run.step}, {metric} {last:.4g}, {time.monotonic() - start:.0f} s",
-              file=sys.stderr)
-
-
-def _make_sweeps(sweeps: list, workers: int | None) -> None:
-    """Train the runs of the sweeps a deck shows that are not finished with their configuration yet, on one
-    Dask cluster (`workers` processes on this machine, one per core unless given), a line per finished run."""
-    from gategraph.runs import make_sweep, unswept
+def _train_deck(runs: list, sweeps: list, workers: int | None) -> None:
+    """Train the runs and sweeps a deck shows that its folder does not hold finished with their configuration:
+    on one Dask cluster of `workers` processes on this machine (one per core unless given, no more than there
+    are runs), or in this process when there is one worker or one run (no cluster to start)."""
+    from gategraph.runs import trained, unswept
     from gategraph.sweep import local_cluster
 
-    todo = [s for s in sweeps if unswept(s[1], s[0])]
-    if len(sweeps) > len(todo):
-        print(f"reusing {len(sweeps) - len(todo)} finished sweep{'s' * (len(sweeps) - len(todo) != 1)} "
-              "(unchanged configuration)", file=sys.stderr)
+    todo = [r for r in runs if not trained(r[0], r[1])]
+    _reusing(len(runs) - len(todo), "trained run")
+    left = {s[0]: len(unswept(s[1], s[0])) for s in sweeps}
+    pending = [s for s in sweeps if left[s[0]]]
+    _reusing(len(sweeps) - len(pending), "finished sweep")
+    count = len(todo) + sum(left.values())
+    if not count:
+        return
+    n = min(workers or os.cpu_count() or 1, count)
+    where = "in this process" if n == 1 else f"on {n} Dask workers"
+    with contextlib.nullcontext() if n == 1 else local_cluster(n) as client:
+        _make_runs(todo, client, where)
+        _make_sweeps(pending, left, client, where)
+
+
+def _reusing(n: int, what: str) -> None:
+    if n:
+        print(f"reusing {n} {what}{'s' * (n != 1)} (unchanged configuration)", file=sys.stderr)
+
+
+def _make_runs(todo: list, client, where: str) -> None:
+    """Train a deck's runs (runs.make_runs), a line for each as it ends; a run that fails fails the build with
+    one line naming its directive, after the others finished; Ctrl-C keeps the finished ones."""
+    from gategraph.runs import make_runs
+
     if not todo:
         return
-    with local_cluster(workers) as client:
-        n = len(client.scheduler_info(n_workers=-1)["workers"])
-        for folder, points, where, title in todo:
-            left = len(unswept(points, folder))
-            print(f"sweep {folder.name} for {where} ({title}): {left} of {len(points)} runs to train on {n} Dask "
-                  f"worker{'s' * (n != 1)}", file=sys.stderr, flush=True)
-            progress = _SweepProgress(len(points), len(points) - left)
-            progress.bar()
-            results = make_sweep(points, folder, client, progress)
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
-            failed = [r for r in results.values() if r["status"] == "failed"]
-            if failed:
-                print(f"gategraph: {len(failed)} of {len(points)} runs of {folder.name} failed; the slide shows "
-                      f"the others (first error: {failed[0]['error']})", file=sys.stderr)
+    print(f"training {len(todo)} run{'s' * (len(todo) != 1)} {where}, the longest first", file=sys.stderr, flush=True)
+    lines = _RunLines({folder: (at, title) for folder, _, at, title in todo})
+    try:
+        results = make_runs({folder: config for folder, config, _, _ in todo}, client, lines,
+                            _deck_progress() if client is None else None)
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped: {lines.finished} of {len(todo)} runs finished, kept in {todo[0][0].parent}; "
+                          "the others go on from their checkpoints when the deck is built again") from None
+    failed = [(folder, r) for folder, r in results.items() if r["status"] != "done"]
+    if failed:
+        folder, r = failed[0]
+        more = f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""
+        raise GategraphError(f"{lines.labels[folder][0]}: the run {folder.name} failed: {r['error']}{more}")
+
+
+class _RunLines:
+    """A line per deck run as it ends: `run 3/17 NAME for talk.md:12 (Title): trained, step 400, test_mse
+    0.01, 12 s` (seconds of training; compiling apart), or why it failed or stopped."""
+
+    def __init__(self, labels: dict):
+        self.labels, self.ended, self.finished = labels, 0, 0
+
+    def __call__(self, folder: Path, r: dict) -> None:
+        self.ended += 1
+        where, title = self.labels[folder]
+        if r["status"] == "done":
+            self.finished += 1
+            how = f"resumed from step {r['resumed']}" if r["resumed"] else "trained"
+            what = (f"{how}, step {r['step']}, {r['metric']} {r['score']:.4g}, {r['seconds']:.0f} s "
+                    f"(+{r['compile_seconds']:.1f} s compiling)")
+        elif r["status"] == "stopped":
+            what = f"stopped at step {r['step']}"
+        else:
+            what = f"failed: {r['error']}"
+        print(f"run {self.ended}/{len(self.labels)} {folder.name} for {where} ({title}): {what}", file=sys.stderr,
+              flush=True)
+
+
+def _make_sweeps(pending: list, left: dict, client, where: str) -> None:
+    """Train the runs of the sweeps a deck shows that are not finished with their configuration yet
+    (runs.make_sweep), a line per finished run."""
+    from gategraph.runs import make_sweep
+
+    for folder, points, at, title in pending:
+        print(f"sweep {folder.name} for {at} ({title}): {left[folder]} of {len(points)} runs to train {where}",
+              file=sys.stderr, flush=True)
+        progress = _SweepProgress(len(points), len(points) - left[folder])
+        progress.bar()
+        results = make_sweep(points, folder, client, progress)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        failed = [r for r in results.values() if r["status"] == "failed"]
+        if failed:
+            print(f"gategraph: {len(failed)} of {len(points)} runs of {folder.name} failed; the slide shows "
+                  f"the others (first error: {failed[0]['error']})", file=sys.stderr)
 
 
 def _deck_progress():
-    """On a terminal, a progress bar for one run rewritten in place: its step, latest score and time left."""
+    """On a terminal, a progress bar for the run training in this process, rewritten in place: its cell and
+    task, its step, latest score and time left."""
     if not sys.stderr.isatty():
-        return None  # a line when a run starts and one when it is done
+        return None  # a line when a run is done
 
     def show(run, loss, rate):
         cfg, metric = run.config, run.task.metric
@@ -189,7 +231,7 @@ def _deck_progress():
         bar = "#" * int(20 * run.step / cfg.steps)
         score = f"  {metric} {last[metric]:.4g}" if last else ""
         left = f"  {(cfg.steps - run.step) / rate:.0f} s left" if rate > 0 else ""
-        text = f"  [{bar:<20}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}{left}"
+        text = f"  {run.cell.name} on {cfg.task} [{bar:<20}] {run.step}/{cfg.steps}  loss {loss:.4g}{score}{left}"
         print(f"\r\033[K{text[:shutil.get_terminal_size().columns - 1]}", end="" if run.step < cfg.steps
               else "\r\033[K", file=sys.stderr, flush=True)
 
@@ -359,7 +401,8 @@ class _SweepProgress:
     def __call__(self, name: str, result: dict) -> None:
         self.done += 1
         if result["status"] == "done":
-            what = f"{result['metric']} {result['score']:.4g}  {result['seconds']:.1f} s"
+            what = (f"{result['metric']} {result['score']:.4g}  {result['seconds']:.1f} s "
+                    f"(+{result['compile_seconds']:.1f} s compiling)")
         else:
             what = f"{result['status']}: {result['error']}"
         print(f"\r\033[K[{self.done}/{self.total}] {name}  {what}" if self.tty else
@@ -386,7 +429,8 @@ def _sweep_report(points, out: Path, results: dict) -> int:
         return "-" if mean != mean else f"{mean:.{digits}g} ± {std:.2g}" if std == std else f"{mean:.{digits}g}"
 
     width = max(len(r["setting"]) for r in rows)
-    print(f"{'setting':<{width}}  {'runs':>5}  {'test score (mean ± std over seeds)':<36}  training seconds")
+    print(f"{'setting':<{width}}  {'runs':>5}  {'test score (mean ± std over seeds)':<36}  "
+          "training seconds (compiling excluded)")
     for r in rows:
         runs = f"{r['done']}/{r['runs']}"
         print(f"{r['setting']:<{width}}  {runs:>5}  {r['metric'] + ' ' + spread(r['mean'], r['std'], 4):<36}  "
@@ -660,12 +704,14 @@ def parser() -> argparse.ArgumentParser:
                    "build with `gategraph deck`)")
     s.add_argument("--notes", action="store_true", help="also beamer/deck-notes.pdf: each slide, then its speaker "
                    "notes (the HTML deck shows them on S)")
+    s.add_argument("--workers", type=count(1, 1024), help="Dask worker processes that train the runs the slides "
+                   "show (default: one per core; 1 trains them in this process)")
     s.set_defaults(run=cmd_lecture)
 
     s = sub.add_parser("deck", help="a deck (HTML, Beamer, PDF) from a Markdown source with gategraph directives")
     s.add_argument("source", metavar="SOURCE.md", help="the Markdown source (see the README's section on decks)")
-    s.add_argument("--workers", type=count(1, 1024), help="Dask worker processes that train a sweep directive's runs "
-                   "(default: one per core)")
+    s.add_argument("--workers", type=count(1, 1024), help="Dask worker processes that train the runs of the train "
+                   "and sweep directives (default: one per core; 1 trains them in this process)")
     s.add_argument("-o", "--output", help="folder for html/, beamer/ and runs/ (default: the source's name)")
     s.add_argument("--format", default="html,pdf", help="html, beamer (the .tex), pdf; default html,pdf")
     s.add_argument("--no-train", action="store_true", help="do not train: slides with trained results say so")

@@ -3,8 +3,10 @@
 A deck (or any caller) says what it wants trained as a `Config`; `run_name(config)` names it, `cached(folder,
 config)` gives the finished run in `folder` when its config.json is that configuration (None otherwise), and
 `make(folder, config, progress)` trains it: a run stopped half way with the same configuration goes on from
-its checkpoint; a folder holding another configuration is emptied and trained afresh. The options that say
-what a run is (`gategraph train`'s) are defined here once, for the command line and for deck directives.
+its checkpoint; a folder holding another configuration is emptied and trained afresh. `make_runs` does that
+for many runs at once, on a Dask cluster (the sweep machinery) or one after another in this process. The
+options that say what a run is (`gategraph train`'s) are defined here once, for the command line and for deck
+directives.
 A sweep's runs (a deck's `sweep` directive) are kept the same way: `swept`, `unswept`, `make_sweep`.
 
 Imports: the standard library, gategraph.cells, gategraph.errors, gategraph.files; gategraph.tasks,
@@ -127,6 +129,52 @@ def cached(folder: str | Path, config):
         return None
     run = load_run(folder)
     return run if run.step >= config.steps else None
+
+
+def trained(folder: str | Path, config) -> bool:
+    """Whether `folder` holds the run of `config` trained to its last step (as `cached`, without loading it)."""
+    from gategraph.train import CHECKPOINT, read_checkpoint
+
+    folder = Path(folder)
+    if not _same(folder, config) or not (folder / CHECKPOINT).exists():
+        return False
+    try:
+        return read_checkpoint(folder / CHECKPOINT)[1]["step"] >= config.steps
+    except RunError:  # damaged: training it again says what is wrong, or starts it afresh
+        return False
+
+
+def make_runs(runs: dict, client=None, on_result=None, progress=None) -> dict[Path, dict]:
+    """The runs (folder -> train.Config) that are not finished with their configuration, trained as `make`
+    trains one: on the Dask cluster `client` talks to, or with no client one after another in this process
+    (sweep.run_all), the costliest first (`work`), so that no long run starts last. Folder -> result
+    (sweep.run_point's), each also given to `on_result(folder, result)` as it ends."""
+    from gategraph.sweep import run_all
+    from gategraph.train import CHECKPOINT
+
+    jobs = {Path(folder): config for folder, config in runs.items() if not trained(folder, config)}
+    for folder, config in jobs.items():
+        if folder.exists() and not (_same(folder, config) and (folder / CHECKPOINT).exists()):
+            shutil.rmtree(folder)  # another configuration's run, or one that never saved: trained afresh
+    order = sorted(jobs, key=lambda folder: work(jobs[folder]), reverse=True)
+    return run_all({folder: jobs[folder] for folder in order}, client, on_result, progress)
+
+
+def work(config) -> int:
+    """Roughly what training `config` costs, to start the longest runs first: steps × batch × H² × the cell's
+    weight matrices (its gates) × the steps of one sequence (the source's and the target's; a source read
+    both ways counts twice, and a target step the decoder feeds its own guess about twice: a kernel call of its
+    own)."""
+    import numpy as np
+
+    from gategraph.tasks import get_task
+
+    task = get_task(config.task, **config.task_options)
+    source, target, _ = task.batch(np.random.default_rng(0), 1)
+    reads = 0 if source is None else source.shape[0] * (2 if config.bidirectional else 1)
+    writes = target.shape[0] * (2 - config.teacher_forcing) if task.structure == "seq2seq" else 0
+    matrices = sum(len(p.shape) == 2 for p in load_cell(config.cell).params)
+    return round(config.steps * config.batch * config.hidden ** 2 * matrices * (reads + writes))
 
 
 def make(folder: str | Path, config, progress=None) -> tuple:

@@ -10,12 +10,14 @@ A sweep is written as a TOML file; a list is an axis of the grid, a single value
     length = [50, 100]                        # ... and `length`, the task's sequence length T
 
 Each point trains into `DIR/<cell>-<task>-<the axes' values>-seed<S>` (`gategraph evaluate` and `predict`
-read it) and leaves `result.json` there: its status, its score in the task's test metric, its training time,
-or its one-line error. The runs go to a Dask cluster (`run_all`): a `LocalCluster` with one single-threaded
-worker process per core (`local_cluster`), or one that is already running (`connect`). Only settings and
-results travel: a worker imports gategraph and a cell from its file itself. A run whose worker dies is
-started again by Dask and goes on from its last checkpoint (train's resume). Ctrl-C asks the running runs
-to save and stop; a sweep started again with `resume` skips the runs that finished and continues the others.
+read it) and leaves `result.json` there: its status, its score in the task's test metric, its training time
+(the training loop's; the seconds spent compiling kernels are counted apart), or its one-line error. The
+runs go to a Dask cluster (`run_all`): a `LocalCluster` with one single-threaded worker process per core
+(`local_cluster`), or one that is already running (`connect`); with no cluster, one after another in this
+process. Only settings and results travel: a worker imports gategraph and a cell from its file itself. A run
+whose worker dies is started again by Dask and goes on from its last checkpoint (train's resume). Ctrl-C asks
+the running runs to save and stop; a sweep started again with `resume` skips the runs that finished and
+continues the others.
 
 Imports: dask.distributed, gategraph.train, gategraph.tasks, gategraph.cells, gategraph.files, gategraph.errors.
 """
@@ -179,23 +181,24 @@ def _asked(event: str):
     return asked
 
 
-def run_point(settings: dict, folder: str, stop: str | None = None) -> dict:
+def run_point(settings: dict, folder: str, stop: str | None = None, progress=None) -> dict:
     """Train one run into `folder` (a Config's settings as a dict: only settings travel), going on from its
     checkpoint if it has one; never raises for a run that fails: the result says why, in one line. The result
     (also written to the folder's result.json): run, status (done, failed, stopped), step, metric, score,
-    seconds (of training, counted across resumes), resumed (the step it went on from, 0 if it started afresh),
-    error. `stop`: the name of the Dask Event that asks the sweep's runs to save and stop."""
+    seconds (of training, counted across resumes, without compiling), compile_seconds (building the kernels,
+    and Numba compiling or loading them, in every session of the run), resumed (the step it went on from, 0 if
+    it started afresh), error. `stop`: the name of the Dask Event that asks the sweep's runs to save and stop;
+    `progress`: train's, for a run in this process."""
     folder = Path(folder)
     config = Config(**settings)
-    result = {"run": folder.name, "status": "done", "step": 0, "metric": get_task(config.task).metric,
-              "score": math.nan, "seconds": math.nan, "resumed": 0, "error": ""}
+    result = _result(folder, config)
     asked = _asked(stop) if stop else None
     if asked and asked():  # the sweep stopped before this run began: leave its folder as it is
         return {**result, "status": "stopped", "error": "the sweep stopped before it began"}
     try:
         resume = (folder / CHECKPOINT).exists()  # stopped, or its worker died: go on from the checkpoint
         result["resumed"] = _checkpoint_step(folder)
-        run = train(config, folder, resume=resume, stop=asked)
+        run = train(config, folder, resume=resume, progress=progress, stop=asked)
     except Interrupted:  # the sweep was stopped: this run saved its checkpoint
         step = _checkpoint_step(folder)
         result.update(status="stopped", step=step, error=f"stopped at step {step}; --resume goes on from there")
@@ -207,10 +210,17 @@ def run_point(settings: dict, folder: str, stop: str | None = None) -> dict:
     else:
         last = next((r for r in reversed(run.history) if run.task.metric in r), {})
         result.update(step=run.step, score=last.get(run.task.metric, math.nan),
-                      seconds=run.history[-1]["seconds"] if run.history else 0.0)
+                      seconds=run.history[-1]["seconds"] if run.history else 0.0,
+                      compile_seconds=round(run.compile_seconds, 3))
     with contextlib.suppress(OSError):  # a folder that could not be made: the result still comes back
         atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
     return result
+
+
+def _result(folder: Path, config: Config, **given) -> dict:
+    """A run's result: done, with nothing measured yet, unless `given` says otherwise."""
+    return {"run": folder.name, "status": "done", "step": 0, "metric": get_task(config.task).metric,
+            "score": math.nan, "seconds": math.nan, "compile_seconds": math.nan, "resumed": 0, "error": "", **given}
 
 
 def _checkpoint_step(folder: Path) -> int:
@@ -291,24 +301,39 @@ def connect(address: str):
 
 # -- a sweep ----------------------------------------------------------------------------------------------------
 
-def run_all(jobs: dict[Path, Config], client, on_result=None) -> dict[Path, dict]:
-    """Train every Config into its folder on the cluster `client` talks to, as many at once as it has
-    workers; `on_result(folder, result)` is called as each one ends. A run that fails is a result with its
-    error; one whose workers kept dying (Dask gives up after a few) too. Ctrl-C (KeyboardInterrupt) asks the
-    running runs to save a checkpoint and stop, waits for them, cancels the rest and passes on."""
+def run_all(jobs: dict[Path, Config], client, on_result=None, progress=None) -> dict[Path, dict]:
+    """Train every Config into its folder on the cluster `client` talks to, as many at once as it has worker
+    threads, each next one started as one ends, in the order given; `on_result(folder, result)` is called as
+    each one ends. A run that fails is a result with its error; one whose workers kept dying (Dask gives up
+    after a few) too. Ctrl-C (KeyboardInterrupt) asks the running runs to save a checkpoint and stop, waits for
+    them, cancels the rest and passes on. With no client, the runs train one after another in this process
+    (`progress`: train's), the same way: the same results, a Ctrl-C saves the run in training and passes on."""
+    if client is None:
+        return _run_here(jobs, on_result, progress)
     token = os.urandom(4).hex()
     stop = Event(f"gategraph-stop-{token}", client=client)
-    futures = {client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name, pure=False,
-                             key=f"run-{Path(folder).name}-{token}"): Path(folder)
-               for folder, config in jobs.items()}
+    waiting, futures, running = collections.deque(jobs.items()), {}, as_completed()
+
+    def start_more():  # Dask alone would hand out the runs in an order of its own (it knows no run's length)
+        while waiting and sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1):
+            folder, config = waiting.popleft()
+            future = client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name, pure=False,
+                                   key=f"run-{Path(folder).name}-{token}")
+            futures[future] = Path(folder)
+            running.add(future)
+
     results: dict[Path, dict] = {}
     try:
-        for future in as_completed(futures):
-            results[futures[future]] = result = _outcome(future, futures[future], jobs[futures[future]])
+        start_more()
+        for future in running:
+            folder = futures[future]
+            results[folder] = result = _outcome(future, folder, jobs[folder])
             if on_result:
-                on_result(futures[future], result)
+                on_result(folder, result)
+            start_more()
     except KeyboardInterrupt:  # the running runs save and stop within a step or a second (a second Ctrl-C: now)
         stop.set()
+        waiting.clear()
         wait([f for f in futures if not f.done()], timeout=STOPPING)
         raise
     finally:
@@ -321,14 +346,25 @@ def run_all(jobs: dict[Path, Config], client, on_result=None) -> dict[Path, dict
 STOPPING = 60  # seconds the runs of a stopped sweep have to save their checkpoints
 
 
+def _run_here(jobs: dict[Path, Config], on_result=None, progress=None) -> dict[Path, dict]:
+    """run_all without a cluster: each run in turn, in this process."""
+    results: dict[Path, dict] = {}
+    for folder, config in jobs.items():
+        results[folder] = result = run_point(asdict(config), str(Path(folder).resolve()), progress=progress)
+        if on_result:
+            on_result(folder, result)
+        if result["status"] == "stopped":  # Ctrl-C: the run saved its checkpoint
+            raise KeyboardInterrupt
+    return results
+
+
 def _outcome(future, folder: Path, config: Config) -> dict:
     """The result of one run's future: what run_point returned, or a failure if its workers kept dying."""
     try:
         return future.result()
     except KilledWorker:
-        result = {"run": folder.name, "status": "failed", "step": 0, "metric": get_task(config.task).metric,
-                  "score": math.nan, "seconds": math.nan, "resumed": 0,
-                  "error": "its worker died each time it was tried (out of memory?); --resume tries again"}
+        result = _result(folder, config, status="failed",
+                         error="its worker died each time it was tried (out of memory?); --resume tries again")
         with contextlib.suppress(OSError):
             atomic_write(folder / RESULT, json.dumps(result, indent=1).encode())
         return result
@@ -380,7 +416,8 @@ def _spread(values: list[float]) -> tuple[float, float]:
 
 def summary(points: list[Point], results: dict[str, dict]) -> list[dict]:
     """One row per setting: over its seeds' finished runs, the mean and standard deviation of the task's test
-    metric and of the training time (seconds), and how many runs finished, failed or are missing."""
+    metric and of the training time (seconds, compiling excluded), the mean time spent compiling, and how many
+    runs finished, failed or are missing."""
     rows = []
     for setting in dict.fromkeys(p.setting for p in points):
         mine = [p for p in points if p.setting == setting]
@@ -391,7 +428,8 @@ def summary(points: list[Point], results: dict[str, dict]) -> list[dict]:
         rows.append({"setting": setting, **mine[0].labels, "metric": get_task(mine[0].config.task).metric,
                      "runs": len(mine), "done": len(done),
                      "failed": sum(r["status"] == "failed" for r in got), "mean": score, "std": score_sd,
-                     "seconds_mean": seconds, "seconds_std": seconds_sd})
+                     "seconds_mean": seconds, "seconds_std": seconds_sd,
+                     "compile_seconds_mean": _spread([r.get("compile_seconds", math.nan) for r in done])[0]})
     return rows
 
 

@@ -3,7 +3,8 @@ scores as it goes, and a run directory that survives an interruption.
 
 A run directory holds
 - config.json — everything the run was started with;
-- metrics.csv — step, loss, the task's test score (test_mse, test_accuracy), seconds;
+- metrics.csv — step, loss, the task's test score (test_mse, test_accuracy), seconds (of training: the time
+  spent building and compiling kernels is counted apart, `Run.compile_seconds`, kept in the checkpoint);
 - params.npz + params.json — the parameters and what they belong to (loaded with allow_pickle=False);
 - checkpoint.npz — parameters, optimizer state, the data generator's state and the step, written
   atomically every `save_every` steps, on Ctrl-C or SIGTERM, and at the end; checkpoint.prev.npz, the one
@@ -14,7 +15,7 @@ same batches, the same updates, the same numbers bit for bit (on the same machin
 finite stops the run with a clear error; the last good checkpoint stays.
 
 Imports: numpy, gategraph.models, gategraph.seq2seq, gategraph.tasks, gategraph.optim, gategraph.cells,
-gategraph.spec, gategraph.files, gategraph.errors.
+gategraph.spec, gategraph.files, gategraph.errors, gategraph.compiling.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 
 from gategraph import blas
 from gategraph.cells import cell_reference, load_cell
+from gategraph.compiling import numba_seconds
 from gategraph.errors import GategraphError, Interrupted, RunError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.models import SequenceModel
@@ -221,6 +223,7 @@ class Run:
             if ratio is not None and not 0 <= ratio <= 1:
                 raise UsageError(f"a teacher-forcing ratio is between 0 and 1, got {ratio}")
         check_settings(config, task)
+        start = time.perf_counter()
         if self.seq2seq:
             self.model = Seq2Seq(cell, len(task.source_vocab) if task.source_vocab else None, len(task.target_vocab),
                                  config.hidden, task.start, task.end, config.attention, config.dtype,
@@ -229,6 +232,9 @@ class Run:
             self.model = SequenceModel(cell, task.input_size, config.hidden, task.output_size,
                                        config.structure or task.structure, task.loss, config.layers,
                                        config.bidirectional, config.dtype)
+        # building the kernels (derived, generated, compiled or loaded from the cache); the training loop adds
+        # what Numba compiles on first calls, and a checkpoint what earlier sessions of the run spent
+        self.compile_seconds = time.perf_counter() - start
         check_memory(config, task, self.model)
         self.params = self.model.init(config.seed)
         self.opt = Adam(config.lr) if config.optimizer == "adam" else SGD(config.lr, config.momentum)
@@ -276,7 +282,7 @@ class Run:
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state(self) -> dict:
         meta = {"step": self.step, "rng": self.rng.bit_generator.state, "history": self.history,
-                "changes": self.changes}
+                "changes": self.changes, "compile_seconds": self.compile_seconds}
         return {**{f"p/{k}": v for k, v in self.params.items()}, **{f"opt/{k}": v for k, v in self.opt.state().items()},
                 "meta": np.array(json.dumps(meta))}
 
@@ -285,6 +291,7 @@ class Run:
         self.params = {k[2:]: v for k, v in arrays.items() if k.startswith("p/")}
         self.opt.load({k[4:]: v for k, v in arrays.items() if k.startswith("opt/")})
         self.step, self.history, self.changes = meta["step"], meta["history"], meta.get("changes", [])
+        self.compile_seconds += meta.get("compile_seconds", 0.0)  # this session's, and the earlier ones'
         self.rng.bit_generator.state = meta["rng"]
 
 
@@ -421,9 +428,11 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
             raise RunError(f"{path} is damaged: its run record ('meta') has no {key!r}")
         if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
             raise RunError(f"{path} is damaged: the {key!r} of its run record is not a {kind.__name__}")
-    changes = meta.get("changes", [])
-    if meta["step"] < 0 or not isinstance(changes, list) or not all(isinstance(r, dict)
-                                                                     for r in meta["history"] + changes):
+    changes, compiling = meta.get("changes", []), meta.get("compile_seconds", 0.0)  # both absent in older runs
+    impossible = (meta["step"] < 0 or not isinstance(changes, list)
+                  or not all(isinstance(r, dict) for r in meta["history"] + changes)
+                  or isinstance(compiling, bool) or not isinstance(compiling, int | float) or not compiling >= 0)
+    if impossible:
         raise RunError(f"{path} is damaged: its run record ('meta') holds impossible values")
     for name, a in arrays.items():
         if a.dtype.kind not in "fiub":
@@ -627,12 +636,15 @@ def blas_threads(run: Run):
 
 
 def _train(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
-    """The training loop (see `train`), with the BLAS threads that pay for the model's size."""
-    with blas_threads(run):
-        return _loop(run, run_dir, progress, stop)
+    """The training loop (see `train`), with the BLAS threads that pay for the model's size, and Numba's
+    compiling timed apart from training."""
+    with blas_threads(run), numba_seconds() as compiling:
+        return _loop(run, run_dir, progress, stop, compiling)
 
 
-def _loop(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
+def _loop(run: Run, run_dir: Path | None, progress, stop, compiling) -> Run:
+    """Steps until config.steps; each row of the history counts the seconds of training so far, across resumes,
+    without what `compiling()` says Numba spent making machine code (that goes to run.compile_seconds)."""
     cfg = run.config
     asked, saving, now = [], [], []
     saved = [run.step]  # the step of the last checkpoint
@@ -659,7 +671,7 @@ def _loop(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
     if run_dir and threading.current_thread() is threading.main_thread():
         handlers = {s: signal.signal(s, ask_to_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     clock = run.history[-1]["seconds"] if run.history else 0.0  # seconds go on counting across resumes
-    start, first = time.perf_counter(), run.step
+    start, first, compiled = time.perf_counter(), run.step, run.compile_seconds
     try:
         while run.step < cfg.steps and not asked:
             try:
@@ -668,7 +680,9 @@ def _loop(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
                 kept = f"the checkpoint of step {saved[0]} is kept" if run_dir and saved[0] else "nothing was saved"
                 raise ValueInputError(f"step {run.step + 1}: {e}; the run stops, {kept} (try a smaller --lr)") \
                     from None
-            row = {"step": run.step, "loss": loss, "seconds": round(clock + time.perf_counter() - start, 3)}
+            spent = compiling()
+            run.compile_seconds = compiled + spent
+            row = {"step": run.step, "loss": loss, "seconds": round(clock + time.perf_counter() - start - spent, 3)}
             if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
                 row[run.task.metric] = run.evaluate()
             run.history.append(row)

@@ -292,8 +292,9 @@ class _Reader:
         return Table(rows[0], rows[1:], align, where=self.where(tokens[0]))
 
 
-def read_source(path: str | Path) -> Source:
-    """The source at `path`, read and checked (see the module's docstring)."""
+def read_source(path: str | Path, name: str | None = None) -> Source:
+    """The source at `path`, read and checked (see the module's docstring); its places are named `name:LINE`
+    (the path as given unless `name` is)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -301,4 +302,4 @@ def read_source(path: str | Path) -> Source:
         raise SourceError(f"{path}: no such file") from None
     except UnicodeDecodeError as e:
         raise SourceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return _Reader(path, str(path)).read(text)
+    return _Reader(path, name or str(path)).read(text)

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -11,6 +12,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # compiled kernels go to a fresh cache per test session (subprocesses inherit it), never the user's
 os.environ.setdefault("GATEGRAPH_CACHE_DIR", tempfile.mkdtemp(prefix="gategraph-test-kernels-"))
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # CI installs it (the dev extra) and never skips
+    sync_playwright = None
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_browser = pytest.mark.skipif((CHROMIUM is None or sync_playwright is None) and not os.environ.get("CI"),
+                                   reason="Debian's chromium or Playwright is missing (CI has both and never skips)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def deck_pages():
+    """Headless Chromium (the system's, driven by Playwright): `with deck_pages() as open_deck:`, then
+    `open_deck(index.html, width, height)` is a page showing the deck at that size once the deck's own
+    self-check has run (its counts in `document.body.dataset`)."""
+
+    def open_deck(path, width=1280, height=720):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(path.as_uri())
+        page.wait_for_selector("body[data-checked='1']", timeout=60_000)
+        return page
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield open_deck
+        finally:
+            browser.close()
+
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not __import__("os").environ.get("CI"),
                                reason="Graphviz `dot` is not installed (CI installs it and never skips)")
@@ -38,11 +71,13 @@ def build(out, *args):
 
 @pytest.fixture(scope="session")
 def trained_lecture(tmp_path_factory):
-    """The whole lecture as a user builds it, trained models included: built once for every test that reads it."""
+    """The whole lecture as a user builds it, trained models included: built once for every test that reads it
+    (what the command said while it built, in build.log beside the deck's folder)."""
     out = tmp_path_factory.mktemp("trained-lecture")
     done = subprocess.run([sys.executable, "-m", "gategraph.cli", "lecture", "-o", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=3600)
     assert done.returncode == 0, done.stderr
+    (out.parent / f"{out.name}-build.log").write_text(done.stderr)
     return out
 
 

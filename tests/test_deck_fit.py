@@ -11,21 +11,11 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, SLIDES, needs_dot
+from tests.conftest import ROOT, SLIDES, deck_pages, needs_browser, needs_dot
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # CI installs it (the dev extra) and never skips
-    sync_playwright = None
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_browser = pytest.mark.skipif((CHROMIUM is None or sync_playwright is None) and not os.environ.get("CI"),
-                                   reason="Debian's chromium or Playwright is missing (CI has both and never skips)")
 needs_tex = pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("CI"),
                                reason="pdflatex is not installed (CI installs it and never skips)")
 SIZES = [(1280, 720), (1024, 768), (1920, 1080)]
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 # what does not fit on the present slide, every step shown so far: elements sticking out of the slide, and
 # boxes whose content is larger than what they show (KaTeX's own inner struts excepted)
@@ -81,22 +71,16 @@ def walk(page) -> dict:
 def test_every_slide_fits_at_every_size(decks, name):
     page_path = decks[name] / "html" / "index.html"
     failures = {}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            for width, height in SIZES:
-                page = browser.new_page(viewport={"width": width, "height": height})
-                page.goto(page_path.as_uri())
-                page.wait_for_selector("body[data-checked='1']", timeout=60_000)
-                slides = int(page.evaluate("document.body.dataset.slides"))
-                own = page.evaluate("document.body.dataset.overflowingSlides")
-                misfits = walk(page)
-                if misfits or own != "0":
-                    failures[f"{width}x{height}"] = {"the page's own count": own, **misfits}
-                assert slides >= 10
-                page.close()
-        finally:
-            browser.close()
+    with deck_pages() as open_deck:
+        for width, height in SIZES:
+            page = open_deck(page_path, width, height)
+            slides = int(page.evaluate("document.body.dataset.slides"))
+            own = page.evaluate("document.body.dataset.overflowingSlides")
+            misfits = walk(page)
+            if misfits or own != "0":
+                failures[f"{width}x{height}"] = {"the page's own count": own, **misfits}
+            assert slides >= 10
+            page.close()
     assert not failures, "\n".join(f"{size}: {k}: {v if isinstance(v, str) else v[:4]}"
                                    for size, found in failures.items() for k, v in found.items())
 

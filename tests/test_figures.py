@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SLIDES, needs_dot
-from tests.test_deck_fit import ARGS, CHROMIUM, needs_browser, needs_tex, sync_playwright
+from tests.conftest import SLIDES, deck_pages, needs_browser, needs_dot
+from tests.test_deck_fit import needs_tex
 
 READABLE = 12  # px
 SAME_SHARE = 0.01  # of the slide's width: how far a figure's width in the PDF may be from that in HTML
@@ -46,16 +46,10 @@ def natural(svg: Path) -> tuple[float, float, float]:
 
 def shown(page_path: Path) -> list[dict]:
     """Each figure of a deck as shown at 1280×720, with the height of its smallest text in screen px."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(page_path.as_uri())
-            page.wait_for_selector("body[data-checked='1']", timeout=60_000)
-            assert page.evaluate("document.body.dataset.brokenImages") == "0"
-            figures = page.evaluate(FIGURES)
-        finally:
-            browser.close()
+    with deck_pages() as open_deck:
+        page = open_deck(page_path)
+        assert page.evaluate("document.body.dataset.brokenImages") == "0"
+        figures = page.evaluate(FIGURES)
     for f in figures:
         w, h, smallest = natural(page_path.parent / f["src"])
         scale = min(f["width"] / w, f["height"] / h)  # the picture is fitted into its box, never stretched

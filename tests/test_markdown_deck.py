@@ -12,8 +12,8 @@ import pytest
 
 from gategraph.errors import SourceError
 from gategraph.renderers.markdown import read_source
-from tests.conftest import ROOT, needs_dot, run_cli
-from tests.test_deck_fit import ARGS, CHROMIUM, MISFITS, SIZES, needs_browser, needs_tex, overfull, sync_playwright
+from tests.conftest import ROOT, deck_pages, needs_browser, needs_dot, run_cli
+from tests.test_deck_fit import MISFITS, SIZES, needs_tex, overfull
 
 # tiny runs, of two kernels only (the GRU's, attention's): compiling is most of a first build's time
 ADDING = "--task adding --length 8 --steps 6 --batch 8 --eval-every 3"
@@ -229,27 +229,21 @@ def test_every_directive_builds_and_every_slide_fits_in_the_browser(built):
     assert "Not trained yet" not in text
     assert text.count("<figure") >= 9  # graphs, structure, the image, loss, gates, norms, heatmap
     assert "&#x27;12345678&#x27; →" in text and "<table>" in text and "<ol>" in text
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            for width, height in SIZES:
-                page = browser.new_page(viewport={"width": width, "height": height})
-                page.goto(page_path.as_uri())
-                page.wait_for_selector("body[data-checked='1']", timeout=60_000)
-                check = page.evaluate("({...document.body.dataset})")
-                assert check["katexErrors"] == "0" and check["rawTex"] == "0", check
-                assert check["brokenImages"] == "0" and check["overflowingSlides"] == "0", check
-                page.keyboard.press("Home")
-                while True:
-                    assert page.evaluate(MISFITS) == [], page.evaluate("Reveal.getIndices().h")
-                    if page.evaluate("Reveal.isLastSlide() && !Reveal.availableFragments().next"):
-                        break
-                    page.keyboard.press("ArrowRight")
-                notes = page.evaluate("Array.from(document.querySelectorAll('aside.notes')).map(n => n.textContent)")
-                assert any("Say that the gate is learned" in n for n in notes)
-                page.close()
-        finally:
-            browser.close()
+    with deck_pages() as open_deck:
+        for width, height in SIZES:
+            page = open_deck(page_path, width, height)
+            check = page.evaluate("({...document.body.dataset})")
+            assert check["katexErrors"] == "0" and check["rawTex"] == "0", check
+            assert check["brokenImages"] == "0" and check["overflowingSlides"] == "0", check
+            page.keyboard.press("Home")
+            while True:
+                assert page.evaluate(MISFITS) == [], page.evaluate("Reveal.getIndices().h")
+                if page.evaluate("Reveal.isLastSlide() && !Reveal.availableFragments().next"):
+                    break
+                page.keyboard.press("ArrowRight")
+            notes = page.evaluate("Array.from(document.querySelectorAll('aside.notes')).map(n => n.textContent)")
+            assert any("Say that the gate is learned" in n for n in notes)
+            page.close()
 
 
 @needs_dot
@@ -267,7 +261,7 @@ def test_runs_are_trained_once_and_reused_while_unchanged(built, tmp_path):
     src, out, said = built
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == 3  # the GRU on adding (four slides show it), with H = 6, and on reverse
-    assert re.search(r"run 1/3 gru-adding-\w+ for .*talk\.md:\d+ \(Score\): trained, step 6", said), said
+    assert re.search(r"run [123]/3 gru-adding-\w+ for .*talk\.md:\d+ \(Score\): trained, step 6", said), said
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/checkpoint.npz")}
     again = run_cli("deck", src, "-o", out, "--format", "html", cwd=src.parent)
     assert "reusing 3 trained runs" in again.stderr and "trained, step" not in again.stderr
@@ -356,13 +350,9 @@ def test_a_formula_tex_refuses_points_back_to_its_line(tmp_path):
 def test_a_formula_katex_refuses_points_back_to_its_line(tmp_path):
     src = write_source(tmp_path, "## A\n\nfine $x$\n\n---\n\n## B\n\n$$\nx^^2\n$$\n", "tex.md")
     run_cli("deck", src, "-o", tmp_path / "out", "--format", "html")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        page.goto((tmp_path / "out" / "html" / "index.html").as_uri())
-        page.wait_for_selector("body[data-checked='1']", timeout=60_000)
+    with deck_pages() as open_deck:
+        page = open_deck(tmp_path / "out" / "html" / "index.html")
         assert page.evaluate("document.body.dataset.katexErrorsAt") == f"{src}:9"
-        browser.close()
 
 
 @needs_dot

@@ -166,6 +166,12 @@ def test_the_lecture_builds_renders_and_compiles(trained_lecture, tmp_path):
     assert re.search(r"bidirectional GRU: scores (9\d|100)% of 9216 test items, above chance", page)
     assert re.search(r"forward GRU: scores 2\d% of 9216 test items, which is chance \(25%", page)
     assert "Over 5 seeds, the model first writes the line exactly after" in page
+    # the runs trained on this machine's cores, each line naming the lecture's source as `gategraph lecture
+    # --source` calls it, not the installed file's path
+    said = (lecture.parent / f"{lecture.name}-build.log").read_text()
+    assert re.search(r"^training 17 runs (on \d+ Dask workers|in this process), the longest first$", said, re.M), said
+    assert re.search(r"^run \d+/17 gru-dates-\w+ for lecture\.md:581 \(Attention on dates\): trained, step 1500, "
+                     r"test_exact_match [\d.]+, \d+ s \(\+[\d.]+ s compiling\)$", said, re.M), said
     pdf = lecture / "beamer" / "deck.pdf"
     pages = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert int(re.search(r"Pages:\s+(\d+)", pages).group(1)) >= 45  # the title and 49 slides

@@ -1,7 +1,8 @@
 """A deck's `sweep` directive: a tiny sweep (2 cells × 2 seeds, a few steps) shown as its table, learning
 curves and final scores builds in HTML (self-checked in Chromium) and Beamer (compiled by pdflatex); its runs
-live beside the deck, are trained by the first build on one Dask worker, reused by the next and trained again
-when the spec changes; --no-train leaves a placeholder; a missing or bad spec is one line with file:line."""
+live beside the deck, are trained by the first build (with one worker, in the command's own process), reused
+by the next and trained again when the spec changes; --no-train leaves a placeholder; a missing or bad spec is
+one line with file:line."""
 
 import json
 import re
@@ -10,8 +11,8 @@ import pytest
 
 from gategraph.errors import SourceError
 from gategraph.renderers.markdown import read_source
-from tests.conftest import run_cli
-from tests.test_deck_fit import ARGS, CHROMIUM, needs_browser, needs_tex, overfull, sync_playwright
+from tests.conftest import deck_pages, needs_browser, run_cli
+from tests.test_deck_fit import needs_tex, overfull
 
 SPEC = """cells = ["gru", "rnn"]
 tasks = ["adding"]
@@ -69,7 +70,7 @@ def built(tmp_path_factory):
 
 def test_the_sweep_is_trained_beside_the_deck_and_shown_as_table_and_figures(built):
     src, out, said = built
-    assert f"sweep adding for {src}:3 (What a sweep found): 4 of 4 runs to train on 1 Dask worker" in said
+    assert f"sweep adding for {src}:3 (What a sweep found): 4 of 4 runs to train in this process" in said
     assert sorted(p.name for p in (out / "sweeps" / "adding").iterdir()) == RUNS
     for run in RUNS:
         assert json.loads((out / "sweeps" / "adding" / run / "result.json").read_text())["step"] == 6
@@ -90,15 +91,8 @@ def test_the_sweep_is_trained_beside_the_deck_and_shown_as_table_and_figures(bui
 @needs_browser
 def test_the_html_deck_passes_its_self_check(built):
     _, out, _ = built
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto((out / "html" / "index.html").as_uri())
-            page.wait_for_selector("body[data-checked='1']", timeout=60_000)
-            check = page.evaluate("({...document.body.dataset})")
-        finally:
-            browser.close()
+    with deck_pages() as open_deck:
+        check = open_deck(out / "html" / "index.html").evaluate("({...document.body.dataset})")
     assert check["katexErrors"] == "0" and check["rawTex"] == "0", check
     assert check["brokenImages"] == "0" and check["overflowingSlides"] == "0", check
 

@@ -111,6 +111,30 @@ def test_a_stopped_run_resumes_bit_for_bit(tmp_path):
     assert list(rows[0]) == ["step", "loss", "test_mse", "seconds"] and len(rows) == 40
 
 
+def test_training_seconds_leave_out_what_numba_compiles_and_a_resume_adds_to_it(tmp_path):
+    """A function Numba compiles while the run trains (as a kernel's first call does) is counted in the run's
+    compile_seconds, kept in its checkpoint, and not in the seconds of training metrics.csv shows."""
+    from numba import njit
+
+    from gategraph.train import read_checkpoint
+
+    took = []
+
+    def compile_one(run, loss, rate):
+        if run.step == 2:
+            start = time.perf_counter()
+            njit(lambda x: x * 3.0 - 1.0)(1.0)  # a function Numba has not seen: compiled here and now
+            took.append(time.perf_counter() - start)
+
+    run = train(Config(steps=4, **SMALL), tmp_path / "run", progress=compile_one)
+    assert took[0] > 0.02
+    assert run.compile_seconds >= took[0] * 0.9 and run.history[-1]["seconds"] < took[0] * 0.5
+    kept = read_checkpoint(tmp_path / "run" / "checkpoint.npz")[1]["compile_seconds"]
+    assert kept == run.compile_seconds
+    more = train(Config(steps=6), tmp_path / "run", resume=True)  # building the model again adds to it
+    assert more.compile_seconds > kept
+
+
 def test_a_diverging_run_stops_and_keeps_its_last_checkpoint(tmp_path):
     config = Config(steps=200, lr=1e4, clip=None, optimizer="sgd", momentum=0.0, **{**SMALL, "save_every": 1})
     with pytest.raises(ValueInputError, match=r"step (\d+): .* the run stops, the checkpoint of step \d+ is kept") as e:
