@@ -496,6 +496,7 @@ def test_running_out_of_memory_while_saving_is_one_line(tmp_path, monkeypatch, c
 def test_a_small_model_trains_with_one_blas_thread_and_gives_the_threads_back():
     """A second BLAS thread costs a small model's GEMMs many times their work on a busy machine: training
     holds BLAS to one thread, and the caller's threads are as before afterwards."""
+    import scipy.linalg.cython_blas  # noqa: F401  (the kernels' BLAS: loaded before the counts are read)
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads():
