@@ -62,6 +62,9 @@ from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
 # LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
+# exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
+# flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
+MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
 T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code
 RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"} | set(dir(builtins))
 
@@ -1214,7 +1217,7 @@ def _pow2(typingctx, k):
     return k(k), codegen
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _exp_parts(x):
     """(2^k, p) with e^x = 2^k (1 + p), x clamped to [{lo}, {hi}]."""
     x = min(max(x, {f}({lo})), {f}({hi}))
@@ -1225,13 +1228,13 @@ def _exp_parts(x):
     return _pow2(half) * _pow2(k - half), p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _exp(x):
     s, p = _exp_parts(x)
     return s * ({one} + p)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _tanh(x):
     s, p = _exp_parts({f}(-2.0) * abs(x))
     m = s * p + (s - {one})
@@ -1239,7 +1242,7 @@ def _tanh(x):
     return t if x >= {f}(0.0) else -t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _sigmoid(a):
     return {one} / ({one} + _exp(-a))
 '''

@@ -30,7 +30,7 @@ def _pow2(typingctx, k):
     return k(k), codegen
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn"})
 def _exp_parts(x):
     """(2^k, p) with e^x = 2^k (1 + p), x clamped to [-104.0, 88.0]."""
     x = min(max(x, np.float32(-104.0)), np.float32(88.0))
@@ -47,13 +47,13 @@ def _exp_parts(x):
     return _pow2(half) * _pow2(k - half), p
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn"})
 def _exp(x):
     s, p = _exp_parts(x)
     return s * (np.float32(1.0) + p)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn"})
 def _tanh(x):
     s, p = _exp_parts(np.float32(-2.0) * abs(x))
     m = s * p + (s - np.float32(1.0))
@@ -61,7 +61,7 @@ def _tanh(x):
     return t if x >= np.float32(0.0) else -t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn"})
 def _sigmoid(a):
     return np.float32(1.0) / (np.float32(1.0) + _exp(-a))
 
