@@ -24,6 +24,9 @@ How the equations become loops (docs/architecture.md, "From cell to kernel", has
   subexpression elimination, with every number written in the kernel's dtype (a bare `1.0` would turn
   float32 arithmetic into float64).
 - Anything else (a product with a memory, a softmax, a dot product) gets plain loops per sequence.
+- What is the same at every step (a part whose leaves are only memories and parameters, as the keys M · U_aᵀ)
+  is computed once, before the time loop. A gradient summed over the steps has the sum moved inside every op
+  that is linear in its per-step parts, Σ_t P_t U_a = (Σ_t P_t) U_a, so such a product also runs once.
 
 Names: the generated code never uses a declared name as it is where it could clash with Python or with
 the generator's own names. Every name is mapped one to one to its name in the code (`code_names`): a
