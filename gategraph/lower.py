@@ -24,6 +24,9 @@ How the equations become loops (docs/architecture.md, "From cell to kernel", has
   subexpression elimination, with every number written in the kernel's dtype (a bare `1.0` would turn
   float32 arithmetic into float64).
 - Anything else (a product with a memory, a softmax, a dot product) gets plain loops per sequence.
+- What is the same at every step (a part whose leaves are only memories and parameters, as the keys M · U_aᵀ)
+  is computed once, before the time loop. A gradient summed over the steps has the sum moved inside every op
+  that is linear in its per-step parts, Σ_t P_t U_a = (Σ_t P_t) U_a, so such a product also runs once.
 
 Names: the generated code never uses a declared name as it is where it could clash with Python or with
 the generator's own names. Every name is mapped one to one to its name in the code (`code_names`): a
@@ -81,11 +84,13 @@ class Kind(Enum):
     LEAF = "leaf"  # args: (name,), a value the kernel stores or is passed
     NUM = "num"  # args: (number,)
     SIZE = "size"  # args: (size expression,), read as a number
+    STEPS = "steps"  # args: (node,): Σ_t node, one value per sequence
     GEMM = "Gemm"  # args: (operand, Block): a block of a parameter matrix times a vector, by BLAS
     GEMM_SUM = "GemmSum"  # args: ((operand, Block), ...): a sum of such products, one BLAS call
 
 
 PRODUCTS = (Kind.GEMM, Kind.GEMM_SUM)
+COPIES = (Strategy.ENTRYWISE, Strategy.CONCAT)  # ops that only move entries
 NAMED = (Kind.LEAF, Kind.NUM, Kind.SIZE)  # nodes read as they are, with nothing to compute
 
 
@@ -582,6 +587,15 @@ class Emitter:
             return loops(node, store)
         self.elementwise(node, lambda idx: store.read(idx, self.dtype), op, store)
 
+    def hoist(self, irs: list, fixed: set):
+        """Compute once, before the time loop, each largest part of `irs` that is the same at every step (its
+        leaves are all in `fixed`: memories and parameters), e.g. the keys M · U_aᵀ; one value per sequence."""
+        for node in dict.fromkeys(n for ir in irs for n in _invariant_parts(ir, fixed)):
+            if node not in self.memo:
+                store = self.transient("_K", node.shape)
+                self.into(store, node)
+                self.memo[node] = store
+
     # -- what needs its own loops or a GEMM --------------------------------------------------------------------
     def loops(self, node: N):
         """The method that computes `node` with loops of its own (a contraction, a softmax), or None for a node
@@ -597,12 +611,29 @@ class Emitter:
             return
         if node.op in PRODUCTS:
             return self.gemm(node)
+        if node.op is Kind.STEPS:
+            return self.steps(node)
         for c in node.children:
             self.prepare(c)
         if (loops := self.loops(node)) is not None:
             loops(node)
         elif node.op.kernel.strategy is Strategy.CONCAT:
             self.concat(node)
+
+    def steps(self, node: N):
+        """Σ_t v_t for each sequence, into a (B, ...) buffer."""
+        store = Store(self.fresh("_Z"), "batch")
+        self.alloc(store.buf, [B_] + list(node.shape), "zeros")
+        self.accumulate(node, store)
+        self.memo[node] = store
+
+    def accumulate(self, node: N, store: Store):
+        """store[...] += node[...], where `node` is Σ_t of something (`_over_steps`): over every step if the
+        sum is outermost, else once."""
+        mode, self.mode = self.mode, "all" if node.op is Kind.STEPS else "step"
+        self.elementwise(node.args[0] if node.op is Kind.STEPS else node,
+                         lambda idx: store.read(idx, self.dtype), "+=")
+        self.mode = mode
 
     def concat(self, node: N):
         """[a, b] into one buffer, b's entries after a's."""
@@ -641,7 +672,9 @@ class Emitter:
         return _ScalarPrinter(self.dtype, reads).doprint(value)
 
     def softmax(self, node: N, store: Store | None = None):
-        """p = exp(e - max e) / Σ exp(e - max e), one sequence at a time."""
+        """p = exp(e - max e) / Σ exp(e - max e), one sequence at a time. NumPy's exp, not the generated
+        `_exp`: over a memory's few rows it measured no faster, and its last-place differences moved the
+        lecture's dates run to another final score."""
         store = store or self.transient("_m", node.shape)
         j = sp.Symbol("_j", integer=True)
         n, out = _py(node.shape[0]), store.read((j,), self.dtype)
@@ -759,6 +792,58 @@ class _ForwardEmitter(Emitter):
         for m in members:
             self.memo[m] = self.kept[m] = Store(P, kind, col=off, width=width)
             off += m.shape[0]
+
+
+def _invariant_parts(node: N, fixed: set) -> list:
+    """The largest subtrees of `node` that read only names in `fixed` and compute something (a copy, as in
+    Mᵀ or [M, M], is read in place); products of parameters are left out (they already run over all steps at
+    once, as GEMMs)."""
+    if node.op in NAMED:
+        return []
+    leaves, nodes = _leaves(node), list(_walk(node))
+    if (leaves and leaves <= fixed and not any(n.op in PRODUCTS for n in nodes)
+            and any(n.op.kernel.strategy not in COPIES for n in nodes if isinstance(n.op, Op))):
+        return [node]
+    return [part for c in node.children for part in _invariant_parts(c, fixed)]
+
+
+def _linear_in(op: Op, varying: tuple, shapes: list, sizes: tuple) -> bool:
+    """Whether an entry of `op` scales by λ when the arguments marked in `varying` do (op(λx) = λ op(x)), read
+    from its scalar form or its kernel rule."""
+    lam = sp.Symbol("_lambda")
+    syms: dict = {}
+
+    def at(k, i):
+        x = syms.setdefault((k, tuple(i)), sp.Symbol(f"_a{k}_{len(syms)}"))
+        return lam * x if varying[k] else x
+
+    idx = Emitter.units(op.shape(*shapes, *sizes)) if op.kind != "pointwise" else ()
+    strategy = op.kernel.strategy
+    if op.kind == "pointwise":
+        value = op.scalar(*[at(k, ()) for k in range(len(shapes))])
+    elif strategy is Strategy.ENTRYWISE:
+        value = op.kernel.rule(at, idx, *sizes)
+    elif strategy in (Strategy.CONTRACTION, Strategy.GEMM):
+        value = op.kernel.rule(at, idx, sp.Symbol("_s", integer=True), shapes)[1]
+    else:
+        return False
+    plain = value.subs(lam, 1)
+    return plain != 0 and sp.simplify(value - lam * plain) == 0
+
+
+def _over_steps(node: N, fixed: set) -> N:
+    """Σ_t node, the sum moved inside every op that is linear in its parts that change from step to step:
+    Σ_t (A X_t) = A (Σ_t X_t) for an A the same at every step (its leaves in `fixed`), so that the product
+    runs once rather than at every step."""
+    if node.op in NAMED and (node.op is not Kind.LEAF or node.args[0] in fixed):
+        return N(Kind.STEPS, (node,), node.shape)
+    children = [a for a in node.args if isinstance(a, N)]
+    varying = tuple(not (_leaves(a) <= fixed) for a in children)
+    if (isinstance(node.op, Op) and any(varying) and not any(n.op in PRODUCTS for n in _walk(node))
+            and _linear_in(node.op, varying, [a.shape for a in children], node.args[len(children):])):
+        args = tuple(_over_steps(a, fixed) if v else a for a, v in zip(children, varying, strict=True))
+        return N(node.op, args + node.args[len(children):], node.shape)
+    return N(Kind.STEPS, (node,), node.shape)
 
 
 def _walk(node: N):
@@ -908,6 +993,7 @@ class Schedule:
     grad_irs: dict  # parameter -> IR of its per-step gradient
     loop: list
     post: list
+    summed: set  # memories' adjoints read by nothing else: summed over the steps as they are computed
 
 
 @dataclass
@@ -936,6 +1022,7 @@ class _Lowering:
         self.sizes = [s.name for s in cell.sizes]
         self.states = list(cell.states)
         self.shapes = adj.shapes
+        self.fixed = set(self.memories) | set(self.params)  # the same at every step
 
     def run(self, declared: Cell) -> Lowered:
         fwd = self.forward()
@@ -976,6 +1063,7 @@ class _Lowering:
             if _leaves(v) <= fixed:
                 fw.gemm(members[0])
         fw.mode = "step"
+        fw.hoist([ir for _, ir in eqs], self.fixed)
         fw.line("for _t in range(_T):")
         fw.depth += 1
         for name, ir in eqs:
@@ -1006,8 +1094,10 @@ class _Lowering:
             bw.allocs.append(f"_copy({buf}[_T], 0, 0, {final}, 0, 0, _B, {_py(st.shape[0])}, False, False)")
         plan = self.schedule(fwd, carry_bufs)
         self.plan_storage(plan, bw, stores, carry_bufs)
-        base = dict(fwd.emitter.kept)  # the forward pass's products and operands, read from the tape
-        bw.memo, bw.mode = dict(base), "step"
+        bw.mode = "step"
+        bw.hoist([plan.irs[n] for n in plan.loop + plan.post] + list(plan.grad_irs.values()), self.fixed)
+        base = dict(fwd.emitter.kept) | bw.memo  # the forward pass's products and operands, read from the tape
+        bw.memo = dict(base)
         if plan.loop:
             bw.line("for _t in range(_T - 1, -1, -1):")
             bw.depth += 1
@@ -1055,8 +1145,11 @@ class _Lowering:
         later = closure(set(adj.inputs.values()) | set(self.state_bars.values())
                         | set().union(*[_leaves(g) for g in grads.values()]))
         order = [eq.name for eq in adj.equations if eq.name in irs]
+        read = set().union(*[_leaves(ir) for ir in [*irs.values(), *grads.values()]])
+        summed = {adj.inputs[m] for m in self.memories if adj.inputs.get(m) in irs} - read - cone
+        summed -= set(self.state_bars.values())
         return Schedule(irs, grads, [n for n in order if n in cone],
-                        [n for n in order if n in later and n not in cone])
+                        [n for n in order if n in later and n not in cone | summed], summed)
 
     def plan_storage(self, plan: Schedule, bw: Emitter, stores: dict, carry_bufs: dict):
         """Adjoints that a sum of products reads side by side (ā_f, ā_i, ā_C, ā_o) are written side by side,
@@ -1101,7 +1194,7 @@ class _Lowering:
                     rows = bw.contiguous(Store(st.buf, "seq", st.shift), st.width or term.shape[0])
                     bw.line(f"_colsum({acc.buf}, {rows}, {_py(st.col)}, {_py(term.shape[0])})")
                 else:
-                    bw.elementwise(term, lambda idx, acc=acc: acc.read(idx, self.dtype), "+=")
+                    bw.accumulate(_over_steps(term, self.fixed), acc)
         for v, items in outer.items():
             U, V, D = bw.side_by_side([u for _, u in items]), bw.side_by_side([v]), bw.fresh("_D")
             bw.line(f"{D} = np.dot({U}.T, {V})")
@@ -1131,8 +1224,8 @@ class _Lowering:
             else:  # a memory is read at every step: its gradient is the sum over them
                 acc = Store(f"_g_{d.name}", "batch")
                 bw.alloc(acc.buf, [B_] + list(d.shape), "zeros")
-                bw.elementwise(N(Kind.LEAF, (bar,), tuple(d.shape)), lambda idx, acc=acc: acc.read(idx, self.dtype),
-                               "+=")
+                bw.accumulate(_over_steps(plan.irs.get(bar) if bar in plan.summed else
+                                          N(Kind.LEAF, (bar,), tuple(d.shape)), self.fixed), acc)
                 values.append(acc.buf)
         for st in self.states:
             returns.append(("state", st.name))

@@ -91,13 +91,19 @@ def test_attention_kernels_agree_with_the_reference(score):
     out, _, tape = k.forward(params, q, memory={"M": M})
     assert set(out) == {"alpha", "c"} and out["alpha"].shape == (T, B, S)
     np.testing.assert_allclose(out["alpha"].sum(axis=2), 1, rtol=1e-12)
+    assert_attention_agrees(k, cell, params, q, M, rng)
+
+
+def assert_attention_agrees(k, cell, params, q, M, rng):
+    """A float64 attention kernel's outputs and gradients (parameters, query, memory) against the reference."""
+    out, _, tape = k.forward(params, q, memory={"M": M})
     dout = {o: rng.normal(size=v.shape) for o, v in out.items()}
     grads = k.backward(params, q, dout, memory={"M": M}, tape=tape)
     outs, ref = _reference_batch(cell, params, q, {}, dout, {}, memory={"M": M})
     for o in cell.outputs:
         assert _rel(out[o], np.stack([r[o] for r in outs], axis=1)) < 1e-12
     for p in cell.params:
-        assert _rel(grads[p.name], sum(ref[p.name])) < 1e-10
+        assert _rel(grads[p.name], sum(ref[p.name])) < 1e-10, p.name
     assert _rel(grads["q"], np.stack(ref["q"], axis=1)) < 1e-10
     assert _rel(grads["M"], np.stack(ref["M"])) < 1e-10
 
