@@ -7,6 +7,7 @@ import pytest
 
 from gategraph import cells
 from gategraph.kernel import compile
+from gategraph.lower import lower
 from gategraph.spec import CellBuilder, softmax, tanh
 from tests.test_kernel import assert_attention_agrees
 
@@ -45,11 +46,12 @@ def test_products_with_the_memory_run_once_per_call_and_the_gradients_hold(make)
     k = compile(cell, None, H, "float64", A=3) if cell.name == "attention_additive" else compile(cell, None, H,
                                                                                                  "float64")
     param = "U_a" if cell.name == "attention_additive" else "U"
-    forward, backward = k.lowered.source.split("\ndef forward(")[1].split("\ndef backward(")
+    lowered = lower(cell, "float64")  # the source the kernel runs (its module in the cache is the same text)
+    forward, backward = lowered.source.split("\ndef forward(")[1].split("\ndef backward(")
     assert all("_t" not in loops for loops in _loops_around(forward, f"{param}["))
     assert all("_t" not in loops for loops in _loops_around(backward, f"{param}["))
     if cell.name == "attention_additive":  # (a named value, as K above, is still kept for every step)
-        assert not [dims for _, dims in k.lowered.backward_work if len(dims) == 4 and str(dims[-1]) == "H"], \
+        assert not [dims for _, dims in lowered.backward_work if len(dims) == 4 and str(dims[-1]) == "H"], \
             "the memory's gradient is summed as it is computed, not kept for every step"
 
     rng = np.random.default_rng(4)
