@@ -19,9 +19,12 @@ only when the count has to change, and through OpenBLAS's own functions: a pass 
 the count (about a microsecond), not a scan of the process (threadpoolctl's, half a millisecond) nor a
 change and a change back (OpenBLAS takes tens of microseconds to raise its count). A count the caller set
 since is the caller's, and a large pass runs on it (one thread set by the caller right after a small pass
-looks like the pass's own, and the next large pass gives back the count from before).
+looks like the pass's own, and the next large pass gives back the count from before). After a small pass
+that BLAS stays on one thread, for SciPy's own linear algebra too, until a large pass or `restore()` gives
+the count back. A BLAS other than OpenBLAS is left at its own count: threadpoolctl cannot tell reliably
+which of the loaded libraries SciPy's is, and setting NumPy's instead would be worse than setting none.
 
-Imports: scipy (its package folder only); threadpoolctl where the BLAS is not OpenBLAS.
+Imports: scipy (its package folder only).
 """
 
 from __future__ import annotations
@@ -29,15 +32,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
+_LOADING = threading.Lock()  # load() puts a module in sys.modules before it has run: one thread at a time
 
 
 def load() -> None:
     """Make `import scipy.linalg.cython_blas` cheap: the extension module loaded alone (see the module's
     docstring). Idempotent; anything unexpected leaves it to the ordinary import."""
+    with _LOADING:
+        _load()
+
+
+def _load() -> None:
     if CYTHON_BLAS in sys.modules:
         return
     if "scipy.linalg" in sys.modules:  # loaded already: the ordinary import costs nothing more
@@ -72,29 +82,26 @@ class _KernelBlas:
 
     def __init__(self):
         self.found = False
-        self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads, or threadpoolctl's
+        self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads
         self.ours = None  # the count this object set last
         self.callers = None  # the count before it did
 
     def _find(self):
-        """The kernels' BLAS: the one cython_blas is linked against, whose symbols a lookup through
-        cython_blas's own handle finds; a BLAS other than OpenBLAS through threadpoolctl."""
+        """The kernels' BLAS: the one cython_blas is linked against, whose OpenBLAS functions a lookup through
+        cython_blas's own handle finds. Anything else (no SciPy, another BLAS): no thread control."""
         import ctypes
 
-        load()
-        dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
         self.found = True
+        try:
+            load()
+            dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
+        except (ImportError, OSError):
+            return
         for prefix in ("", "scipy_"):
             get = getattr(dll, f"{prefix}openblas_get_num_threads", None)
             if get is not None:
                 self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
                 self.set.argtypes = [ctypes.c_int]
-                return
-        from threadpoolctl import ThreadpoolController
-
-        for lib in ThreadpoolController().lib_controllers:
-            if lib.user_api == "blas":
-                self.get, self.set = lib.get_num_threads, lib.set_num_threads
                 return
 
     def threads(self) -> int | None:
@@ -113,7 +120,12 @@ class _KernelBlas:
         if one and n != 1:
             self.callers, self.ours = n, 1
             self.set(1)
-        elif not one and n == self.ours == 1 and self.callers != 1:  # on one thread because of us: give it back
+        elif not one and n == self.ours == 1:  # on one thread because of us: give it back
+            self.restore()
+
+    def restore(self) -> None:
+        """Give back the count from before the last small pass, if the BLAS is still on the one thread it set."""
+        if self.get is not None and self.ours == 1 and self.get() == 1:
             self.ours = None
             self.set(self.callers)
 

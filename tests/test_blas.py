@@ -53,3 +53,15 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
             passes(large, 32)
     assert [kernels for kernels, _ in seen] == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1]
     assert all(numpy in ({2}, set()) for _, numpy in seen[:8]), seen  # NumPy's BLAS keeps the caller's count
+
+
+def test_restore_gives_back_the_callers_threads_after_a_small_pass():
+    """After a small pass the kernels' BLAS (SciPy's) is on one thread; restore() gives the caller's count back."""
+    k = compile(cells.rnn(), 4, 4, "float64")
+    with threadpool_limits(2, user_api="blas"):
+        if blas.KERNEL_BLAS.threads() != 2:
+            pytest.skip("the BLAS runs on one thread here (one core)")
+        k.forward(k.init(0), np.ones((2, 3, 4)))
+        assert blas.KERNEL_BLAS.threads() == 1
+        blas.KERNEL_BLAS.restore()
+        assert blas.KERNEL_BLAS.threads() == 2
