@@ -334,7 +334,8 @@ def run_all(jobs: dict[Path, Config], client, on_result=None, progress=None) -> 
     except KeyboardInterrupt:  # the running runs save and stop within a step or a second (a second Ctrl-C: now)
         stop.set()
         waiting.clear()
-        wait([f for f in futures if not f.done()], timeout=STOPPING)
+        with contextlib.suppress(TimeoutError):  # a run slow to stop is cancelled below; the Ctrl-C stands
+            wait([f for f in futures if not f.done()], timeout=STOPPING)
         raise
     finally:
         pending = [f for f in futures if not f.done()]
