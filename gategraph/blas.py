@@ -24,19 +24,32 @@ that BLAS stays on one thread, for SciPy's own linear algebra too, until a large
 the count back. A BLAS other than OpenBLAS is left at its own count: threadpoolctl cannot tell reliably
 which of the loaded libraries SciPy's is, and setting NumPy's instead would be worse than setting none.
 
+Shards: with more than one core, a large pass splits its batch into shards of rows that run at once, one
+per core, each on one BLAS thread (`shards(batch, weights)`). The rows of a batch never meet until the
+parameters' gradients are added up at the end, so the cores need not wait for each other at every step as
+two BLAS threads sharing one product do; a busy core delays only its own shard. The cores are the ones the
+process may run on, or `OMP_NUM_THREADS` where that is set (Dask's workers set it to 1); inside
+`with serial():` a pass is never split (training, so that its numbers do not depend on the machine).
+
 Imports: scipy (its package folder only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 from pathlib import Path
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
+SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
+SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
+_SERIAL = contextvars.ContextVar("gategraph_serial", default=False)
 _LOADING = threading.Lock()  # load() puts a module in sys.modules before it has run: one thread at a time
 
 
@@ -75,6 +88,32 @@ def threads(batch: int, weights: int) -> int | None:
     """The BLAS threads for products of `batch` rows with `weights` parameter entries per step: 1 when
     batch · weights < 2^24 multiply-adds, else None (the BLAS's own count)."""
     return 1 if batch * weights < ONE_THREAD_BELOW else None
+
+
+def cores() -> int:
+    """The cores a pass may use: `OMP_NUM_THREADS` if set to a number, else the cores this process may run on."""
+    with contextlib.suppress(KeyError, ValueError):
+        return max(int(os.environ["OMP_NUM_THREADS"]), 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def shards(batch: int, weights: int) -> int:
+    """How many shards of rows a pass over `batch` rows with `weights` parameter entries splits into: one per
+    core, each of at least 8 rows, when batch · weights ≥ 2^18 multiply-adds per step and no `serial()`
+    block is open; else 1."""
+    if _SERIAL.get() or batch * weights < SHARD_BELOW:
+        return 1
+    return max(min(cores(), batch // SHARD_ROWS), 1)
+
+
+@contextlib.contextmanager
+def serial():
+    """Within the block (in this thread), the kernels' passes never split their batch."""
+    token = _SERIAL.set(True)
+    try:
+        yield
+    finally:
+        _SERIAL.reset(token)
 
 
 class _KernelBlas:

@@ -12,8 +12,11 @@ process first runs its functions, so one of them compiles and the others load th
 The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
 `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
-Each pass runs its BLAS products on the threads their size pays for (gategraph.blas.threads): one for a
-small batch, the caller's count for a large one (set on the kernels' BLAS only when it changes).
+Each pass runs on the cores its size pays for. A large batch splits into shards of rows, one per core, run
+at once (gategraph.blas.shards) and joined after: outputs and input gradients side by side, the parameters'
+gradients added. An unsplit pass runs its BLAS products on the threads their size pays for
+(gategraph.blas.threads): one for a small batch, the caller's count for a large one (set on the kernels' BLAS
+only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
 gategraph.errors; gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
@@ -30,6 +33,7 @@ import os
 import platform
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -141,10 +145,11 @@ def _load(made: Plan, rebuild: bool = False):
 
 @dataclass
 class Tape:
-    """What `Kernel.forward` keeps for `Kernel.backward`: the buffers of every step (in the kernel's
-    workspace, valid until the next forward pass: `generation` tells), and the batch's shape."""
+    """What `Kernel.forward` keeps for `Kernel.backward`: for each shard of the batch, its rows and the
+    buffers of every step (in the kernel's workspace, valid until the next forward pass: `generation` tells),
+    and the batch's shape."""
 
-    buffers: tuple
+    parts: tuple  # ((rows, buffers), ...), rows a slice of the batch
     T: int
     B: int
     generation: int
@@ -210,14 +215,14 @@ class Kernel:
         self._forward, self._backward = module.forward, module.backward
         self._module = module.__name__
         self._trusted = False  # set once both functions ran: Numba's cache for them loaded or compiled
-        self._work: dict = {}  # (pass, T, B, sizes) -> buffers reused from call to call
+        self._work: dict = {}  # (pass, shard) -> ((T, B, sizes), buffers reused from call to call)
         self._generation = 0  # forward passes so far: a tape from an earlier one is stale
         self.per_step = [d for d in cell.by_role("input")]
         self.memories = [d for d in cell.by_role("memory")]
         self.states = list(cell.states)
         self.param_names = [p.name for p in cell.params]
         self._shapes: dict = {}  # (name, sizes) -> shape in numbers
-        self._threads: dict = {}  # (B, sizes) -> whether its passes run BLAS on one thread
+        self._threads: dict = {}  # (B, sizes) -> (shards, whether an unsplit pass runs BLAS on one thread)
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
@@ -269,15 +274,17 @@ class Kernel:
             return np.array(value, order="C")
         return value if value.flags.c_contiguous else np.ascontiguousarray(value)  # (which makes 0-d arrays 1-d)
 
-    def _workspace(self, which: str, T: int, B: int, sizes: dict) -> list:
-        """The buffers a pass writes its steps into, allocated once per batch shape and then reused."""
-        key = (which, T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
-        if key not in self._work:
+    def _workspace(self, which: str, T: int, B: int, sizes: dict, shard: int = 0) -> list:
+        """The buffers a pass (of one shard of the batch) writes its steps into, allocated once per batch shape
+        and then reused."""
+        key = (T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
+        shape, work = self._work.get((which, shard), (None, None))
+        if shape != key:  # one batch shape at a time
             subs = self._subs(T, B, sizes)
             spec = self.plan.forward_work if which == "forward" else self.plan.backward_work
-            self._work = {k: v for k, v in self._work.items() if k[0] != which}  # one batch shape at a time
-            self._work[key] = [np.empty(tuple(plan.value(d, subs) for d in dims), self.np_dtype) for _, dims in spec]
-        return self._work[key]
+            work = [np.empty(tuple(plan.value(d, subs) for d in dims), self.np_dtype) for _, dims in spec]
+            self._work[which, shard] = (key, work)
+        return work
 
     def workspace_bytes(self, T: int, B: int, **sizes: int) -> dict:
         """What the passes over a batch of B sequences of T steps allocate, in bytes, without allocating it:
@@ -292,18 +299,31 @@ class Kernel:
         """The numbers of the workspace's dimensions (written with the sizes' names in the code)."""
         return {"_T": T, "_B": B, **{self.plan.sizes[k]: v for k, v in sizes.items() if k in self.plan.sizes}}
 
-    def _one_thread(self, B: int, sizes: dict) -> bool:
-        """Whether a pass over a batch of B runs its BLAS on one thread (gategraph.blas.threads)."""
+    def _threading(self, B: int, sizes: dict) -> tuple:
+        """(shards, one BLAS thread) for a pass over a batch of B: how many shards of rows it splits into
+        (gategraph.blas.shards, once both functions ran), and whether an unsplit pass runs its BLAS on one
+        thread (gategraph.blas.threads; a split one always does)."""
         key = (B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         if key not in self._threads:
             weights = sum(math.prod(self.shape(p, sizes)) for p in self.param_names)
-            self._threads[key] = blas.threads(B, weights) == 1
-        return self._threads[key]
+            self._threads[key] = (weights, blas.threads(B, weights) == 1)
+        weights, one = self._threads[key]
+        n = blas.shards(B, weights) if self._trusted else 1  # the first calls compile or load: one at a time
+        return n, one or n > 1
 
-    def _run(self, which: str, args: list, B: int, sizes: dict):
-        """Call the compiled forward or backward, with the BLAS threads that pay for a batch of B."""
-        blas.KERNEL_BLAS.use(self._one_thread(B, sizes))
-        return self._first(which, args)
+    def _rows(self, B: int, sizes: dict) -> list:
+        """The shards of a batch of B rows (slices, as equal as they come), with the BLAS threads set for them."""
+        n, one = self._threading(B, sizes)
+        blas.KERNEL_BLAS.use(one)
+        cut = [B * i // n for i in range(n + 1)]
+        return [slice(cut[i], cut[i + 1]) for i in range(n)]
+
+    def _passes(self, which: str, shards: list) -> list:
+        """Run a compiled pass for each shard, [(args, rows)], at once on as many threads; their results in order."""
+        if len(shards) == 1:
+            return [self._first(which, shards[0][0])]
+        rest = [_pool(len(shards) - 1).submit(self._first, which, a) for a, _ in shards[1:]]
+        return [self._first(which, shards[0][0]), *(f.result() for f in rest)]
 
     def _first(self, which: str, args: list):
         """Call a compiled pass. If a first call fails (a corrupt entry in Numba's own cache), the module's
@@ -381,14 +401,20 @@ class Kernel:
         return outputs, {k: v.copy() for k, v in self._finals(tape).items()}, tape
 
     def _tape(self, args: dict, T: int, B: int, sizes: dict) -> Tape:
-        work = self._workspace("forward", T, B, sizes)
-        buffers = self._run("forward", [args[self.plan.arguments[a]] for a in self.plan.forward_args] + work,
-                            B, sizes)
+        rows = self._rows(B, sizes)
+        shards = []
+        for n, r in enumerate(rows):
+            a = _shard(args, r) if len(rows) > 1 else args
+            work = self._workspace("forward", T, r.stop - r.start, sizes, n)
+            shards.append(([a[self.plan.arguments[k]] for k in self.plan.forward_args] + work, r))
+        buffers = self._passes("forward", shards)
         self._generation += 1
-        return Tape(buffers, T, B, self._generation)
+        return Tape(tuple(zip(rows, buffers, strict=True)), T, B, self._generation)
 
-    def _buffer(self, tape: Tape, name: str):
-        return tape.buffers[self.plan.tape.index(name)]
+    def _buffer(self, tape: Tape, name: str, axis: int = 1):
+        """A tape's buffer, its shards joined along the batch's axis."""
+        i = self.plan.tape.index(name)
+        return _join([buffers[i] for _, buffers in tape.parts], axis)
 
     def _outputs(self, tape: Tape):
         outs = {}
@@ -398,7 +424,8 @@ class Kernel:
         return outs[self.cell.outputs[0]] if len(outs) == 1 else outs
 
     def _finals(self, tape: Tape) -> dict:
-        return {st.name: self._buffer(tape, self.plan.state_buffers[st.name])[-1] for st in self.states}
+        i = {st.name: self.plan.tape.index(self.plan.state_buffers[st.name]) for st in self.states}
+        return {name: _join([buffers[k][-1] for _, buffers in tape.parts], 0) for name, k in i.items()}
 
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
@@ -445,13 +472,24 @@ class Kernel:
             v = d_final.get(st.name)
             args["final", st.name] = (np.zeros(shape, self.np_dtype) if v is None
                                       else self._array(f"d_final[{st.name!r}]", v, shape))
-        args.update({("tape", buf): v for buf, v in zip(self.plan.tape, tape.buffers, strict=True)})
-        work = self._workspace("backward", T, B, sizes)
-        grads = self._run("backward", [args[self.plan.arguments[a]] for a in self.plan.backward_args] + work,
-                          B, sizes)
+        rows = self._rows(B, sizes)
+        if [r for r, _ in tape.parts] != rows:  # split otherwise than this pass will be (a serial() block)
+            tape = self._tape(args, T, B, sizes)
+        shards, works = [], []
+        for n, (r, buffers) in enumerate(tape.parts):
+            a = _shard(args, r) if len(rows) > 1 else dict(args)
+            a.update({("tape", buf): v for buf, v in zip(self.plan.tape, buffers, strict=True)})
+            works.append(self._workspace("backward", T, r.stop - r.start, sizes, n))
+            shards.append(([a[self.plan.arguments[k]] for k in self.plan.backward_args] + works[-1], r))
+        grads = self._passes("backward", shards)
         self._trusted = True
-        out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
-               for (kind, name), g in zip(self.plan.backward_returns, grads, strict=True)}
+        out = {}
+        for i, (kind, name) in enumerate(self.plan.backward_returns):
+            parts = [g[i] for g in grads]
+            if kind == "param":  # every shard's share of the sum over the batch
+                out[name] = parts[0] if len(parts) == 1 else np.add.reduce(parts)
+            else:  # the inputs' (T, B, ...), the memories' and initial states' (B, ...): rows side by side
+                out[name] = _join(parts, 1 if kind == "input" else 0, copy=kind in ("input", "state"))
         if state_grads:  # the state's adjoint s̄_t, which the backward pass keeps at every step
             names = [n for n, _ in self.plan.backward_work]
             subs = self._subs(T, B, sizes)
@@ -463,5 +501,36 @@ class Kernel:
                     continue
                 buf, col, _ = self.plan.state_adjoints[st.name]
                 c = plan.value(col, subs)
-                out["steps"][st.name] = work[names.index(buf)][:, :, c:c + n].copy()
+                out["steps"][st.name] = _join([w[names.index(buf)][:, :, c:c + n] for w in works], 1, copy=True)
         return out
+
+
+def _shard(args: dict, rows: slice) -> dict:
+    """The arguments of a pass over some rows of the batch: per-step arrays (T, B, ...) and per-sequence ones
+    (B, ...) cut to those rows, parameters and sizes as they are."""
+    out = {}
+    for (kind, name), v in args.items():
+        if kind in ("input", "seed"):
+            v = np.ascontiguousarray(v[:, rows])
+        elif kind in ("memory", "init", "final"):
+            v = v[rows]
+        out[kind, name] = v
+    return out
+
+
+def _join(parts: list, axis: int, copy: bool = False) -> np.ndarray:
+    """The shards' arrays side by side along the batch's axis (one shard: its array, copied if asked)."""
+    if len(parts) == 1:
+        return parts[0].copy() if copy else parts[0]
+    return np.concatenate(parts, axis=axis)
+
+
+_POOLS: dict = {}
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """Threads for the shards of a pass past the first, which the calling thread runs itself."""
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="gategraph-shard")
+    return _POOLS[n]
+

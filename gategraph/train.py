@@ -636,9 +636,10 @@ def blas_threads(run: Run):
 
 
 def _train(run: Run, run_dir: Path | None, progress, stop=None) -> Run:
-    """The training loop (see `train`), with the BLAS threads that pay for the model's size, and Numba's
-    compiling timed apart from training."""
-    with blas_threads(run), numba_seconds() as compiling:
+    """The training loop (see `train`), with the BLAS threads that pay for the model's size, every pass over
+    its whole batch at once (a batch split over the cores would sum its gradients in another order: a run's
+    numbers would depend on the machine's cores), and Numba's compiling timed apart from training."""
+    with blas_threads(run), blas.serial(), numba_seconds() as compiling:
         return _loop(run, run_dir, progress, stop, compiling)
 
 

@@ -42,7 +42,7 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
         h, _, tape = k.forward(params, x)
         k.backward(params, x, np.ones_like(h), tape=tape)
 
-    with threadpool_limits(2, user_api="blas"):
+    with threadpool_limits(2, user_api="blas"), blas.serial():  # unsplit passes (a split one: test_shards)
         if blas.KERNEL_BLAS.threads() != 2:
             pytest.skip("the BLAS runs on one thread here (one core)")
         passes(small, 3)
@@ -58,7 +58,7 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
 def test_restore_gives_back_the_callers_threads_after_a_small_pass():
     """After a small pass the kernels' BLAS (SciPy's) is on one thread; restore() gives the caller's count back."""
     k = compile(cells.rnn(), 4, 4, "float64")
-    with threadpool_limits(2, user_api="blas"):
+    with threadpool_limits(2, user_api="blas"), blas.serial():  # unsplit passes (a split one: test_shards)
         if blas.KERNEL_BLAS.threads() != 2:
             pytest.skip("the BLAS runs on one thread here (one core)")
         k.forward(k.init(0), np.ones((2, 3, 4)))

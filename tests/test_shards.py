@@ -1,0 +1,132 @@
+"""A large batch splits into shards of rows that run at once, one per core (gategraph.blas.shards): the
+numbers must be those of the unsplit pass, whatever the machine's cores."""
+
+import os
+
+import numpy as np
+import pytest
+
+from gategraph import blas, cells, kernel
+from gategraph.kernel import compile
+
+T, S = 7, 5
+
+
+@pytest.fixture
+def three_cores(monkeypatch):
+    """A machine of three cores, whatever this one has."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(blas, "cores", lambda: 3)
+
+
+def _passes(k, params, x, dout, dfin, memory=None, state0=None):
+    """Outputs, final states, the gate f at every step and every gradient (with the steps' state adjoints)."""
+    out, final, tape = k.forward(params, x, state0=state0, memory=memory)
+    values = {name: k.values(tape, name) for name in ("f",) if name in {e.name for e in k.cell.equations}}
+    grads = k.backward(params, x, dout, dfin, state0=state0, memory=memory, tape=tape, state_grads=True)
+    return out, final, values, grads
+
+
+def _assert_same(split, whole, rtol):
+    if isinstance(whole, dict):
+        assert set(split) == set(whole)
+        for key in whole:
+            _assert_same(split[key], whole[key], rtol)
+    elif isinstance(whole, tuple):
+        for a, b in zip(split, whole, strict=True):
+            _assert_same(a, b, rtol)
+    else:
+        assert split.shape == whole.shape and split.dtype == whole.dtype
+        np.testing.assert_allclose(split, whole, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
+def test_a_split_lstm_pass_gives_the_numbers_of_the_whole_batch(three_cores, dtype, rtol):
+    B, X, H = 29, 6, 48  # three shards of 9, 10 and 10 rows
+    k = compile("lstm", X, H, dtype)
+    rng = np.random.default_rng(0)
+    params = {p: v.astype(dtype) for p, v in k.init(1).items()}
+    x = rng.normal(size=(T, B, X)).astype(dtype)
+    state0 = {"h": rng.normal(size=(B, H)).astype(dtype), "C": rng.normal(size=(B, H)).astype(dtype)}
+    dout = rng.normal(size=(T, B, H)).astype(dtype)
+    dfin = {"C": rng.normal(size=(B, H)).astype(dtype)}
+    with blas.serial():
+        whole = _passes(k, params, x, dout, dfin, state0=state0)
+        whole = _passes(k, params, x, dout, dfin, state0=state0)  # once both functions ran
+    assert k._rows(B, k.sizes) == [slice(0, 9), slice(9, 19), slice(19, 29)]
+    split = _passes(k, params, x, dout, dfin, state0=state0)
+    _assert_same(split, whole, rtol)
+    assert set(split[3]) >= {"W_f", "x", "h", "C", "steps"}
+
+
+def test_a_split_attention_pass_cuts_each_sequences_memory_with_it(three_cores):
+    B, H = 24, 64
+    k = compile(cells.attention("additive"), None, H, "float64", A=200)
+    rng = np.random.default_rng(3)
+    params = k.init(3)
+    q, M = rng.normal(size=(T, B, H)), rng.normal(size=(B, S, H))
+    dout = {"c": rng.normal(size=(T, B, H)), "alpha": rng.normal(size=(T, B, S))}
+    with blas.serial():
+        _passes(k, params, q, dout, None, memory={"M": M})
+        whole = _passes(k, params, q, dout, None, memory={"M": M})
+    assert len(k._rows(B, k.sizes)) == 3
+    _assert_same(_passes(k, params, q, dout, None, memory={"M": M}), whole, 1e-12)
+
+
+def test_a_tape_split_otherwise_is_made_again(three_cores):
+    """A tape from a serial() block handed to a split backward pass (and back) gives the same gradients."""
+    B, X, H = 32, 4, 64
+    k = compile("gru", X, H, "float64")
+    rng = np.random.default_rng(4)
+    params, x, dout = k.init(4), rng.normal(size=(T, B, X)), rng.normal(size=(T, B, H))
+    k.backward(params, x, dout)
+    with blas.serial():
+        _, _, tape = k.forward(params, x)
+    split = k.backward(params, x, dout, tape=tape)
+    _, _, tape = k.forward(params, x)
+    assert len(tape.parts) == 3
+    with blas.serial():
+        whole = k.backward(params, x, dout, tape=tape)
+    _assert_same(split, whole, 1e-12)
+
+
+def test_when_a_pass_splits(three_cores):
+    weights = 4 * 64 * 96  # the LSTM's at X = 32, H = 64
+    assert blas.shards(32, weights) == 3
+    assert blas.shards(16, weights) == 2  # at least 8 rows a shard
+    assert blas.shards(1, 4 * 32 * 34) == 1 and blas.shards(7, weights) == 1
+    assert blas.shards(8, 4 * 8 * 12) == 1  # too little work per step to hand rows to another core
+    with blas.serial():
+        assert blas.shards(32, weights) == 1
+    assert blas.shards(32, weights) == 3
+
+
+def test_the_cores_are_the_ones_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if hasattr(os, "sched_getaffinity"):
+        assert blas.cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert blas.cores() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask's workers and one-core runs set it: never split
+    assert blas.shards(64, 4 * 128 * 192) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert blas.cores() >= 1
+
+
+def test_each_shard_runs_on_its_own_thread_with_one_blas_thread(three_cores, monkeypatch):
+    k = compile("rnn", 512, 512, "float64")  # a pass large enough for two BLAS threads, were it whole
+    params, x = k.init(0), np.ones((2, 32, 512))
+    k.backward(params, x, np.ones((2, 32, 512)))
+    seen = []
+    call = kernel._call
+
+    def watched(compiled, args):
+        import threading
+
+        seen.append((threading.current_thread().name, blas.KERNEL_BLAS.threads()))
+        return call(compiled, args)
+
+    monkeypatch.setattr(kernel, "_call", watched)
+    k.backward(params, x, np.ones((2, 32, 512)))
+    assert len(seen) == 6 and len({name for name, _ in seen}) >= 2, seen  # forward and backward, 3 shards each
+    assert all(n in (1, None) for _, n in seen)
