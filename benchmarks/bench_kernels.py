@@ -14,7 +14,8 @@ Two tables, one process each:
 - `--cores one` (the default): everything on one core (this process pins itself to CPU 0 and sets every
   thread pool to one thread; JAX ignores thread-count flags, the pinning holds it);
 - `--cores all`: every implementation with its own default threading on all of the machine's cores
-  (PyTorch's intra-op threads, XLA's thread pool, the BLAS threads of the GEMMs gategraph's kernels call).
+  (PyTorch's intra-op threads, XLA's thread pool; gategraph's kernels split a large batch into shards of
+  rows, one per core, and give a pass they do not split the BLAS threads its GEMMs pay for).
 Implementations run interleaved, each timing long enough to be read, and the table shows medians of the
 repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. GFLOP/s counts
 the three GEMM-shaped products of forward and backward (2·T·B·G·(X + H) each, G = 4H for the LSTM, 3H for
@@ -250,7 +251,10 @@ def header(args) -> list[str]:
     if "gategraph" in args.impls:
         import numba
 
-        threads.append(f"Numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads)")
+        from gategraph import blas
+
+        threads.append(f"Numba {numba.__version__}; gategraph splits a large batch over {blas.cores()} "
+                       f"core{'s' if blas.cores() > 1 else ''}")
     if "pytorch" in args.impls:
         import torch
 

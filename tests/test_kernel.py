@@ -317,6 +317,29 @@ def test_nan_and_inf_are_refused(lstm32):
     xi[2, 1, 0] = np.inf
     with pytest.raises(ValueInputError, match="input 'x' holds NaN or inf"):
         k.backward(params, xi, np.zeros((T, B, H), np.float32))
+    big = x + np.float32(3e19)  # Σ x² overflows float32, every entry finite
+    k.forward(params, big)
+
+
+def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
+    """Given the arrays its tape's forward pass checked, backward does not check them again; given others, it
+    does (a NaN in them is refused, though the tape is current)."""
+    k, params, x = lstm32
+    _, _, tape = k.forward(params, x)
+    bad = {**params, "b_f": np.full(H, np.nan, np.float32)}
+    with pytest.raises(ValueInputError, match="parameter 'b_f' holds NaN or inf"):
+        k.backward(bad, x, np.zeros((T, B, H), np.float32), tape=tape)
+    with pytest.raises(ShapeError, match="x of"):
+        k.backward(params, np.zeros((T, B + 1, X), np.float32), None, tape=tape)
+    _, _, tape = k.forward(params, x)
+    checked = []
+    array = k._array
+    k._array = lambda what, *a: checked.append(what) or array(what, *a)
+    try:
+        k.backward(params, x, np.zeros((T, B, H), np.float32), tape=tape)
+    finally:
+        del k._array
+    assert checked == ["d_outputs['h']"]
 
 
 def test_a_malformed_request_is_one_line():
