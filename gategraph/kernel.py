@@ -424,10 +424,10 @@ class Kernel:
         self._generation += 1
         return Tape(tuple(zip(rows, buffers, strict=True)), T, B, self._generation)
 
-    def _buffer(self, tape: Tape, name: str, axis: int = 1):
-        """A tape's buffer, its shards joined along the batch's axis."""
+    def _buffer(self, tape: Tape, name: str):
+        """A tape's buffer of every step, (T or T + 1, B, ...), its shards joined along the batch's axis."""
         i = self.plan.tape.index(name)
-        return _join([buffers[i] for _, buffers in tape.parts], axis)
+        return _join([buffers[i] for _, buffers in tape.parts], 1)
 
     def _outputs(self, tape: Tape):
         outs = {}
