@@ -142,13 +142,16 @@ def _load(made: Plan, rebuild: bool = False):
 @dataclass
 class Tape:
     """What `Kernel.forward` keeps for `Kernel.backward`: the buffers of every step (in the kernel's
-    workspace, valid until the next forward pass: `generation` tells), and the batch's shape."""
+    workspace, valid until the next forward pass: `generation` tells; `Kernel.keep` copies them out, KEPT),
+    and the batch's shape."""
 
     buffers: tuple
     T: int
     B: int
     generation: int
 
+
+KEPT = -1  # the generation of a tape whose buffers are its own (Kernel.keep): never stale
 
 def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32", **sizes: int) -> Kernel:  # noqa: A001
     """Kernels for `cell` (a Cell, or a built-in cell's name: "lstm") over batches of sequences:
@@ -400,9 +403,16 @@ class Kernel:
     def _finals(self, tape: Tape) -> dict:
         return {st.name: self._buffer(tape, self.plan.state_buffers[st.name])[-1] for st in self.states}
 
+    def keep(self, tape: Tape) -> Tape:
+        """The tape with its buffers copied out of the workspace: still valid after later forward passes (a
+        decoder's steps, each its own pass, then BPTT through all of them)."""
+        if tape.generation not in (self._generation, KEPT):
+            raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
+        return Tape(tuple(b.copy() for b in tape.buffers), tape.T, tape.B, KEPT)
+
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
-        if tape.generation != self._generation:
+        if tape.generation not in (self._generation, KEPT):
             raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
         buf, shift = self.plan.value_stores.get(name, (None, 0))
         if buf not in self.plan.tape:
@@ -422,7 +432,7 @@ class Kernel:
         args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
-        if tape is None or tape.generation != self._generation:  # none, or overwritten by a later forward pass
+        if tape is None or tape.generation not in (self._generation, KEPT):  # none, or overwritten since
             tape = self._tape(args, T, B, sizes)
         outputs = list(self.cell.outputs)
         if d_outputs is None:
