@@ -379,8 +379,8 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
             futures, running = {}, as_completed()
             try:
                 while True:
-                    while sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1) and \
-                            (job := take()):
+                    while waiting and sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1) \
+                            and (job := take()):
                         folder, config = job
                         future = client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name,
                                                pure=False, key=f"run-{Path(folder).name}-{token}")
