@@ -125,9 +125,11 @@ def _build_deck(path: Path, out: Path, args, name: str | None = None) -> None:
 
 
 def _train_deck(runs: list, sweeps: list, workers: int | None) -> None:
-    """Train the runs and sweeps a deck shows that its folder does not hold finished with their configuration:
-    on one Dask cluster of `workers` processes on this machine (one per core unless given, no more than there
-    are runs), or in this process when there is one worker or one run (no cluster to start)."""
+    """Train the runs and sweeps a deck shows that its folder does not hold finished with their configuration,
+    on `workers` at once (one per core unless given, no more than there are runs): runs alone in this process
+    and on a Dask cluster of the other workers, which this process does not wait for (it starts in seconds);
+    with sweeps, on one Dask cluster of `workers` processes; in this process alone when there is one worker or
+    one run (no cluster to start)."""
     from gategraph.runs import trained, unswept
     from gategraph.sweep import local_cluster
 
@@ -140,6 +142,9 @@ def _train_deck(runs: list, sweeps: list, workers: int | None) -> None:
     if not count:
         return
     n = min(workers or os.cpu_count() or 1, count)
+    if not pending and n > 1:  # runs only: this process trains too, from the first second, while Dask starts
+        _make_runs(todo, None, f"in this process and on {n - 1} Dask worker{'s' * (n > 2)}", workers=n)
+        return
     where = "in this process" if n == 1 else f"on {n} Dask workers"
     with contextlib.nullcontext() if n == 1 else local_cluster(n) as client:
         _make_runs(todo, client, where)
@@ -151,7 +156,7 @@ def _reusing(n: int, what: str) -> None:
         print(f"reusing {n} {what}{'s' * (n != 1)} (unchanged configuration)", file=sys.stderr)
 
 
-def _make_runs(todo: list, client, where: str) -> None:
+def _make_runs(todo: list, client, where: str, workers: int = 1) -> None:
     """Train a deck's runs (runs.make_runs), a line for each as it ends; a run that fails fails the build with
     one line naming its directive, after the others finished; Ctrl-C keeps the finished ones."""
     from gategraph.runs import make_runs
@@ -162,7 +167,7 @@ def _make_runs(todo: list, client, where: str) -> None:
     lines = _RunLines({folder: (at, title) for folder, _, at, title in todo})
     try:
         results = make_runs({folder: config for folder, config, _, _ in todo}, client, lines,
-                            _deck_progress() if client is None else None)
+                            _deck_progress() if client is None and workers == 1 else None, workers)
     except KeyboardInterrupt:
         raise Interrupted(f"stopped: {lines.finished} of {len(todo)} runs finished, kept in {todo[0][0].parent}; "
                           "the others go on from their checkpoints when the deck is built again") from None

@@ -147,7 +147,8 @@ def _load(made: Plan, rebuild: bool = False):
 @dataclass
 class Tape:
     """What `Kernel.forward` keeps for `Kernel.backward`: for each shard of the batch, its rows and the
-    buffers of every step (in the kernel's workspace, valid until the next forward pass: `generation` tells),
+    buffers of every step (in the kernel's workspace, valid until the next forward pass: `generation` tells;
+    `Kernel.keep` copies them out, KEPT),
     and the batch's shape."""
 
     parts: tuple  # ((rows, buffers), ...), rows a slice of the batch
@@ -156,6 +157,9 @@ class Tape:
     generation: int
     given: tuple = ()  # the arrays the forward pass was given and checked, and what it made of them:
     checked: tuple = ()  # (args, sizes), for a backward pass given the very same arrays
+
+
+KEPT = -1  # the generation of a tape whose buffers are its own (Kernel.keep): never stale
 
 
 def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32", **sizes: int) -> Kernel:  # noqa: A001
@@ -440,9 +444,17 @@ class Kernel:
         i = {st.name: self.plan.tape.index(self.plan.state_buffers[st.name]) for st in self.states}
         return {name: _join([buffers[k][-1] for _, buffers in tape.parts], 0) for name, k in i.items()}
 
+    def keep(self, tape: Tape) -> Tape:
+        """The tape with its buffers copied out of the workspace: still valid after later forward passes (a
+        decoder's steps, each its own pass, then BPTT through all of them)."""
+        if tape.generation not in (self._generation, KEPT):
+            raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
+        parts = tuple((rows, tuple(b.copy() for b in buffers)) for rows, buffers in tape.parts)
+        return Tape(parts, tape.T, tape.B, KEPT, tape.given, tape.checked)
+
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
-        if tape.generation != self._generation:
+        if tape.generation not in (self._generation, KEPT):
             raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
         buf, shift = self.plan.value_stores.get(name, (None, 0))
         if buf not in self.plan.tape:
@@ -459,7 +471,7 @@ class Kernel:
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
         reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
         and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
-        current = tape is not None and tape.generation == self._generation  # not overwritten by a later pass
+        current = tape is not None and tape.generation in (self._generation, KEPT)  # not overwritten since
         given = self._given(params, x, state0, memory) if current else ()
         if current and len(given) == len(tape.given) and all(map(operator.is_, given, tape.given)):
             (args, sizes), T, B = tape.checked, tape.T, tape.B  # the arrays its forward pass checked

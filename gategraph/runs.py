@@ -144,20 +144,23 @@ def trained(folder: str | Path, config) -> bool:
         return False
 
 
-def make_runs(runs: dict, client=None, on_result=None, progress=None) -> dict[Path, dict]:
+def make_runs(runs: dict, client=None, on_result=None, progress=None, workers: int = 1) -> dict[Path, dict]:
     """The runs (folder -> train.Config) that are not finished with their configuration, trained as `make`
-    trains one: on the Dask cluster `client` talks to, or with no client one after another in this process
-    (sweep.run_all), the costliest first (`work`), so that no long run starts last. Folder -> result
+    trains one: on the Dask cluster `client` talks to, or with no client on `workers` at once, this process
+    and a LocalCluster of the others (sweep.run_here_and_local), or one after another in this process
+    (sweep.run_all); the costliest first (`work`), so that no long run starts last. Folder -> result
     (sweep.run_point's), each also given to `on_result(folder, result)` as it ends."""
-    from gategraph.sweep import run_all
+    from gategraph.sweep import run_all, run_here_and_local
     from gategraph.train import CHECKPOINT
 
     jobs = {Path(folder): config for folder, config in runs.items() if not trained(folder, config)}
     for folder, config in jobs.items():
         if folder.exists() and not (_same(folder, config) and (folder / CHECKPOINT).exists()):
             shutil.rmtree(folder)  # another configuration's run, or one that never saved: trained afresh
-    order = sorted(jobs, key=lambda folder: work(jobs[folder]), reverse=True)
-    return run_all({folder: jobs[folder] for folder in order}, client, on_result, progress)
+    order = {folder: jobs[folder] for folder in sorted(jobs, key=lambda folder: work(jobs[folder]), reverse=True)}
+    if client is None and workers > 1 and len(order) > 1:
+        return run_here_and_local(order, min(workers, len(order)), on_result)
+    return run_all(order, client, on_result, progress)
 
 
 def work(config) -> int:

@@ -117,9 +117,12 @@ class Seq2Seq:
                 end += 1
             x = self._onehot(np.concatenate([prev, target[t:end - 1]]) if end > t + 1 else prev, self.V)
             h, final, tape = self.decoder.forward(dec_p, x, state)
+            later = grads and end < T  # more passes follow before BPTT comes back here: the tapes are copied
+            tape = self.decoder.keep(tape) if later else tape
             feat, att_tape = h, None
             if self.attn:
                 a_out, _, att_tape = self.attn.forward(att_p, h, memory={"M": memory})
+                att_tape = self.attn.keep(att_tape) if later else att_tape
                 weights.append(a_out["alpha"])
                 feat = np.concatenate([h, a_out["c"]], axis=2)
             z = self.head.forward(params, feat)

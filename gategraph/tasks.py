@@ -11,6 +11,7 @@ Imports: numpy, gategraph.errors.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -123,14 +124,12 @@ class Seq2SeqTask(Task):
     def encode(self, pairs) -> tuple:
         tgt_len = max(len(t) for _, t in pairs) + 1
         tgt = np.full((tgt_len, len(pairs)), self.end, dtype=np.int64)
-        for b, (_, t) in enumerate(pairs):
-            tgt[: len(t), b] = [self.target_vocab.index(c) for c in t]
+        _place(tgt, [t for _, t in pairs], self.target_vocab, "target", left=False)
         if self.source_vocab is None:
             return None, tgt
         src_len = max(max(len(s) for s, _ in pairs), self.source_length)
         src = np.zeros((src_len, len(pairs)), dtype=np.int64)  # padded on the left: the encoder ends on the text
-        for b, (s, _) in enumerate(pairs):
-            src[src_len - len(s):, b] = [self.source_vocab.index(c) for c in s]
+        _place(src, [s for s, _ in pairs], self.source_vocab, "source", left=True)
         return src, tgt
 
     def batch(self, rng, B, test: bool = False):
@@ -146,8 +145,44 @@ class Seq2SeqTask(Task):
         return "".join(out)
 
     def score(self, tokens, tgt, mask=None) -> float:
-        """The share of sequences decoded exactly, up to END."""
-        return float(np.mean([self.decode(tokens[:, b]) == self.decode(tgt[:, b]) for b in range(tgt.shape[1])]))
+        """The share of sequences decoded exactly, up to END: a column is exact when its first END (or its end)
+        comes at the same step as the target's and every token before it is the target's."""
+        steps = max(len(tokens), len(tgt))  # ENDs after the shorter one: it decodes as before
+        tokens, tgt = (np.pad(a, ((0, steps - len(a)), (0, 0)), constant_values=self.end) for a in (tokens, tgt))
+        ends = _first(tgt, self.end)
+        same = ((tokens == tgt) | (np.arange(steps)[:, None] >= ends)).all(axis=0)
+        return float(np.mean(same & (_first(tokens, self.end) == ends)))
+
+
+def _place(out: np.ndarray, texts: list[str], vocab: list[str], what: str, left: bool) -> None:
+    """Write each text's token ids into a column of `out` (L, B): from the top, or ending at the bottom
+    (`left`: padded on the left). A character outside the vocabulary is a one-line UsageError."""
+    table = _table(tuple(vocab))
+    lengths = np.array([len(t) for t in texts])
+    codes = np.frombuffer("".join(texts).encode("utf-32-le"), np.uint32)
+    ids = table[np.minimum(codes, len(table) - 1)]
+    if (ids < 0).any():
+        bad = sorted({c for t in texts for c in t if c not in vocab})
+        raise UsageError(f"the {what} holds {', '.join(map(repr, bad))}, which the task's vocabulary has not")
+    at = np.arange(out.shape[0])
+    rows = at >= out.shape[0] - lengths[:, None] if left else at < lengths[:, None]  # (B, L): where the text goes
+    out.T[rows] = ids  # (B, L) in row order: the texts one after another, as joined
+
+
+@functools.cache
+def _table(vocab: tuple) -> np.ndarray:
+    """Token id by code point for a vocabulary's one-character tokens (-1: none; the last entry too)."""
+    chars = [c for c in vocab if len(c) == 1]
+    table = np.full(max(map(ord, chars)) + 2, -1, np.int64)
+    for c in chars:
+        table[ord(c)] = vocab.index(c)
+    return table
+
+
+def _first(tokens: np.ndarray, token: int) -> np.ndarray:
+    """For each column of tokens (T, B), the step of its first `token` (T if it has none)."""
+    hit = tokens == token
+    return np.where(hit.any(axis=0), hit.argmax(axis=0), len(tokens))
 
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",

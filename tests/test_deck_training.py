@@ -1,7 +1,7 @@
-"""A deck's runs, trained while the deck builds as a user builds it: on two Dask workers they give the same
-numbers as one after another in this process; each run ends with a line naming its directive as the user named
-the source; a run that fails fails the build with one line naming its file:line; Ctrl-C keeps the finished runs
-and the next build goes on from the others' checkpoints."""
+"""A deck's runs, trained while the deck builds as a user builds it: on two workers (this process and a Dask
+worker) they give the same numbers as one after another in this process; each run ends with a line naming its
+directive as the user named the source; a run that fails fails the build with one line naming its file:line;
+Ctrl-C keeps the finished runs and the next build goes on from the others' checkpoints."""
 
 import csv
 import json
@@ -70,7 +70,7 @@ def test_two_workers_train_the_same_numbers_as_this_process(built):
 
 def test_each_run_ends_with_a_line_naming_its_directive_as_the_source_was_named(built):
     _, said = built
-    assert "training 3 runs on 2 Dask workers, the longest first" in said[2]
+    assert "training 3 runs in this process and on 1 Dask worker, the longest first" in said[2]
     assert "training 3 runs in this process, the longest first" in said[1]
     for text in said.values():
         for cell, line, title, steps in (("rnn", 3, "Scores", 40), ("gru", 3, "Scores", 40),

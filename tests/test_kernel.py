@@ -415,6 +415,23 @@ def test_buffers_are_reused_but_results_are_never_overwritten(lstm32):
     assert not np.array_equal(g2["x"], g1["x"]) and np.array_equal(again["x"], g1["x"])
 
 
+def test_a_kept_tape_outlives_later_forward_passes(lstm32):
+    """`keep` copies a tape out of the workspace: after another forward pass it still holds its own steps, and
+    BPTT from it is the same as from the fresh tape; a tape gone stale cannot be kept."""
+    k, params, _ = lstm32
+    rng = np.random.default_rng(8)
+    x1, x2 = (rng.normal(size=(T, B, X)).astype(np.float32) for _ in range(2))
+    out1, _, tape1 = k.forward(params, x1)
+    cells1, kept = k.values(tape1, "C"), k.keep(tape1)
+    fresh = k.backward(params, x1, np.ones_like(out1), tape=tape1)
+    k.forward(params, x2)
+    assert np.array_equal(k.values(kept, "C"), cells1)
+    later = k.backward(params, x1, np.ones_like(out1), tape=kept)
+    assert all(np.array_equal(later[n], fresh[n]) for n in fresh)
+    with pytest.raises(ValueInputError, match="earlier forward pass"):
+        k.keep(tape1)
+
+
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_state_gradients_of_every_step(name):
     """∂L/∂s_t is what a run started at s_t sends back to its initial state plus the output's own seed, for a

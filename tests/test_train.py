@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gategraph import cells
-from gategraph.errors import SpecError, ValueInputError
+from gategraph.errors import SpecError, UsageError, ValueInputError
 from gategraph.models import SequenceModel, softmax_xent
 from gategraph.tasks import get_task
 from gategraph.train import Config, Interrupted, load_run, train
@@ -301,6 +301,26 @@ def test_the_dates_task_holds_its_test_dates_out():
     src, tgt, _ = task.batch(np.random.default_rng(0), 5)
     assert src.shape == (18, 5)  # padded as long as the longest date any batch can hold
     assert task.decode(tgt[:, 0]) == task.pairs(np.random.default_rng(0), 1)[0][1]
+
+
+def test_seq2seq_batches_pad_the_source_on_the_left_and_score_exact_match_up_to_end():
+    task = get_task("dates")
+    src, tgt = task.encode([("3 may 1999", "1999-05-03"), ("december 31, 2049", "2049-12-31")])
+    assert src.shape == (18, 2) and tgt.shape == (11, 2)
+    assert "".join(task.source_vocab[i] for i in src[:, 0]) == "·" * 8 + "3 may 1999"
+    assert [task.decode(tgt[:, b]) for b in (0, 1)] == ["1999-05-03", "2049-12-31"] and (tgt[10] == task.end).all()
+    written = tgt.copy()
+    assert task.score(written, tgt) == 1.0
+    written[3, 0] = written[4, 0]  # a dash for a digit
+    assert task.score(written, tgt) == 0.5
+    longer = np.concatenate([tgt, tgt[:2]])  # tokens after END do not count; one written before it does
+    assert task.score(longer, tgt) == 1.0
+    longer[10, 1] = longer[0, 1]
+    assert task.score(longer, tgt) == 0.5
+    assert task.score(tgt[:10], tgt) == 1.0  # no END, but every character: the same text
+    assert task.score(tgt[:9], tgt) == 0.0  # a character short
+    with pytest.raises(UsageError, match="'N'"):
+        task.encode([("26 Nov 2026", "2026-11-26")])
 
 
 def test_teacher_forcing_learns_the_text_in_fewer_steps():
