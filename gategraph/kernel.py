@@ -9,17 +9,15 @@ named by a hash of the cell's declaration and the generator: a second process re
 nor lowers the cell. A file whose content does not match what names it is rewritten, never trusted. Several
 processes may fill the cache at once (the workers of a sweep): each module has a lock file, held while a
 process first runs its functions, so one of them compiles and the others load the machine code it wrote.
-A new module's backward pass is compiled by a child process (gategraph.precompile) while this one compiles
-forward; the first backward pass waits for the child and loads what it wrote, or compiles it if the child failed.
 The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
 `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
 Each pass runs its BLAS products on the threads their size pays for (gategraph.blas.threads): one for a
 small batch, the caller's count for a large one (set on the kernels' BLAS only when it changes).
 
-Imports: numpy, gategraph.plan, gategraph.precompile, gategraph.blas, gategraph.cells, gategraph.spec,
-gategraph.files, gategraph.errors; gategraph.compiling on a first call; gategraph.derive and gategraph.lower
-when a cell has no plan in the cache yet.
+Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
+gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and gategraph.lower when a cell has
+no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import math
 import os
 import platform
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gategraph import blas, plan, precompile
+from gategraph import blas, plan
 from gategraph.cells import CELLS
 from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
 from gategraph.files import atomic_write
@@ -127,53 +126,21 @@ def _load(made: Plan, rebuild: bool = False):
         return sys.modules[name]
     if rebuild:
         _purge(name)
+    blas.load()  # before Numba looks for SciPy's BLAS
+    from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
+
+    spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
     try:
-        return precompile.load(cache_dir() / f"{name}.py")
+        with cached_loads():  # the helpers with signatures load (or compile) as the module runs
+            spec.loader.exec_module(module)
     except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
+        del sys.modules[name]
         if rebuild:
             raise
         return _load(made, rebuild=True)
-
-
-_LEAD = {"input": 2, "seed": 2, "memory": 1, "init": 1, "final": 1, "param": 0}  # (T, B, ...), (B, ...), (...)
-
-
-def _backward_signature(cell: Cell, made: Plan, dtype: str) -> str | None:
-    """The types Numba sees when `Kernel.backward` calls the compiled pass, in Numba's notation: C-contiguous
-    arrays of the dtype, int64 sizes. None if one of them has no such notation (a 0-d array)."""
-    tape = dict(made.forward_work)
-    ranks = []
-    for a in made.backward_args:
-        kind, name = made.arguments[a]
-        ranks.append(None if kind == "size" else len(tape[name]) if kind == "tape"
-                     else _LEAD[kind] + len(cell.shape(name)))
-    ranks += [len(dims) for _, dims in made.backward_work]
-    if 0 in ranks:
-        return None
-    return "(" + ", ".join("int64" if n is None else f"{dtype}[{', '.join([':'] * (n - 1) + ['::1'])}]"
-                           for n in ranks) + ")"
-
-
-def _backward_elsewhere(cell: Cell, made: Plan, dtype: str):
-    """A child process compiling the plan's backward pass into Numba's cache while this one compiles forward
-    (gategraph.precompile): when the cache has no backward for the module yet, a second core is there, and no
-    other process's child is compiling it (the child holds the module's `.backward.lock` while it lives)."""
-    if len(os.sched_getaffinity(0)) < 2 or any((cache_dir() / "__pycache__").glob(f"{made.module}.backward-*")):
-        return None
-    signature = _backward_signature(cell, made, dtype)
-    if signature is None:
-        return None
-    try:
-        fd = os.open(cache_dir() / f"{made.module}.backward.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return precompile.start(cache_dir() / f"{made.module}.py", "backward", signature, hold=fd)
-    except OSError:  # another child is at it, or no process to be had: this one waits for it or compiles
-        return None
-    finally:
-        os.close(fd)  # the child keeps its own copy, and with it the lock
+    return module
 
 
 @dataclass
@@ -206,8 +173,7 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
                 raise SpecError(f"size {k} must be a positive integer, got {v!r}")
             fixed[k] = int(v)
     made = _plan(cell, dtype)
-    elsewhere = _backward_elsewhere(cell, made, dtype)
-    return Kernel(cell, fixed, dtype, made, _load(made), elsewhere)
+    return Kernel(cell, fixed, dtype, made, _load(made))
 
 
 def _cell(cell) -> Cell:
@@ -242,9 +208,8 @@ def _call(compiled, args: list):
 class Kernel:
     """Forward and backward passes of one cell over batches of time-major sequences (see `compile`)."""
 
-    def __init__(self, cell: Cell, sizes: dict, dtype: str, made: Plan, module, elsewhere=None):
+    def __init__(self, cell: Cell, sizes: dict, dtype: str, made: Plan, module):
         self.cell, self.sizes, self.dtype, self.plan = cell, sizes, dtype, made
-        self._elsewhere = elsewhere  # a child process compiling backward into the cache (gategraph.precompile)
         self.np_dtype = np.dtype(dtype)
         self._forward, self._backward = module.forward, module.backward
         self._module = module.__name__
@@ -353,9 +318,6 @@ class Kernel:
         from gategraph.compiling import cached_loads
 
         with _compiling(self._module), cached_loads():
-            if which == "backward" and self._elsewhere is not None:
-                self._elsewhere.wait()  # then backward loads from the cache; if the child failed, compiles here
-                self._elsewhere = None
             try:
                 return _call(getattr(self, f"_{which}"), args)
             except KeyboardInterrupt:
