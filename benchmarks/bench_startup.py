@@ -4,13 +4,17 @@ kernel cache and with a warm one (medians of several processes each).
     python benchmarks/bench_startup.py [--runs 3] [--cells lstm,gru] [--dtype float32]
 
 Imports (NumPy, SymPy, gategraph) happen before the clock starts: they are the same for any program that
-uses gategraph. Numba's own import is inside the clock, because `compile` is what pulls it in.
+uses gategraph. Numba's own import is inside the clock, because `compile` is what pulls it in. Beside the
+seconds of the clock, the processor seconds of each whole process (user + system, with the child that
+compiles a new kernel's backward pass) and the load average before and after: on a shared machine the
+seconds say little without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,11 +35,19 @@ print(time.perf_counter() - start)
 """
 
 
-def once(cell: str, dtype: str, cache: str) -> float:
+def once(cell: str, dtype: str, cache: str) -> tuple[float, float]:
+    """(seconds from compile() to the first finished backward pass, processor seconds of the whole process)"""
     env = {**os.environ, "GATEGRAPH_CACHE_DIR": cache}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-c", CHILD.format(cell=cell, dtype=dtype)], capture_output=True,
                           text=True, env=env, check=True)
-    return float(proc.stdout.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return float(proc.stdout.strip().splitlines()[-1]), cpu
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(argv=None):
@@ -44,15 +56,20 @@ def main(argv=None):
     p.add_argument("--cells", default="lstm,gru")
     p.add_argument("--dtype", default="float32")
     args = p.parse_args(argv)
+    print(f"load average (1, 5, 15 min) {_load()}")
     for cell in args.cells.split(","):
         cold, warm = [], []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="gategraph-startup-") as cache:
                 cold.append(once(cell, args.dtype, cache))
                 warm += [once(cell, args.dtype, cache) for _ in range(2)]
-        print(f"{cell:<5} {args.dtype}: empty cache {statistics.median(cold):5.2f} s (target 5), "
-              f"warm cache {statistics.median(warm):5.2f} s (target 0.5); "
-              f"runs: {', '.join(f'{t:.2f}' for t in cold)} | {', '.join(f'{t:.2f}' for t in warm)}")
+        med = {k: (statistics.median(t for t, _ in v), statistics.median(c for _, c in v))
+               for k, v in (("cold", cold), ("warm", warm))}
+        print(f"{cell:<5} {args.dtype}: empty cache {med['cold'][0]:5.2f} s (target 5), "
+              f"warm cache {med['warm'][0]:5.2f} s (target 0.5); "
+              f"runs: {', '.join(f'{t:.2f}' for t, _ in cold)} | {', '.join(f'{t:.2f}' for t, _ in warm)}; "
+              f"processor seconds per process: {med['cold'][1]:.2f} | {med['warm'][1]:.2f}")
+    print(f"load average (1, 5, 15 min) {_load()}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ gradients added. An unsplit pass runs its BLAS products on the threads their siz
 only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
-gategraph.errors; gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
+gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and gategraph.lower when a cell has
+no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -131,11 +132,14 @@ def _load(made: Plan, rebuild: bool = False):
     if rebuild:
         _purge(name)
     blas.load()  # before Numba looks for SciPy's BLAS
+    from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
+
     spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
     try:
-        spec.loader.exec_module(module)
+        with cached_loads():  # the helpers with signatures load (or compile) as the module runs
+            spec.loader.exec_module(module)
     except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
         del sys.modules[name]
         if rebuild:
@@ -347,7 +351,9 @@ class Kernel:
         module's lock (`_compiling`)."""
         if self._trusted:
             return _call(getattr(self, f"_{which}"), args)
-        with _compiling(self._module):
+        from gategraph.compiling import cached_loads
+
+        with _compiling(self._module), cached_loads():
             try:
                 return _call(getattr(self, f"_{which}"), args)
             except KeyboardInterrupt:
