@@ -5,9 +5,8 @@ kernel cache and with a warm one (medians of several processes each).
 
 Imports (NumPy, SymPy, gategraph) happen before the clock starts: they are the same for any program that
 uses gategraph. Numba's own import is inside the clock, because `compile` is what pulls it in. Beside the
-seconds of the clock, the processor seconds of each whole process (user + system, with the child that
-compiles a new kernel's backward pass) and the load average before and after: on a shared machine the
-seconds say little without them.
+seconds of the clock, the processor seconds of each whole process (user + system) and the load average
+before and after: on a shared machine the seconds say little without them.
 """
 
 from __future__ import annotations

@@ -97,13 +97,15 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def shards(batch: int, weights: int) -> int:
+def shards(batch: int, weights: int, cores: int | None = 0) -> int:
     """How many shards of rows a pass over `batch` rows with `weights` parameter entries splits into: one per
     core, each of at least 8 rows, when batch · weights ≥ 2^18 multiply-adds per step and no `serial()`
-    block is open; else 1."""
-    if _SERIAL.get() or batch * weights < SHARD_BELOW:
+    block is open; else 1. `cores`: this many instead of `cores()`; None: as many as it takes (the most a
+    pass of that size could ever split into)."""
+    if batch * weights < SHARD_BELOW or (cores is not None and _SERIAL.get()):
         return 1
-    return max(min(cores(), batch // SHARD_ROWS), 1)
+    n = batch // SHARD_ROWS if cores is None else cores or globals()["cores"]()
+    return max(min(n, batch // SHARD_ROWS), 1)
 
 
 @contextlib.contextmanager

@@ -35,7 +35,8 @@ import os
 import platform
 import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -226,6 +227,8 @@ class Kernel:
         self._forward, self._backward = module.forward, module.backward
         self._module = module.__name__
         self._trusted = False  # set once both functions ran: Numba's cache for them loaded or compiled
+        self._ran: set = set()  # which of them ran
+        self._rebuilt = False  # their machine code was thrown away and made afresh once (`_first`)
         self._work: dict = {}  # (pass, shard) -> ((T, B, sizes), buffers reused from call to call)
         self._generation = 0  # forward passes so far: a tape from an earlier one is stale
         self.per_step = [d for d in cell.by_role("input")]
@@ -233,7 +236,11 @@ class Kernel:
         self.states = list(cell.states)
         self.param_names = [p.name for p in cell.params]
         self._shapes: dict = {}  # (name, sizes) -> shape in numbers
-        self._threads: dict = {}  # (B, sizes) -> (shards, whether an unsplit pass runs BLAS on one thread)
+        self._threads: dict = {}  # (B, sizes) -> (weights, one BLAS thread, the rows if never split)
+        self._forward_args = [made.arguments[a] for a in made.forward_args]  # (kind, name) of each argument
+        self._backward_args = [(kind == "tape", made.tape.index(name) if kind == "tape" else (kind, name))
+                               for kind, name in (made.arguments[a] for a in made.backward_args)]
+        self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
@@ -286,20 +293,26 @@ class Kernel:
             return np.array(value, order="C")
         return value if flags.c_contiguous else np.ascontiguousarray(value)  # (which makes 0-d arrays 1-d)
 
-    def _given(self, params, x, state0, memory) -> tuple:
+    def _given(self, params, x, state0, memory) -> list:
         """The arrays a pass is given, in a fixed order: a backward pass given the very ones its tape's forward
         pass checked need not check them again."""
-        xs = tuple(x.values()) if isinstance(x, dict) else (x,)
         if not isinstance(params, dict):
-            return ()
-        return (*xs, *(params.get(p) for p in self.param_names), *(state0 or {}).values(), *(memory or {}).values())
+            return []
+        given = [*x, *x.values()] if isinstance(x, dict) else [x]
+        given += [params.get(p) for p in self.param_names]
+        for more in (state0, memory):
+            if more:
+                given += [*more, *more.values()]
+        return given
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict, shard: int = 0) -> list:
         """The buffers a pass (of one shard of the batch) writes its steps into, allocated once per batch shape
         and then reused."""
         key = (T, B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         shape, work = self._work.get((which, shard), (None, None))
-        if shape != key:  # one batch shape at a time
+        if shape != key:  # one batch shape at a time, the shards past this one's let go when it is the first
+            if shard == 0:
+                self._work = {k: v for k, v in self._work.items() if k[0] != which or k[1] == 0}
             subs = self._subs(T, B, sizes)
             spec = self.plan.forward_work if which == "forward" else self.plan.backward_work
             work = [np.empty(tuple(plan.value(d, subs) for d in dims), self.np_dtype) for _, dims in spec]
@@ -319,22 +332,21 @@ class Kernel:
         """The numbers of the workspace's dimensions (written with the sizes' names in the code)."""
         return {"_T": T, "_B": B, **{self.plan.sizes[k]: v for k, v in sizes.items() if k in self.plan.sizes}}
 
-    def _threading(self, B: int, sizes: dict) -> tuple:
-        """(shards, one BLAS thread) for a pass over a batch of B: how many shards of rows it splits into
-        (gategraph.blas.shards, once both functions ran), and whether an unsplit pass runs its BLAS on one
-        thread (gategraph.blas.threads; a split one always does)."""
+    def _rows(self, B: int, sizes: dict) -> list:
+        """The shards of a batch of B rows (slices, as equal as they come): how many shards a pass splits into
+        (gategraph.blas.shards, once both functions ran). Sets the BLAS threads for them: one for a split pass,
+        else as gategraph.blas.threads says."""
         key = (B, None if sizes is self.sizes else tuple(sorted(sizes.items())))
         if key not in self._threads:
             weights = sum(math.prod(self.shape(p, sizes)) for p in self.param_names)
-            self._threads[key] = (weights, blas.threads(B, weights) == 1)
-        weights, one = self._threads[key]
-        n = blas.shards(B, weights) if self._trusted else 1  # the first calls compile or load: one at a time
-        return n, one or n > 1
-
-    def _rows(self, B: int, sizes: dict) -> list:
-        """The shards of a batch of B rows (slices, as equal as they come), with the BLAS threads set for them."""
-        n, one = self._threading(B, sizes)
-        blas.KERNEL_BLAS.use(one)
+            whole = [slice(0, B)] if blas.shards(B, weights, cores=None) == 1 else None  # never split
+            self._threads[key] = (weights, blas.threads(B, weights) == 1, whole)
+        weights, one, whole = self._threads[key]
+        if whole is not None or not self._trusted:  # the first calls compile or load: one at a time
+            blas.KERNEL_BLAS.use(one)
+            return whole or [slice(0, B)]
+        n = blas.shards(B, weights)
+        blas.KERNEL_BLAS.use(one or n > 1)
         cut = [B * i // n for i in range(n + 1)]
         return [slice(cut[i], cut[i + 1]) for i in range(n)]
 
@@ -343,7 +355,10 @@ class Kernel:
         if len(shards) == 1:
             return [self._first(which, shards[0][0])]
         rest = [_pool(len(shards) - 1).submit(self._first, which, a) for a, _ in shards[1:]]
-        return [self._first(which, shards[0][0]), *(f.result() for f in rest)]
+        try:
+            return [self._first(which, shards[0][0]), *(f.result() for f in rest)]
+        finally:  # an error or a Ctrl-C here: no shard goes on writing a workspace after the pass has returned
+            wait(rest)
 
     def _first(self, which: str, args: list):
         """Call a compiled pass. If a first call fails (a corrupt entry in Numba's own cache), the module's
@@ -355,14 +370,19 @@ class Kernel:
 
         with _compiling(self._module), cached_loads():
             try:
-                return _call(getattr(self, f"_{which}"), args)
+                out = _call(getattr(self, f"_{which}"), args)
             except KeyboardInterrupt:
                 raise
             except Exception:
+                if self._rebuilt:
+                    raise
                 module = _load(self.plan, rebuild=True)
                 self._forward, self._backward = module.forward, module.backward
-                self._trusted = True
-                return getattr(self, f"_{which}")(*args)
+                self._rebuilt = True
+                out = getattr(self, f"_{which}")(*args)
+        self._ran.add(which)
+        self._trusted = len(self._ran) == 2
+        return out
 
     # -- the passes --------------------------------------------------------------------------------------------
     def init(self, seed: int = 0) -> dict:
@@ -397,7 +417,8 @@ class Kernel:
             args["memory", d.name] = self._array(f"memory {d.name!r}", memory.get(d.name),
                                                  (B,) + self.shape(d.name, sizes))
         state0 = state0 or {}
-        self.cell.check_keys("state0", state0, "state")
+        if state0:
+            self.cell.check_keys("state0", state0, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = state0.get(st.name)
@@ -405,12 +426,13 @@ class Kernel:
                                      else self._array(f"initial state {st.name!r}", v, shape))
         if not isinstance(params, dict):
             raise ValueInputError("params must be a dict of parameter name -> array (see Kernel.init)")
-        missing = [p for p in self.param_names if p not in params]
-        if missing:
-            raise ValueInputError(f"params lack {', '.join(missing)}")
         for p in self.param_names:
-            args["param", p] = self._array(f"parameter {p!r}", params[p], self.shape(p, sizes))
-        args.update({("size", k): v for k, v in sizes.items()})
+            v = params.get(p)
+            if v is None:
+                raise ValueInputError(f"params lack {', '.join(p for p in self.param_names if p not in params)}")
+            args["param", p] = self._array(f"parameter {p!r}", v, self.shape(p, sizes))
+        for k, v in sizes.items():
+            args["size", k] = v
         return args, T, B, sizes
 
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
@@ -429,9 +451,9 @@ class Kernel:
         for n, r in enumerate(rows):
             a = _shard(args, r) if len(rows) > 1 else args
             work = self._workspace("forward", T, r.stop - r.start, sizes, n)
-            shards.append(([a[self.plan.arguments[k]] for k in self.plan.forward_args] + work, r))
+            shards.append(([a[k] for k in self._forward_args] + work, r))
+        self._generation += 1  # before the passes: a pass that fails has overwritten the last tape's buffers
         buffers = self._passes("forward", shards)
-        self._generation += 1
         return Tape(tuple(zip(rows, buffers, strict=True)), T, B, self._generation)
 
     def _buffer(self, tape: Tape, name: str):
@@ -447,8 +469,11 @@ class Kernel:
         return outs[self.cell.outputs[0]] if len(outs) == 1 else outs
 
     def _finals(self, tape: Tape) -> dict:
-        i = {st.name: self.plan.tape.index(self.plan.state_buffers[st.name]) for st in self.states}
-        return {name: _join([buffers[k][-1] for _, buffers in tape.parts], 0) for name, k in i.items()}
+        if len(tape.parts) == 1:
+            buffers = tape.parts[0][1]
+            return {name: buffers[k][-1] for name, k in self._state_buffers.items()}
+        return {name: _join([buffers[k][-1] for _, buffers in tape.parts], 0)
+                for name, k in self._state_buffers.items()}
 
     def keep(self, tape: Tape) -> Tape:
         """The tape with its buffers copied out of the workspace: still valid after later forward passes (a
@@ -473,7 +498,9 @@ class Kernel:
                  memory: dict | None = None, tape: Tape | None = None, state_grads: bool = False) -> dict:
         """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
-        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it.
+        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it;
+        given the very arrays that forward pass was given, it does not check them again (an array changed in
+        place since is not checked for NaN a second time).
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
         reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
         and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
@@ -481,7 +508,7 @@ class Kernel:
         given = self._given(params, x, state0, memory) if current else ()
         if current and len(given) == len(tape.given) and all(map(operator.is_, given, tape.given)):
             (args, sizes), T, B = tape.checked, tape.T, tape.B  # the arrays its forward pass checked
-            args = dict(args)
+            args = dict(args)  # (the seeds go in below)
         else:
             args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
@@ -496,14 +523,16 @@ class Kernel:
                 raise ValueInputError(f"cell {self.cell.name!r} has outputs {', '.join(outputs)}: pass d_outputs "
                                       "as a dict")
             d_outputs = {outputs[0]: d_outputs}
-        self.cell.check_keys("d_outputs", d_outputs, "output")
+        if d_outputs:
+            self.cell.check_keys("d_outputs", d_outputs, "output")
         for o in outputs:
             shape = (T, B) + self.shape(o, sizes)
             v = d_outputs.get(o)
             args["seed", o] = (np.zeros(shape, self.np_dtype) if v is None
                                else self._array(f"d_outputs[{o!r}]", v, shape))
         d_final = d_final or {}
-        self.cell.check_keys("d_final", d_final, "state")
+        if d_final:
+            self.cell.check_keys("d_final", d_final, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
             v = d_final.get(st.name)
@@ -514,19 +543,20 @@ class Kernel:
             tape = self._tape(args, T, B, sizes)
         shards, works = [], []
         for n, (r, buffers) in enumerate(tape.parts):
-            a = _shard(args, r) if len(rows) > 1 else dict(args)
-            a.update({("tape", buf): v for buf, v in zip(self.plan.tape, buffers, strict=True)})
+            a = _shard(args, r) if len(rows) > 1 else args
             works.append(self._workspace("backward", T, r.stop - r.start, sizes, n))
-            shards.append(([a[self.plan.arguments[k]] for k in self.plan.backward_args] + works[-1], r))
+            shards.append(([buffers[k] if taped else a[k] for taped, k in self._backward_args] + works[-1], r))
         grads = self._passes("backward", shards)
-        self._trusted = True
-        out = {}
-        for i, (kind, name) in enumerate(self.plan.backward_returns):
-            parts = [g[i] for g in grads]
-            if kind == "param":  # every shard's share of the sum over the batch
-                out[name] = parts[0] if len(parts) == 1 else np.add.reduce(parts)
-            else:  # the inputs' (T, B, ...), the memories' and initial states' (B, ...): rows side by side
-                out[name] = _join(parts, 1 if kind == "input" else 0, copy=kind in ("input", "state"))
+        if len(grads) == 1:
+            out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
+                   for (kind, name), g in zip(self.plan.backward_returns, grads[0], strict=True)}
+        else:
+            out = {}
+            for (kind, name), parts in zip(self.plan.backward_returns, zip(*grads, strict=True), strict=True):
+                if kind == "param":  # every shard's share of the sum over the batch
+                    out[name] = np.add.reduce(parts)
+                else:  # the inputs' (T, B, ...), the memories' and initial states' (B, ...): rows side by side
+                    out[name] = np.concatenate(parts, axis=1 if kind == "input" else 0)
         if state_grads:  # the state's adjoint s̄_t, which the backward pass keeps at every step
             names = [n for n, _ in self.plan.backward_work]
             subs = self._subs(T, B, sizes)
@@ -562,12 +592,20 @@ def _join(parts: list, axis: int, copy: bool = False) -> np.ndarray:
     return np.concatenate(parts, axis=axis)
 
 
-_POOLS: dict = {}
+_POOL: list = []  # [(threads, executor)]: one pool for every kernel of the process
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(n: int) -> ThreadPoolExecutor:
-    """Threads for the shards of a pass past the first, which the calling thread runs itself."""
-    if n not in _POOLS:
-        _POOLS[n] = ThreadPoolExecutor(n, thread_name_prefix="gategraph-shard")
-    return _POOLS[n]
+    """At least n threads for the shards of a pass past the first (the calling thread runs that one)."""
+    with _POOL_LOCK:
+        if not _POOL or _POOL[0][0] < n:
+            if _POOL:
+                _POOL.pop()[1].shutdown(wait=False)
+            _POOL.append((n, ThreadPoolExecutor(n, thread_name_prefix="gategraph-shard")))
+        return _POOL[0][1]
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own pool
+    os.register_at_fork(after_in_child=_POOL.clear)
 

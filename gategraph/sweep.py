@@ -359,11 +359,14 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
             return waiting.popleft() if waiting else None
 
     def here():
-        while not halt.is_set() and (job := take()):
-            folder, config = job
-            ended.put((folder, run_point(asdict(config), str(Path(folder).resolve()), halt.is_set)))
+        from threadpoolctl import threadpool_limits
 
-    trainer = threading.Thread(target=here, name="gategraph-runs", daemon=True)
+        with threadpool_limits(1, user_api="blas"):  # one core, as each of the cluster's workers has
+            while not halt.is_set() and (job := take()):
+                folder, config = job
+                ended.put((folder, run_point(asdict(config), str(Path(folder).resolve()), halt.is_set)))
+
+    trainer = threading.Thread(target=here, name="gategraph-runs")
     trainer.start()
     results: dict[Path, dict] = {}
 
@@ -376,7 +379,7 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
         with local_cluster(workers - 1) as client:
             token = os.urandom(4).hex()
             stop = Event(f"gategraph-stop-{token}", client=client)
-            futures, running = {}, as_completed()
+            futures, running, reported = {}, as_completed(), set()
             try:
                 while True:
                     while waiting and sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1) \
@@ -390,6 +393,7 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
                         report(*ended.get())
                     if running.has_ready():
                         future = next(running)
+                        reported.add(future)
                         report(futures[future], _outcome(future, futures[future], jobs[futures[future]]))
                     elif running.is_empty() and not waiting:
                         break  # the cluster's share is done; this process may still be training its last run
@@ -401,6 +405,10 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
                 waiting.clear()
                 with contextlib.suppress(TimeoutError):
                     wait([f for f in futures if not f.done()], timeout=STOPPING)
+                for future in futures:  # ended (finished, or stopped and saved) before this one saw them
+                    if future.done() and future not in reported:
+                        with contextlib.suppress(Exception):  # the Ctrl-C stands whatever a run's future says
+                            report(futures[future], _outcome(future, futures[future], jobs[futures[future]]))
                 raise
             finally:
                 pending = [f for f in futures if not f.done()]
@@ -416,8 +424,9 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
         while not ended.empty():
             report(*ended.get())
         raise
-    finally:
+    finally:  # on any way out, the run in this process stops at a step and saves, not in the middle of one
         halt.set()
+        trainer.join(STOPPING)
     return results
 
 

@@ -1,7 +1,8 @@
 """A large batch splits into shards of rows that run at once, one per core (gategraph.blas.shards): the
-numbers must be those of the unsplit pass, whatever the machine's cores."""
+numbers must be those of the unsplit pass to rounding, whatever the machine's cores."""
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -130,3 +131,61 @@ def test_each_shard_runs_on_its_own_thread_with_one_blas_thread(three_cores, mon
     k.backward(params, x, np.ones((2, 32, 512)))
     assert len(seen) == 6 and len({name for name, _ in seen}) >= 2, seen  # forward and backward, 3 shards each
     assert all(n in (1, None) for _, n in seen)
+
+
+def test_training_never_splits_a_pass(three_cores, monkeypatch):
+    """A run's numbers must not depend on the machine's cores: every pass of training runs whole."""
+    from gategraph.kernel import Kernel
+    from gategraph.train import Config, train
+
+    seen = []
+    passes = Kernel._passes
+
+    def watched(self, which, shards):
+        seen.append(len(shards))
+        return passes(self, which, shards)
+
+    monkeypatch.setattr(Kernel, "_passes", watched)
+    config = Config(cell="gru", task="adding", hidden=64, batch=32, steps=3, eval_every=3)
+    assert blas.shards(config.batch, 3 * 64 * 66) == 3  # outside training, a pass of this size would split
+    train(config)
+    assert seen and set(seen) == {1}
+
+
+def test_a_forward_pass_that_fails_leaves_no_tape_current_over_its_buffers(three_cores, monkeypatch):
+    """The shards of a failing pass may have written the workspace: an earlier tape must not be used."""
+    B, X, H = 32, 4, 64
+    k = compile("gru", X, H, "float64")
+    rng = np.random.default_rng(5)
+    params, dout = k.init(5), rng.normal(size=(T, B, H))
+    x1, x2 = rng.normal(size=(T, B, X)), rng.normal(size=(T, B, X))
+    right = k.backward(params, x1, dout)
+    _, _, tape = k.forward(params, x1)
+    call = kernel._call
+
+    def last_shard_fails(compiled, args):
+        out = call(compiled, args)
+        if args[0].shape[1] == 11:  # the shards of rows 10 to 21 and 21 to 32, run in the pool
+            raise MemoryError("no room")
+        return out
+
+    monkeypatch.setattr(kernel, "_call", last_shard_fails)
+    with pytest.raises(MemoryError):
+        k.forward(params, x2)
+    monkeypatch.setattr(kernel, "_call", call)
+    _assert_same(k.backward(params, x1, dout, tape=tape), right, 1e-12)
+
+
+def test_a_forked_child_splits_its_passes_too(three_cores):
+    B, X, H = 32, 4, 64
+    k = compile("gru", X, H, "float64")
+    params, x = k.init(6), np.ones((T, B, X))
+    k.backward(params, x, None)
+    out, _, _ = k.forward(params, x)  # the pool's threads exist now
+    pid = os.fork()
+    if pid == 0:  # the child: a split pass must finish (it would wait forever on the parent's threads)
+        signal.alarm(60)
+        ok = np.allclose(k.forward(params, x)[0], out, rtol=1e-12)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
