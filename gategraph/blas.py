@@ -24,8 +24,9 @@ that BLAS stays on one thread, for SciPy's own linear algebra too, until a large
 the count back. A BLAS other than OpenBLAS is left at its own count: threadpoolctl cannot tell reliably
 which of the loaded libraries SciPy's is, and setting NumPy's instead would be worse than setting none.
 
-Shards: with more than one core, a large pass splits its batch into shards of rows that run at once, one
-per core, each on one BLAS thread (`shards(batch, weights)`). The rows of a batch never meet until the
+Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
+thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
+thread (`shards(batch, weights)`). The rows of a batch never meet until the
 parameters' gradients are added up at the end, so the cores need not wait for each other at every step as
 two BLAS threads sharing one product do; a busy core delays only its own shard. The cores are the ones the
 process may run on, or `OMP_NUM_THREADS` where that is set (Dask's workers set it to 1); inside
@@ -99,10 +100,11 @@ def cores() -> int:
 
 def shards(batch: int, weights: int, cores: int | None = 0) -> int:
     """How many shards of rows a pass over `batch` rows with `weights` parameter entries splits into: one per
-    core, each of at least 8 rows, when batch · weights ≥ 2^18 multiply-adds per step and no `serial()`
-    block is open; else 1. `cores`: this many instead of `cores()`; None: as many as it takes (the most a
-    pass of that size could ever split into)."""
-    if batch * weights < SHARD_BELOW or (cores is not None and _SERIAL.get()):
+    core, each of at least 8 rows, when 2^18 ≤ batch · weights < 2^24 multiply-adds per step and no
+    `serial()` block is open; else 1 (above 2^24 the BLAS's own threads share each product: shards of fewer
+    rows would each repack the large weights at every step). `cores`: this many instead of `cores()`; None:
+    as many as it takes (the most a pass of that size could ever split into)."""
+    if not SHARD_BELOW <= batch * weights < ONE_THREAD_BELOW or (cores is not None and _SERIAL.get()):
         return 1
     n = batch // SHARD_ROWS if cores is None else cores or globals()["cores"]()
     return max(min(n, batch // SHARD_ROWS), 1)

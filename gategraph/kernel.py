@@ -12,9 +12,9 @@ process first runs its functions, so one of them compiles and the others load th
 The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
 `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
-Each pass runs on the cores its size pays for. A large batch splits into shards of rows, one per core, run
-at once (gategraph.blas.shards) and joined after: outputs and input gradients side by side, the parameters'
-gradients added. An unsplit pass runs its BLAS products on the threads their size pays for
+Each pass runs on the cores its size pays for. A middle-sized one splits its batch into shards of rows, one
+per core, run at once (gategraph.blas.shards) and joined after: outputs and input gradients side by side,
+the parameters' gradients added. An unsplit pass runs its BLAS products on the threads their size pays for
 (gategraph.blas.threads): one for a small batch, the caller's count for a large one (set on the kernels' BLAS
 only when it changes).
 

@@ -97,6 +97,7 @@ def test_when_a_pass_splits(three_cores):
     assert blas.shards(16, weights) == 2  # at least 8 rows a shard
     assert blas.shards(1, 4 * 32 * 34) == 1 and blas.shards(7, weights) == 1
     assert blas.shards(8, 4 * 8 * 12) == 1  # too little work per step to hand rows to another core
+    assert blas.shards(32, 4 * 512 * 768) == 1  # enough for the BLAS's own threads to share each product
     with blas.serial():
         assert blas.shards(32, weights) == 1
     assert blas.shards(32, weights) == 3
@@ -115,9 +116,9 @@ def test_the_cores_are_the_ones_this_process_may_use(monkeypatch):
 
 
 def test_each_shard_runs_on_its_own_thread_with_one_blas_thread(three_cores, monkeypatch):
-    k = compile("rnn", 512, 512, "float64")  # a pass large enough for two BLAS threads, were it whole
-    params, x = k.init(0), np.ones((2, 32, 512))
-    k.backward(params, x, np.ones((2, 32, 512)))
+    k = compile("rnn", 256, 256, "float64")
+    params, x = k.init(0), np.ones((2, 32, 256))
+    k.backward(params, x, np.ones((2, 32, 256)))
     seen = []
     call = kernel._call
 
@@ -128,7 +129,7 @@ def test_each_shard_runs_on_its_own_thread_with_one_blas_thread(three_cores, mon
         return call(compiled, args)
 
     monkeypatch.setattr(kernel, "_call", watched)
-    k.backward(params, x, np.ones((2, 32, 512)))
+    k.backward(params, x, np.ones((2, 32, 256)))
     assert len(seen) == 6 and len({name for name, _ in seen}) >= 2, seen  # forward and backward, 3 shards each
     assert all(n in (1, None) for _, n in seen)
 
