@@ -286,7 +286,8 @@ class Kernel:
         if value.dtype != self.np_dtype:
             raise ValueInputError(f"{what} has dtype {value.dtype}, the kernel is {self.dtype}: "
                                   f"convert it with .astype(np.{self.dtype})")
-        if not math.isfinite(np.vdot(value, value)) and not np.isfinite(value).all():  # (Σ v² may overflow)
+        # the sum, not a BLAS dot product: NumPy's BLAS threads would spin on the cores the kernels' BLAS needs
+        if not math.isfinite(np.add.reduce(value, None)) and not np.isfinite(value).all():  # (a sum may overflow)
             raise ValueInputError(f"{what} holds NaN or inf")
         flags = value.flags
         if not flags.writeable:  # the kernels take writable arrays: a frozen one is copied, never thawed

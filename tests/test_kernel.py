@@ -317,7 +317,7 @@ def test_nan_and_inf_are_refused(lstm32):
     xi[2, 1, 0] = np.inf
     with pytest.raises(ValueInputError, match="input 'x' holds NaN or inf"):
         k.backward(params, xi, np.zeros((T, B, H), np.float32))
-    big = x + np.float32(3e19)  # Σ x² overflows float32, every entry finite
+    big = x + np.float32(3e37)  # the sum overflows float32, every entry finite
     k.forward(params, big)
 
 
