@@ -253,8 +253,8 @@ def header(args) -> list[str]:
 
         from gategraph import blas
 
-        threads.append(f"Numba {numba.__version__}; gategraph splits a large batch over {blas.cores()} "
-                       f"core{'s' if blas.cores() > 1 else ''}")
+        threads.append(f"Numba {numba.__version__}; gategraph splits a middle-sized pass's batch over "
+                       f"{blas.cores()} core{'s' if blas.cores() > 1 else ''}")
     if "pytorch" in args.impls:
         import torch
 
