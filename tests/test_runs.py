@@ -342,7 +342,7 @@ def test_the_memory_estimate_counts_what_the_kernels_allocate():
     run = Run(Config(steps=1, **{**SMALL, "layers": 2, "bidirectional": True}))
     run.train_step()
     kernels = [k for layer in run.model.rnn.kernels for k in layer.values()]
-    allocated = sum(a.nbytes for k in kernels for buffers in k._work.values() for a in buffers)
+    allocated = sum(a.nbytes for k in kernels for _, buffers in k._work.values() for a in buffers)
     T, B = SMALL["task_options"]["T"], SMALL["batch"]
     predicted = sum(sum(k.workspace_bytes(T, B).values()) for k in kernels)
     assert predicted == allocated
