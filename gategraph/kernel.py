@@ -19,7 +19,7 @@ the parameters' gradients added. An unsplit pass runs its BLAS products on the t
 only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
-gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and gategraph.lower when a cell has
+gategraph.errors; gategraph.compiling when a pass first runs; gategraph.derive and gategraph.lower when a cell has
 no plan in the cache yet.
 """
 
@@ -133,19 +133,14 @@ def _load(made: Plan, rebuild: bool = False):
     if rebuild:
         _purge(name)
     blas.load()  # before Numba looks for SciPy's BLAS
-    from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
-
     spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
-    try:
-        with cached_loads():  # the helpers with signatures load (or compile) as the module runs
-            spec.loader.exec_module(module)
-    except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
+    try:  # nothing compiles or loads machine code here: each function does at its first call (`Kernel._first`)
+        spec.loader.exec_module(module)
+    except BaseException:
         del sys.modules[name]
-        if rebuild:
-            raise
-        return _load(made, rebuild=True)
+        raise
     return module
 
 
@@ -203,12 +198,20 @@ def _cell(cell) -> Cell:
     raise SpecError(f"compile() takes a Cell or a built-in cell's name ('lstm'), got {type(cell).__name__}{hint}")
 
 
-def _call(compiled, args: list):
-    """Call a compiled pass. A Ctrl-C whose handler raises while the compiled code is in a callback into Python
-    (Numba unpickling a constant) comes out as a SystemError caused by the KeyboardInterrupt: it is the
-    KeyboardInterrupt again, so the caller stops as on any Ctrl-C."""
+_WHAT = {"input": "input {!r}", "memory": "memory {!r}", "init": "initial state {!r}", "param": "parameter {!r}",
+         "seed": "d_outputs[{!r}]", "final": "d_final[{!r}]"}  # an argument in the errors, by its kind
+
+
+def _call(compiled, args: list, what: list):
+    """Call a compiled pass. It checks its arrays before it writes anything: FloatingPointError(k) is a NaN or
+    inf in argument k, named by `what[k]`.
+    A Ctrl-C whose handler raises while the compiled code is in a callback into Python (Numba unpickling a
+    constant) comes out as a SystemError caused by the KeyboardInterrupt: it is the KeyboardInterrupt again, so
+    the caller stops as on any Ctrl-C."""
     try:
         return compiled(*args)
+    except FloatingPointError as e:
+        raise ValueInputError(f"{what[e.args[0]]} holds NaN or inf") from None
     except SystemError as e:
         cause = e
         while cause is not None and not isinstance(cause, KeyboardInterrupt):
@@ -238,8 +241,18 @@ class Kernel:
         self._shapes: dict = {}  # (name, sizes) -> shape in numbers
         self._threads: dict = {}  # (B, sizes) -> (weights, one BLAS thread, the rows if never split)
         self._forward_args = [made.arguments[a] for a in made.forward_args]  # (kind, name) of each argument
-        self._backward_args = [(kind == "tape", made.tape.index(name) if kind == "tape" else (kind, name))
-                               for kind, name in (made.arguments[a] for a in made.backward_args)]
+        taped = len(made.tape)  # backward's first arguments are the tape, in its order; then the rest by kind
+        assert [made.arguments[a] for a in made.backward_args[:taped]] == [("tape", n) for n in made.tape]
+        self._backward_args = [made.arguments[a] for a in made.backward_args[taped:]]
+        self._what = {which: [_WHAT.get(kind, "{!r}").format(name) for kind, name in map(made.arguments.get, args)]
+                      for which, args in (("forward", made.forward_args), ("backward", made.backward_args))}
+        self._label = {arg: _WHAT[arg[0]].format(arg[1]) for arg in made.arguments.values() if arg[0] in _WHAT}
+        work = [name for name, _ in made.forward_work]
+        self._taped = [work.index(name) for name in made.tape]  # where each tape buffer is in the workspace
+        self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]  # (name, copy:
+        # the inputs' and initial states' gradients live in the workspace)
+        self._state_names = frozenset(st.name for st in self.states)
+        self._params_at: dict = {}  # sizes -> [(name, argument, label, shape)] of the parameters
         self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
 
     def __repr__(self):
@@ -278,7 +291,12 @@ class Kernel:
         return self._shapes[key]
 
     def _array(self, what: str, value, shape: tuple) -> np.ndarray:
-        """`value` as a C-contiguous array of this dtype and `shape`, or a one-line error naming `what`."""
+        """`value` as a C-contiguous array of this dtype and `shape`, or a one-line error naming `what`. (A NaN
+        or inf in it is refused by the compiled pass itself, before it writes anything: `_call`.)"""
+        if type(value) is np.ndarray and value.shape == shape and value.dtype == self.np_dtype:  # the usual case
+            flags = value.flags
+            if flags.c_contiguous and flags.writeable:
+                return value
         if not isinstance(value, np.ndarray):
             raise ValueInputError(f"{what} must be a NumPy array of shape {shape}, got {type(value).__name__}")
         if value.shape != shape:
@@ -286,9 +304,6 @@ class Kernel:
         if value.dtype != self.np_dtype:
             raise ValueInputError(f"{what} has dtype {value.dtype}, the kernel is {self.dtype}: "
                                   f"convert it with .astype(np.{self.dtype})")
-        # the sum, not a BLAS dot product: NumPy's BLAS threads would spin on the cores the kernels' BLAS needs
-        if not math.isfinite(np.add.reduce(value, None)) and not np.isfinite(value).all():  # (a sum may overflow)
-            raise ValueInputError(f"{what} holds NaN or inf")
         flags = value.flags
         if not flags.writeable:  # the kernels take writable arrays: a frozen one is copied, never thawed
             return np.array(value, order="C")
@@ -366,13 +381,13 @@ class Kernel:
         machine code is thrown away and compiled afresh, once. Until both functions ran, the calls hold the
         module's lock (`_compiling`)."""
         if self._trusted:
-            return _call(getattr(self, f"_{which}"), args)
+            return _call(getattr(self, f"_{which}"), args, self._what[which])
         from gategraph.compiling import cached_loads
 
         with _compiling(self._module), cached_loads():
             try:
-                out = _call(getattr(self, f"_{which}"), args)
-            except KeyboardInterrupt:
+                out = _call(getattr(self, f"_{which}"), args, self._what[which])
+            except (KeyboardInterrupt, GategraphError):  # a Ctrl-C, or an input the pass refused
                 raise
             except Exception:
                 if self._rebuilt:
@@ -380,7 +395,7 @@ class Kernel:
                 module = _load(self.plan, rebuild=True)
                 self._forward, self._backward = module.forward, module.backward
                 self._rebuilt = True
-                out = getattr(self, f"_{which}")(*args)
+                out = _call(getattr(self, f"_{which}"), args, self._what[which])
         self._ran.add(which)
         self._trusted = len(self._ran) == 2
         return out
@@ -427,14 +442,22 @@ class Kernel:
                                      else self._array(f"initial state {st.name!r}", v, shape))
         if not isinstance(params, dict):
             raise ValueInputError("params must be a dict of parameter name -> array (see Kernel.init)")
-        for p in self.param_names:
+        for p, arg, label, shape in self._parameters(sizes):
             v = params.get(p)
             if v is None:
                 raise ValueInputError(f"params lack {', '.join(p for p in self.param_names if p not in params)}")
-            args["param", p] = self._array(f"parameter {p!r}", v, self.shape(p, sizes))
+            args[arg] = self._array(label, v, shape)
         for k, v in sizes.items():
             args["size", k] = v
         return args, T, B, sizes
+
+    def _parameters(self, sizes: dict) -> list:
+        """[(name, argument, label in errors, shape)] of the parameters at these sizes."""
+        key = None if sizes is self.sizes else tuple(sorted(sizes.items()))
+        if key not in self._params_at:
+            self._params_at[key] = [(p, ("param", p), self._label["param", p], self.shape(p, sizes))
+                                    for p in self.param_names]
+        return self._params_at[key]
 
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
         """Run the cell over every step. Returns (outputs (T, B, ...) — an array, or a dict when the cell
@@ -448,14 +471,20 @@ class Kernel:
 
     def _tape(self, args: dict, T: int, B: int, sizes: dict) -> Tape:
         rows = self._rows(B, sizes)
-        shards = []
+        shards, parts = [], []
         for n, r in enumerate(rows):
             a = _shard(args, r) if len(rows) > 1 else args
             work = self._workspace("forward", T, r.stop - r.start, sizes, n)
-            shards.append(([a[k] for k in self._forward_args] + work, r))
+            shards.append(([*map(a.__getitem__, self._forward_args), *work], r))
+            parts.append((r, tuple(map(work.__getitem__, self._taped))))
         self._generation += 1  # before the passes: a pass that fails has overwritten the last tape's buffers
-        buffers = self._passes("forward", shards)
-        return Tape(tuple(zip(rows, buffers, strict=True)), T, B, self._generation)
+        try:
+            self._passes("forward", shards)
+        except ValueInputError:  # a NaN refused before the pass wrote anything: unsplit, the last tape holds
+            if len(rows) == 1:
+                self._generation -= 1
+            raise
+        return Tape(tuple(parts), T, B, self._generation)
 
     def _buffer(self, tape: Tape, name: str):
         """A tape's buffer of every step, (T or T + 1, B, ...), its shards joined along the batch's axis."""
@@ -532,7 +561,7 @@ class Kernel:
             args["seed", o] = (np.zeros(shape, self.np_dtype) if v is None
                                else self._array(f"d_outputs[{o!r}]", v, shape))
         d_final = d_final or {}
-        if d_final:
+        if d_final and not d_final.keys() <= self._state_names:
             self.cell.check_keys("d_final", d_final, "state")
         for st in self.states:
             shape = (B,) + self.shape(st.name, sizes)
@@ -546,11 +575,10 @@ class Kernel:
         for n, (r, buffers) in enumerate(tape.parts):
             a = _shard(args, r) if len(rows) > 1 else args
             works.append(self._workspace("backward", T, r.stop - r.start, sizes, n))
-            shards.append(([buffers[k] if taped else a[k] for taped, k in self._backward_args] + works[-1], r))
+            shards.append(([*buffers, *map(a.__getitem__, self._backward_args), *works[-1]], r))
         grads = self._passes("backward", shards)
         if len(grads) == 1:
-            out = {name: g.copy() if kind in ("input", "state") else g  # those two live in the workspace
-                   for (kind, name), g in zip(self.plan.backward_returns, grads[0], strict=True)}
+            out = {name: g.copy() if copy else g for (name, copy), g in zip(self._returns, grads[0], strict=True)}
         else:
             out = {}
             for (kind, name), parts in zip(self.plan.backward_returns, zip(*grads, strict=True), strict=True):

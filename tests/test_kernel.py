@@ -322,6 +322,34 @@ def test_nan_and_inf_are_refused(lstm32):
         k.forward(params, big)
 
 
+def test_every_array_a_pass_reads_is_checked_for_nan_and_inf(lstm32):
+    """The compiled passes check their arrays before they write anything: each array is named, an inf in the
+    last entry of a large one (past the vectorised loop's whole steps) is found, and a refused forward pass
+    leaves the last tape current."""
+    k, params, x = lstm32
+    out, _, tape = k.forward(params, x)
+    before = k.values(tape, "f")
+    bad = {"h": np.zeros((B, H), np.float32), "C": np.zeros((B, H), np.float32)}
+    bad["C"][-1, -1] = -np.inf
+    with pytest.raises(ValueInputError, match="^initial state 'C' holds NaN or inf$"):
+        k.forward(params, x, state0=bad)
+    np.testing.assert_array_equal(k.values(tape, "f"), before)  # the tape is still current
+    with pytest.raises(ValueInputError, match=r"^d_final\['C'\] holds NaN or inf$"):
+        k.backward(params, x, out, d_final=bad, tape=tape)
+    with pytest.raises(ValueInputError, match=r"^d_outputs\['h'\] holds NaN or inf$"):
+        k.backward(params, x, np.full_like(out, np.nan), tape=tape)
+    wide = compile(cells.lstm(), 300, 37, "float64")
+    p64 = wide.init(1)
+    p64["W_C"][-1, -1] = np.inf
+    with pytest.raises(ValueInputError, match="^parameter 'W_C' holds NaN or inf$"):
+        wide.forward(p64, np.ones((2, 1, 300)))
+    att = compile(cells.attention(score="dot"), 4, 4, "float64", S=3)
+    M = np.ones((2, 3, 4))
+    M[1, 2, 3] = np.nan
+    with pytest.raises(ValueInputError, match="^memory 'M' holds NaN or inf$"):
+        att.forward(att.init(0), np.ones((1, 2, 4)), memory={"M": M})
+
+
 def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
     """Given the arrays its tape's forward pass checked, backward does not check them again; given others, it
     does (a NaN in them is refused, though the tape is current)."""
@@ -608,6 +636,6 @@ def test_a_ctrl_c_inside_a_compiled_pass_is_a_keyboard_interrupt():
         raise SystemError("something else")
 
     with pytest.raises(KeyboardInterrupt):
-        _call(interrupted, [])
+        _call(interrupted, [], [])
     with pytest.raises(SystemError, match="something else"):
-        _call(broken, [])
+        _call(broken, [], [])

@@ -122,11 +122,11 @@ def test_each_shard_runs_on_its_own_thread_with_one_blas_thread(three_cores, mon
     seen = []
     call = kernel._call
 
-    def watched(compiled, args):
+    def watched(compiled, args, what):
         import threading
 
         seen.append((threading.current_thread().name, blas.KERNEL_BLAS.threads()))
-        return call(compiled, args)
+        return call(compiled, args, what)
 
     monkeypatch.setattr(kernel, "_call", watched)
     k.backward(params, x, np.ones((2, 32, 256)))
@@ -164,8 +164,8 @@ def test_a_forward_pass_that_fails_leaves_no_tape_current_over_its_buffers(three
     _, _, tape = k.forward(params, x1)
     call = kernel._call
 
-    def last_shard_fails(compiled, args):
-        out = call(compiled, args)
+    def last_shard_fails(compiled, args, what):
+        out = call(compiled, args, what)
         if args[0].shape[1] == 11:  # the shards of rows 10 to 21 and 21 to 32, run in the pool
             raise MemoryError("no room")
         return out
