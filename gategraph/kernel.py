@@ -252,7 +252,10 @@ class Kernel:
         self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]  # (name, copy:
         # the inputs' and initial states' gradients live in the workspace)
         self._state_names = frozenset(st.name for st in self.states)
-        self._params_at: dict = {}  # sizes -> [(name, argument, label, shape)] of the parameters
+        self._output_buffers = [(o, made.tape.index(buf), 1 if shift else 0)  # (output, tape buffer, first row)
+                                for o, (buf, shift) in made.output_stores.items()]
+        self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
+        self._zero_arrays: dict = {}  # shape -> zeros, for what a pass is not given (`_zeros`)
         self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
 
     def __repr__(self):
@@ -426,24 +429,22 @@ class Kernel:
                              f"got shape {first.shape}")
         if T == 0 or B == 0:
             raise ShapeError(f"input {self.per_step[0].name!r} has shape {first.shape}: T and B must be at least 1")
+        layout = self._layout(sizes)
         args = {}  # (kind, name) -> value: what each argument of the kernels is (Lowered.arguments)
-        for d in self.per_step:
-            args["input", d.name] = self._array(f"input {d.name!r}", xs.get(d.name), (T, B) + self.shape(d.name, sizes))
-        for d in self.memories:
-            args["memory", d.name] = self._array(f"memory {d.name!r}", memory.get(d.name),
-                                                 (B,) + self.shape(d.name, sizes))
+        for name, arg, label, shape in layout["input"]:
+            args[arg] = self._array(label, xs.get(name), (T, B) + shape)
+        for name, arg, label, shape in layout["memory"]:
+            args[arg] = self._array(label, memory.get(name), (B,) + shape)
         state0 = state0 or {}
-        if state0:
+        if state0 and not state0.keys() <= self._state_names:
             self.cell.check_keys("state0", state0, "state")
-        for st in self.states:
-            shape = (B,) + self.shape(st.name, sizes)
-            v = state0.get(st.name)
-            args["init", st.name] = (np.zeros(shape, self.np_dtype) if v is None
-                                     else self._array(f"initial state {st.name!r}", v, shape))
+        for name, arg, label, shape in layout["init"]:
+            v = state0.get(name)
+            args[arg] = self._zeros((B,) + shape) if v is None else self._array(label, v, (B,) + shape)
         if not isinstance(params, dict):
             raise ValueInputError("params must be a dict of parameter name -> array (see Kernel.init)")
-        for p, arg, label, shape in self._parameters(sizes):
-            v = params.get(p)
+        for name, arg, label, shape in layout["param"]:
+            v = params.get(name)
             if v is None:
                 raise ValueInputError(f"params lack {', '.join(p for p in self.param_names if p not in params)}")
             args[arg] = self._array(label, v, shape)
@@ -451,13 +452,27 @@ class Kernel:
             args["size", k] = v
         return args, T, B, sizes
 
-    def _parameters(self, sizes: dict) -> list:
-        """[(name, argument, label in errors, shape)] of the parameters at these sizes."""
+    def _layout(self, sizes: dict) -> dict:
+        """kind -> [(name, argument, label in errors, shape past the batch's axes)] of the arguments that are
+        arrays, at these sizes (made once for each)."""
         key = None if sizes is self.sizes else tuple(sorted(sizes.items()))
-        if key not in self._params_at:
-            self._params_at[key] = [(p, ("param", p), self._label["param", p], self.shape(p, sizes))
-                                    for p in self.param_names]
-        return self._params_at[key]
+        if key not in self._layouts:
+            names = {"input": [d.name for d in self.per_step], "memory": [d.name for d in self.memories],
+                     "init": [st.name for st in self.states], "param": self.param_names,
+                     "seed": list(self.cell.outputs), "final": [st.name for st in self.states]}
+            self._layouts[key] = {kind: [(n, (kind, n), self._label[kind, n], self.shape(n, sizes)) for n in ns]
+                                  for kind, ns in names.items()}
+        return self._layouts[key]
+
+    def _zeros(self, shape: tuple) -> np.ndarray:
+        """Zeros of this shape for an array a pass is not given, made once: the passes only read their
+        arguments (`test_kernel` checks it for every operation), and these are never handed out."""
+        zeros = self._zero_arrays.get(shape)
+        if zeros is None:
+            if len(self._zero_arrays) >= 16:  # batches of many shapes: keep the last few
+                self._zero_arrays.clear()
+            zeros = self._zero_arrays[shape] = np.zeros(shape, self.np_dtype)
+        return zeros
 
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
         """Run the cell over every step. Returns (outputs (T, B, ...) — an array, or a dict when the cell
@@ -492,6 +507,9 @@ class Kernel:
         return _join([buffers[i] for _, buffers in tape.parts], 1)
 
     def _outputs(self, tape: Tape):
+        if len(tape.parts) == 1 and len(self._output_buffers) == 1:  # the usual case
+            _, k, shift = self._output_buffers[0]
+            return tape.parts[0][1][k][shift:]
         outs = {}
         for o, (buf, shift) in self.plan.output_stores.items():
             arr = self._buffer(tape, buf)
@@ -545,7 +563,7 @@ class Kernel:
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
         if not current:
             tape = self._tape(args, T, B, sizes)
-        outputs = list(self.cell.outputs)
+        outputs = self.cell.outputs
         if d_outputs is None:
             d_outputs = {}
         elif not isinstance(d_outputs, dict):
@@ -555,19 +573,16 @@ class Kernel:
             d_outputs = {outputs[0]: d_outputs}
         if d_outputs:
             self.cell.check_keys("d_outputs", d_outputs, "output")
-        for o in outputs:
-            shape = (T, B) + self.shape(o, sizes)
-            v = d_outputs.get(o)
-            args["seed", o] = (np.zeros(shape, self.np_dtype) if v is None
-                               else self._array(f"d_outputs[{o!r}]", v, shape))
+        layout = self._layout(sizes)
+        for name, arg, label, shape in layout["seed"]:
+            v = d_outputs.get(name)
+            args[arg] = self._zeros((T, B) + shape) if v is None else self._array(label, v, (T, B) + shape)
         d_final = d_final or {}
         if d_final and not d_final.keys() <= self._state_names:
             self.cell.check_keys("d_final", d_final, "state")
-        for st in self.states:
-            shape = (B,) + self.shape(st.name, sizes)
-            v = d_final.get(st.name)
-            args["final", st.name] = (np.zeros(shape, self.np_dtype) if v is None
-                                      else self._array(f"d_final[{st.name!r}]", v, shape))
+        for name, arg, label, shape in layout["final"]:
+            v = d_final.get(name)
+            args[arg] = self._zeros((B,) + shape) if v is None else self._array(label, v, (B,) + shape)
         rows = self._rows(B, sizes)
         if [r for r, _ in tape.parts] != rows:  # split otherwise than this pass will be (a serial() block)
             tape = self._tape(args, T, B, sizes)

@@ -350,6 +350,29 @@ def test_every_array_a_pass_reads_is_checked_for_nan_and_inf(lstm32):
         att.forward(att.init(0), np.ones((1, 2, 4)), memory={"M": M})
 
 
+@pytest.mark.parametrize("make", [*cells.CELLS.values(), every_op_cell, lambda: cells.attention(score="additive")],
+                         ids=[*cells.CELLS, "every_op", "attention"])
+def test_the_passes_only_read_their_arguments(make):
+    """Given arrays are left as they were, and the zeros a kernel keeps for the ones it is not given (initial
+    states, d_outputs, d_final) stay zeros: the kernels hand the same zeros to every pass."""
+    cell = make()
+    memories = {d.name: d for d in cell.by_role("memory")}
+    k = compile(cell, X, H, "float64", **({"A": 3} if "A" in {s.name for s in cell.sizes} else {}))
+    rng = np.random.default_rng(3)
+    params = k.init(3)
+    xs = {d.name: rng.normal(size=(T, B, *k.shape(d.name))) for d in cell.by_role("input")}
+    memory = {n: rng.normal(size=(B, 6, H)) for n in memories}
+    x = xs if len(xs) > 1 else next(iter(xs.values()))
+    given = [params, xs, memory]
+    before = [{n: v.copy() for n, v in d.items()} for d in given]
+    for _ in range(2):
+        out, _, tape = k.forward(params, x, memory=memory)
+        k.backward(params, x, None, memory=memory, tape=tape)
+        k.backward(params, x, out, memory=memory)
+    assert all(np.array_equal(d[n], b[n]) for d, b in zip(given, before, strict=True) for n in d)
+    assert k._zero_arrays and all(not z.any() for z in k._zero_arrays.values())
+
+
 def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
     """Given the arrays its tape's forward pass checked, backward does not check them again; given others, it
     does (a NaN in them is refused, though the tape is current)."""
