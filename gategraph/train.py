@@ -509,14 +509,16 @@ def owning(run_dir: str | Path, create: bool = True):
     releases when this process ends, however it ends. Another process that asks for the same folder gets a
     one-line RunError; the same process may ask again (the CLI holds it around training and the plots)."""
     run_dir = Path(run_dir)
-    made = not run_dir.is_dir()
-    if made:
+    made = False  # by this process (a process started at the same moment may make it first)
+    if not run_dir.is_dir():
         if not create:
             raise RunError(f"{run_dir} is not a run directory (no such folder)")
         try:
             run_dir.mkdir(parents=True)
+            made = True
         except OSError as e:
-            raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(run_dir)) from None
+            if not (isinstance(e, FileExistsError) and run_dir.is_dir()):
+                raise OSError(e.errno, f"cannot write a file there ({e.strerror})", str(run_dir)) from None
     key = run_dir.resolve()
     if key in _OWNED:
         _OWNED[key][1] += 1
