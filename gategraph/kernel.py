@@ -19,7 +19,7 @@ the parameters' gradients added. An unsplit pass runs its BLAS products on the t
 only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
-gategraph.errors; gategraph.compiling when a pass first runs; gategraph.derive and gategraph.lower when a cell has
+gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and gategraph.lower when a cell has
 no plan in the cache yet.
 """
 
@@ -133,14 +133,19 @@ def _load(made: Plan, rebuild: bool = False):
     if rebuild:
         _purge(name)
     blas.load()  # before Numba looks for SciPy's BLAS
+    from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
+
     spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
-    try:  # nothing compiles or loads machine code here: each function does at its first call (`Kernel._first`)
-        spec.loader.exec_module(module)
-    except BaseException:
+    try:
+        with cached_loads():  # the helpers with signatures load (or compile) as the module runs
+            spec.loader.exec_module(module)
+    except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
         del sys.modules[name]
-        raise
+        if rebuild:
+            raise
+        return _load(made, rebuild=True)
     return module
 
 
@@ -155,8 +160,8 @@ class Tape:
     T: int
     B: int
     generation: int
-    given: tuple = ()  # the arrays the forward pass was given and checked, and what it made of them:
-    checked: tuple = ()  # (args, sizes), for a backward pass given the very same arrays
+    given: tuple = ()  # the arrays the forward pass was given, and what it made of them (converted, shapes
+    checked: tuple = ()  # checked): (args, sizes), reused by a backward pass given the very same arrays
 
 
 KEPT = -1  # the generation of a tape whose buffers are its own (Kernel.keep): never stale
@@ -204,13 +209,15 @@ _WHAT = {"input": "input {!r}", "memory": "memory {!r}", "init": "initial state 
 
 def _call(compiled, args: list, what: list):
     """Call a compiled pass. It checks its arrays before it writes anything: FloatingPointError(k) is a NaN or
-    inf in argument k, named by `what[k]`.
+    inf in the k-th, named by `what[k]`.
     A Ctrl-C whose handler raises while the compiled code is in a callback into Python (Numba unpickling a
     constant) comes out as a SystemError caused by the KeyboardInterrupt: it is the KeyboardInterrupt again, so
     the caller stops as on any Ctrl-C."""
     try:
         return compiled(*args)
     except FloatingPointError as e:
+        if not (e.args and isinstance(e.args[0], int)):
+            raise
         raise ValueInputError(f"{what[e.args[0]]} holds NaN or inf") from None
     except SystemError as e:
         cause = e
@@ -242,15 +249,18 @@ class Kernel:
         self._threads: dict = {}  # (B, sizes) -> (weights, one BLAS thread, the rows if never split)
         self._forward_args = [made.arguments[a] for a in made.forward_args]  # (kind, name) of each argument
         taped = len(made.tape)  # backward's first arguments are the tape, in its order; then the rest by kind
-        assert [made.arguments[a] for a in made.backward_args[:taped]] == [("tape", n) for n in made.tape]
+        if [made.arguments[a] for a in made.backward_args[:taped]] != [("tape", n) for n in made.tape]:
+            raise GategraphError(f"the kernel cache's plan for {cell.name!r} is inconsistent: clear it with "
+                                 "`gategraph cache --clear`")
         self._backward_args = [made.arguments[a] for a in made.backward_args[taped:]]
-        self._what = {which: [_WHAT.get(kind, "{!r}").format(name) for kind, name in map(made.arguments.get, args)]
-                      for which, args in (("forward", made.forward_args), ("backward", made.backward_args))}
         self._label = {arg: _WHAT[arg[0]].format(arg[1]) for arg in made.arguments.values() if arg[0] in _WHAT}
+        self._what = {which: [self._label[made.arguments[a]] for a in args if made.arguments[a][0] in _WHAT]
+                      for which, args in (("forward", made.forward_args), ("backward", made.backward_args))}
+        # (the arrays a pass checks, in its order: FloatingPointError(k) names the k-th)
         work = [name for name, _ in made.forward_work]
         self._taped = [work.index(name) for name in made.tape]  # where each tape buffer is in the workspace
-        self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]  # (name, copy:
-        # the inputs' and initial states' gradients live in the workspace)
+        # (name, copied?) of what backward returns: the inputs' and initial states' gradients live in the workspace
+        self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]
         self._state_names = frozenset(st.name for st in self.states)
         self._output_buffers = [(o, made.tape.index(buf), 1 if shift else 0)  # (output, tape buffer, first row)
                                 for o, (buf, shift) in made.output_stores.items()]
@@ -469,8 +479,8 @@ class Kernel:
         arguments (`test_kernel` checks it for every operation), and these are never handed out."""
         zeros = self._zero_arrays.get(shape)
         if zeros is None:
-            if len(self._zero_arrays) >= 16:  # batches of many shapes: keep the last few
-                self._zero_arrays.clear()
+            if len(self._zero_arrays) >= 16 or sum(z.nbytes for z in self._zero_arrays.values()) > 2**26:
+                self._zero_arrays.clear()  # batches of many shapes: keep the last few, 64 MiB at most
             zeros = self._zero_arrays[shape] = np.zeros(shape, self.np_dtype)
         return zeros
 
@@ -490,7 +500,7 @@ class Kernel:
         for n, r in enumerate(rows):
             a = _shard(args, r) if len(rows) > 1 else args
             work = self._workspace("forward", T, r.stop - r.start, sizes, n)
-            shards.append(([*map(a.__getitem__, self._forward_args), *work], r))
+            shards.append(([a[k] for k in self._forward_args] + work, r))
             parts.append((r, tuple(map(work.__getitem__, self._taped))))
         self._generation += 1  # before the passes: a pass that fails has overwritten the last tape's buffers
         try:
@@ -547,8 +557,8 @@ class Kernel:
         """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
         every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it;
-        given the very arrays that forward pass was given, it does not check them again (an array changed in
-        place since is not checked for NaN a second time).
+        given the very arrays that forward pass was given, it reuses what forward made of them (the compiled pass
+        checks them for NaN and inf again, which costs little).
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
         reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
         and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
@@ -590,7 +600,7 @@ class Kernel:
         for n, (r, buffers) in enumerate(tape.parts):
             a = _shard(args, r) if len(rows) > 1 else args
             works.append(self._workspace("backward", T, r.stop - r.start, sizes, n))
-            shards.append(([*buffers, *map(a.__getitem__, self._backward_args), *works[-1]], r))
+            shards.append(([*buffers] + [a[k] for k in self._backward_args] + works[-1], r))
         grads = self._passes("backward", shards)
         if len(grads) == 1:
             out = {name: g.copy() if copy else g for (name, copy), g in zip(self._returns, grads[0], strict=True)}

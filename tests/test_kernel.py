@@ -374,8 +374,9 @@ def test_the_passes_only_read_their_arguments(make):
 
 
 def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
-    """Given the arrays its tape's forward pass checked, backward does not check them again; given others, it
-    does (a NaN in them is refused, though the tape is current)."""
+    """Given the arrays its tape's forward pass was given, backward reuses what forward made of them; given
+    others, it converts and checks them (a NaN in them is refused, though the tape is current). The compiled
+    pass checks for NaN itself: a NaN written into x in place after the forward pass is refused too."""
     k, params, x = lstm32
     _, _, tape = k.forward(params, x)
     bad = {**params, "b_f": np.full(H, np.nan, np.float32)}
@@ -392,6 +393,11 @@ def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
     finally:
         del k._array
     assert checked == ["d_outputs['h']"]
+    x_later = x.copy()
+    _, _, tape = k.forward(params, x_later)
+    x_later[1, 2, 0] = np.nan
+    with pytest.raises(ValueInputError, match="^input 'x' holds NaN or inf$"):
+        k.backward(params, x_later, None, tape=tape)
 
 
 def test_a_malformed_request_is_one_line():

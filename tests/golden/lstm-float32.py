@@ -16,6 +16,7 @@ from numba import njit
 from numba.extending import intrinsic
 
 DT = np.float32
+BITS, ABS, EXPONENT = np.uint32, np.uint32(0x7FFFFFFF), np.uint32(0x7F800000)  # a number's bits: |x|'s, and +inf's
 
 
 @intrinsic
@@ -77,7 +78,8 @@ def _relu(a):
     return a if a > np.float32(0.0) else np.float32(0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit("void(float32[:, ::1], int64, int64, float32[:, ::1], int64, int64, int64, int64, boolean, boolean)",
+      cache=True, error_model="numpy")
 def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
     """dst[d0 + a, d1 + c] (+)= src[s0 + a, s1 + c], or src[s0 + c, s1 + a] if `transpose`, for a < m, c < n."""
     for a in range(m):
@@ -89,24 +91,33 @@ def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
                 dst[d0 + a, d1 + c] = v
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+@njit(cache=True, error_model="numpy")
 def _finite(a):
-    """Every entry of `a` is a finite number: Σ (a_i - a_i) is 0, or NaN if some a_i is NaN or ±inf (the
-    sum in any order, so that it runs on vectors; a - a is not simplified to 0 without the no-NaN flag)."""
-    flat = a.reshape(a.size)
-    s = np.float32(0.0)
-    for i in range(flat.size):
-        s += flat[i] - flat[i]
-    return s == np.float32(0.0)
+    """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
+    fastmath flag can change)."""
+    bits = a.view(BITS)
+    worst = BITS(0)
+    for i in range(bits.size):
+        worst = max(worst, bits[i] & ABS)
+    return worst < EXPONENT
 
 
 @njit(cache=True, error_model="numpy")
+def _nonfinite(arrays):
+    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
+    for k in range(len(arrays)):
+        if not _finite(arrays[k]):
+            return k
+    return -1
+
+
+@njit("void(float32[::1])", cache=True, error_model="numpy")
 def _zero(a):
     for i in range(a.size):
         a[i] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit("void(float32[::1], float32[:, ::1], int64, int64)", cache=True, error_model="numpy")
 def _colsum(acc, rows, col, n):
     """acc[j] += Σ_r rows[r, col + j], for j < n."""
     for r in range(rows.shape[0]):
@@ -114,38 +125,10 @@ def _colsum(acc, rows, col, n):
             acc[j] += rows[r, col + j]
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _forward_nonfinite(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o):
-    """The position among the arguments of `forward` of the first array holding NaN or inf, or -1."""
-    if not _finite(x):
-        return 0
-    if not _finite(_init_h):
-        return 1
-    if not _finite(_init_C):
-        return 2
-    if not _finite(W_f):
-        return 3
-    if not _finite(W_i):
-        return 4
-    if not _finite(W_C):
-        return 5
-    if not _finite(W_o):
-        return 6
-    if not _finite(b_f):
-        return 7
-    if not _finite(b_i):
-        return 8
-    if not _finite(b_C):
-        return 9
-    if not _finite(b_o):
-        return 10
-    return -1
-
-
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _P0, _P1):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _forward_nonfinite(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o)
+    _bad = _nonfinite((x.ravel(), _init_h.ravel(), _init_C.ravel(), W_f.ravel(), W_i.ravel(), W_C.ravel(), W_o.ravel(), b_f.ravel(), b_i.ravel(), b_C.ravel(), b_o.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
@@ -173,40 +156,10 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
                 h[_t + 1, _b, _j] = o[_t, _b, _j]*_tanh(C[_t + 1, _b, _j])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _backward_nonfinite(x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C):
-    """The position among the arguments of `backward` of the first array holding NaN or inf, or -1."""
-    if not _finite(x):
-        return 8
-    if not _finite(W_f):
-        return 9
-    if not _finite(W_i):
-        return 10
-    if not _finite(W_C):
-        return 11
-    if not _finite(W_o):
-        return 12
-    if not _finite(b_f):
-        return 13
-    if not _finite(b_i):
-        return 14
-    if not _finite(b_C):
-        return 15
-    if not _finite(b_o):
-        return 16
-    if not _finite(_dl_h):
-        return 17
-    if not _finite(_final_h):
-        return 18
-    if not _finite(_final_C):
-        return 19
-    return -1
-
-
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _backward_nonfinite(x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C)
+    _bad = _nonfinite((x.ravel(), W_f.ravel(), W_i.ravel(), W_C.ravel(), W_o.ravel(), b_f.ravel(), b_i.ravel(), b_C.ravel(), b_o.ravel(), _dl_h.ravel(), _final_h.ravel(), _final_C.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _zero(_bar_h_prev.reshape(_bar_h_prev.size))
