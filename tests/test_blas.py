@@ -31,9 +31,9 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
     seen = []
     call = kernel._call
 
-    def watched(compiled, args):
+    def watched(compiled, args, what):
         seen.append((blas.KERNEL_BLAS.threads(), numpys_blas()))
-        return call(compiled, args)
+        return call(compiled, args, what)
 
     monkeypatch.setattr(kernel, "_call", watched)
 
