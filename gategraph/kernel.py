@@ -262,8 +262,6 @@ class Kernel:
         # (name, copied?) of what backward returns: the inputs' and initial states' gradients live in the workspace
         self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]
         self._state_names = frozenset(st.name for st in self.states)
-        self._output_buffers = [(o, made.tape.index(buf), 1 if shift else 0)  # (output, tape buffer, first row)
-                                for o, (buf, shift) in made.output_stores.items()]
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
         self._zero_arrays: dict = {}  # shape -> zeros, for what a pass is not given (`_zeros`)
         self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
@@ -501,7 +499,7 @@ class Kernel:
             a = _shard(args, r) if len(rows) > 1 else args
             work = self._workspace("forward", T, r.stop - r.start, sizes, n)
             shards.append(([a[k] for k in self._forward_args] + work, r))
-            parts.append((r, tuple(map(work.__getitem__, self._taped))))
+            parts.append((r, tuple(work[i] for i in self._taped)))
         self._generation += 1  # before the passes: a pass that fails has overwritten the last tape's buffers
         try:
             self._passes("forward", shards)
@@ -517,9 +515,6 @@ class Kernel:
         return _join([buffers[i] for _, buffers in tape.parts], 1)
 
     def _outputs(self, tape: Tape):
-        if len(tape.parts) == 1 and len(self._output_buffers) == 1:  # the usual case
-            _, k, shift = self._output_buffers[0]
-            return tape.parts[0][1][k][shift:]
         outs = {}
         for o, (buf, shift) in self.plan.output_stores.items():
             arr = self._buffer(tape, buf)
