@@ -447,7 +447,8 @@ class Emitter:
         self.lines: list = []
         self.depth = 1
         self.mode = "all"
-        self.memo: dict = {}  # node -> Store, for values computed once per step (or once in "all" mode)
+        self.memo: dict = {}  # node (or tuple of nodes side by side) -> Store, for values computed once per step
+        # (or once in "all" mode)
         self.counts: dict = {}
         self.work: list = []  # (name, dims) of the buffers passed in
         self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
@@ -746,14 +747,15 @@ class Emitter:
             store = self.memo.get(u) or (self.stores.get(u.args[0]) if u.op is Kind.LEAF else None)
             if store is not None and (src := self.contiguous(store, u.shape[0])) is not None:
                 return src
+        if tuple(us) in self.memo:  # the same operands side by side already (the GRU's x-gradient and W-gradient)
+            return self.memo[tuple(us)].buf
         width = _sum(u.shape[0] for u in us)
         out = self.transient("_U", (width,))
         off = sp.S.Zero
         for u in us:
             self.into(Store(out.buf, out.kind, col=off, width=width), u)
             off += u.shape[0]
-        if len(us) == 1:
-            self.memo[us[0]] = out
+        self.memo[us[0] if len(us) == 1 else tuple(us)] = out
         return out.buf
 
 

@@ -155,7 +155,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1, _U2):
+def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _T, _B = x.shape[0], x.shape[1]
     _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(),))
     if _bad >= 0:
@@ -213,19 +213,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _D0 = np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H))
     _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U2[_t * _B + _b, _j] = _U0[_t, _b, _j]
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U2[_t * _B + _b, H + _j] = _U0[_t, _b, H + _j]
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U2[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
-    _D1 = np.dot(_U2.T, x.reshape(_T * _B, X))
+    _D1 = np.dot(_U1.T, x.reshape(_T * _B, X))
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W, 0, H, _D1, 2*H, 0, H, X, False, True)
