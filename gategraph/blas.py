@@ -24,6 +24,13 @@ that BLAS stays on one thread, for SciPy's own linear algebra too, until a large
 the count back. A BLAS other than OpenBLAS is left at its own count: threadpoolctl cannot tell reliably
 which of the loaded libraries SciPy's is, and setting NumPy's instead would be worse than setting none.
 
+Priming: in a process whose first float32 products through this OpenBLAS were small, its single-threaded
+sgemm stayed 1.5-2.8 times slower for the kernels' products (most for a weight gradient's long uᵀ v over all
+steps) than in one whose first product was at least 512 × 512 × 512 (a product of 256 × 256 × 256 did not
+do it), in whatever thread the later products ran; dgemm ran alike either way. The cause is OpenBLAS's own
+and was not found; `KERNEL_BLAS` makes that one large product (of zeros, a few milliseconds) when it first
+finds the library, before any pass.
+
 Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
 thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
 thread (`shards(batch, weights)`). The rows of a batch never meet until the
@@ -49,6 +56,7 @@ from pathlib import Path
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
 SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
+PRIME = 512  # the side of the float32 product that primes OpenBLAS's sgemm (see "Priming" above)
 SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
 _SERIAL = contextvars.ContextVar("gategraph_serial", default=False)
 _LOADING = threading.Lock()  # load() puts a module in sys.modules before it has run: one thread at a time
@@ -128,6 +136,7 @@ class _KernelBlas:
         self.get = self.set = None  # OpenBLAS's own openblas_get/set_num_threads
         self.ours = None  # the count this object set last
         self.callers = None  # the count before it did
+        self.primed = False  # whether its sgemm ran the priming product (see "Priming")
 
     def _find(self):
         """The kernels' BLAS: the one cython_blas is linked against, whose OpenBLAS functions a lookup through
@@ -145,6 +154,7 @@ class _KernelBlas:
             if get is not None:
                 self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
                 self.set.argtypes = [ctypes.c_int]
+                self.primed = _prime(getattr(dll, f"{prefix}cblas_sgemm", None))
                 return
 
     def threads(self) -> int | None:
@@ -171,6 +181,22 @@ class _KernelBlas:
         if self.get is not None and self.ours == 1 and self.get() == 1:
             self.ours = None
             self.set(self.callers)
+
+
+def _prime(sgemm) -> bool:
+    """C = A A for a PRIME × PRIME float32 matrix A of zeros, through OpenBLAS's `cblas_sgemm` (see "Priming"),
+    into a C filled with NaN: whether the product ran (C's first and last entries are 0)."""
+    import ctypes
+
+    if sgemm is None:
+        return False
+    row_major, no_trans, n = 101, 111, PRIME * PRIME  # CBLAS's constants
+    a, c = (ctypes.c_float * n)(), (ctypes.c_float * n)()
+    ctypes.memset(c, 0xFF, ctypes.sizeof(c))  # NaN: a product that ran leaves zeros
+    sgemm.restype = None
+    sgemm(row_major, no_trans, no_trans, PRIME, PRIME, PRIME, ctypes.c_float(1.0), a, PRIME, a, PRIME,
+          ctypes.c_float(0.0), c, PRIME)
+    return c[0] == 0.0 and c[n - 1] == 0.0
 
 
 KERNEL_BLAS = _KernelBlas()
