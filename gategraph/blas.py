@@ -154,7 +154,10 @@ class _KernelBlas:
             if get is not None:
                 self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
                 self.set.argtypes = [ctypes.c_int]
+                n = self.get()
+                self.set(1)  # on one thread: the product primes it alike, and no thread pool wakes for it
                 self.primed = _prime(getattr(dll, f"{prefix}cblas_sgemm", None))
+                self.set(n)
                 return
 
     def threads(self) -> int | None:
