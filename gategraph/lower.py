@@ -747,9 +747,10 @@ class Emitter:
             store = self.memo.get(u) or (self.stores.get(u.args[0]) if u.op is Kind.LEAF else None)
             if store is not None and (src := self.contiguous(store, u.shape[0])) is not None:
                 return src
-        if tuple(us) in self.memo:  # the same operands side by side already (the GRU's x-gradient and W-gradient)
-            return self.memo[tuple(us)].buf
         width = _sum(u.shape[0] for u in us)
+        stacked = self.memo.get(tuple(us))  # these operands side by side already (the GRU's x- and W-gradient)
+        if stacked is not None and (src := self.contiguous(stacked, width)) is not None:
+            return src
         out = self.transient("_U", (width,))
         off = sp.S.Zero
         for u in us:
