@@ -24,12 +24,13 @@ that BLAS stays on one thread, for SciPy's own linear algebra too, until a large
 the count back. A BLAS other than OpenBLAS is left at its own count: threadpoolctl cannot tell reliably
 which of the loaded libraries SciPy's is, and setting NumPy's instead would be worse than setting none.
 
-Priming: in a process whose first float32 products through this OpenBLAS were small, its single-threaded
-sgemm stayed 1.5-2.8 times slower for the kernels' products (most for a weight gradient's long uᵀ v over all
-steps) than in one whose first product was at least 512 × 512 × 512 (a product of 256 × 256 × 256 did not
-do it), in whatever thread the later products ran; dgemm ran alike either way. The cause is OpenBLAS's own
-and was not found; `KERNEL_BLAS` makes that one large product (of zeros, a few milliseconds) when it first
-finds the library, before any pass.
+Priming: until this OpenBLAS (SciPy's, 0.3.30, Haswell kernel, on an AMD EPYC) had run one float32 product
+of at least 512 × 512 × 512 (256³ was not enough), its single-threaded sgemm ran the kernels' products at
+B = 32, H = 64 about 1.3 times slower (2.7 times for a weight gradient's long uᵀ v over all steps); after one,
+at full speed for the rest of the process, in every thread, whatever ran before it. Nothing measurable at
+B = 1 or at the larger configurations; dgemm ran alike either way. The cause was not found.
+`KERNEL_BLAS` makes that one product (zeros, on one thread, about 6 ms) when it first finds the library,
+before any pass (benchmarks/results/priming.md).
 
 Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
 thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
@@ -60,6 +61,7 @@ PRIME = 512  # the side of the float32 product that primes OpenBLAS's sgemm (see
 SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
 _SERIAL = contextvars.ContextVar("gategraph_serial", default=False)
 _LOADING = threading.Lock()  # load() puts a module in sys.modules before it has run: one thread at a time
+_FINDING = threading.Lock()  # KERNEL_BLAS finds and primes the library once; other threads wait for it
 
 
 def load() -> None:
@@ -138,12 +140,20 @@ class _KernelBlas:
         self.callers = None  # the count before it did
         self.primed = False  # whether its sgemm ran the priming product (see "Priming")
 
+    def _ready(self):
+        """Find the library, once: a thread that comes while another finds it waits until it is found and
+        primed (a pass must not read the priming's one thread as its caller's count)."""
+        if not self.found:
+            with _FINDING:
+                if not self.found:
+                    self._find()
+                    self.found = True
+
     def _find(self):
         """The kernels' BLAS: the one cython_blas is linked against, whose OpenBLAS functions a lookup through
         cython_blas's own handle finds. Anything else (no SciPy, another BLAS): no thread control."""
         import ctypes
 
-        self.found = True
         try:
             load()
             dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
@@ -154,22 +164,27 @@ class _KernelBlas:
             if get is not None:
                 self.get, self.set = get, getattr(dll, f"{prefix}openblas_set_num_threads")
                 self.set.argtypes = [ctypes.c_int]
+                config = getattr(dll, f"{prefix}openblas_get_config", None)
+                if config is not None:
+                    config.restype = ctypes.c_char_p
+                    if b"USE64BITINT" in config():  # its integers are 64-bit: _prime passes 32-bit ones
+                        return
                 n = self.get()
                 self.set(1)  # on one thread: the product primes it alike, and no thread pool wakes for it
-                self.primed = _prime(getattr(dll, f"{prefix}cblas_sgemm", None))
-                self.set(n)
+                try:
+                    self.primed = _prime(getattr(dll, f"{prefix}cblas_sgemm", None))
+                finally:
+                    self.set(n)
                 return
 
     def threads(self) -> int | None:
         """The kernels' BLAS's thread count now (None: no BLAS found that can be told its threads)."""
-        if not self.found:
-            self._find()
+        self._ready()
         return self.get() if self.get else None
 
     def use(self, one: bool) -> None:
         """One thread for the next pass, or the caller's count."""
-        if not self.found:
-            self._find()
+        self._ready()
         if self.get is None:
             return
         n = self.get()
@@ -196,9 +211,9 @@ def _prime(sgemm) -> bool:
     row_major, no_trans, n = 101, 111, PRIME * PRIME  # CBLAS's constants
     a, c = (ctypes.c_float * n)(), (ctypes.c_float * n)()
     ctypes.memset(c, 0xFF, ctypes.sizeof(c))  # NaN: a product that ran leaves zeros
-    sgemm.restype = None
-    sgemm(row_major, no_trans, no_trans, PRIME, PRIME, PRIME, ctypes.c_float(1.0), a, PRIME, a, PRIME,
-          ctypes.c_float(0.0), c, PRIME)
+    i, f, p = ctypes.c_int, ctypes.c_float, ctypes.POINTER(ctypes.c_float)
+    sgemm.argtypes, sgemm.restype = [i, i, i, i, i, i, f, p, i, p, i, f, p, i], None
+    sgemm(row_major, no_trans, no_trans, PRIME, PRIME, PRIME, 1.0, a, PRIME, a, PRIME, 0.0, c, PRIME)
     return c[0] == 0.0 and c[n - 1] == 0.0
 
 

@@ -71,14 +71,39 @@ def test_the_kernels_blas_is_primed_once_with_one_large_product_before_a_pass(mo
     """Single-threaded sgemm ran the weight gradients' products up to 2.8 times slower in a process whose
     first products were small (gategraph.blas, "Priming"): the first lookup of the library makes one
     PRIME³ product, and only the first."""
+    before = blas.KERNEL_BLAS.threads()
+    if before is None:
+        pytest.skip("the kernels' BLAS is not OpenBLAS")
     calls = []
     real = blas._prime
     monkeypatch.setattr(blas, "_prime", lambda sgemm: calls.append(sgemm) or real(sgemm))
     fresh = blas._KernelBlas()
-    if fresh.threads() is None:
-        pytest.skip("the kernels' BLAS is not OpenBLAS")
+    assert fresh.threads() == before, "the priming product left the BLAS on one thread"
     fresh.use(True)
     fresh.use(False)
     assert len(calls) == 1 and calls[0] is not None
     assert fresh.primed, "the priming product did not write its result"
-    assert blas.PRIME ** 3 >= 512 ** 3  # a product of 256³ did not prime it
+
+
+def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers_threads(monkeypatch):
+    """The priming product runs on one thread: a pass in another thread meanwhile must neither find no BLAS
+    nor take that one thread for its caller's count."""
+    import threading
+
+    before = blas.KERNEL_BLAS.threads()
+    if before is None or before == 1:
+        pytest.skip("needs OpenBLAS on more than one thread")
+    started, go = threading.Event(), threading.Event()
+    monkeypatch.setattr(blas, "_prime", lambda sgemm: started.set() or go.wait(10))
+    fresh, seen = blas._KernelBlas(), []
+    first = threading.Thread(target=fresh.threads)
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=lambda: seen.append(fresh.threads()))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive(), "the second thread did not wait for the priming"
+    go.set()
+    first.join(10)
+    second.join(10)
+    assert seen == [before] and fresh.threads() == before
