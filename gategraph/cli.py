@@ -159,7 +159,7 @@ def _reusing(n: int, what: str) -> None:
 def _make_runs(todo: list, client, where: str, workers: int = 1) -> None:
     """Train a deck's runs (runs.make_runs), a line for each as it ends; a run that fails fails the build with
     one line naming its directive, after the others finished; Ctrl-C keeps the finished ones."""
-    from gategraph.runs import make_runs
+    from gategraph.runs import make_runs, trained
 
     if not todo:
         return
@@ -168,8 +168,10 @@ def _make_runs(todo: list, client, where: str, workers: int = 1) -> None:
     try:
         results = make_runs({folder: config for folder, config, _, _ in todo}, client, lines,
                             _deck_progress() if client is None and workers == 1 else None, workers)
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped: {lines.finished} of {len(todo)} runs finished, kept in {todo[0][0].parent}; "
+    except KeyboardInterrupt:  # the runs trained to their last step, as the folder holds them (a worker's run may
+        # have finished before its result reached this process)
+        finished = sum(trained(folder, config) for folder, config, _, _ in todo)
+        raise Interrupted(f"stopped: {finished} of {len(todo)} runs finished, kept in {todo[0][0].parent}; "
                           "the others go on from their checkpoints when the deck is built again") from None
     failed = [(folder, r) for folder, r in results.items() if r["status"] != "done"]
     if failed:

@@ -144,3 +144,21 @@ def test_ctrl_c_keeps_the_finished_runs_and_the_next_build_goes_on_from_the_chec
     assert re.search(rf"^run 1/1 lstm-adding-\w+ for talk\.md:3 \(Long\): resumed from step {step}, step 6000, ",
                      again.stderr, re.M), again.stderr
     assert (short / "checkpoint.npz").stat().st_mtime_ns == stamp
+
+
+def test_ctrl_c_counts_the_runs_the_folder_holds_finished_not_the_results_received(tmp_path, monkeypatch):
+    """A Dask worker's run can finish (its folder holds it trained to its last step) before its result reaches
+    this process: the line after Ctrl-C counts what the folder holds, as the end-to-end test above saw once."""
+    from gategraph import cli, runs
+    from gategraph.errors import Interrupted
+
+    folders = [tmp_path / "runs" / "rnn", tmp_path / "runs" / "lstm"]
+    todo = [(folder, None, "talk.md:3", "Long") for folder in folders]
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "make_runs", stopped)  # no result came back before the Ctrl-C
+    monkeypatch.setattr(runs, "trained", lambda folder, config: folder == folders[0])
+    with pytest.raises(Interrupted, match=r"^stopped: 1 of 2 runs finished, kept in .*runs; the others go on"):
+        cli._make_runs(todo, None, "in this process")
