@@ -57,8 +57,8 @@ from pathlib import Path
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
 SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
-PRIME = 512  # the side of the float32 product that primes OpenBLAS's sgemm (see "Priming" above)
 SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
+PRIME = 512  # the side of the float32 product that primes OpenBLAS's sgemm (see "Priming" above)
 _SERIAL = contextvars.ContextVar("gategraph_serial", default=False)
 _LOADING = threading.Lock()  # load() puts a module in sys.modules before it has run: one thread at a time
 _FINDING = threading.Lock()  # KERNEL_BLAS finds and primes the library once; other threads wait for it
