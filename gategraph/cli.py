@@ -185,13 +185,12 @@ class _RunLines:
     0.01, 12 s` (seconds of training; compiling apart), or why it failed or stopped."""
 
     def __init__(self, labels: dict):
-        self.labels, self.ended, self.finished = labels, 0, 0
+        self.labels, self.ended = labels, 0
 
     def __call__(self, folder: Path, r: dict) -> None:
         self.ended += 1
         where, title = self.labels[folder]
         if r["status"] == "done":
-            self.finished += 1
             how = f"resumed from step {r['resumed']}" if r["resumed"] else "trained"
             what = (f"{how}, step {r['step']}, {r['metric']} {r['score']:.4g}, {r['seconds']:.0f} s "
                     f"(+{r['compile_seconds']:.1f} s compiling)")
