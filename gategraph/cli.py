@@ -55,7 +55,7 @@ if __name__ == "__main__":  # `python -m gategraph.cli` (`python -m gategraph` s
 
 import numpy as np  # noqa: E402
 
-from gategraph import __version__  # noqa: E402
+from gategraph import __version__, interrupts  # noqa: E402
 from gategraph.cells import CELLS, load_cell  # noqa: E402
 from gategraph.derive import derive  # noqa: E402
 from gategraph.errors import GategraphError, Interrupted, UsageError  # noqa: E402
@@ -809,24 +809,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stopped(message: str, program: bool) -> int:
+    """Stopped by Ctrl-C: one line, status 130; the program ignores a second Ctrl-C from here on and ends
+    with that status (see gategraph.interrupts)."""
+    if program:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupts.handled()
+    print(f"\ngategraph: {message}", file=sys.stderr)
+    return 130
+
+
 def main(argv=None, program: bool = False) -> int:
     """The command line; `program`: this process is the `gategraph` program (once it stops on a Ctrl-C, a
     second one does not change how it ends)."""
+    if program:  # a Ctrl-C that lands inside a callback from C is not lost (gategraph.interrupts)
+        interrupts.keep_lost()
     if signal.getsignal(signal.SIGINT) is _stop_loading:  # loaded: Ctrl-C raises KeyboardInterrupt again
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
         status = args.run(args)
     except Interrupted as e:  # Ctrl-C or SIGTERM during training: saved, resumable
-        if program:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print(f"\ngategraph: {e}", file=sys.stderr)
-        return 130
+        return _stopped(str(e), program)
     except KeyboardInterrupt:  # Ctrl-C anywhere else: stop, quietly
-        if program:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("\ngategraph: interrupted", file=sys.stderr)
-        return 130
+        return _stopped("interrupted", program)
     except GategraphError as e:
         print(f"gategraph: error: {e}", file=sys.stderr)
         return 2

@@ -266,6 +266,48 @@ def test_ctrl_c_while_the_program_starts_stops_cleanly(tmp_path, delay):
         _consistent(out)
 
 
+_CALLBACK_RAISES = """
+import ctypes
+compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(lambda a, b: exec('raise KeyboardInterrupt'))
+ctypes.CDLL(None).qsort((ctypes.c_int * 2)(2, 1), 2, ctypes.sizeof(ctypes.c_int), compare)
+"""
+
+
+@pytest.mark.parametrize("ctrl_c", [_CALLBACK_RAISES, "exec('raise KeyboardInterrupt')"],
+                         ids=["inside a callback from C", "inside exec of a string"])
+def test_a_ctrl_c_the_interpreter_would_drop_or_turn_into_sigint_ends_the_program_with_130(ctrl_c, tmp_path):
+    """Numba compiling (llvmlite's object cache calls back into Python), a dataclass being made while a module
+    loads: CPython 3.11 drops a KeyboardInterrupt raised inside a callback from C (the program trained on
+    after a Ctrl-C), and one raised inside exec() of a string makes the process kill itself with SIGINT at
+    exit even when handled."""
+    command = f"def command(args):\n    {ctrl_c.strip().replace(chr(10), chr(10) + '    ')}\n" \
+              "    for _ in range(10 ** 6):  # Python runs on: a Ctrl-C that was dropped is raised here\n" \
+              "        pass\n    print('ran on')\n"
+    (tmp_path / "program.py").write_text(f"import sys\nfrom gategraph import cli\n{command}cli.cmd_tasks = command\n"
+                                         "sys.exit(cli.main(['tasks'], program=True))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "program"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)  # run as `python -m gategraph` runs: through runpy
+    assert proc.returncode == 130 and "ran on" not in proc.stdout, (proc.returncode, proc.stderr)
+    assert proc.stderr.strip() == "gategraph: interrupted"
+
+
+def test_the_program_hook_passes_on_every_other_dropped_exception(monkeypatch):
+    from gategraph import interrupts
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable.exc_type))
+    interrupts.keep_lost()
+    interrupts.keep_lost()  # once is enough: the hook does not wrap itself
+
+    class Dropped:
+        def __del__(self):
+            raise ValueError("in __del__")
+
+    Dropped()
+    assert seen == [ValueError] and interrupts._raise_again.previous is not interrupts._raise_again
+
+
 @pytest.mark.parametrize("gap", [0.0, 0.02])
 def test_ctrl_c_twice_while_training_stops_at_once_and_the_run_stays_consistent(tmp_path, gap):
     out = tmp_path / "run"
