@@ -1,58 +1,54 @@
 """A Ctrl-C in the `gategraph` program is never lost, and a handled one ends it with status 130.
 
-CPython 3.11 mishandles a KeyboardInterrupt in two places the program passes through:
+CPython (3.11 to 3.13 at least) mishandles a KeyboardInterrupt in two places the program passes through:
 
 - Raised inside a callback from C (llvmlite's object cache while Numba compiles, any ctypes callback), it is
   "ignored": printed as an unraisable exception and dropped, and the program runs on as if no key was pressed.
-  `keep_lost()` hooks `sys.unraisablehook` so that such a KeyboardInterrupt interrupts the main thread again,
-  as soon as Python code runs there (and, if that is still inside a callback, again after it).
-- Raised inside `exec()` of a string (a dataclass or a namedtuple being made while a module loads), it sets the
-  interpreter's mark of an unhandled Ctrl-C even when the program catches it; at exit the process then kills
-  itself with SIGINT instead of returning its status. `handled()` clears that mark.
+  `keep_lost()` hooks `sys.unraisablehook` so that such a KeyboardInterrupt is sent to the main thread again as
+  SIGINT, once the hook has returned (and, if it lands inside a callback again, again after that).
+- Raised inside `exec()` of a string (a dataclass or a namedtuple being made while a module loads), it marks the
+  interpreter's Ctrl-C as unhandled even when the program catches it; run as `python -m gategraph`, the process
+  then kills itself with SIGINT at exit instead of returning its status. `handled()` clears that mark.
 
 Imports: nothing from gategraph.
 """
 
 import _thread
-import ctypes
 import signal
 import sys
-import time
-
-_hooking = []  # non-empty while _raise_again runs
+import threading
 
 
-def _interrupt_main_once_the_hook_returned() -> None:
-    """In a thread of its own: a Ctrl-C raised while the hook still runs would be dropped again, inside it."""
-    while _hooking:
-        time.sleep(0.001)
-    _thread.interrupt_main(signal.SIGINT)
+def _send_again(hook_running) -> None:
+    """In a thread of its own: SIGINT to the main thread once the hook has returned (this thread may get the
+    GIL while the hook still runs, and a Ctrl-C raised inside the hook would be dropped again)."""
+    with hook_running:
+        pass
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def _raise_again(unraisable) -> None:
-    """sys.unraisablehook: a dropped KeyboardInterrupt interrupts the main thread again, once this hook has
-    returned; anything else goes to the hook that was in place."""
+    """sys.unraisablehook: a dropped KeyboardInterrupt comes back as SIGINT to the main thread (as a key press
+    does: it wakes a sleep or a wait); anything else goes to the hook that was in place."""
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
         _raise_again.previous(unraisable)
         return
-    _hooking.append(True)
+    hook_running = _thread.allocate_lock()
+    hook_running.acquire()
     try:
-        _thread.start_new_thread(_interrupt_main_once_the_hook_returned, ())
+        _thread.start_new_thread(_send_again, (hook_running,))
     finally:
-        _hooking.clear()
+        hook_running.release()
 
 
 def keep_lost() -> None:
-    """From now on, a KeyboardInterrupt dropped inside a callback is raised again in the main thread."""
+    """From now on, a KeyboardInterrupt dropped inside a callback interrupts the main thread again."""
     if sys.unraisablehook is not _raise_again:
         _raise_again.previous = sys.unraisablehook
         sys.unraisablehook = _raise_again
 
 
 def handled() -> None:
-    """The program caught its Ctrl-C: it ends with the status it returns, not killed by SIGINT (a no-op on an
-    interpreter without CPython 3.11's exported mark)."""
-    try:
-        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
-    except (AttributeError, ValueError):
-        pass
+    """The program caught its Ctrl-C: it ends with the status it returns. (CPython clears the mark of an
+    unhandled one whenever it begins to run a string.)"""
+    exec("")

