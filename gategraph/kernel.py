@@ -30,7 +30,6 @@ import fcntl
 import hashlib
 import importlib.util
 import math
-import operator
 import os
 import platform
 import shutil
@@ -153,15 +152,12 @@ def _load(made: Plan, rebuild: bool = False):
 class Tape:
     """What `Kernel.forward` keeps for `Kernel.backward`: for each shard of the batch, its rows and the
     buffers of every step (in the kernel's workspace, valid until the next forward pass: `generation` tells;
-    `Kernel.keep` copies them out, KEPT),
-    and the batch's shape."""
+    `Kernel.keep` copies them out, KEPT), and the batch's shape."""
 
     parts: tuple  # ((rows, buffers), ...), rows a slice of the batch
     T: int
     B: int
     generation: int
-    given: tuple = ()  # the arrays the forward pass was given, and what it made of them (converted, shapes
-    checked: tuple = ()  # checked): (args, sizes), reused by a backward pass given the very same arrays
 
 
 KEPT = -1  # the generation of a tape whose buffers are its own (Kernel.keep): never stale
@@ -265,6 +261,7 @@ class Kernel:
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
         self._zero_arrays: dict = {}  # shape -> zeros, for what a pass is not given (`_zeros`)
         self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
+        self._ready: _Ready | None = None  # the usual call's arguments, laid out for one batch shape (`_usual`)
 
     def __repr__(self):
         sizes = ", ".join(f"{k}={v}" for k, v in sorted(self.sizes.items()))
@@ -319,18 +316,6 @@ class Kernel:
         if not flags.writeable:  # the kernels take writable arrays: a frozen one is copied, never thawed
             return np.array(value, order="C")
         return value if flags.c_contiguous else np.ascontiguousarray(value)  # (which makes 0-d arrays 1-d)
-
-    def _given(self, params, x, state0, memory) -> list:
-        """The arrays a pass is given, in a fixed order: a backward pass given the very ones its tape's forward
-        pass checked need not check them again."""
-        if not isinstance(params, dict):
-            return []
-        given = [*x, *x.values()] if isinstance(x, dict) else [x]
-        given += [params.get(p) for p in self.param_names]
-        for more in (state0, memory):
-            if more:
-                given += [*more, *more.values()]
-        return given
 
     def _workspace(self, which: str, T: int, B: int, sizes: dict, shard: int = 0) -> list:
         """The buffers a pass (of one shard of the batch) writes its steps into, allocated once per batch shape
@@ -485,9 +470,12 @@ class Kernel:
     def forward(self, params: dict, x, state0: dict | None = None, memory: dict | None = None):
         """Run the cell over every step. Returns (outputs (T, B, ...) — an array, or a dict when the cell
         has several outputs —, final states {name: (B, ...)}, the tape for `backward`)."""
+        if not memory:
+            usual = self._usual_forward(params, x, state0)
+            if usual is not None:
+                return usual
         args, T, B, sizes = self._inputs(params, x, state0, memory)
         tape = self._tape(args, T, B, sizes)
-        tape.given, tape.checked = self._given(params, x, state0, memory), (args, sizes)
         outputs = self._outputs(tape)
         outputs = {k: v.copy() for k, v in outputs.items()} if isinstance(outputs, dict) else outputs.copy()
         return outputs, {k: v.copy() for k, v in self._finals(tape).items()}, tape
@@ -534,7 +522,7 @@ class Kernel:
         if tape.generation not in (self._generation, KEPT):
             raise ValueInputError("the tape is from an earlier forward pass: its buffers were reused since")
         parts = tuple((rows, tuple(b.copy() for b in buffers)) for rows, buffers in tape.parts)
-        return Tape(parts, tape.T, tape.B, KEPT, tape.given, tape.checked)
+        return Tape(parts, tape.T, tape.B, KEPT)
 
     def values(self, tape: Tape, name: str) -> np.ndarray:
         """A forward value at every step, (T, B, ...), from a tape: a gate (`f`), a state (`C`)."""
@@ -551,19 +539,17 @@ class Kernel:
                  memory: dict | None = None, tape: Tape | None = None, state_grads: bool = False) -> dict:
         """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
-        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it;
-        given the very arrays that forward pass was given, it reuses what forward made of them (the compiled pass
-        checks them for NaN and inf again, which costs little).
+        every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it
+        (the arrays are checked again all the same: an array can change in place between the two calls).
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
         reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
         and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
+        if not (memory or state_grads):
+            usual = self._usual_backward(params, x, d_outputs, d_final, state0, tape)
+            if usual is not None:
+                return usual
         current = tape is not None and tape.generation in (self._generation, KEPT)  # not overwritten since
-        given = self._given(params, x, state0, memory) if current else ()
-        if current and len(given) == len(tape.given) and all(map(operator.is_, given, tape.given)):
-            (args, sizes), T, B = tape.checked, tape.T, tape.B  # the arrays its forward pass checked
-            args = dict(args)  # (the seeds go in below)
-        else:
-            args, T, B, sizes = self._inputs(params, x, state0, memory)
+        args, T, B, sizes = self._inputs(params, x, state0, memory)
         if tape is not None and (tape.T, tape.B) != (T, B):
             raise ShapeError(f"the tape is of a batch of shape (T, B) = ({tape.T}, {tape.B}), x of ({T}, {B})")
         if not current:
@@ -619,6 +605,144 @@ class Kernel:
                 c = plan.value(col, subs)
                 out["steps"][st.name] = _join([w[names.index(buf)][:, :, c:c + n] for w in works], 1, copy=True)
         return out
+
+
+    # -- the usual call, laid out once -------------------------------------------------------------------------
+    # A model calls a kernel with the same kinds of arguments again and again: x an array, params a dict, a
+    # batch the pass does not split. For such a call the argument lists are laid out once per batch shape and
+    # each array is only looked at (type, shape, dtype, layout: what `_array` checks first); anything else, or
+    # any array that is not ready as it is, takes the full path above, which converts it or says what is wrong.
+    def _usual(self, T: int, B: int) -> _Ready | None:
+        """The laid-out arguments of an unsplit pass over a batch of shape (T, B) once both functions ran, or
+        None (the full path then runs)."""
+        if not (self._trusted and T and B) or self.memories or len(self.per_step) != 1:
+            return None
+        if len(self._rows(B, self.sizes)) != 1:
+            return None
+        work = self._workspace("forward", T, B, self.sizes)
+        ready = self._ready
+        if ready is None or ready.work is not work:  # a new batch shape, or the workspace made afresh
+            ready = self._ready = _Ready(self, T, B, work)
+        return ready
+
+    def _usual_forward(self, params, x, state0):
+        """`forward` for the usual call, or None."""
+        if type(x) is not np.ndarray or x.ndim < 2 or type(params) is not dict:
+            return None
+        if state0 and not (type(state0) is dict and state0.keys() <= self._state_names):
+            return None
+        ready = self._usual(x.shape[0], x.shape[1])
+        if ready is None:
+            return None
+        args = ready.forward.copy()
+        if not _fill(args, ready.forward_slots, x, params, state0, self.np_dtype):
+            return None
+        self._generation += 1  # as in `_tape`
+        try:
+            _call(self._forward, args, self._what["forward"])
+        except ValueInputError:  # refused before the pass wrote anything: the last tape holds
+            self._generation -= 1
+            raise
+        tape = Tape(ready.parts, ready.T, ready.B, self._generation)
+        outputs = {k: v.copy() for k, v in ready.outputs.items()}
+        if len(outputs) == 1:
+            outputs = outputs[self.cell.outputs[0]]
+        return outputs, {k: v.copy() for k, v in ready.finals.items()}, tape
+
+    def _usual_backward(self, params, x, d_outputs, d_final, state0, tape):
+        """`backward` with a current tape of an unsplit pass, for the usual call, or None."""
+        if tape is None or tape.generation not in (self._generation, KEPT) or len(tape.parts) != 1:
+            return None
+        if type(x) is not np.ndarray or type(params) is not dict or tape.T != len(x):
+            return None
+        if not (d_outputs is None or type(d_outputs) is np.ndarray and len(self.cell.outputs) == 1):
+            return None
+        for given in (d_final, state0):
+            if given and not (type(given) is dict and given.keys() <= self._state_names):
+                return None
+        ready = self._usual(tape.T, tape.B)
+        if ready is None or not ready.state0_ready(state0):
+            return None
+        backward = ready.backward_args()
+        args = [*tape.parts[0][1], *backward]
+        if not _fill(args, ready.backward_slots, x, params, d_final, self.np_dtype, d_outputs):
+            return None
+        grads = _call(self._backward, args, self._what["backward"])
+        return {name: g.copy() if copy else g for (name, copy), g in zip(self._returns, grads, strict=True)}
+
+
+class _Ready:
+    """The arguments of a kernel's two compiled passes over a batch of shape (T, B), laid out once: sizes,
+    workspace and zeros for what a call may leave out in place; `*_slots` say where each array a call gives goes:
+    (position, where it comes from, its name, its shape). From: 0 x, 1 params, 2 the states (state0; d_final
+    in backward), 3 d_outputs."""
+
+    FROM = {"input": 0, "param": 1, "init": 2, "final": 2, "seed": 3}
+
+    def __init__(self, kernel: Kernel, T: int, B: int, work: list):
+        self.kernel, self.T, self.B, self.work = kernel, T, B, work
+        self.forward, self.forward_slots = self._lay(kernel._forward_args, 0)
+        self.forward += work
+        self.parts = ((slice(0, B), tuple(work[i] for i in kernel._taped)),)
+        buffers = self.parts[0][1]
+        self.outputs = {o: buffers[kernel.plan.tape.index(buf)][1 if shift else 0:]
+                        for o, (buf, shift) in kernel.plan.output_stores.items()}
+        self.finals = {name: buffers[k][-1] for name, k in kernel._state_buffers.items()}
+        self.state0_shapes = {name: (B, *shape) for name, _, _, shape in kernel._layout(kernel.sizes)["init"]}
+        self._backward = None  # laid out at the first backward pass (inference never allocates its workspace)
+
+    def _lay(self, arguments: list, offset: int) -> tuple[list, list]:
+        """The argument list with what every call shares in place, and the slots of what it gives."""
+        kernel, lead = self.kernel, {"input": (self.T, self.B), "seed": (self.T, self.B)}
+        values, slots = [], []
+        for position, (kind, name) in enumerate(arguments, offset):
+            if kind == "size":
+                values.append(kernel.sizes[name])
+                continue
+            shape = lead.get(kind, (self.B,) if kind in ("init", "final") else ()) + kernel.shape(name)
+            values.append(kernel._zeros(shape) if kind in ("init", "final", "seed") else None)
+            slots.append((position, self.FROM[kind], name, shape))
+        return values, slots
+
+    def backward_args(self) -> list:
+        """The backward pass's arguments past the tape (the workspace laid out the first time it is asked for)."""
+        kernel = self.kernel
+        work = kernel._workspace("backward", self.T, self.B, kernel.sizes)
+        if self._backward is None or self._backward[0] is not work:
+            values, self.backward_slots = self._lay(kernel._backward_args, len(kernel._taped))
+            self._backward = (work, values + work)
+        return self._backward[1].copy()
+
+    def state0_ready(self, state0) -> bool:
+        """The initial states a backward pass is given (it reads them from the tape) are as forward takes them."""
+        dtype = self.kernel.np_dtype
+        return not state0 or all(_as_is(v, self.state0_shapes[k], dtype) for k, v in state0.items())
+
+
+def _as_is(v, shape: tuple, dtype) -> bool:
+    """`v` is an array a pass takes as it is: of this shape and dtype, C-contiguous and writable (`_array`)."""
+    if type(v) is not np.ndarray or v.shape != shape or v.dtype != dtype:
+        return False
+    flags = v.flags
+    return flags.c_contiguous and flags.writeable
+
+
+def _fill(args: list, slots: list, x, params: dict, states, dtype, seeds=None) -> bool:
+    """Put each given array in its slot of `args`; False if one is missing or not as a pass takes it. A state
+    or seed not given keeps the zeros laid out for it."""
+    for position, source, name, shape in slots:
+        if source == 0:
+            v = x
+        elif source == 1:
+            v = params.get(name)
+        else:
+            v = seeds if source == 3 else states.get(name) if states else None
+            if v is None:
+                continue
+        if not _as_is(v, shape, dtype):
+            return False
+        args[position] = v
+    return True
 
 
 def _shard(args: dict, rows: slice) -> dict:
