@@ -255,8 +255,9 @@ class Kernel:
         # (the arrays a pass checks, in its order: FloatingPointError(k) names the k-th)
         work = [name for name, _ in made.forward_work]
         self._taped = [work.index(name) for name in made.tape]  # where each tape buffer is in the workspace
-        # (name, copied?) of what backward returns: the inputs' and initial states' gradients live in the workspace
-        self._returns = [(name, kind in ("input", "state")) for kind, name in made.backward_returns]
+        # the names of what backward returns; the inputs' and initial states' gradients live in the workspace
+        self._returns = [name for _, name in made.backward_returns]
+        self._copied = [name for kind, name in made.backward_returns if kind in ("input", "state")]
         self._state_names = frozenset(st.name for st in self.states)
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
         self._zero_arrays: dict = {}  # shape -> zeros, for what a pass is not given (`_zeros`)
@@ -584,7 +585,7 @@ class Kernel:
             shards.append(([*buffers] + [a[k] for k in self._backward_args] + works[-1], r))
         grads = self._passes("backward", shards)
         if len(grads) == 1:
-            out = {name: g.copy() if copy else g for (name, copy), g in zip(self._returns, grads[0], strict=True)}
+            out = self._returned(grads[0])
         else:
             out = {}
             for (kind, name), parts in zip(self.plan.backward_returns, zip(*grads, strict=True), strict=True):
@@ -644,9 +645,8 @@ class Kernel:
             self._generation -= 1
             raise
         tape = Tape(ready.parts, ready.T, ready.B, self._generation)
-        outputs = {k: v.copy() for k, v in ready.outputs.items()}
-        if len(outputs) == 1:
-            outputs = outputs[self.cell.outputs[0]]
+        outputs = ready.outputs
+        outputs = outputs[0].copy() if type(outputs) is tuple else {k: v.copy() for k, v in outputs.items()}
         return outputs, {k: v.copy() for k, v in ready.finals.items()}, tape
 
     def _usual_backward(self, params, x, d_outputs, d_final, state0, tape):
@@ -668,7 +668,14 @@ class Kernel:
         if not _fill(args, ready.backward_slots, x, params, d_final, self.np_dtype, d_outputs):
             return None
         grads = _call(self._backward, args, self._what["backward"])
-        return {name: g.copy() if copy else g for (name, copy), g in zip(self._returns, grads, strict=True)}
+        return self._returned(grads)
+
+    def _returned(self, grads: tuple) -> dict:
+        """An unsplit backward pass's gradients by name, those that live in its workspace copied out."""
+        out = dict(zip(self._returns, grads, strict=True))
+        for name in self._copied:
+            out[name] = out[name].copy()
+        return out
 
 
 class _Ready:
@@ -685,8 +692,9 @@ class _Ready:
         self.forward += work
         self.parts = ((slice(0, B), tuple(work[i] for i in kernel._taped)),)
         buffers = self.parts[0][1]
-        self.outputs = {o: buffers[kernel.plan.tape.index(buf)][1 if shift else 0:]
-                        for o, (buf, shift) in kernel.plan.output_stores.items()}
+        outputs = {o: buffers[kernel.plan.tape.index(buf)][1 if shift else 0:]
+                   for o, (buf, shift) in kernel.plan.output_stores.items()}
+        self.outputs = (outputs[kernel.cell.outputs[0]],) if len(outputs) == 1 else outputs  # (one,) or by name
         self.finals = {name: buffers[k][-1] for name, k in kernel._state_buffers.items()}
         self.state0_shapes = {name: (B, *shape) for name, _, _, shape in kernel._layout(kernel.sizes)["init"]}
         self._backward = None  # laid out at the first backward pass (inference never allocates its workspace)
@@ -728,8 +736,10 @@ def _as_is(v, shape: tuple, dtype) -> bool:
 
 
 def _fill(args: list, slots: list, x, params: dict, states, dtype, seeds=None) -> bool:
-    """Put each given array in its slot of `args`; False if one is missing or not as a pass takes it. A state
-    or seed not given keeps the zeros laid out for it."""
+    """Put each given array in its slot of `args`; False if one is missing or not as a pass takes it (`_as_is`,
+    written out here: this runs for every array of every call). A state or seed not given keeps the zeros laid
+    out for it."""
+    ndarray = np.ndarray
     for position, source, name, shape in slots:
         if source == 0:
             v = x
@@ -739,11 +749,13 @@ def _fill(args: list, slots: list, x, params: dict, states, dtype, seeds=None) -
             v = seeds if source == 3 else states.get(name) if states else None
             if v is None:
                 continue
-        if not _as_is(v, shape, dtype):
+        if type(v) is not ndarray or v.shape != shape or (v.dtype is not dtype and v.dtype != dtype):
+            return False
+        flags = v.flags
+        if not (flags.c_contiguous and flags.writeable):
             return False
         args[position] = v
     return True
-
 
 def _shard(args: dict, rows: slice) -> dict:
     """The arguments of a pass over some rows of the batch: per-step arrays (T, B, ...) and per-sequence ones
