@@ -108,9 +108,22 @@ class Linear:
         return h @ params[f"{self.name}.W"].T + params[f"{self.name}.b"]
 
     def backward(self, params: dict, h: np.ndarray, dy: np.ndarray) -> tuple[dict, np.ndarray]:
+        return self.param_grads(h, dy), self.input_grad(params, dy)
+
+    def param_grads(self, h: np.ndarray, dy: np.ndarray) -> dict:
+        """∂L/∂W = Σ ȳ hᵀ, ∂L/∂b = Σ ȳ over every row of h and dy."""
         flat_h, flat_dy = h.reshape(-1, h.shape[-1]), dy.reshape(-1, dy.shape[-1])
-        grads = {f"{self.name}.W": flat_dy.T @ flat_h, f"{self.name}.b": flat_dy.sum(axis=0)}
-        return grads, dy @ params[f"{self.name}.W"]
+        return {f"{self.name}.W": flat_dy.T @ flat_h, f"{self.name}.b": flat_dy.sum(axis=0)}
+
+    def step_grads(self, h: np.ndarray, dy: np.ndarray) -> dict:
+        """`param_grads` of each step t of h, dy (T, B, ...) apart, stacked (T, ...): ∂L/∂W_t = Σ_b ȳ_tb h_tbᵀ,
+        ∂L/∂b_t = Σ_b ȳ_tb. One NumPy call for all steps; each step's numbers are those of `param_grads` on
+        that step alone (the same matrix product, the same sum), bit for bit."""
+        return {f"{self.name}.W": np.matmul(dy.transpose(0, 2, 1), h), f"{self.name}.b": dy.sum(axis=1)}
+
+    def input_grad(self, params: dict, dy: np.ndarray) -> np.ndarray:
+        """∂L/∂h = Wᵀ ȳ."""
+        return dy @ params[f"{self.name}.W"]
 
 
 def softmax_xent(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:

@@ -17,6 +17,8 @@ Imports: numpy, gategraph.kernel, gategraph.models, gategraph.cells, gategraph.e
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from gategraph.cells import attention
@@ -26,6 +28,20 @@ from gategraph.models import Linear, softmax_xent
 from gategraph.spec import Cell
 
 SCORES = ("dot", "general", "additive")
+
+
+class Segment(NamedTuple):
+    """Decoding steps run as one kernel call, and what BPTT needs of them: the steps (a slice of the target),
+    the one-hot inputs, the state they start from, the decoder's outputs h, the output layer's input
+    (h, or [h, c] with attention), the tapes of the decoder and of attention."""
+
+    steps: slice
+    x: np.ndarray
+    state: dict
+    h: np.ndarray
+    feat: np.ndarray
+    tape: object
+    att_tape: object
 
 
 class Seq2Seq:
@@ -50,6 +66,7 @@ class Seq2Seq:
             self.attn = compile(attention(score=attention_score), None, hidden, dtype, **extra)
         self.head = Linear("out")
         self.states = [st.name for st in self.decoder.states]
+        self._eyes = {n: np.eye(n, dtype=self.dtype) for n in {source_vocab, target_vocab} if n}
 
     def init(self, seed: int = 0) -> dict:
         params = {f"dec.{k}": v for k, v in self.decoder.init(seed).items()}
@@ -67,7 +84,7 @@ class Seq2Seq:
         return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
 
     def _onehot(self, tokens: np.ndarray, n: int) -> np.ndarray:
-        return np.eye(n, dtype=self.dtype)[tokens]
+        return self._eyes[n][tokens]
 
     # -- the passes -------------------------------------------------------------------------------------------
     @staticmethod
@@ -127,7 +144,7 @@ class Seq2Seq:
                 feat = np.concatenate([h, a_out["c"]], axis=2)
             z = self.head.forward(params, feat)
             guess = z.argmax(axis=2)
-            segments.append((slice(t, end), x, state, h, feat, tape, att_tape))
+            segments.append(Segment(slice(t, end), x, state, h, feat, tape, att_tape))
             logits.append(z)
             tokens.append(guess)
             state, prev, t = final, guess[-1:], end
@@ -149,10 +166,12 @@ class Seq2Seq:
         dec_p, att_p = self._own(params, "dec."), self._own(params, "att.")
         carry = {s: np.zeros((d_logits.shape[1], self.H), self.dtype) for s in self.states}
         d_memory = np.zeros_like(memory) if memory is not None else None
-        for steps, x, state, h, feat, tape, att_tape in reversed(segments):
-            g_head, d_feat = self.head.backward(params, feat, d_logits[steps])
+        for g_head in reversed(self._head_grads(segments, d_logits)):
             for k, v in g_head.items():
                 grads[k] += v
+        d_feats = self.head.input_grad(params, d_logits)  # step by step, the products each segment's own call makes
+        for steps, x, state, h, _, tape, att_tape in reversed(segments):
+            d_feat = d_feats[steps]
             d_h = d_feat[:, :, :self.H]
             if self.attn:
                 g_att = self.attn.backward(att_p, h, {"c": np.ascontiguousarray(d_feat[:, :, self.H:], self.dtype)},
@@ -182,3 +201,11 @@ class Seq2Seq:
                     if f"encb.{k}" in grads:
                         grads[f"encb.{k}"] += v
         return grads
+
+    def _head_grads(self, segments: list, d_logits: np.ndarray) -> list[dict]:
+        """The output layer's parameter gradients of each segment, over its steps' rows. When every step is a
+        segment of its own (the decoder read its own guesses), one stacked product gives them all."""
+        if len(segments) < len(d_logits):
+            return [self.head.param_grads(seg.feat, d_logits[seg.steps]) for seg in segments]
+        per_step = self.head.step_grads(np.concatenate([seg.feat for seg in segments]), d_logits)
+        return [{k: v[t] for k, v in per_step.items()} for t in range(len(segments))]

@@ -272,10 +272,11 @@ def per_step_decoding(model, params, src, tgt, forced):
 
 
 @pytest.mark.parametrize("cell, score, forcing", [("lstm", "general", 1.0), ("gru", None, 1.0),
-                                                  ("gru_reset_after", "additive", 0.6)])
+                                                  ("gru_reset_after", "additive", 0.6), ("lstm", "dot", 0.0)])
 def test_forced_decoder_steps_in_one_call_equal_one_call_per_step(cell, score, forcing):
-    """The steps the teacher forces run as one kernel call (the whole target at ratio 1): the loss, every
-    gradient and the guesses are those of one call per step, to 1e-12 in float64."""
+    """The steps the teacher forces run as one kernel call (the whole target at ratio 1); free running, the
+    output layer's gradients of all steps come from one stacked product: the loss, every gradient and the
+    guesses are those of one call per step, to 1e-12 in float64."""
     from gategraph.seq2seq import Seq2Seq
 
     model = Seq2Seq(cells.CELLS[cell](), 5, 6, 4, start=0, end=1, attention_score=score, dtype="float64")
@@ -284,7 +285,7 @@ def test_forced_decoder_steps_in_one_call_equal_one_call_per_step(cell, score, f
     src, tgt = rng.integers(0, 5, (4, 3)), rng.integers(0, 6, (7, 3))
     loss, grads, tokens, _ = model.run(params, src, tgt, forcing, np.random.default_rng(9), grads=True)
     forced = Seq2Seq.forced_steps(7, tgt, forcing, np.random.default_rng(9))
-    assert forced.all() == (forcing == 1) and forced.any()  # at 0.6 both kinds of step, so several segments
+    assert forced.all() == (forcing == 1) and forced.any() == (forcing > 0)  # at 0.6 both kinds of step
     ref_loss, ref_grads, ref_tokens = per_step_decoding(model, params, src, tgt, forced)
     assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
     assert np.array_equal(tokens, ref_tokens)
