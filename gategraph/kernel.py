@@ -259,6 +259,7 @@ class Kernel:
         self._returns = [name for _, name in made.backward_returns]
         self._copied = [name for kind, name in made.backward_returns if kind in ("input", "state")]
         self._state_names = frozenset(st.name for st in self.states)
+        self._output_names = frozenset(cell.outputs)
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
         self._zero_arrays: dict = {}  # shape -> zeros, for what a pass is not given (`_zeros`)
         self._state_buffers = {st.name: made.tape.index(made.state_buffers[st.name]) for st in self.states}
@@ -326,6 +327,7 @@ class Kernel:
         if shape != key:  # one batch shape at a time, the shards past this one's let go when it is the first
             if shard == 0:
                 self._work = {k: v for k, v in self._work.items() if k[0] != which or k[1] == 0}
+            self._ready = None  # (it may hold the workspace let go)
             subs = self._subs(T, B, sizes)
             spec = self.plan.forward_work if which == "forward" else self.plan.backward_work
             work = [np.empty(tuple(plan.value(d, subs) for d in dims), self.np_dtype) for _, dims in spec]
@@ -620,11 +622,8 @@ class Kernel:
             return None
         if len(self._rows(B, self.sizes)) != 1:
             return None
-        work = self._workspace("forward", T, B, self.sizes)
         ready = self._ready
-        if ready is None or ready.work is not work:  # a new batch shape, or the workspace made afresh
-            ready = self._ready = _Ready(self, T, B, work)
-        return ready
+        return ready if ready is not None and (ready.T, ready.B) == (T, B) else _Ready(self, T, B)
 
     def _usual_forward(self, params, x, state0):
         """`forward` for the usual call, or None."""
@@ -638,24 +637,26 @@ class Kernel:
         args = ready.forward.copy()
         if not _fill(args, ready.forward_slots, x, params, state0, self.np_dtype):
             return None
+        work, parts, outputs, finals = ready.in_forward()  # (the workspace only now: every array is as it goes)
+        self._ready = ready
         self._generation += 1  # as in `_tape`
         try:
-            _call(self._forward, args, self._what["forward"])
+            _call(self._forward, args + work, self._what["forward"])
         except ValueInputError:  # refused before the pass wrote anything: the last tape holds
             self._generation -= 1
             raise
-        tape = Tape(ready.parts, ready.T, ready.B, self._generation)
-        outputs = ready.outputs
         outputs = outputs[0].copy() if type(outputs) is tuple else {k: v.copy() for k, v in outputs.items()}
-        return outputs, {k: v.copy() for k, v in ready.finals.items()}, tape
+        return outputs, {k: v.copy() for k, v in finals.items()}, Tape(parts, ready.T, ready.B, self._generation)
 
     def _usual_backward(self, params, x, d_outputs, d_final, state0, tape):
         """`backward` with a current tape of an unsplit pass, for the usual call, or None."""
         if tape is None or tape.generation not in (self._generation, KEPT) or len(tape.parts) != 1:
             return None
-        if type(x) is not np.ndarray or type(params) is not dict or tape.T != len(x):
+        if type(x) is not np.ndarray or type(params) is not dict:
             return None
-        if not (d_outputs is None or type(d_outputs) is np.ndarray and len(self.cell.outputs) == 1):
+        if type(d_outputs) is np.ndarray and len(self.cell.outputs) == 1:
+            d_outputs = {self.cell.outputs[0]: d_outputs}
+        elif d_outputs is not None and not (type(d_outputs) is dict and d_outputs.keys() <= self._output_names):
             return None
         for given in (d_final, state0):
             if given and not (type(given) is dict and given.keys() <= self._state_names):
@@ -663,10 +664,12 @@ class Kernel:
         ready = self._usual(tape.T, tape.B)
         if ready is None or not ready.state0_ready(state0):
             return None
-        backward = ready.backward_args()
-        args = [*tape.parts[0][1], *backward]
-        if not _fill(args, ready.backward_slots, x, params, d_final, self.np_dtype, d_outputs):
+        arguments, slots = ready.backward_layout()
+        args = [*tape.parts[0][1], *arguments]
+        if not _fill(args, slots, x, params, d_final, self.np_dtype, d_outputs):
             return None
+        args += ready.backward_work()
+        self._ready = ready
         grads = _call(self._backward, args, self._what["backward"])
         return self._returned(grads)
 
@@ -679,25 +682,20 @@ class Kernel:
 
 
 class _Ready:
-    """The arguments of a kernel's two compiled passes over a batch of shape (T, B), laid out once: sizes,
-    workspace and zeros for what a call may leave out in place; `*_slots` say where each array a call gives goes:
-    (position, where it comes from, its name, its shape). From: 0 x, 1 params, 2 the states (state0; d_final
-    in backward), 3 d_outputs."""
+    """The arguments of a kernel's two compiled passes over a batch of shape (T, B), laid out once: sizes, and
+    zeros for what a call may leave out, in place; `*_slots` say where each array a call gives goes:
+    (position, where it comes from, its name, its shape). The workspace comes last, fetched at each call
+    (`Kernel._workspace` makes it afresh when another batch shape came in between)."""
 
-    FROM = {"input": 0, "param": 1, "init": 2, "final": 2, "seed": 3}
+    X, PARAMS, STATES, SEEDS = range(4)  # where an array comes from: x, params, state0 or d_final, d_outputs
+    FROM = {"input": X, "param": PARAMS, "init": STATES, "final": STATES, "seed": SEEDS}
 
-    def __init__(self, kernel: Kernel, T: int, B: int, work: list):
-        self.kernel, self.T, self.B, self.work = kernel, T, B, work
+    def __init__(self, kernel: Kernel, T: int, B: int):
+        self.kernel, self.T, self.B = kernel, T, B
         self.forward, self.forward_slots = self._lay(kernel._forward_args, 0)
-        self.forward += work
-        self.parts = ((slice(0, B), tuple(work[i] for i in kernel._taped)),)
-        buffers = self.parts[0][1]
-        outputs = {o: buffers[kernel.plan.tape.index(buf)][1 if shift else 0:]
-                   for o, (buf, shift) in kernel.plan.output_stores.items()}
-        self.outputs = (outputs[kernel.cell.outputs[0]],) if len(outputs) == 1 else outputs  # (one,) or by name
-        self.finals = {name: buffers[k][-1] for name, k in kernel._state_buffers.items()}
         self.state0_shapes = {name: (B, *shape) for name, _, _, shape in kernel._layout(kernel.sizes)["init"]}
-        self._backward = None  # laid out at the first backward pass (inference never allocates its workspace)
+        self._forward_work = (None,)  # (workspace, tape parts, output views, final-state views)
+        self._backward = None  # (arguments, slots), laid out at the first backward pass
 
     def _lay(self, arguments: list, offset: int) -> tuple[list, list]:
         """The argument list with what every call shares in place, and the slots of what it gives."""
@@ -712,41 +710,58 @@ class _Ready:
             slots.append((position, self.FROM[kind], name, shape))
         return values, slots
 
-    def backward_args(self) -> list:
-        """The backward pass's arguments past the tape (the workspace laid out the first time it is asked for)."""
+    def in_forward(self) -> tuple:
+        """(the forward pass's workspace, the tape's parts in it, views of the outputs — (one,) or by name — and of
+        the final states in it)."""
         kernel = self.kernel
-        work = kernel._workspace("backward", self.T, self.B, kernel.sizes)
-        if self._backward is None or self._backward[0] is not work:
-            values, self.backward_slots = self._lay(kernel._backward_args, len(kernel._taped))
-            self._backward = (work, values + work)
-        return self._backward[1].copy()
+        work = kernel._workspace("forward", self.T, self.B, kernel.sizes)
+        if self._forward_work[0] is not work:
+            parts = ((slice(0, self.B), tuple(work[i] for i in kernel._taped)),)
+            buffers = parts[0][1]
+            outputs = {o: buffers[kernel.plan.tape.index(buf)][1 if shift else 0:]
+                       for o, (buf, shift) in kernel.plan.output_stores.items()}
+            outputs = (outputs[kernel.cell.outputs[0]],) if len(outputs) == 1 else outputs
+            finals = {name: buffers[k][-1] for name, k in kernel._state_buffers.items()}
+            self._forward_work = (work, parts, outputs, finals)
+        return self._forward_work
+
+    def backward_layout(self) -> tuple[list, list]:
+        """The backward pass's arguments past the tape (a copy) and their slots."""
+        if self._backward is None:
+            self._backward = self._lay(self.kernel._backward_args, len(self.kernel._taped))
+        return self._backward[0].copy(), self._backward[1]
+
+    def backward_work(self) -> list:
+        """The backward pass's workspace."""
+        return self.kernel._workspace("backward", self.T, self.B, self.kernel.sizes)
 
     def state0_ready(self, state0) -> bool:
         """The initial states a backward pass is given (it reads them from the tape) are as forward takes them."""
-        dtype = self.kernel.np_dtype
-        return not state0 or all(_as_is(v, self.state0_shapes[k], dtype) for k, v in state0.items())
+        dtype, shapes = self.kernel.np_dtype, self.state0_shapes
+        return not state0 or all(v is None or _as_is(v, shapes[k], dtype) for k, v in state0.items())
 
 
 def _as_is(v, shape: tuple, dtype) -> bool:
     """`v` is an array a pass takes as it is: of this shape and dtype, C-contiguous and writable (`_array`)."""
-    if type(v) is not np.ndarray or v.shape != shape or v.dtype != dtype:
+    if type(v) is not np.ndarray or v.shape != shape or (v.dtype is not dtype and v.dtype != dtype):
         return False
     flags = v.flags
     return flags.c_contiguous and flags.writeable
 
 
-def _fill(args: list, slots: list, x, params: dict, states, dtype, seeds=None) -> bool:
+def _fill(args: list, slots: list, x, params: dict, states: dict | None, dtype, seeds: dict | None = None) -> bool:
     """Put each given array in its slot of `args`; False if one is missing or not as a pass takes it (`_as_is`,
-    written out here: this runs for every array of every call). A state or seed not given keeps the zeros laid
-    out for it."""
+    written out here: this runs for every array of every call). A state or seed not given (by name) keeps the
+    zeros laid out for it."""
     ndarray = np.ndarray
     for position, source, name, shape in slots:
-        if source == 0:
+        if source == _Ready.X:
             v = x
-        elif source == 1:
+        elif source == _Ready.PARAMS:
             v = params.get(name)
         else:
-            v = seeds if source == 3 else states.get(name) if states else None
+            given = seeds if source == _Ready.SEEDS else states
+            v = given.get(name) if given else None
             if v is None:
                 continue
         if type(v) is not ndarray or v.shape != shape or (v.dtype is not dtype and v.dtype != dtype):

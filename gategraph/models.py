@@ -117,8 +117,9 @@ class Linear:
 
     def step_grads(self, h: np.ndarray, dy: np.ndarray) -> dict:
         """`param_grads` of each step t of h, dy (T, B, ...) apart, stacked (T, ...): ∂L/∂W_t = Σ_b ȳ_tb h_tbᵀ,
-        ∂L/∂b_t = Σ_b ȳ_tb. One NumPy call for all steps; each step's numbers are those of `param_grads` on
-        that step alone (the same matrix product, the same sum), bit for bit."""
+        ∂L/∂b_t = Σ_b ȳ_tb. One NumPy call for all steps: for each step NumPy makes the same BLAS call and the
+        same sum as `param_grads` on that step alone, so the numbers are the same bit for bit (with a BLAS whose
+        results do not depend on where the arrays lie in memory, as OpenBLAS's do not)."""
         return {f"{self.name}.W": np.matmul(dy.transpose(0, 2, 1), h), f"{self.name}.b": dy.sum(axis=1)}
 
     def input_grad(self, params: dict, dy: np.ndarray) -> np.ndarray:

@@ -311,6 +311,9 @@ def test_wrong_shapes_and_dtypes_are_named(lstm32):
         k.forward(params, np.zeros((B, X), np.float32))
     with pytest.raises(ValueInputError, match="params lack b_o"):
         k.forward({n: v for n, v in params.items() if n != "b_o"}, x)
+    _, _, tape = k.forward(params, x)
+    with pytest.raises(ShapeError, match=r"^input 'x' must be an array of shape \(T, B, ...\), got \(\)$"):
+        k.backward(params, np.zeros((), np.float32), None, tape=tape)
 
 
 def test_nan_and_inf_are_refused(lstm32):
@@ -397,32 +400,51 @@ def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):
         k.backward(params, x_later, None, tape=tape)
 
 
-def test_the_usual_call_gives_what_the_full_path_gives():
+def _two_outputs():
+    """h = tanh(a), a = W [h, x] + b, both a and h outputs: a cell of several outputs and one input."""
+    from gategraph import concat, tanh
+
+    g = CellBuilder("two_outputs")
+    X_, H_ = g.sizes("X H")
+    x, h = g.input("x", (X_,)), g.state("h", (H_,))
+    W, b = g.param("W", (H_, H_ + X_)), g.param("b", (H_,))
+    a = g.let("a", W @ concat(h, x) + b)
+    g.let("h", tanh(a))
+    return g.cell(outputs=["h", "a"])
+
+
+@pytest.mark.parametrize("cell, dtype", [("lstm", "float32"), ("gru", "float64"), ("two outputs", "float32")])
+def test_the_usual_call_gives_what_the_full_path_gives(cell, dtype):
     """Once both passes ran, a call of the usual kind (x an array, params a dict, a batch run unsplit) skips
-    the full path's conversions: the same arrays give the same numbers bit for bit, initial states, seeds and
-    final-state gradients left out are zeros as before, and a kept tape still serves."""
+    the full path's conversions: the same arrays give the same numbers bit for bit, with a current tape or a
+    kept one, and initial states, seeds and final-state gradients left out are zeros as before."""
     rng = np.random.default_rng(3)
-    x, h0 = rng.normal(size=(T, B, X)).astype(np.float32), rng.normal(size=(B, H)).astype(np.float32)
-    dout, dfin = rng.normal(size=(T, B, H)).astype(np.float32), rng.normal(size=(B, H)).astype(np.float32)
-    calls = [((None,), (None, None, None)), (({"h": h0},), (dout, {"C": dfin}, {"h": h0})),
-             (({"h": h0},), (None, {"h": dfin}, None))]
-    for state0, (d_out, d_fin, state0_back) in calls:
-        k = compile(cells.lstm(), X, H, "float32")
+    cell = _two_outputs() if cell == "two outputs" else getattr(cells, cell)()
+    x, h0 = rng.normal(size=(T, B, X)).astype(dtype), rng.normal(size=(B, H)).astype(dtype)
+    d_h, d_fin = rng.normal(size=(T, B, H)).astype(dtype), rng.normal(size=(B, H)).astype(dtype)
+    d_out = {"h": d_h} if len(cell.outputs) > 1 else d_h
+    calls = [(None, None, None, False), ({"h": h0}, d_out, {"h": d_fin}, True), ({"h": h0}, None, {"h": d_fin}, False)]
+    for state0, d_outputs, d_final, kept in calls:
+        k = compile(cell, X, H, dtype)
         params = k.init(1)
         full = []
         k._inputs = lambda *a, full=full, inputs=k._inputs: full.append(1) or inputs(*a)
         runs, first = [], 0
-        for _ in range(3):  # the first compiles or loads (full path); then both usual
-            out, fin, tape = k.forward(params, x, *state0)
-            tape = k.keep(tape)
-            k.forward(params, x + 1, *state0)  # overwrites the workspace the kept tape was copied from
-            runs.append((out, fin, k.backward(params, x, d_out, d_fin, state0_back, tape=tape)))
+        for _ in range(3):  # the first compiles or loads (full path); then the usual call
+            out, fin, tape = k.forward(params, x, state0)
+            if kept:
+                tape = k.keep(tape)
+                k.forward(params, x + 1, state0)  # overwrites the workspace the kept tape was copied from
+            runs.append((out, fin, k.backward(params, x, d_outputs, d_final, state0, tape=tape)))
             first = first or len(full)
         assert first and len(full) == first  # none after the first round
         for out, fin, grads in runs[1:]:
-            assert np.array_equal(out, runs[0][0]) and all(np.array_equal(fin[s], runs[0][1][s]) for s in fin)
+            outs = out if isinstance(out, dict) else {"": out}
+            want = runs[0][0] if isinstance(out, dict) else {"": runs[0][0]}
+            assert all(np.array_equal(outs[o], want[o]) for o in want) and outs.keys() == want.keys()
+            assert all(np.array_equal(fin[s], runs[0][1][s]) for s in fin)
             assert grads.keys() == runs[0][2].keys()
-            assert all(np.array_equal(grads[n], runs[0][2][n]) for n in grads), state0
+            assert all(np.array_equal(grads[n], runs[0][2][n]) for n in grads), (state0 is None, kept)
 
 
 def test_an_array_changed_in_place_is_checked_again(lstm32):

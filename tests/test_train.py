@@ -14,7 +14,7 @@ import pytest
 
 from gategraph import cells
 from gategraph.errors import SpecError, UsageError, ValueInputError
-from gategraph.models import SequenceModel, softmax_xent
+from gategraph.models import Linear, SequenceModel, softmax_xent
 from gategraph.tasks import get_task
 from gategraph.train import Config, Interrupted, load_run, train
 from tests.conftest import ROOT
@@ -478,3 +478,16 @@ def test_models_show_a_layer_s_parameters_and_the_gates_publicly():
         model.rnn.layer_params(params, 2)
     one = SequenceModel(cells.gru(), 3, 4, 2, "one-to-many", "xent")
     assert one.input_sequence(np.ones((2, 3)), 4).shape == (4, 2, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("B", [1, 7])
+def test_the_output_layers_gradients_of_every_step_at_once_are_those_of_each_step_alone(dtype, B):
+    """A free-running decoder takes its output layer's gradients of all steps from one stacked product: they
+    must be the per-step products' numbers exactly, or a run's numbers would change with how it decoded."""
+    rng = np.random.default_rng(5)
+    h, dy = rng.normal(size=(9, B, 13)).astype(dtype), rng.normal(size=(9, B, 6)).astype(dtype)
+    stacked = Linear("out").step_grads(h, dy)
+    for t in range(9):
+        alone = Linear("out").param_grads(h[t:t + 1], dy[t:t + 1])
+        assert all(np.array_equal(stacked[k][t], alone[k]) and stacked[k].dtype == alone[k].dtype for k in alone)
