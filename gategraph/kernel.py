@@ -303,10 +303,8 @@ class Kernel:
     def _array(self, what: str, value, shape: tuple) -> np.ndarray:
         """`value` as a C-contiguous array of this dtype and `shape`, or a one-line error naming `what`. (A NaN
         or inf in it is refused by the compiled pass itself, before it writes anything: `_call`.)"""
-        if type(value) is np.ndarray and value.shape == shape and value.dtype == self.np_dtype:  # the usual case
-            flags = value.flags
-            if flags.c_contiguous and flags.writeable:
-                return value
+        if _as_is(value, shape, self.np_dtype):  # the usual case
+            return value
         if not isinstance(value, np.ndarray):
             raise ValueInputError(f"{what} must be a NumPy array of shape {shape}, got {type(value).__name__}")
         if value.shape != shape:
@@ -609,7 +607,6 @@ class Kernel:
                 out["steps"][st.name] = _join([w[names.index(buf)][:, :, c:c + n] for w in works], 1, copy=True)
         return out
 
-
     # -- the usual call, laid out once -------------------------------------------------------------------------
     # A model calls a kernel with the same kinds of arguments again and again: x an array, params a dict, a
     # batch the pass does not split. For such a call the argument lists are laid out once per batch shape and
@@ -742,7 +739,7 @@ class _Ready:
 
 
 def _as_is(v, shape: tuple, dtype) -> bool:
-    """`v` is an array a pass takes as it is: of this shape and dtype, C-contiguous and writable (`_array`)."""
+    """`v` is an array a pass takes as it is: of this shape and dtype, C-contiguous and writable."""
     if type(v) is not np.ndarray or v.shape != shape or (v.dtype is not dtype and v.dtype != dtype):
         return False
     flags = v.flags
@@ -771,6 +768,7 @@ def _fill(args: list, slots: list, x, params: dict, states: dict | None, dtype, 
             return False
         args[position] = v
     return True
+
 
 def _shard(args: dict, rows: slice) -> dict:
     """The arguments of a pass over some rows of the batch: per-step arrays (T, B, ...) and per-sequence ones
