@@ -17,10 +17,13 @@ Two tables, one process each:
   (PyTorch's intra-op threads, XLA's thread pool; gategraph's kernels split a large batch into shards of
   rows, one per core, and give a pass they do not split the BLAS threads its GEMMs pay for).
 Implementations run interleaved, each timing long enough to be read, and the table shows medians of the
-repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. GFLOP/s counts
-the three GEMM-shaped products of forward and backward (2·T·B·G·(X + H) each, G = 4H for the LSTM, 3H for
-the GRU) against the machine's matrix-multiply peak on the same cores, measured in the same run with the
-BLAS the kernels call.
+repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. Every
+implementation makes the parameters' gradients only, as a model whose input is data needs them: none makes
+∂L/∂x (PyTorch's x does not require grad, JAX differentiates by the parameters, gategraph's backward is
+called with `input_grads=False`). GFLOP/s counts the GEMM-shaped products of forward and backward (G = 4H
+for the LSTM, 3H for the GRU; 2·T·B·G·(X + H) for the gates, as many for the weights' gradients, 2·T·B·G·H
+for the state's) against the machine's matrix-multiply peak on the same cores, measured in the same run with
+the BLAS the kernels call.
 
 The header names the CPU, its vector extensions, every BLAS loaded (its kernel and threads) and each
 implementation's threads. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which force an older BLAS kernel, are
@@ -73,7 +76,7 @@ def gategraph_impl(cell_kind, dtype, B, T, X, H, x, y):
 
     def fb():
         _, final, tape = k.forward(params, x)
-        return k.backward(params, x, None, {"h": scale * (final["h"] - y)}, tape=tape)
+        return k.backward(params, x, None, {"h": scale * (final["h"] - y)}, tape=tape, input_grads=False)
 
     def train():
         opt.step(params, fb())
@@ -291,7 +294,7 @@ def run(args) -> list[dict]:
                         for what, fn in zip(("fwd+bwd", "train"), fns[name], strict=True):
                             times[(name, what)].append(per_call(fn, args.budget))
                 G = (4 if cell_kind == "lstm" else 3) * H
-                flops = 3 * 2 * T * B * G * (X + H)
+                flops = 2 * T * B * G * (2 * (X + H) + H)
                 for what in ("fwd+bwd", "train"):
                     med = {n: statistics.median(times[(n, what)]) for n in fns}
                     peers = [med[n] for n in fns if n != "gategraph"]

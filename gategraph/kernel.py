@@ -245,7 +245,8 @@ class Kernel:
         self._threads: dict = {}  # (B, sizes) -> (weights, one BLAS thread, the rows if never split)
         self._forward_args = [made.arguments[a] for a in made.forward_args]  # (kind, name) of each argument
         taped = len(made.tape)  # backward's first arguments are the tape, in its order; then the rest by kind
-        if [made.arguments[a] for a in made.backward_args[:taped]] != [("tape", n) for n in made.tape]:
+        if ([made.arguments[a] for a in made.backward_args[:taped]] != [("tape", n) for n in made.tape]
+                or made.arguments[made.backward_args[-1]] != ("switch", "input_grads")):
             raise GategraphError(f"the kernel cache's plan for {cell.name!r} is inconsistent: clear it with "
                                  "`gategraph cache --clear`")
         self._backward_args = [made.arguments[a] for a in made.backward_args[taped:]]
@@ -258,6 +259,7 @@ class Kernel:
         # the names of what backward returns; the inputs' and initial states' gradients live in the workspace
         self._returns = [name for _, name in made.backward_returns]
         self._copied = [name for kind, name in made.backward_returns if kind in ("input", "state")]
+        self._input_grads = frozenset(name for kind, name in made.backward_returns if kind == "input")
         self._state_names = frozenset(st.name for st in self.states)
         self._output_names = frozenset(cell.outputs)
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
@@ -537,16 +539,20 @@ class Kernel:
         return (arr[1:] if shift else arr).copy()
 
     def backward(self, params: dict, x, d_outputs, d_final: dict | None = None, state0: dict | None = None,
-                 memory: dict | None = None, tape: Tape | None = None, state_grads: bool = False) -> dict:
+                 memory: dict | None = None, tape: Tape | None = None, state_grads: bool = False,
+                 input_grads: bool = True) -> dict:
         """BPTT. d_outputs: ∂L/∂(outputs) at every step, (T, B, ...) (a dict for several outputs; None: zero).
         d_final: ∂L/∂(final state) by state name. Returns ∂L/∂ every parameter, every input ((T, B, ...)),
         every memory and every initial state (by state name). Pass `tape` from `forward` to skip rerunning it
         (the arrays are checked again all the same: an array can change in place between the two calls).
         With `state_grads`, also "steps": {state: ∂L/∂s_t for t = 0 .. T-1, (T, B, n)}, how the gradient
         reaches each step (the vanishing-gradient plot): all of it, from the loss at t, from the steps after t
-        and through every other use at step t (the LSTM's C_t also reaches the loss through h_t)."""
+        and through every other use at step t (the LSTM's C_t also reaches the loss through h_t).
+        With `input_grads=False` the per-step inputs' gradients are left out (x is data no gradient goes back
+        into: tokens, a first layer's input): the pass skips the products only they need, and the result has
+        no entry for them."""
         if not (memory or state_grads):
-            usual = self._usual_backward(params, x, d_outputs, d_final, state0, tape)
+            usual = self._usual_backward(params, x, d_outputs, d_final, state0, tape, input_grads)
             if usual is not None:
                 return usual
         current = tape is not None and tape.generation in (self._generation, KEPT)  # not overwritten since
@@ -575,6 +581,7 @@ class Kernel:
         for name, arg, label, shape in layout["final"]:
             v = d_final.get(name)
             args[arg] = self._zeros((B,) + shape) if v is None else self._array(label, v, (B,) + shape)
+        args["switch", "input_grads"] = bool(input_grads)
         rows = self._rows(B, sizes)
         if [r for r, _ in tape.parts] != rows:  # split otherwise than this pass will be (a serial() block)
             tape = self._tape(args, T, B, sizes)
@@ -585,10 +592,12 @@ class Kernel:
             shards.append(([*buffers] + [a[k] for k in self._backward_args] + works[-1], r))
         grads = self._passes("backward", shards)
         if len(grads) == 1:
-            out = self._returned(grads[0])
+            out = self._returned(grads[0], input_grads)
         else:
             out = {}
             for (kind, name), parts in zip(self.plan.backward_returns, zip(*grads, strict=True), strict=True):
+                if kind == "input" and not input_grads:
+                    continue
                 if kind == "param":  # every shard's share of the sum over the batch
                     out[name] = np.add.reduce(parts)
                 else:  # the inputs' (T, B, ...), the memories' and initial states' (B, ...): rows side by side
@@ -645,7 +654,7 @@ class Kernel:
         outputs = outputs[0].copy() if type(outputs) is tuple else {k: v.copy() for k, v in outputs.items()}
         return outputs, {k: v.copy() for k, v in finals.items()}, Tape(parts, ready.T, ready.B, self._generation)
 
-    def _usual_backward(self, params, x, d_outputs, d_final, state0, tape):
+    def _usual_backward(self, params, x, d_outputs, d_final, state0, tape, input_grads):
         """`backward` with a current tape of an unsplit pass, for the usual call, or None."""
         if tape is None or tape.generation not in (self._generation, KEPT) or len(tape.parts) != 1:
             return None
@@ -665,16 +674,21 @@ class Kernel:
         args = [*tape.parts[0][1], *arguments]
         if not _fill(args, slots, x, params, d_final, self.np_dtype, d_outputs):
             return None
+        args[-1] = bool(input_grads)  # the switch, backward's last argument before its workspace
         args += ready.backward_work()
         self._ready = ready
         grads = _call(self._backward, args, self._what["backward"])
-        return self._returned(grads)
+        return self._returned(grads, input_grads)
 
-    def _returned(self, grads: tuple) -> dict:
-        """An unsplit backward pass's gradients by name, those that live in its workspace copied out."""
+    def _returned(self, grads: tuple, input_grads: bool) -> dict:
+        """An unsplit backward pass's gradients by name, those that live in its workspace copied out; the
+        per-step inputs' only if they were made."""
         out = dict(zip(self._returns, grads, strict=True))
         for name in self._copied:
-            out[name] = out[name].copy()
+            if name in self._input_grads and not input_grads:
+                del out[name]
+            else:
+                out[name] = out[name].copy()
         return out
 
 
@@ -699,8 +713,8 @@ class _Ready:
         kernel, lead = self.kernel, {"input": (self.T, self.B), "seed": (self.T, self.B)}
         values, slots = [], []
         for position, (kind, name) in enumerate(arguments, offset):
-            if kind == "size":
-                values.append(kernel.sizes[name])
+            if kind in ("size", "switch"):
+                values.append(kernel.sizes[name] if kind == "size" else True)
                 continue
             shape = lead.get(kind, (self.B,) if kind in ("init", "final") else ()) + kernel.shape(name)
             values.append(kernel._zeros(shape) if kind in ("init", "final", "seed") else None)

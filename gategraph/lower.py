@@ -5,8 +5,9 @@ batch of time-major sequences:
 
 - `forward(inputs..., memories..., states0..., params..., sizes...)` runs the equations for t = 0 .. T-1
   and returns the tape: every value of every step;
-- `backward(tape..., inputs..., memories..., params..., seeds..., finals..., sizes...)` runs the adjoint
-  (gategraph.derive) for t = T-1 .. 0, the reverse scan, and returns the gradients.
+- `backward(tape..., inputs..., memories..., params..., seeds..., finals..., sizes..., input_grads)` runs the
+  adjoint (gategraph.derive) for t = T-1 .. 0, the reverse scan, and returns the gradients; with `input_grads`
+  false it leaves out what only the per-step inputs' gradients read (their buffers are then not written).
 
 How the equations become loops (docs/architecture.md, "From cell to kernel", has the whole picture):
 
@@ -64,6 +65,7 @@ from gategraph.plan import DTYPES
 from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
 # LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
+INPUT_GRADS = "_input_grads"  # backward's last argument: make the per-step inputs' gradients (a bool)
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
@@ -874,14 +876,15 @@ class Lowered:
     source: str
     forward_args: list  # names, in order: inputs, memories, initial states, parameters, sizes
     tape: list  # the buffers forward writes every step into, in order (among forward_work)
-    backward_args: list  # tape, inputs, memories, parameters, seeds, final adjoints, sizes
+    backward_args: list  # tape, inputs, memories, parameters, seeds, final adjoints, sizes, the input_grads switch
     backward_returns: list  # (kind, name): ("param", W), ("input", x), ("memory", M), ("state", h)
     state_buffers: dict  # state -> its (T+1, B, n) buffer in the tape (row 0: the initial state)
     output_stores: dict  # output -> (buffer, shift)
     forward_work: list  # (name, dims): buffers the caller passes to forward, after its arguments
     backward_work: list
     carry_buffers: dict  # state -> the (T + 1, B, n) backward buffer whose row t + 1 is ∂L/∂s_t from step t + 1 on
-    arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final, tape
+    arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final, tape,
+    # switch
     value_stores: dict  # every equation's name -> (buffer in the tape, shift)
     sizes: dict  # size name -> its name in the code (the workspace's dimensions are written with these)
     state_adjoints: dict  # state -> (buffer, column, width) of ∂L/∂s_t for every t in the backward workspace
@@ -965,6 +968,7 @@ def lower(cell: Cell, dtype: str = "float32", adjoint: Adjoint | None = None) ->
     arguments.update({codes[n]: ("seed", o) for o, n in adj.seeds.items()})
     arguments.update({code: name for name, code in codes.items() if isinstance(name, tuple)})  # sizes, init, final
     arguments.update({buf: ("tape", buf) for buf in lowered.tape})
+    arguments[INPUT_GRADS] = ("switch", "input_grads")
     lowered.arguments = arguments
     lowered.backward_returns = [(kind, user[name]) for kind, name in lowered.backward_returns]
     lowered.state_buffers = {user[st]: buf for st, buf in lowered.state_buffers.items()}
@@ -997,6 +1001,7 @@ class Schedule:
     loop: list
     post: list
     summed: set  # memories' adjoints read by nothing else: summed over the steps as they are computed
+    for_inputs: list  # after the loop, read by the per-step inputs' gradients only: made when a call asks for them
 
 
 @dataclass
@@ -1099,7 +1104,8 @@ class _Lowering:
         plan = self.schedule(fwd, carry_bufs)
         self.plan_storage(plan, bw, stores, carry_bufs)
         bw.mode = "step"
-        bw.hoist([plan.irs[n] for n in plan.loop + plan.post] + list(plan.grad_irs.values()), self.fixed)
+        bw.hoist([plan.irs[n] for n in plan.loop + plan.post + plan.for_inputs] + list(plan.grad_irs.values()),
+                 self.fixed)
         base = dict(fwd.emitter.kept) | bw.memo  # the forward pass's products and operands, read from the tape
         bw.memo = dict(base)
         if plan.loop:
@@ -1113,7 +1119,16 @@ class _Lowering:
             bw.into(stores[name], plan.irs[name])
         self.gradients(plan, bw, stores)
         values, returns = self.gather_returns(plan, bw, stores, carry_bufs)
-        args = fwd.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes
+        if plan.for_inputs:  # ∂L/∂x_t, last: nothing else reads it, and a call for data (tokens) leaves it out
+            bw.line(f"if {INPUT_GRADS}:")
+            bw.depth += 1
+            start, top, bw.allocs = len(bw.lines), bw.allocs, []
+            for name in plan.for_inputs:
+                bw.into(stores[name], plan.irs[name])
+            bw.lines[start:start] = ["    " * bw.depth + a for a in bw.allocs]  # (its stacked weights: here too)
+            bw.allocs = top
+            bw.depth -= 1
+        args = fwd.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes + [INPUT_GRADS]
         given = self.per_step + self.memories + self.params + seeds + finals
         source = _function("backward", args, self.per_step[0], bw, given, f"return ({', '.join(values)},)")
         return BackwardPlan(bw, stores, carry_bufs, returns, args, source)
@@ -1153,8 +1168,11 @@ class _Lowering:
         read = set().union(*[_leaves(ir) for ir in [*irs.values(), *grads.values()]])
         summed = {adj.inputs[m] for m in self.memories if adj.inputs.get(m) in irs} - read - cone
         summed -= set(self.state_bars.values())
-        return Schedule(irs, grads, [n for n in order if n in cone],
-                        [n for n in order if n in later and n not in cone | summed], summed)
+        post = [n for n in order if n in later and n not in cone | summed]
+        rest = closure(set(self.state_bars.values()) | {adj.inputs[m] for m in self.memories if adj.inputs.get(m)}
+                       | set().union(*[_leaves(g) for g in grads.values()]))
+        return Schedule(irs, grads, [n for n in order if n in cone], [n for n in post if n in rest], summed,
+                        [n for n in post if n not in rest])
 
     def plan_storage(self, plan: Schedule, bw: Emitter, stores: dict, carry_bufs: dict):
         """Adjoints that a sum of products reads side by side (ā_f, ā_i, ā_C, ā_o) are written side by side,
@@ -1175,7 +1193,7 @@ class _Lowering:
                 assigned.add(n)
                 off += u.shape[0]
             bw.seq_stacks[us] = (buf, width)
-        for name in plan.loop + plan.post:
+        for name in plan.loop + plan.post + plan.for_inputs:
             if name not in stores:
                 stores[name] = Store(name, "seq")
                 bw.alloc(name, [T_, B_] + list(self.shapes[name]))

@@ -72,23 +72,26 @@ class Recurrent:
             x = np.ascontiguousarray(np.concatenate(outs, axis=2)) if len(outs) > 1 else outs[0]
         return x, cache
 
-    def backward(self, params: dict, cache: list, d_out: np.ndarray) -> tuple[dict, np.ndarray]:
-        """∂L/∂(every parameter) and ∂L/∂x, from ∂L/∂(outputs of the last layer)."""
+    def backward(self, params: dict, cache: list, d_out: np.ndarray,
+                 input_grads: bool = True) -> tuple[dict, np.ndarray | None]:
+        """∂L/∂(every parameter) and ∂L/∂x, from ∂L/∂(outputs of the last layer). With `input_grads=False`
+        (x is data: tokens, measurements) the first layer does not make ∂L/∂x, and None comes back for it."""
         grads, H = {}, self.hidden_size
         for layer in reversed(range(len(self.kernels))):
-            d_in = None
+            d_in, wanted = None, input_grads or layer > 0
             for k, (d, kernel) in enumerate(self.kernels[layer].items()):
                 part = d_out[:, :, k * H:(k + 1) * H]
                 part = np.ascontiguousarray(part if d == "fwd" else part[::-1])
                 xin, tape = cache[layer][d]
-                g = kernel.backward(self.layer_params(params, layer, d), xin, part, tape=tape)
-                dx = g.pop("x")
-                dx = dx if d == "fwd" else dx[::-1]
-                d_in = dx if d_in is None else d_in + dx
+                g = kernel.backward(self.layer_params(params, layer, d), xin, part, tape=tape, input_grads=wanted)
+                if wanted:
+                    dx = g.pop("x")
+                    dx = dx if d == "fwd" else dx[::-1]
+                    d_in = dx if d_in is None else d_in + dx
                 for st in kernel.states:
                     g.pop(st.name)  # initial states are zeros here, not parameters
                 grads.update({f"l{layer}.{d}.{n}": v for n, v in g.items()})
-            d_out = np.ascontiguousarray(d_in)
+            d_out = np.ascontiguousarray(d_in) if wanted else None
         return grads, d_out
 
 
@@ -230,5 +233,6 @@ class SequenceModel:
         if not math.isfinite(loss):
             raise ValueInputError(f"the loss is {loss}: the model diverged")
         g_head, d_feat = self.head.backward(params, feat, d_pred)
-        g_rnn, _ = self.rnn.backward(params, cache, self._d_outputs(d_feat.astype(self.dtype), outputs.shape))
+        g_rnn, _ = self.rnn.backward(params, cache, self._d_outputs(d_feat.astype(self.dtype), outputs.shape),
+                                     input_grads=False)
         return loss, {**g_rnn, **{k: v.astype(self.dtype) for k, v in g_head.items()}}, pred

@@ -180,23 +180,24 @@ class Seq2Seq:
                 d_memory += g_att.pop("M")
                 for k, v in g_att.items():
                     grads[f"att.{k}"] += v
-            g = self.decoder.backward(dec_p, x, np.ascontiguousarray(d_h, self.dtype), carry, state, tape=tape)
+            g = self.decoder.backward(dec_p, x, np.ascontiguousarray(d_h, self.dtype), carry, state, tape=tape,
+                                      input_grads=False)  # (x: one-hot tokens)
             carry = {s: g.pop(s) for s in self.states}
-            g.pop("x")
             for k, v in g.items():
                 grads[f"dec.{k}"] += v
         if enc is not None:
             xs, _, tape = enc[:3]
             d_out = d_memory.transpose(1, 0, 2) if d_memory is not None else None
             d_out = np.ascontiguousarray(d_out) if d_out is not None else None
-            g = self.encoder.backward(self._own(params, "enc."), xs, d_out, carry, tape=tape)
+            g = self.encoder.backward(self._own(params, "enc."), xs, d_out, carry, tape=tape, input_grads=False)
             for k, v in g.items():
                 if f"enc.{k}" in grads:
                     grads[f"enc.{k}"] += v
             if self.backward_encoder is not None:  # the memory's gradient reaches h←_j as it reaches h→_j
                 back, back_tape = enc[3:]
                 d_back = np.ascontiguousarray(d_out[::-1]) if d_out is not None else None
-                g = self.backward_encoder.backward(self._own(params, "encb."), back, d_back, tape=back_tape)
+                g = self.backward_encoder.backward(self._own(params, "encb."), back, d_back, tape=back_tape,
+                                                   input_grads=False)
                 for k, v in g.items():
                     if f"encb.{k}" in grads:
                         grads[f"encb.{k}"] += v

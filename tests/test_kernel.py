@@ -32,6 +32,15 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
+def _assert_the_same_without_input_grads(k, grads, *args):
+    """backward(..., input_grads=False), as a model whose x is data calls it: no x, and every other gradient the
+    same bit for bit (only what ∂L/∂x alone reads is left out)."""
+    without = k.backward(*args, input_grads=False)
+    assert without.keys() == grads.keys() - {d.name for d in k.per_step}
+    assert all(np.array_equal(without[n], grads[n]) for n in without), [n for n in without
+                                                                         if not np.array_equal(without[n], grads[n])]
+
+
 def _reference_batch(cell, params, x, s0, dout, dfin, memory=None):
     """Per sequence: the reference forward pass and BPTT, in float64; parameter gradients summed over the batch."""
     adj = derive(cell)
@@ -78,6 +87,7 @@ def test_recurrent_kernels_agree_with_the_reference(name, dtype):
         assert _rel(grads[st.name], np.stack(ref[st.name])) < tol, st.name
     again = k.backward(params, x, dout, dfin, s0)  # without the tape: the forward pass runs again
     assert all(np.array_equal(again[n], grads[n]) for n in grads)
+    _assert_the_same_without_input_grads(k, grads, params, x, dout, dfin, s0)
 
 
 @pytest.mark.parametrize("score", ["dot", "general", "additive"])
@@ -106,6 +116,7 @@ def assert_attention_agrees(k, cell, params, q, M, rng):
         assert _rel(grads[p.name], sum(ref[p.name])) < 1e-10, p.name
     assert _rel(grads["q"], np.stack(ref["q"], axis=1)) < 1e-10
     assert _rel(grads["M"], np.stack(ref["M"])) < 1e-10
+    _assert_the_same_without_input_grads(k, grads, params, q, dout, None, None, {"M": M})
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -194,6 +205,7 @@ def _assert_agrees_with_the_reference(cell, dtype):
         assert _rel(grads[p.name], sum(ref[p.name])) < tol, p.name
     assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < tol
     assert _rel(grads["h"], np.stack(ref["h"])) < tol
+    _assert_the_same_without_input_grads(k, grads, params, x, dout, dfin, s0)
     return k
 
 

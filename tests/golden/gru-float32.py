@@ -155,7 +155,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
+def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _T, _B = x.shape[0], x.shape[1]
     _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(),))
     if _bad >= 0:
@@ -169,10 +169,6 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
-    _S2 = np.empty((3*H, X,), DT)
-    _copy(_S2, 0, 0, W_z, 0, H, H, X, False, False)
-    _copy(_S2, H, 0, W_r, 0, H, H, X, False, False)
-    _copy(_S2, 2*H, 0, W, 0, H, H, X, False, False)
     _g_W_z = np.zeros((H, H + X,), DT)
     _g_W_r = np.zeros((H, H + X,), DT)
     _g_W = np.zeros((H, H + X,), DT)
@@ -197,6 +193,9 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
+    _D0 = np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H))
+    _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
+    _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
     for _t in range(_T):
         for _b in range(_B):
             for _j in range(H):
@@ -209,14 +208,16 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _U1[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
-    np.dot(_U1, _S2, _bar_x.reshape(_T * _B, X))
-    _D0 = np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H))
-    _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
-    _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
     _D1 = np.dot(_U1.T, x.reshape(_T * _B, X))
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W, 0, H, _D1, 2*H, 0, H, X, False, True)
     _D2 = np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H))
     _copy(_g_W, 0, 0, _D2, 0, 0, H, H, False, True)
+    if _input_grads:
+        _S2 = np.empty((3*H, X,), DT)
+        _copy(_S2, 0, 0, W_z, 0, H, H, X, False, False)
+        _copy(_S2, H, 0, W_r, 0, H, H, X, False, False)
+        _copy(_S2, 2*H, 0, W, 0, H, H, X, False, False)
+        np.dot(_U1, _S2, _bar_x.reshape(_T * _B, X))
     return (_g_W_z, _g_W_r, _g_W, _bar_x, _bar_h_prev[0],)

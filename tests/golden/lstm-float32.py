@@ -157,7 +157,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
+def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
     _T, _B = x.shape[0], x.shape[1]
     _bad = _nonfinite((x.ravel(), W_f.ravel(), W_i.ravel(), W_C.ravel(), W_o.ravel(), b_f.ravel(), b_i.ravel(), b_C.ravel(), b_o.ravel(), _dl_h.ravel(), _final_h.ravel(), _final_C.ravel(),))
     if _bad >= 0:
@@ -171,11 +171,6 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _copy(_S0, H, 0, W_i, 0, 0, H, H, False, False)
     _copy(_S0, 2*H, 0, W_C, 0, 0, H, H, False, False)
     _copy(_S0, 3*H, 0, W_o, 0, 0, H, H, False, False)
-    _S1 = np.empty((4*H, X,), DT)
-    _copy(_S1, 0, 0, W_f, 0, H, H, X, False, False)
-    _copy(_S1, H, 0, W_i, 0, H, H, X, False, False)
-    _copy(_S1, 2*H, 0, W_C, 0, H, H, X, False, False)
-    _copy(_S1, 3*H, 0, W_o, 0, H, H, X, False, False)
     _g_W_f = np.zeros((H, H + X,), DT)
     _g_W_i = np.zeros((H, H + X,), DT)
     _g_W_C = np.zeros((H, H + X,), DT)
@@ -208,7 +203,6 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
         for _b in range(_B):
             for _j in range(H):
                 _bar_C_prev[_t, _b, _j] = _bar_C[_t, _b, _j]*f[_t, _b, _j]
-    np.dot(_U0.reshape(_T * _B, 4*H), _S1, _bar_x.reshape(_T * _B, X))
     _colsum(_g_b_f, _U0.reshape(_T * _B, 4*H), 0, H)
     _colsum(_g_b_i, _U0.reshape(_T * _B, 4*H), H, H)
     _colsum(_g_b_C, _U0.reshape(_T * _B, 4*H), 2*H, H)
@@ -223,4 +217,11 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _copy(_g_W_i, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W_C, 0, H, _D1, 2*H, 0, H, X, False, True)
     _copy(_g_W_o, 0, H, _D1, 3*H, 0, H, X, False, True)
+    if _input_grads:
+        _S1 = np.empty((4*H, X,), DT)
+        _copy(_S1, 0, 0, W_f, 0, H, H, X, False, False)
+        _copy(_S1, H, 0, W_i, 0, H, H, X, False, False)
+        _copy(_S1, 2*H, 0, W_C, 0, H, H, X, False, False)
+        _copy(_S1, 3*H, 0, W_o, 0, H, H, X, False, False)
+        np.dot(_U0.reshape(_T * _B, 4*H), _S1, _bar_x.reshape(_T * _B, X))
     return (_g_W_f, _g_W_i, _g_W_C, _g_W_o, _g_b_f, _g_b_i, _g_b_C, _g_b_o, _bar_x, _bar_h_prev[0], _bar_C_prev[0],)
