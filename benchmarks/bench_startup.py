@@ -4,9 +4,11 @@ kernel cache and with a warm one (medians of several processes each).
     python benchmarks/bench_startup.py [--runs 3] [--cells lstm,gru] [--dtype float32]
 
 Imports (NumPy, SymPy, gategraph) happen before the clock starts: they are the same for any program that
-uses gategraph. Numba's own import is inside the clock, because `compile` is what pulls it in. Beside the
-seconds of the clock, the processor seconds of each whole process (user + system) and the load average
-before and after: on a shared machine the seconds say little without them.
+uses gategraph. The clock starts at `compile()`, as the target is written; the cell's declaration before it
+(SymPy building the equations, which on its first sum of matrices imports SymPy's tensor module) is timed
+apart and printed beside. Numba's own import is inside the clock, because `compile` is what pulls it in.
+Beside the seconds of the clock, the processor seconds of each whole process (user + system) and the load
+average before and after: on a shared machine the seconds say little without them.
 """
 
 from __future__ import annotations
@@ -24,25 +26,30 @@ import time
 import numpy as np
 from gategraph import cells
 from gategraph.kernel import compile
+declared = time.perf_counter()
+cell = cells.CELLS[{cell!r}]()
 start = time.perf_counter()
-k = compile(cells.CELLS[{cell!r}](), 32, 64, {dtype!r})
+k = compile(cell, 32, 64, {dtype!r})
 p = k.init(0)
 x = np.ones((10, 4, 32), {dtype!r})
 out, _, tape = k.forward(p, x)
 k.backward(p, x, out, tape=tape)
-print(time.perf_counter() - start)
+end = time.perf_counter()
+print(end - start, start - declared)
 """
 
 
-def once(cell: str, dtype: str, cache: str) -> tuple[float, float]:
-    """(seconds from compile() to the first finished backward pass, processor seconds of the whole process)"""
+def once(cell: str, dtype: str, cache: str) -> tuple[float, float, float]:
+    """(seconds from compile() to the first finished backward pass, processor seconds of the whole process,
+    seconds the cell's declaration took before it)"""
     env = {**os.environ, "GATEGRAPH_CACHE_DIR": cache}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-c", CHILD.format(cell=cell, dtype=dtype)], capture_output=True,
                           text=True, env=env, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return float(proc.stdout.strip().splitlines()[-1]), cpu
+    clock, declaration = map(float, proc.stdout.strip().splitlines()[-1].split())
+    return clock, cpu, declaration
 
 
 def _load() -> str:
@@ -62,12 +69,13 @@ def main(argv=None):
             with tempfile.TemporaryDirectory(prefix="gategraph-startup-") as cache:
                 cold.append(once(cell, args.dtype, cache))
                 warm += [once(cell, args.dtype, cache) for _ in range(2)]
-        med = {k: (statistics.median(t for t, _ in v), statistics.median(c for _, c in v))
+        med = {k: [statistics.median(run[i] for run in v) for i in range(3)]
                for k, v in (("cold", cold), ("warm", warm))}
         print(f"{cell:<5} {args.dtype}: empty cache {med['cold'][0]:5.2f} s (target 5), "
               f"warm cache {med['warm'][0]:5.2f} s (target 0.5); "
-              f"runs: {', '.join(f'{t:.2f}' for t, _ in cold)} | {', '.join(f'{t:.2f}' for t, _ in warm)}; "
-              f"processor seconds per process: {med['cold'][1]:.2f} | {med['warm'][1]:.2f}")
+              f"runs: {', '.join(f'{run[0]:.2f}' for run in cold)} | {', '.join(f'{run[0]:.2f}' for run in warm)}; "
+              f"processor seconds per process: {med['cold'][1]:.2f} | {med['warm'][1]:.2f}; "
+              f"the cell's declaration before compile(): {med['cold'][2]:.2f} | {med['warm'][2]:.2f} s")
     print(f"load average (1, 5, 15 min) {_load()}")
 
 
