@@ -409,6 +409,18 @@ class _Nest:
         return all(a[0] != b[0] or _apart(a, b, self.extent) for a, b in pairs)
 
 
+def _down_rows(entries: list, idx: tuple, s: sp.Symbol) -> bool:
+    """A sum over s into a vector (idx = (j,)) that reads matrices down their rows: every entry read that
+    depends on both j and s has j, not s, in its last index (Store.entry's units), and there is one."""
+    if len(idx) != 1:
+        return False
+    (j,) = idx
+    both = [units for _, _, _, units in entries
+            if units and any(j in sp.sympify(u).free_symbols for u in units)
+            and any(s in sp.sympify(u).free_symbols for u in units)]
+    return bool(both) and all(s not in sp.sympify(units[-1]).free_symbols for units in both)
+
+
 def _name_power_bases(temps: list, reduced: list, names) -> tuple[list, list]:
     """Give every compound base of an integer power its own local, ahead of the line that uses it."""
     out = []
@@ -648,20 +660,36 @@ class Emitter:
 
     def contraction(self, node: N, store: Store | None = None):
         """out[idx] = finish(Σ_s term(idx, s)), the length and the term from the op's kernel rule: MatMul
-        Σ_s A[i, s] B[s(, l)]; Dot Σ_s a[s] b[s]; Sum Σ_s v[s]; ColSum Σ_s A[s, k]; Mean (Σ_s v[s]) / n."""
+        Σ_s A[i, s] B[s(, l)]; Dot Σ_s a[s] b[s]; Sum Σ_s v[s]; ColSum Σ_s A[s, k]; Mean (Σ_s v[s]) / n.
+        A vector whose sum runs down the rows of a matrix (c_j = Σ_s M[s, j] α_s: strided in s, contiguous in j)
+        is summed with the loops swapped, s outside and j inside, so the inner loop runs along memory; each
+        entry still adds its terms in the order s = 0, 1, ..., as the plain loops do, to the same bits."""
         store = store or self.transient("_m", node.shape)
         s, kernel = sp.Symbol("_s", integer=True), node.op.kernel
-        opened = self.open_batch()
-        idx = self.open_units(node.shape)
-        reads: dict = {}
+        idx, reads, first = self.units(node.shape), {}, len(self.entries)
         n, term = kernel.rule(lambda k, i: self.scalar(node.args[k], i, reads), idx, s, [a.shape for a in node.args])
+        opened = self.open_batch()
+        out = store.read(idx, self.dtype)
+        if kernel.finish is None and _down_rows(self.entries[first:], idx, s):
+            self.open_units(node.shape)
+            self.line(f"{out} = np.{self.dtype}(0.0)")
+            self.depth -= 1
+            self.line(f"for _s in range({_py(n)}):")
+            self.depth += 1
+            self.open_units(node.shape)
+            (value,) = self.printed([term], reads)
+            self.line(f"{out} += {value}")
+            self.depth -= 2 + opened
+            self.memo[node] = store
+            return
+        self.open_units(node.shape)
         self.line(f"_acc = np.{self.dtype}(0.0)")
         self.line(f"for _s in range({_py(n)}):")
         self.depth += 1
         (value,) = self.printed([term], reads)
         self.line(f"_acc += {value}")
         self.depth -= 1
-        self.line(f"{store.read(idx, self.dtype)} = {self.finished(kernel, node)}")
+        self.line(f"{out} = {self.finished(kernel, node)}")
         self.depth -= opened + len(idx)
         self.memo[node] = store
 

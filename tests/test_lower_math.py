@@ -3,6 +3,7 @@ over the whole range, down to where e^x is subnormal; and elementwise statements
 where no iteration reads what another writes."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +56,34 @@ def test_entries_of_one_buffer_are_apart_only_when_no_two_iterations_meet():
     assert _apart(now, before, H) and _apart(now, now, H)  # C_t beside C_{t-1}; the same entry
     assert not _apart(Store("C", "seq").entry((j + 1,)), before, H)  # a neighbour's entry
     assert not _apart(Store("P", "flat").entry((j,)), Store("P", "seq").entry((j,)), H)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_sum_down_the_rows_of_a_matrix_runs_along_memory_and_adds_in_order(dtype):
+    """Attention's context c_j = Σ_s M[s, j] α_s is summed with s outside and j inside (the inner loop runs
+    along a row of M, not down a column), and each c_j still adds its terms in the order s = 0, 1, ...: the
+    same bits as the plain loops, one c_j at a time."""
+    from gategraph import cells
+
+    k = compile(cells.attention(score="dot"), None, 16, dtype)
+    source = Path(sys.modules[k._module].__file__).read_text()  # (the module as the cache holds it)
+    forward = source[source.index("def forward"):source.index("def backward")]
+    assert "for _s in range(S):\n                for _j in range(H):\n                    c[_t, _b, _j] +=" in forward
+    rng = np.random.default_rng(0)
+    T, B, S = 4, 3, 11
+    q, M = rng.normal(size=(T, B, 16)).astype(dtype), rng.normal(size=(B, S, 16)).astype(dtype)
+    out, _, _ = k.forward(k.init(0), q, memory={"M": M})
+
+    @njit(fastmath={"contract"})
+    def plain(M, alpha):
+        c = np.empty((alpha.shape[0], alpha.shape[1], M.shape[2]), M.dtype)
+        for t in range(alpha.shape[0]):
+            for b in range(alpha.shape[1]):
+                for j in range(M.shape[2]):
+                    acc = M.dtype.type(0.0)
+                    for s in range(M.shape[1]):
+                        acc += M[b, s, j] * alpha[t, b, s]
+                    c[t, b, j] = acc
+        return c
+
+    assert np.array_equal(out["c"], plain(M, out["alpha"]))
