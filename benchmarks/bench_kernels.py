@@ -18,12 +18,13 @@ Two tables, one process each:
   rows, one per core, and give a pass they do not split the BLAS threads its GEMMs pay for).
 Implementations run interleaved, each timing long enough to be read, and the table shows medians of the
 repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. Every
-implementation makes the parameters' gradients only, as a model whose input is data needs them: none makes
-∂L/∂x (PyTorch's x does not require grad, JAX differentiates by the parameters, gategraph's backward is
-called with `input_grads=False`). GFLOP/s counts the GEMM-shaped products of forward and backward (G = 4H
-for the LSTM, 3H for the GRU; 2·T·B·G·(X + H) for the gates, as many for the weights' gradients, 2·T·B·G·H
-for the state's) against the machine's matrix-multiply peak on the same cores, measured in the same run with
-the BLAS the kernels call.
+implementation is asked for the parameters' gradients only, as a model whose input is data needs them: PyTorch's
+x does not require grad, JAX differentiates by the parameters, gategraph's backward is called with
+`input_grads=False`. (PyTorch's float32 LSTM runs oneDNN's RNN, whose backward makes ∂L/∂x whether asked or
+not; its other cases and JAX leave it out, as gategraph does.) GFLOP/s counts the GEMM-shaped products of
+forward and backward (G = 4H for the LSTM, 3H for the GRU; 2·T·B·G·(X + H) for the gates, as many for the
+weights' gradients, 2·T·B·G·H for the state's) against the machine's matrix-multiply peak on the same cores,
+measured in the same run with the BLAS the kernels call.
 
 The header names the CPU, its vector extensions, every BLAS loaded (its kernel and threads) and each
 implementation's threads. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which force an older BLAS kernel, are
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -311,9 +313,14 @@ def run(args) -> list[dict]:
     return rows
 
 
+def _shown(ratio: float) -> str:
+    """A ratio to two decimals, rounded down: 1.995 is shown 1.99, never as the 2.00 it falls short of."""
+    return f"{math.floor(ratio * 100) / 100:.2f}"
+
+
 def _line(r: dict) -> str:
     times = "  ".join(f"{n} {r[f'{n}_ms']:8.3f}" for n in IMPLS if f"{n}_ms" in r)
-    ratio = f"{r['ratio']:5.2f}" if r["ratio"] is not None else "  -  "
+    ratio = f"{_shown(r['ratio']):>5}" if r["ratio"] is not None else "  -  "
     ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else f"below {r['target']}")
     flops = f"  {r['gflops']:6.1f} GFLOP/s ({100 * r['peak_fraction']:3.0f}% of peak)" if "gflops" in r else ""
     return (f"{r['cell']:<5} {r['dtype']:<8} B={r['B']:<3} T={r['T']:<4} X={r['X']:<4} H={r['H']:<4} "
@@ -335,7 +342,7 @@ def markdown(args, lines: list[str], rows: list[dict]) -> str:
            "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else "not yet")
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ratio = "-" if r["ratio"] is None else _shown(r["ratio"])
         flops = f"{r['gflops']:.1f} ({100 * r['peak_fraction']:.0f}%)" if "gflops" in r else ""
         out.append(f"| {r['cell']} | {r['dtype']} | {r['B']}, {r['T']}, {r['X']}, {r['H']} | {r['what']} | "
                    + " | ".join(f"{r[f'{n}_ms']:.3f}" for n in impls)

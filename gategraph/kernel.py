@@ -259,7 +259,7 @@ class Kernel:
         # the names of what backward returns; the inputs' and initial states' gradients live in the workspace
         self._returns = [name for _, name in made.backward_returns]
         self._copied = [name for kind, name in made.backward_returns if kind in ("input", "state")]
-        self._input_grads = frozenset(name for kind, name in made.backward_returns if kind == "input")
+        self._input_grad_names = frozenset(name for kind, name in made.backward_returns if kind == "input")
         self._state_names = frozenset(st.name for st in self.states)
         self._output_names = frozenset(cell.outputs)
         self._layouts: dict = {}  # sizes -> the arguments' names, labels and shapes (`_layout`)
@@ -685,7 +685,7 @@ class Kernel:
         per-step inputs' only if they were made."""
         out = dict(zip(self._returns, grads, strict=True))
         for name in self._copied:
-            if name in self._input_grads and not input_grads:
+            if name in self._input_grad_names and not input_grads:
                 del out[name]
             else:
                 out[name] = out[name].copy()

@@ -663,14 +663,17 @@ class Emitter:
         Σ_s A[i, s] B[s(, l)]; Dot Σ_s a[s] b[s]; Sum Σ_s v[s]; ColSum Σ_s A[s, k]; Mean (Σ_s v[s]) / n.
         A vector whose sum runs down the rows of a matrix (c_j = Σ_s M[s, j] α_s: strided in s, contiguous in j)
         is summed with the loops swapped, s outside and j inside, so the inner loop runs along memory; each
-        entry still adds its terms in the order s = 0, 1, ..., as the plain loops do, to the same bits."""
+        entry still adds its terms in the order s = 0, 1, ..., as the plain loops do, to the same bits. Only a
+        term of two factors is swapped: in a longer product LLVM may group the factors that depend on s alone
+        once j is inside (the `reassoc` flag), which rounds otherwise."""
         store = store or self.transient("_m", node.shape)
         s, kernel = sp.Symbol("_s", integer=True), node.op.kernel
         idx, reads, first = self.units(node.shape), {}, len(self.entries)
         n, term = kernel.rule(lambda k, i: self.scalar(node.args[k], i, reads), idx, s, [a.shape for a in node.args])
         opened = self.open_batch()
         out = store.read(idx, self.dtype)
-        if kernel.finish is None and _down_rows(self.entries[first:], idx, s):
+        pair = isinstance(term, sp.Mul) and len(term.args) == 2
+        if pair and kernel.finish is None and _down_rows(self.entries[first:], idx, s):
             self.open_units(node.shape)
             self.line(f"{out} = np.{self.dtype}(0.0)")
             self.depth -= 1
@@ -1030,6 +1033,7 @@ class Schedule:
     post: list
     summed: set  # memories' adjoints read by nothing else: summed over the steps as they are computed
     for_inputs: list  # after the loop, read by the per-step inputs' gradients only: made when a call asks for them
+    # (a part of them the same at every step is still hoisted before the loop, unconditionally: no cell has one)
 
 
 @dataclass
@@ -1197,10 +1201,10 @@ class _Lowering:
         summed = {adj.inputs[m] for m in self.memories if adj.inputs.get(m) in irs} - read - cone
         summed -= set(self.state_bars.values())
         post = [n for n in order if n in later and n not in cone | summed]
-        rest = closure(set(self.state_bars.values()) | {adj.inputs[m] for m in self.memories if adj.inputs.get(m)}
-                       | set().union(*[_leaves(g) for g in grads.values()]))
-        return Schedule(irs, grads, [n for n in order if n in cone], [n for n in post if n in rest], summed,
-                        [n for n in post if n not in rest])
+        read_by_others = closure(set(self.state_bars.values()) | set().union(*[_leaves(g) for g in grads.values()])
+                                 | {adj.inputs[m] for m in self.memories if adj.inputs.get(m)})
+        return Schedule(irs, grads, [n for n in order if n in cone], [n for n in post if n in read_by_others], summed,
+                        [n for n in post if n not in read_by_others])
 
     def plan_storage(self, plan: Schedule, bw: Emitter, stores: dict, carry_bufs: dict):
         """Adjoints that a sum of products reads side by side (ā_f, ā_i, ā_C, ā_o) are written side by side,

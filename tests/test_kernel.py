@@ -32,13 +32,30 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-def _assert_the_same_without_input_grads(k, grads, *args):
-    """backward(..., input_grads=False), as a model whose x is data calls it: no x, and every other gradient the
-    same bit for bit (only what ∂L/∂x alone reads is left out)."""
-    without = k.backward(*args, input_grads=False)
-    assert without.keys() == grads.keys() - {d.name for d in k.per_step}
-    assert all(np.array_equal(without[n], grads[n]) for n in without), [n for n in without
-                                                                         if not np.array_equal(without[n], grads[n])]
+def _assert_the_same_without_input_grads(k, params, x, dout, dfin, s0, memory=None):
+    """backward(..., input_grads=False), as a model whose x is data calls it, with a current tape (the laid-out
+    usual call, for a cell without memory) and without one (the full path): no x in the result, the product
+    that makes it never runs (its buffer in the workspace keeps what was written there), and every other
+    gradient the same bit for bit."""
+    _, _, tape = k.forward(params, x, s0, memory)
+    grads = k.backward(params, x, dout, dfin, s0, memory, tape=tape)
+    inputs = {d.name for d in k.per_step}
+    held = [w for w in k._work["backward", 0][1]
+            if any(w.shape == grads[n].shape and np.array_equal(w, grads[n]) for n in inputs)]
+    assert held  # where the pass writes ∂L/∂x
+    for w in held:
+        w.fill(7)
+    full = []
+    k._inputs = lambda *a, inputs=k._inputs: full.append(1) or inputs(*a)
+    try:
+        for current in (tape, None):
+            without = k.backward(params, x, dout, dfin, s0, memory, tape=current, input_grads=False)
+            assert current is None or memory or not full  # the laid-out call took it
+            assert without.keys() == grads.keys() - inputs
+            assert all(np.array_equal(without[n], grads[n]) for n in without)
+            assert all((w == 7).all() for w in held)
+    finally:
+        del k._inputs
 
 
 def _reference_batch(cell, params, x, s0, dout, dfin, memory=None):
@@ -87,7 +104,7 @@ def test_recurrent_kernels_agree_with_the_reference(name, dtype):
         assert _rel(grads[st.name], np.stack(ref[st.name])) < tol, st.name
     again = k.backward(params, x, dout, dfin, s0)  # without the tape: the forward pass runs again
     assert all(np.array_equal(again[n], grads[n]) for n in grads)
-    _assert_the_same_without_input_grads(k, grads, params, x, dout, dfin, s0)
+    _assert_the_same_without_input_grads(k, params, x, dout, dfin, s0)
 
 
 @pytest.mark.parametrize("score", ["dot", "general", "additive"])
@@ -116,7 +133,7 @@ def assert_attention_agrees(k, cell, params, q, M, rng):
         assert _rel(grads[p.name], sum(ref[p.name])) < 1e-10, p.name
     assert _rel(grads["q"], np.stack(ref["q"], axis=1)) < 1e-10
     assert _rel(grads["M"], np.stack(ref["M"])) < 1e-10
-    _assert_the_same_without_input_grads(k, grads, params, q, dout, None, None, {"M": M})
+    _assert_the_same_without_input_grads(k, params, q, dout, None, None, {"M": M})
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -205,7 +222,7 @@ def _assert_agrees_with_the_reference(cell, dtype):
         assert _rel(grads[p.name], sum(ref[p.name])) < tol, p.name
     assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < tol
     assert _rel(grads["h"], np.stack(ref["h"])) < tol
-    _assert_the_same_without_input_grads(k, grads, params, x, dout, dfin, s0)
+    _assert_the_same_without_input_grads(k, params, x, dout, dfin, s0)
     return k
 
 
