@@ -64,8 +64,8 @@ from gategraph.ops import OPS, Op, Strategy, op_of
 from gategraph.plan import DTYPES
 from gategraph.spec import Cell, Decl, Equation, State, Var, infer_shape
 
-# LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
 INPUT_GRADS = "_input_grads"  # backward's last argument: make the per-step inputs' gradients (a bool)
+# LLVM may reassociate, contract to FMA and use approximate reciprocals; NaN and inf keep their meaning
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
@@ -914,8 +914,8 @@ class Lowered:
     forward_work: list  # (name, dims): buffers the caller passes to forward, after its arguments
     backward_work: list
     carry_buffers: dict  # state -> the (T + 1, B, n) backward buffer whose row t + 1 is ∂L/∂s_t from step t + 1 on
-    arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final, tape,
-    # switch
+    arguments: dict  # argument -> (kind, declared name); kind: input, memory, init, param, size, seed, final,
+    # tape, switch (backward's input_grads)
     value_stores: dict  # every equation's name -> (buffer in the tape, shift)
     sizes: dict  # size name -> its name in the code (the workspace's dimensions are written with these)
     state_adjoints: dict  # state -> (buffer, column, width) of ∂L/∂s_t for every t in the backward workspace
