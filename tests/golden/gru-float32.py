@@ -10,7 +10,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
+from numba import njit, types
 from numba.extending import intrinsic
 
 DT = np.float32
@@ -89,14 +89,25 @@ def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
                 dst[d0 + a, d1 + c] = v
 
 
+@intrinsic
+def _bits(typingctx, v):
+    """v's bits, as the unsigned integer BITS (a bitcast: no copy, no view of an array to compile)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(v), codegen
+
+
 @njit(cache=True, error_model="numpy")
 def _finite(a):
     """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
     fastmath flag can change)."""
-    bits = a.view(BITS)
     worst = BITS(0)
-    for i in range(bits.size):
-        worst = max(worst, bits[i] & ABS)
+    for i in range(a.size):
+        bits = _bits(a[i]) & ABS
+        if bits > worst:
+            worst = bits
     return worst < EXPONENT
 
 
@@ -169,9 +180,15 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
-    _g_W_z = np.zeros((H, H + X,), DT)
-    _g_W_r = np.zeros((H, H + X,), DT)
-    _g_W = np.zeros((H, H + X,), DT)
+    _g_W_z = np.empty((H, H + X,), DT)
+    _zero(_g_W_z.reshape(_g_W_z.size))
+    _g_W_r = np.empty((H, H + X,), DT)
+    _zero(_g_W_r.reshape(_g_W_r.size))
+    _g_W = np.empty((H, H + X,), DT)
+    _zero(_g_W.reshape(_g_W.size))
+    _D0 = np.empty((2*H, H,), DT)
+    _D1 = np.empty((3*H, X,), DT)
+    _D2 = np.empty((H, H,), DT)
     for _t in range(_T - 1, -1, -1):
         for _b in range(_B):
             for _j in range(H):
@@ -193,7 +210,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
-    _D0 = np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H))
+    np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
     _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
     for _t in range(_T):
@@ -208,11 +225,11 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _U1[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
-    _D1 = np.dot(_U1.T, x.reshape(_T * _B, X))
+    np.dot(_U1.T, x.reshape(_T * _B, X), _D1)
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W, 0, H, _D1, 2*H, 0, H, X, False, True)
-    _D2 = np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H))
+    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H), _D2)
     _copy(_g_W, 0, 0, _D2, 0, 0, H, H, False, True)
     if _input_grads:
         _S2 = np.empty((3*H, X,), DT)

@@ -12,7 +12,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 
 import numpy as np
 from llvmlite import ir
-from numba import njit
+from numba import njit, types
 from numba.extending import intrinsic
 
 DT = np.float32
@@ -91,14 +91,25 @@ def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
                 dst[d0 + a, d1 + c] = v
 
 
+@intrinsic
+def _bits(typingctx, v):
+    """v's bits, as the unsigned integer BITS (a bitcast: no copy, no view of an array to compile)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(v), codegen
+
+
 @njit(cache=True, error_model="numpy")
 def _finite(a):
     """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
     fastmath flag can change)."""
-    bits = a.view(BITS)
     worst = BITS(0)
-    for i in range(bits.size):
-        worst = max(worst, bits[i] & ABS)
+    for i in range(a.size):
+        bits = _bits(a[i]) & ABS
+        if bits > worst:
+            worst = bits
     return worst < EXPONENT
 
 
@@ -171,14 +182,24 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _copy(_S0, H, 0, W_i, 0, 0, H, H, False, False)
     _copy(_S0, 2*H, 0, W_C, 0, 0, H, H, False, False)
     _copy(_S0, 3*H, 0, W_o, 0, 0, H, H, False, False)
-    _g_W_f = np.zeros((H, H + X,), DT)
-    _g_W_i = np.zeros((H, H + X,), DT)
-    _g_W_C = np.zeros((H, H + X,), DT)
-    _g_W_o = np.zeros((H, H + X,), DT)
-    _g_b_f = np.zeros((H,), DT)
-    _g_b_i = np.zeros((H,), DT)
-    _g_b_C = np.zeros((H,), DT)
-    _g_b_o = np.zeros((H,), DT)
+    _g_W_f = np.empty((H, H + X,), DT)
+    _zero(_g_W_f.reshape(_g_W_f.size))
+    _g_W_i = np.empty((H, H + X,), DT)
+    _zero(_g_W_i.reshape(_g_W_i.size))
+    _g_W_C = np.empty((H, H + X,), DT)
+    _zero(_g_W_C.reshape(_g_W_C.size))
+    _g_W_o = np.empty((H, H + X,), DT)
+    _zero(_g_W_o.reshape(_g_W_o.size))
+    _g_b_f = np.empty((H,), DT)
+    _zero(_g_b_f)
+    _g_b_i = np.empty((H,), DT)
+    _zero(_g_b_i)
+    _g_b_C = np.empty((H,), DT)
+    _zero(_g_b_C)
+    _g_b_o = np.empty((H,), DT)
+    _zero(_g_b_o)
+    _D0 = np.empty((4*H, H,), DT)
+    _D1 = np.empty((4*H, X,), DT)
     for _t in range(_T - 1, -1, -1):
         for _b in range(_B):
             for _j in range(H):
@@ -207,12 +228,12 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _colsum(_g_b_i, _U0.reshape(_T * _B, 4*H), H, H)
     _colsum(_g_b_C, _U0.reshape(_T * _B, 4*H), 2*H, H)
     _colsum(_g_b_o, _U0.reshape(_T * _B, 4*H), 3*H, H)
-    _D0 = np.dot(_U0.reshape(_T * _B, 4*H).T, h[0:0 + _T].reshape(_T * _B, H))
+    np.dot(_U0.reshape(_T * _B, 4*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
     _copy(_g_W_f, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_i, 0, 0, _D0, H, 0, H, H, False, True)
     _copy(_g_W_C, 0, 0, _D0, 2*H, 0, H, H, False, True)
     _copy(_g_W_o, 0, 0, _D0, 3*H, 0, H, H, False, True)
-    _D1 = np.dot(_U0.reshape(_T * _B, 4*H).T, x.reshape(_T * _B, X))
+    np.dot(_U0.reshape(_T * _B, 4*H).T, x.reshape(_T * _B, X), _D1)
     _copy(_g_W_f, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_i, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W_C, 0, H, _D1, 2*H, 0, H, X, False, True)
