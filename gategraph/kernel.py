@@ -6,7 +6,9 @@ The cache is a folder of generated modules, one per (cell, dtype, generator, Num
 named by a hash of the generated source and those versions: Numba caches its machine code next to each
 module, so a second process starts without compiling. Beside each module lies its plan (gategraph.plan),
 named by a hash of the cell's declaration and the generator: a second process reads it and neither derives
-nor lowers the cell. A file whose content does not match what names it is rewritten, never trusted. Several
+nor lowers the cell. Beside them lies one module of helpers per dtype (gategraph.helpers), which every kernel
+imports, so that Numba compiles the helpers once and not for every cell. A file whose content does not match
+what names it is rewritten, never trusted. Several
 processes may fill the cache at once (the workers of a sweep): each module has a lock file, held while a
 process first runs its functions, so one of them compiles and the others load the machine code it wrote.
 The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
@@ -18,9 +20,9 @@ the parameters' gradients added. An unsplit pass runs its BLAS products on the t
 (gategraph.blas.threads): one for a small batch, the caller's count for a large one (set on the kernels' BLAS
 only when it changes).
 
-Imports: numpy, gategraph.plan, gategraph.blas, gategraph.cells, gategraph.spec, gategraph.files,
-gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and gategraph.lower when a cell has
-no plan in the cache yet.
+Imports: numpy, gategraph.plan, gategraph.helpers, gategraph.blas, gategraph.cells, gategraph.spec,
+gategraph.files, gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and
+gategraph.lower when a cell has no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gategraph import blas, plan
+from gategraph import blas, helpers, plan
 from gategraph.cells import CELLS
 from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
 from gategraph.files import atomic_write
@@ -123,28 +125,59 @@ def _plan(cell: Cell, dtype: str) -> Plan:
     return made
 
 
-def _load(made: Plan, rebuild: bool = False):
-    """The generated module of a plan, imported from the cache. `rebuild`: throw away Numba's cached machine
-    code for it first (it failed to load)."""
+def _load(made: Plan, dtype: str, rebuild: bool = False):
+    """The generated module of a plan, imported from the cache, after the helpers it imports (`_helpers`).
+    `rebuild`: throw away Numba's cached machine code for both first (it failed to load)."""
     name = made.module
     if name in sys.modules and not rebuild:
         return sys.modules[name]
     if rebuild:
         _purge(name)
+    try:
+        _helpers(dtype, rebuild)
+        module = _import(name)
+    except Exception:  # Numba's cached code for them is unreadable: rebuild it, once
+        if rebuild:
+            raise
+        return _load(made, dtype, rebuild=True)
+    return module
+
+
+def _helpers(dtype: str, rebuild: bool = False):
+    """The module of helpers every kernel of `dtype` imports (gategraph.helpers): written to the cache if it is
+    not there as it should be, and imported, once per process (or again after its machine code was thrown
+    away). Its lock keeps two processes from compiling its helpers at once."""
+    name = helpers.name(dtype)
+    if name in sys.modules and not rebuild:
+        return sys.modules[name]
+    path, text = cache_dir() / f"{name}.py", helpers.source(dtype).encode()
+    with _compiling(name):
+        try:
+            if not path.is_file() or path.read_bytes() != text:
+                atomic_write(path, text)
+        except OSError as e:
+            raise GategraphError(f"cannot write the kernel cache in {path.parent} ({e.strerror}): "
+                                 f"set {CACHE_ENV} to a writable folder") from None
+        if rebuild:
+            _purge(name)
+        return _import(name)
+
+
+def _import(name: str):
+    """Import the module `name` from the cache folder, under that name (Numba's cached code finds its globals
+    by the module's name)."""
     blas.load()  # before Numba looks for SciPy's BLAS
     from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
 
     spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # before running it: Numba's cached code finds its globals by module name
+    sys.modules[name] = module  # before running it
     try:
         with cached_loads():  # the helpers with signatures load (or compile) as the module runs
             spec.loader.exec_module(module)
-    except Exception:  # Numba's cached code for it is unreadable: rebuild it, once
+    except BaseException:
         del sys.modules[name]
-        if rebuild:
-            raise
-        return _load(made, rebuild=True)
+        raise
     return module
 
 
@@ -182,7 +215,7 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
                 raise SpecError(f"size {k} must be a positive integer, got {v!r}")
             fixed[k] = int(v)
     made = _plan(cell, dtype)
-    return Kernel(cell, fixed, dtype, made, _load(made))
+    return Kernel(cell, fixed, dtype, made, _load(made, dtype))
 
 
 def _cell(cell) -> Cell:
@@ -391,7 +424,7 @@ class Kernel:
             except Exception:
                 if self._rebuilt:
                     raise
-                module = _load(self.plan, rebuild=True)
+                module = _load(self.plan, self.dtype, rebuild=True)
                 self._forward, self._backward = module.forward, module.backward
                 self._rebuilt = True
                 out = _call(getattr(self, f"_{which}"), args, self._what[which])

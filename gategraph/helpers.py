@@ -1,0 +1,181 @@
+"""The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp,
+tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, and the check for NaN
+and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports it, so that
+Numba compiles the helpers once per dtype and not once for every cell (from an empty cache they were about a
+quarter of a kernel module's compile).
+
+`name(dtype)` is the module's name, helpers_<dtype>_<hash of its text>: a change of the helpers is a module of
+another name, and so a change of every kernel's import line (a new kernel). `NAMES` are the names a kernel
+imports.
+
+Imports: hashlib and math only; the module it writes imports NumPy, Numba and llvmlite.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+
+# exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
+# flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
+MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
+NAMES = ("_colsum", "_copy", "_exp", "_nonfinite", "_relu", "_sigmoid", "_step", "_tanh", "_zero")
+
+
+@functools.cache
+def name(dtype: str) -> str:
+    """The helper module's name for `dtype`: helpers_<dtype>_<the first 16 hex digits of its text's SHA-256>."""
+    return f"helpers_{dtype}_{hashlib.sha256(source(dtype).encode()).hexdigest()[:16]}"
+
+
+@functools.cache
+def source(dtype: str) -> str:
+    """The helper module's text for `dtype` ("float32" or "float64")."""
+    one, zero, t = f"np.{dtype}(1.0)", f"np.{dtype}(0.0)", dtype
+    bits, exponent = ("np.uint64", "0x7FF0000000000000") if dtype == "float64" else ("np.uint32", "0x7F800000")
+    nbits = 64 if dtype == "float64" else 32
+    bits_t = f"uint{nbits}"
+    sign = "0x7FFFFFFFFFFFFFFF" if dtype == "float64" else "0x7FFFFFFF"  # every bit but the sign's
+    return f'''"""The helpers of gategraph's generated kernels in {dtype}, made by gategraph.helpers. Do not edit: a
+kernel imports this module by a name that hashes its text."""
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+DT = np.{dtype}
+BITS, ABS, EXPONENT = {bits}, {bits}({sign}), {bits}({exponent})  # a number's bits: |x|'s, and +inf's
+
+
+{_math(dtype)}
+
+
+@njit(cache=True, error_model="numpy")
+def _step(a):
+    return {one} if a > {zero} else {zero}
+
+
+@njit(cache=True, error_model="numpy")
+def _relu(a):
+    return a if a > {zero} else {zero}
+
+
+@njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
+      cache=True, error_model="numpy")
+def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
+    """dst[d0 + a, d1 + c] (+)= src[s0 + a, s1 + c], or src[s0 + c, s1 + a] if `transpose`, for a < m, c < n."""
+    for a in range(m):
+        for c in range(n):
+            v = src[s0 + c, s1 + a] if transpose else src[s0 + a, s1 + c]
+            if add:
+                dst[d0 + a, d1 + c] += v
+            else:
+                dst[d0 + a, d1 + c] = v
+
+
+@intrinsic
+def _bits(typingctx, v):
+    """v's bits, as the unsigned integer BITS (a bitcast: no copy, no view of an array to compile)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType({nbits}))
+
+    return types.{bits_t}(v), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _finite(a):
+    """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
+    fastmath flag can change)."""
+    worst = BITS(0)
+    for i in range(a.size):
+        bits = _bits(a[i]) & ABS
+        if bits > worst:
+            worst = bits
+    return worst < EXPONENT
+
+
+@njit(cache=True, error_model="numpy")
+def _nonfinite(arrays):
+    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
+    for k in range(len(arrays)):
+        if not _finite(arrays[k]):
+            return k
+    return -1
+
+
+@njit("void({t}[::1])", cache=True, error_model="numpy")
+def _zero(a):
+    for i in range(a.size):
+        a[i] = 0
+
+
+@njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
+def _colsum(acc, rows, col, n):
+    """acc[j] += Σ_r rows[r, col + j], for j < n."""
+    for r in range(rows.shape[0]):
+        for j in range(n):
+            acc[j] += rows[r, col + j]
+'''
+
+
+def _math(dtype: str) -> str:
+    """exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's tanh per entry
+    costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
+    Taylor polynomial of e^r - 1 to the dtype's precision and 2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor
+    built from its bits (a normal number, however small 2^k is); tanh|x| = -m / (m + 2) with
+    m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
+    f = f"np.{dtype}"
+    # ln 2 = hi + lo, hi with few enough bits that k·hi is exact; x clamped to where e^x is finite
+    if dtype == "float64":
+        degree, lo, hi, bits, mantissa, bias = 13, -745.0, 709.0, 64, 52, 1023
+        ln2 = (0.6931471803691238, 1.9082149292705877e-10)
+    else:
+        degree, lo, hi, bits, mantissa, bias = 7, -104.0, 88.0, 32, 23, 127
+        ln2 = (0.693359375, -2.12194440e-4)
+    horner = f"    p = {f}({1 / math.factorial(degree)!r})\n" + "".join(
+        f"    p = p * r + {f}({1 / math.factorial(n)!r})\n" for n in range(degree - 1, 1, -1))
+    one = f"{f}(1.0)"
+    return f'''@intrinsic
+def _pow2(typingctx, k):
+    """2^k for an integral k of DT with 2^k a normal number: the bits (k + {bias}) << {mantissa}."""
+
+    def codegen(context, builder, signature, args):
+        n = builder.fptosi(args[0], ir.IntType({bits}))
+        n = builder.shl(builder.add(n, ir.Constant(n.type, {bias})), ir.Constant(n.type, {mantissa}))
+        return builder.bitcast(n, args[0].type)
+
+    return k(k), codegen
+
+
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+def _exp_parts(x):
+    """(2^k, p) with e^x = 2^k (1 + p), x clamped to [{lo}, {hi}]."""
+    x = min(max(x, {f}({lo})), {f}({hi}))
+    k = np.floor(x * {f}(1.4426950408889634) + {f}(0.5))
+    r = (x - k * {f}({ln2[0]!r})) - k * {f}({ln2[1]!r})
+{horner}    p = p * r * r + r
+    half = np.floor(k * {f}(0.5))
+    return _pow2(half) * _pow2(k - half), p
+
+
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+def _exp(x):
+    s, p = _exp_parts(x)
+    return s * ({one} + p)
+
+
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+def _tanh(x):
+    s, p = _exp_parts({f}(-2.0) * abs(x))
+    m = s * p + (s - {one})
+    t = -m / (m + {f}(2.0))
+    return t if x >= {f}(0.0) else -t
+
+
+@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+def _sigmoid(a):
+    return {one} / ({one} + _exp(-a))
+'''
