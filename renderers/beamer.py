@@ -72,7 +72,10 @@ def pdf_text() -> frozenset:
 
 
 GREEK_CAPITALS = {"GAMMA", "DELTA", "THETA", "LAMDA", "XI", "PI", "SIGMA", "UPSILON", "PHI", "PSI", "OMEGA"}
-PDF_MATH = {"≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∞": r"\infty", "′": r"'", "±": r"\pm", "×": r"\times"}
+PDF_MATH = {"≤": r"\le", "≥": r"\ge", "≠": r"\ne", "∞": r"\infty", "′": r"'", "±": r"\pm", "×": r"\times",
+            "⇒": r"\Rightarrow", "⇐": r"\Leftarrow", "⇔": r"\Leftrightarrow", "←": r"\leftarrow",
+            "↔": r"\leftrightarrow", "∈": r"\in", "∑": r"\sum", "∏": r"\prod", "∇": r"\nabla", "∘": r"\circ",
+            "≡": r"\equiv", "∼": r"\sim", "⊗": r"\otimes", "√": r"\surd"}
 
 
 def _pdf_math(ch: str) -> str | None:

@@ -6,9 +6,11 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import gategraph
 from gategraph.renderers import beamer
 from gategraph.renderers.beamer import write_beamer
 from gategraph.renderers.deck import Deck, Figure, Math, Note, Text, split_math
@@ -280,6 +282,15 @@ def test_a_cell_name_and_description_are_text_in_html_and_pdf(tmp_path):
     pdf = tmp_path / "out" / "beamer" / "deck.pdf"
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "my$cell\\&<b>{x}%" in text and "costs $5, or \\$6 <i>with</i> & {braces}: 100% _#~^" in text
+
+
+def test_every_character_of_the_lectures_prose_has_a_glyph_in_the_pdf():
+    """A character pdflatex cannot set becomes `?` in the PDF: the built-in lecture's text has none such (its
+    ⇒ was one)."""
+    lecture = (Path(gategraph.__file__).parent / "lecture.md").read_text(encoding="utf-8")
+    for line in lecture.splitlines():
+        assert beamer._text(line).count("?") == line.count("?"), line
+    assert beamer._text("a ⇒ b") == "a $\\Rightarrow$ b"
 
 
 @needs_tex
