@@ -1,8 +1,11 @@
 """The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp,
-tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, and the check for NaN
-and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports it, so that
-Numba compiles the helpers once per dtype and not once for every cell (from an empty cache they were about a
-quarter of a kernel module's compile).
+tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, and the check of one
+array for NaN and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports
+it, so that Numba compiles the helpers once per dtype and not once for every cell (from an empty cache they were
+about a quarter of a kernel module's compile). Every helper has a signature: all of them compile, or load, as
+the module is imported, under its lock in the cache (no helper compiles later, from a kernel, under that
+kernel's lock only, where two processes compiling two cells could both write its entry in Numba's cache). A
+kernel keeps its own `_nonfinite`, which takes a tuple of as many arrays as its pass checks.
 
 `name(dtype)` is the module's name, helpers_<dtype>_<hash of its text>: a change of the helpers is a module of
 another name, and so a change of every kernel's import line (a new kernel). `NAMES` are the names a kernel
@@ -20,7 +23,7 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = ("_colsum", "_copy", "_exp", "_nonfinite", "_relu", "_sigmoid", "_step", "_tanh", "_zero")
+NAMES = ("_colsum", "_copy", "_exp", "_finite", "_relu", "_sigmoid", "_step", "_tanh", "_zero")
 
 
 @functools.cache
@@ -52,12 +55,12 @@ BITS, ABS, EXPONENT = {bits}, {bits}({sign}), {bits}({exponent})  # a number's b
 {_math(dtype)}
 
 
-@njit(cache=True, error_model="numpy")
+@njit("{t}({t})", cache=True, error_model="numpy")
 def _step(a):
     return {one} if a > {zero} else {zero}
 
 
-@njit(cache=True, error_model="numpy")
+@njit("{t}({t})", cache=True, error_model="numpy")
 def _relu(a):
     return a if a > {zero} else {zero}
 
@@ -85,7 +88,7 @@ def _bits(typingctx, v):
     return types.{bits_t}(v), codegen
 
 
-@njit(cache=True, error_model="numpy")
+@njit("boolean({t}[::1])", cache=True, error_model="numpy")
 def _finite(a):
     """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
     fastmath flag can change)."""
@@ -95,15 +98,6 @@ def _finite(a):
         if bits > worst:
             worst = bits
     return worst < EXPONENT
-
-
-@njit(cache=True, error_model="numpy")
-def _nonfinite(arrays):
-    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
-    for k in range(len(arrays)):
-        if not _finite(arrays[k]):
-            return k
-    return -1
 
 
 @njit("void({t}[::1])", cache=True, error_model="numpy")
@@ -127,7 +121,7 @@ def _math(dtype: str) -> str:
     Taylor polynomial of e^r - 1 to the dtype's precision and 2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor
     built from its bits (a normal number, however small 2^k is); tanh|x| = -m / (m + 2) with
     m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
-    f = f"np.{dtype}"
+    f, t = f"np.{dtype}", dtype
     # ln 2 = hi + lo, hi with few enough bits that k·hi is exact; x clamped to where e^x is finite
     if dtype == "float64":
         degree, lo, hi, bits, mantissa, bias = 13, -745.0, 709.0, 64, 52, 1023
@@ -161,13 +155,13 @@ def _exp_parts(x):
     return _pow2(half) * _pow2(k - half), p
 
 
-@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+@njit("{t}({t})", cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _exp(x):
     s, p = _exp_parts(x)
     return s * ({one} + p)
 
 
-@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+@njit("{t}({t})", cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _tanh(x):
     s, p = _exp_parts({f}(-2.0) * abs(x))
     m = s * p + (s - {one})
@@ -175,7 +169,7 @@ def _tanh(x):
     return t if x >= {f}(0.0) else -t
 
 
-@njit(cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
+@njit("{t}({t})", cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _sigmoid(a):
     return {one} / ({one} + _exp(-a))
 '''

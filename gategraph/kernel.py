@@ -145,13 +145,18 @@ def _load(made: Plan, dtype: str, rebuild: bool = False):
 
 def _helpers(dtype: str, rebuild: bool = False):
     """The module of helpers every kernel of `dtype` imports (gategraph.helpers): written to the cache if it is
-    not there as it should be, and imported, once per process (or again after its machine code was thrown
-    away). Its lock keeps two processes from compiling its helpers at once."""
+    not there as it should be, and imported once per process (again after its machine code was thrown away).
+    Every helper has a signature, so all of them compile (or load) as it is imported: under a lock of this
+    process, so that no other thread imports a kernel against a half-run module, and under the module's lock in
+    the cache, so that no two processes compile them at once."""
     name = helpers.name(dtype)
-    if name in sys.modules and not rebuild:
-        return sys.modules[name]
+    module = _HELPERS.get(name)
+    if module is not None and not rebuild:
+        return module
     path, text = cache_dir() / f"{name}.py", helpers.source(dtype).encode()
-    with _compiling(name):
+    with _HELPERS_LOCK, _compiling(name):
+        if name in _HELPERS and not rebuild:  # another thread imported it while this one waited
+            return _HELPERS[name]
         try:
             if not path.is_file() or path.read_bytes() != text:
                 atomic_write(path, text)
@@ -160,7 +165,12 @@ def _helpers(dtype: str, rebuild: bool = False):
                                  f"set {CACHE_ENV} to a writable folder") from None
         if rebuild:
             _purge(name)
-        return _import(name)
+        _HELPERS[name] = module = _import(name)
+        return module
+
+
+_HELPERS: dict = {}  # name -> the helper module, once imported whole
+_HELPERS_LOCK = threading.RLock()
 
 
 def _import(name: str):

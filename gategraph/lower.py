@@ -1365,6 +1365,15 @@ from {helpers.name(dtype)} import {", ".join(helpers.NAMES)}
 DT = np.{dtype}
 
 
+@njit(cache=True, error_model="numpy")
+def _nonfinite(arrays):
+    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
+    for k in range(len(arrays)):
+        if not _finite(arrays[k]):
+            return k
+    return -1
+
+
 {forward_src}
 
 {backward_src}'''

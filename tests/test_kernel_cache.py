@@ -36,3 +36,43 @@ def test_processes_filling_an_empty_cache_at_once_agree_and_compile_once(tmp_pat
                                                for line in out.splitlines())]
         assert len(compiled) == 1, (which, outs)
     assert len(list(tmp_path.glob("gg_*.py"))) == 1
+
+
+# one process: two cells lowered first, then compiled by two threads at once, so that both reach the helpers'
+# module (gategraph.helpers) together
+THREADS = """
+import threading
+import numpy as np
+from gategraph import cells
+from gategraph.kernel import _plan, compile
+
+made = [cells.lstm(), cells.gru_reset_after()]
+for cell in made:
+    _plan(cell, "float32")
+errors = []
+
+def run(cell):
+    try:
+        k = compile(cell, 3, 4, "float32")
+        p, x = k.init(0), np.ones((2, 1, 3), np.float32)
+        out, _, tape = k.forward(p, x)
+        k.backward(p, x, np.ones_like(out), tape=tape)
+    except BaseException as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=run, args=(cell,)) for cell in made]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("errors", errors)
+"""
+
+
+def test_threads_compiling_two_cells_at_once_share_helpers_compiled_once(tmp_path):
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    proc = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and "errors []" in proc.stdout, proc.stdout + proc.stderr
+    saved = [line.split("__pycache__")[-1] for line in proc.stdout.splitlines()
+             if line.startswith("[cache] data saved to") and "helpers_" in line]
+    assert saved and len(saved) == len(set(saved)), saved  # no helper compiled twice (none thrown away)

@@ -11,9 +11,18 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_3ce98e6999aecb77 import _colsum, _copy, _exp, _nonfinite, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_16abd6c0ddf66cdc import _colsum, _copy, _exp, _finite, _relu, _sigmoid, _step, _tanh, _zero
 
 DT = np.float32
+
+
+@njit(cache=True, error_model="numpy")
+def _nonfinite(arrays):
+    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
+    for k in range(len(arrays)):
+        if not _finite(arrays[k]):
+            return k
+    return -1
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
