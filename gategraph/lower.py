@@ -43,8 +43,9 @@ module dispatches on that and never on an op's name, except where the IR itself 
 of parameter matrices: sums (Plus) of them, concatenations (Concat) that split them, slices (Slice) pushed into
 them, transposed parameters (Transpose), and outer products (Outer) that become weight-gradient GEMMs.
 
-Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors.
-The generated source imports numpy and numba; this module imports neither.
+Imports: sympy, gategraph.ops, gategraph.spec, gategraph.derive, gategraph.errors, gategraph.helpers.
+The generated source imports numpy, numba and the helper module of its dtype (gategraph.helpers: exp, tanh, σ,
+copies, the NaN check of one array); this module imports neither numpy nor numba.
 """
 
 from __future__ import annotations

@@ -266,7 +266,7 @@ class Kernel:
     """An op's kernel form.
 
     call: CALL only: the generated code's call on one entry, a template over the printed arguments
-        (`"_sigmoid({0})"`: gategraph.lower defines `_sigmoid`, `_tanh`, `_exp`, `_step`, `_relu`; NumPy's
+        (`"_sigmoid({0})"`: gategraph.helpers defines `_sigmoid`, `_tanh`, `_exp`, `_step`, `_relu`; NumPy's
         and Python's own scalar functions need nothing defined).
     rule: ENTRYWISE: `rule(at, idx, *sizes)` -> the SymPy scalar of the result at `idx`, where `at(k, i)` is
         the scalar of argument k at index `i` (a tuple of index symbols or expressions);
