@@ -129,13 +129,14 @@ def _load(made: Plan, dtype: str, rebuild: bool = False):
     """The generated module of a plan, imported from the cache, after the helpers it imports (`_helpers`).
     `rebuild`: throw away Numba's cached machine code for both first (it failed to load)."""
     name = made.module
-    if name in sys.modules and not rebuild:
-        return sys.modules[name]
+    module = _MODULES.get(name)
+    if module is not None and not rebuild:
+        return module
     if rebuild:
         _purge(name)
     try:
         _helpers(dtype, rebuild)
-        module = _import(name)
+        module = _import(name, again=rebuild)
     except Exception:  # Numba's cached code for them is unreadable: rebuild it, once
         if rebuild:
             raise
@@ -146,17 +147,17 @@ def _load(made: Plan, dtype: str, rebuild: bool = False):
 def _helpers(dtype: str, rebuild: bool = False):
     """The module of helpers every kernel of `dtype` imports (gategraph.helpers): written to the cache if it is
     not there as it should be, and imported once per process (again after its machine code was thrown away).
-    Every helper has a signature, so all of them compile (or load) as it is imported: under a lock of this
-    process, so that no other thread imports a kernel against a half-run module, and under the module's lock in
-    the cache, so that no two processes compile them at once."""
+    Every helper has a signature, so all of them compile (or load) as it is imported: under the process's lock
+    of imports (`_import`) and under the module's lock in the cache, so that no two processes compile them at
+    once."""
     name = helpers.name(dtype)
-    module = _HELPERS.get(name)
+    module = _MODULES.get(name)
     if module is not None and not rebuild:
         return module
     path, text = cache_dir() / f"{name}.py", helpers.source(dtype).encode()
-    with _HELPERS_LOCK, _compiling(name):
-        if name in _HELPERS and not rebuild:  # another thread imported it while this one waited
-            return _HELPERS[name]
+    with _IMPORTING, _compiling(name):
+        if name in _MODULES and not rebuild:  # another thread imported it while this one waited
+            return _MODULES[name]
         try:
             if not path.is_file() or path.read_bytes() != text:
                 atomic_write(path, text)
@@ -165,30 +166,36 @@ def _helpers(dtype: str, rebuild: bool = False):
                                  f"set {CACHE_ENV} to a writable folder") from None
         if rebuild:
             _purge(name)
-        _HELPERS[name] = module = _import(name)
+        return _import(name, again=rebuild)
+
+
+_MODULES: dict = {}  # name -> a module of the cache, once imported whole (a kernel's, or the helpers')
+_IMPORTING = threading.RLock()  # held while one is imported: no thread sees a module half run
+
+
+def _import(name: str, again: bool = False):
+    """The module `name` of the cache folder, imported under that name (Numba's cached code finds its globals
+    by the module's name) once per process, or `again`. A thread that asks for it while another one imports
+    it waits, and gets the whole module."""
+    with _IMPORTING:
+        module = _MODULES.get(name)
+        if module is not None and not again:
+            return module
+        blas.load()  # before Numba looks for SciPy's BLAS
+        from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
+
+        spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it
+        try:
+            with cached_loads():  # the helpers with signatures load (or compile) as the module runs
+                spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            _MODULES.pop(name, None)
+            raise
+        _MODULES[name] = module
         return module
-
-
-_HELPERS: dict = {}  # name -> the helper module, once imported whole
-_HELPERS_LOCK = threading.RLock()
-
-
-def _import(name: str):
-    """Import the module `name` from the cache folder, under that name (Numba's cached code finds its globals
-    by the module's name)."""
-    blas.load()  # before Numba looks for SciPy's BLAS
-    from gategraph.compiling import cached_loads  # (Numba: not on `import gategraph.kernel`)
-
-    spec = importlib.util.spec_from_file_location(name, cache_dir() / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # before running it
-    try:
-        with cached_loads():  # the helpers with signatures load (or compile) as the module runs
-            spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 @dataclass

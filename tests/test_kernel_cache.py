@@ -76,3 +76,45 @@ def test_threads_compiling_two_cells_at_once_share_helpers_compiled_once(tmp_pat
     saved = [line.split("__pycache__")[-1] for line in proc.stdout.splitlines()
              if line.startswith("[cache] data saved to") and "helpers_" in line]
     assert saved and len(saved) == len(set(saved)), saved  # no helper compiled twice (none thrown away)
+
+
+# one process: one cell's module imported by two threads at once, its run slowed so that the second thread asks
+# for it while the first one is running it
+SAME_MODULE = """
+import contextlib, threading, time
+from gategraph import cells, compiling, kernel
+
+made = kernel._plan(cells.rnn(), "float64")
+kernel._helpers("float64")
+running = compiling.cached_loads
+
+@contextlib.contextmanager
+def slowly():
+    with running():
+        time.sleep(0.5)
+        yield
+
+compiling.cached_loads = slowly
+got, errors = [], []
+
+def load():
+    try:
+        got.append(sorted(n for n in ("forward", "backward") if hasattr(kernel._load(made, "float64"), n)))
+    except BaseException as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=load) for _ in range(2)]
+threads[0].start()
+time.sleep(0.2)
+threads[1].start()
+for t in threads:
+    t.join()
+print("got", got, "errors", errors)
+"""
+
+
+def test_a_thread_never_gets_a_kernel_module_another_thread_is_still_running(tmp_path):
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", SAME_MODULE], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "got [['backward', 'forward'], ['backward', 'forward']] errors []" in proc.stdout, proc.stdout
