@@ -366,47 +366,6 @@ class Store:
         return self.buf, self.kind, self.shift, tuple(units)
 
 
-def _apart(a: tuple, b: tuple, extent) -> bool:
-    """Whether two entries of one buffer that a loop nest reaches (Store.entry) are the same at every
-    iteration or never meet: rows of different steps, or column ranges [c, c + extent) that do not overlap."""
-    if a == b:
-        return True
-    (_, kind_a, row_a, units_a), (_, kind_b, row_b, units_b) = a, b
-    if kind_a != kind_b or len(units_a) != len(units_b):
-        return False
-    if kind_a == "seq" and row_a != row_b:
-        return True
-    differ = [(u, v) for u, v in zip(units_a, units_b, strict=True) if u != v]
-    if len(differ) != 1 or differ[0] != (units_a[-1], units_b[-1]):
-        return False
-    gap = differ[0][0] - differ[0][1]
-    if gap.free_symbols & {sp.Symbol(n, integer=True) for n in ("_j", "_i", "_k")}:
-        return False
-    positive = {x: sp.Dummy(positive=True, integer=True) for x in (gap - extent).free_symbols}
-    return bool((gap - extent).subs(positive).is_nonnegative or (-gap - extent).subs(positive).is_nonnegative)
-
-
-@dataclass
-class _Nest:
-    """An elementwise loop nest that later statements over the same indices may join: its loops' key, the line
-    after its last statement, and the entries its statements wrote and read (Store.entry)."""
-
-    key: tuple
-    end: int
-    extent: sp.Expr
-    writes: list
-    reads: list
-
-    def admits(self, key: tuple, end: int, writes: list, reads: list) -> bool:
-        """Whether statements with these entries may run inside this nest, each iteration after its own
-        statements: same loops, right after them, and no entry that one iteration writes and another reads
-        or writes."""
-        if key != self.key or end != self.end:
-            return False
-        pairs = [(a, b) for a in reads + writes for b in self.writes] + [(a, b) for a in writes for b in self.reads]
-        return all(a[0] != b[0] or _apart(a, b, self.extent) for a, b in pairs)
-
-
 def _down_rows(entries: list, idx: tuple, s: sp.Symbol) -> bool:
     """A sum over s into a vector (idx = (j,)) that reads matrices down their rows: every entry read that
     depends on both j and s has j, not s, in its last index (Store.entry's units), and there is one."""
@@ -450,8 +409,6 @@ class Emitter:
     step at once (temporaries are (T·B, ...))."""
 
     direct = True  # a value that is one GEMM is written by the GEMM itself
-    fuse = False  # elementwise statements over the same indices share one loop nest (measured: the backward
-    # pass's fused nest is slower, its many arrays keep LLVM from vectorizing it)
 
     def __init__(self, dtype: str, stores: dict):
         self.dtype, self.stores = dtype, stores
@@ -465,7 +422,6 @@ class Emitter:
         self.work: list = []  # (name, dims) of the buffers passed in
         self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
         self.seq_stacks: dict = {}  # tuple of operand nodes -> seq buffer holding them side by side
-        self.nest: _Nest | None = None  # the last elementwise loop nest, which the next statement may join
         self.entries: list = []  # Store.entry of every array read while a statement is built
 
     # -- text ------------------------------------------------------------------------------------------------
@@ -558,34 +514,20 @@ class Emitter:
             self.depth += 1
         return idx
 
-    def elementwise(self, node: N, dest, op: str = "=", store: Store | None = None):
-        """dest(idx) (op) node[idx] for each sequence and unit: a statement in the last loop nest if it runs
-        over the same indices and no iteration reads what another one writes (`store` given: where dest is),
-        else in a loop nest of its own."""
+    def elementwise(self, node: N, dest, op: str = "="):
+        """dest(idx) (op) node[idx] for each sequence and unit, in a loop nest of its own: one statement per nest,
+        whose few arrays LLVM vectorizes best (measured against nests shared by consecutive statements)."""
         self.prepare(node)
         idx = self.units(node.shape)
         reads: dict = {}
         self.entries = []
         value = self.scalar(node, idx, reads)
-        key = (self.mode, self.depth, tuple(_py(n) for n in node.shape))
-        writes = [store.entry(idx)] if store is not None else []
         depth = self.depth
-        if not self.fuse:
-            store = None
-        if store is not None and self.nest is not None and self.nest.admits(key, len(self.lines), writes, self.entries):
-            self.depth += (2 if self.mode == "all" else 1) + len(idx)
-        else:
-            self.open_batch()
-            self.open_units(node.shape)
-            extent = node.shape[-1] if node.shape else sp.S.One
-            self.nest = _Nest(key, 0, extent, [], []) if store is not None else None
+        self.open_batch()
+        self.open_units(node.shape)
         (text,) = self.printed([value], reads)
         self.line(f"{dest(idx)} {op} {text}")
         self.depth = depth
-        if self.nest is not None:
-            self.nest.end = len(self.lines)
-            self.nest.writes += writes
-            self.nest.reads += self.entries
 
     def into(self, store: Store, node: N, op: str = "="):
         """store[...] (op) node[...]; a product of parameters lands in the store straight from its GEMM."""
@@ -598,7 +540,7 @@ class Emitter:
             for c in node.children:
                 self.prepare(c)
             return loops(node, store)
-        self.elementwise(node, lambda idx: store.read(idx, self.dtype), op, store)
+        self.elementwise(node, lambda idx: store.read(idx, self.dtype), op)
 
     def hoist(self, irs: list, fixed: set):
         """Compute once, before the time loop, each largest part of `irs` that is the same at every step (its
@@ -796,7 +738,6 @@ class _ForwardEmitter(Emitter):
     operand is an input, else once per step, into a buffer kept for the backward pass."""
 
     direct = False
-    fuse = True
 
     def __init__(self, dtype, stores, groups: dict):
         super().__init__(dtype, stores)

@@ -47,12 +47,18 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
         for _b in range(_B):
             for _j in range(H):
                 z[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j])
+        for _b in range(_B):
+            for _j in range(H):
                 r[_t, _b, _j] = _sigmoid(_P1[_t, _b, H + _j] + _P0[_t * _B + _b, H + _j])
+        for _b in range(_B):
+            for _j in range(H):
                 _v0[_t, _b, _j] = r[_t, _b, _j]*h[_t, _b, _j]
         np.dot(_v0[_t], _S2, _P2[_t])
         for _b in range(_B):
             for _j in range(H):
                 h_tilde[_t, _b, _j] = _tanh(_P2[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
+        for _b in range(_B):
+            for _j in range(H):
                 h[_t + 1, _b, _j] = z[_t, _b, _j]*h_tilde[_t, _b, _j] - h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
 
 

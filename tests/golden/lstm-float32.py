@@ -51,10 +51,20 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
         for _b in range(_B):
             for _j in range(H):
                 f[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j] + b_f[_j])
+        for _b in range(_B):
+            for _j in range(H):
                 i[_t, _b, _j] = _sigmoid(_P1[_t, _b, H + _j] + _P0[_t * _B + _b, H + _j] + b_i[_j])
+        for _b in range(_B):
+            for _j in range(H):
                 C_tilde[_t, _b, _j] = _tanh(_P1[_t, _b, 2*H + _j] + _P0[_t * _B + _b, 2*H + _j] + b_C[_j])
+        for _b in range(_B):
+            for _j in range(H):
                 C[_t + 1, _b, _j] = f[_t, _b, _j]*C[_t, _b, _j] + i[_t, _b, _j]*C_tilde[_t, _b, _j]
+        for _b in range(_B):
+            for _j in range(H):
                 o[_t, _b, _j] = _sigmoid(_P1[_t, _b, 3*H + _j] + _P0[_t * _B + _b, 3*H + _j] + b_o[_j])
+        for _b in range(_B):
+            for _j in range(H):
                 h[_t + 1, _b, _j] = o[_t, _b, _j]*_tanh(C[_t + 1, _b, _j])
 
 
