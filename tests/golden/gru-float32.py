@@ -28,7 +28,7 @@ def _nonfinite(arrays):
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.reshape(x.size), _init_h.reshape(_init_h.size), W_z.reshape(W_z.size), W_r.reshape(W_r.size), W.reshape(W.size),))
+    _bad = _nonfinite((x.ravel(), _init_h.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
@@ -65,7 +65,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.reshape(x.size), W_z.reshape(W_z.size), W_r.reshape(W_r.size), W.reshape(W.size), _dl_h.reshape(_dl_h.size), _final_h.reshape(_final_h.size),))
+    _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _zero(_bar_h_prev.reshape(_bar_h_prev.size))

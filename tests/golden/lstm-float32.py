@@ -30,7 +30,7 @@ def _nonfinite(arrays):
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _P0, _P1):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.reshape(x.size), _init_h.reshape(_init_h.size), _init_C.reshape(_init_C.size), W_f.reshape(W_f.size), W_i.reshape(W_i.size), W_C.reshape(W_C.size), W_o.reshape(W_o.size), b_f.reshape(b_f.size), b_i.reshape(b_i.size), b_C.reshape(b_C.size), b_o.reshape(b_o.size),))
+    _bad = _nonfinite((x.ravel(), _init_h.ravel(), _init_C.ravel(), W_f.ravel(), W_i.ravel(), W_C.ravel(), W_o.ravel(), b_f.ravel(), b_i.ravel(), b_C.ravel(), b_o.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
@@ -71,7 +71,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.reshape(x.size), W_f.reshape(W_f.size), W_i.reshape(W_i.size), W_C.reshape(W_C.size), W_o.reshape(W_o.size), b_f.reshape(b_f.size), b_i.reshape(b_i.size), b_C.reshape(b_C.size), b_o.reshape(b_o.size), _dl_h.reshape(_dl_h.size), _final_h.reshape(_final_h.size), _final_C.reshape(_final_C.size),))
+    _bad = _nonfinite((x.ravel(), W_f.ravel(), W_i.ravel(), W_C.ravel(), W_o.ravel(), b_f.ravel(), b_i.ravel(), b_C.ravel(), b_o.ravel(), _dl_h.ravel(), _final_h.ravel(), _final_C.ravel(),))
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _zero(_bar_h_prev.reshape(_bar_h_prev.size))
