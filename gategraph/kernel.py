@@ -149,7 +149,7 @@ def _helpers(dtype: str, rebuild: bool = False):
     not there as it should be, and imported once per process (again after its machine code was thrown away).
     Every helper has a signature, so all of them compile (or load) as it is imported: under the process's lock
     of imports (`_import`) and under the module's lock in the cache, so that no two processes compile them at
-    once."""
+    once. (While another process compiles them, this one's other imports wait too: the helpers come first.)"""
     name = helpers.name(dtype)
     module = _MODULES.get(name)
     if module is not None and not rebuild:

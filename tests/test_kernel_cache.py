@@ -86,30 +86,33 @@ from gategraph import cells, compiling, kernel
 
 made = kernel._plan(cells.rnn(), "float64")
 kernel._helpers("float64")
-running = compiling.cached_loads
+running, inside = compiling.cached_loads, threading.Event()
 
 @contextlib.contextmanager
 def slowly():
     with running():
+        inside.set()  # the module is registered and about to run
         time.sleep(0.5)
         yield
 
 compiling.cached_loads = slowly
-got, errors = [], []
+got, modules, errors = [], [], []
 
 def load():
     try:
-        got.append(sorted(n for n in ("forward", "backward") if hasattr(kernel._load(made, "float64"), n)))
+        module = kernel._load(made, "float64")
+        got.append(sorted(n for n in ("forward", "backward") if hasattr(module, n)))
+        modules.append(module)
     except BaseException as e:
         errors.append(repr(e))
 
 threads = [threading.Thread(target=load) for _ in range(2)]
 threads[0].start()
-time.sleep(0.2)
+inside.wait(60)
 threads[1].start()
 for t in threads:
     t.join()
-print("got", got, "errors", errors)
+print("got", got, "errors", errors, "one module", len({id(m) for m in modules}) == 1)
 """
 
 
@@ -117,4 +120,5 @@ def test_a_thread_never_gets_a_kernel_module_another_thread_is_still_running(tmp
     env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", SAME_MODULE], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "got [['backward', 'forward'], ['backward', 'forward']] errors []" in proc.stdout, proc.stdout
+    both = "got [['backward', 'forward'], ['backward', 'forward']] errors [] one module True"
+    assert both in proc.stdout, proc.stdout
