@@ -250,11 +250,38 @@ def cluster(scheduler: str | None = None, workers: int | None = None):
     return connect(scheduler) if scheduler else local_cluster(workers)
 
 
+class _SyncCancelled(logging.Filter):
+    """Drops the one log record distributed's `sync` (2026.8 at least) writes when a Ctrl-C reaches a blocking
+    call (`client.nthreads()`, `future.result()`, ...) before the event loop has begun the call's coroutine: its
+    cancel callback then reads a variable not yet bound, and tornado logs that NameError with a traceback. The
+    Ctrl-C itself is raised in the main thread as it should be; the traceback would only tell the user that
+    something broke."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, NameError) or error.__traceback__ is None:
+            return True
+        tb = error.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code, module = tb.tb_frame.f_code, tb.tb_frame.f_globals.get("__name__")
+        return not (module == "distributed.utils" and code.co_name == "cancel")
+
+
+_SYNC_CANCELLED = _SyncCancelled()
+
+
+def _quiet_sync_cancel() -> None:
+    """From now on, a Ctrl-C in a call to the cluster prints no traceback of distributed's (see _SyncCancelled)."""
+    logging.getLogger("tornado.application").addFilter(_SYNC_CANCELLED)  # once: the same filter is added once
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int | None = None):
     """A Client of a LocalCluster on this machine: `workers` processes (one per core unless given), each
     running one run at a time in one thread (its BLAS single-threaded too, as Dask's nanny sets it)."""
     n = workers or os.cpu_count() or 1
+    _quiet_sync_cancel()
     with warnings.catch_warnings(), _ignoring_ctrl_c():  # the workers inherit it; another dashboard port is fine
         warnings.filterwarnings("ignore", message="Port .* is already in use")
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR)
@@ -291,6 +318,7 @@ class IgnoreCtrlC(WorkerPlugin):
 def connect(address: str):
     """A Client of a Dask cluster that is already running (`dask scheduler`, `dask worker ADDRESS`, or any
     deployment Dask supports); its workers must import gategraph and see the sweep's folder."""
+    _quiet_sync_cancel()
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as e:
@@ -380,10 +408,10 @@ def run_here_and_local(jobs: dict[Path, Config], workers: int, on_result=None) -
             token = os.urandom(4).hex()
             stop = Event(f"gategraph-stop-{token}", client=client)
             futures, running, reported = {}, as_completed(), set()
+            slots = max(sum(client.nthreads().values()), 1)  # asked once: the loop below looks 20 times a second
             try:
                 while True:
-                    while waiting and sum(not f.done() for f in futures) < max(sum(client.nthreads().values()), 1) \
-                            and (job := take()):
+                    while waiting and sum(not f.done() for f in futures) < slots and (job := take()):
                         folder, config = job
                         future = client.submit(run_point, asdict(config), str(Path(folder).resolve()), stop.name,
                                                pure=False, key=f"run-{Path(folder).name}-{token}")

@@ -151,6 +151,32 @@ def test_resume_after_ctrl_c_finishes_only_what_was_missing(tmp_path, processes)
     assert {n: (out / n / "result.json").stat().st_mtime_ns for n in finished} == finished  # left as they were
 
 
+CTRL_C_BEFORE_THE_LOOP = """
+import signal, sys, threading, time
+from gategraph.sweep import local_cluster
+
+with local_cluster(1) as client:
+    client.loop.add_callback(time.sleep, 0.5)  # the event loop busy: the next call's coroutine has not begun
+    threading.Timer(0.1, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+    try:
+        client.nthreads()
+    except KeyboardInterrupt:
+        print("interrupted")
+    time.sleep(1)  # the loop runs the call's cancel
+    client.loop.add_callback(lambda: 1 / 0)  # another error in the loop is still shown
+    time.sleep(0.5)
+"""
+
+
+def test_a_ctrl_c_before_the_cluster_began_a_call_prints_no_traceback_of_dask(tmp_path):
+    """distributed's sync(), interrupted before its coroutine began, logs a NameError from its cancel."""
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_BEFORE_THE_LOOP], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "interrupted\n", proc.stderr
+    assert "NameError" not in proc.stderr, proc.stderr
+    assert "ZeroDivisionError" in proc.stderr
+
+
 def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, processes):
     (tmp_path / "broken.py").write_text("def broken():\n    raise ValueError('no cell today')\n")
     path = spec(tmp_path, 'cells = ["rnn", "broken.py:broken"]\ntasks = ["adding"]\nseeds = [0, 1]\nsteps = 20\n'
