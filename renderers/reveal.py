@@ -112,7 +112,9 @@ SCRIPT = """
   Reveal.initialize({width: WIDTH, height: HEIGHT, margin: 0.04, center: false, display: 'flex', hash: true,
     hashOneBasedIndex: true, slideNumber: 'c/t', transition: 'none', backgroundTransition: 'none',
     controls: true, progress: true, plugins: [RevealNotes]});
-  Promise.all([ready, loaded]).then(() => {
+  // measured once the fonts are in: a KaTeX font still loading would leave a slide set in a fallback font
+  const settled = () => { void document.body.offsetHeight; return document.fonts.ready; };  // laid out, fonts in
+  Promise.all([ready, loaded]).then(settled).then(() => {
     const body = document.body, slides = Array.from(document.querySelectorAll('.reveal .slides > section'));
     body.dataset.katexErrors = document.querySelectorAll('.katex-error').length + failures;
     // where the source of each refused formula is (`talk.md:12`), when the deck came from a source
