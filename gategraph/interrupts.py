@@ -10,6 +10,10 @@ CPython (3.11 to 3.13 at least) mishandles a KeyboardInterrupt in two places the
   interpreter's Ctrl-C as unhandled even when the program catches it; run as `python -m gategraph`, the process
   then kills itself with SIGINT at exit instead of returning its status. `handled()` clears that mark.
 
+And llvmlite's `ObjectRef`, cut short by a Ctrl-C in its `__init__` while Numba compiles or loads, fails in its
+`__del__` with an AttributeError (`_as_parameter_`, set last in `__init__`), which CPython prints as an ignored
+exception with its traceback after the program said it was interrupted; the hook drops that one as well.
+
 Imports: nothing from gategraph.
 """
 
@@ -27,9 +31,21 @@ def _send_again(hook_running) -> None:
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
+def _cut_short(unraisable) -> bool:
+    """Whether the dropped exception is llvmlite's ObjectRef.__del__ failing on an object whose __init__ never
+    got to set `_as_parameter_` (a Ctrl-C cut it short): nothing to clean up, and nothing to tell the user."""
+    where = unraisable.object
+    return (isinstance(unraisable.exc_value, AttributeError) and "_as_parameter_" in str(unraisable.exc_value)
+            and getattr(where, "__qualname__", None) == "ObjectRef.__del__"
+            and str(getattr(where, "__module__", "")).startswith("llvmlite."))
+
+
 def _raise_again(unraisable) -> None:
     """sys.unraisablehook: a dropped KeyboardInterrupt comes back as SIGINT to the main thread (as a key press
-    does: it wakes a sleep or a wait); anything else goes to the hook that was in place."""
+    does: it wakes a sleep or a wait); llvmlite's object cut short by a Ctrl-C is dropped quietly; anything else
+    goes to the hook that was in place."""
+    if _cut_short(unraisable):
+        return
     if not isinstance(unraisable.exc_value, KeyboardInterrupt):
         _raise_again.previous(unraisable)
         return

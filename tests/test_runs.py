@@ -312,6 +312,22 @@ def test_the_program_hook_passes_on_every_other_dropped_exception(monkeypatch):
     assert seen == [ValueError]
 
 
+def test_the_program_hook_drops_llvmlites_object_a_ctrl_c_cut_short(monkeypatch):
+    """A Ctrl-C inside llvmlite's ObjectRef.__init__ (Numba compiling or loading) leaves an object whose __del__
+    fails with an AttributeError: CPython printed it, traceback and all, after `gategraph: interrupted`."""
+    from llvmlite.binding.ffi import ObjectRef
+
+    from gategraph import interrupts
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable.exc_type))
+    ObjectRef.__new__(ObjectRef)  # as a Ctrl-C before its __init__ set _as_parameter_ leaves it
+    assert seen == [AttributeError]  # what the program showed
+    interrupts.keep_lost()
+    ObjectRef.__new__(ObjectRef)
+    assert seen == [AttributeError]
+
+
 @pytest.mark.parametrize("gap", [0.0, 0.02])
 def test_ctrl_c_twice_while_training_stops_at_once_and_the_run_stays_consistent(tmp_path, gap):
     out = tmp_path / "run"
