@@ -1,6 +1,6 @@
 """The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp,
-tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, and the check of one
-array for NaN and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports
+tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, one step's product of
+a batch with stacked weights (flipped where that is faster), and the check of one array for NaN and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports
 it, so that Numba compiles the helpers once per dtype and not once for every cell (from an empty cache they were
 about a quarter of a kernel module's compile). Every helper has a signature: all of them compile, or load, as
 the module is imported, under its lock in the cache (no helper compiles later, from a kernel, under that
@@ -23,7 +23,14 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = ("_colsum", "_copy", "_exp", "_finite", "_relu", "_sigmoid", "_step", "_tanh", "_zero")
+NAMES = ("_colsum", "_copy", "_exp", "_finite", "_flipped", "_product", "_relu", "_sigmoid", "_step", "_tanh",
+         "_zero")
+# where a step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: S of FLIP_AT entries or
+# more, B of FLIP_ROWS or fewer. OpenBLAS (SkylakeX kernel, float32) multiplies (32 × 512) · (512 × 2048) in 1.0 ms,
+# and flipped, with the copy back, in 0.75 ms; flipped it is slower for smaller S, for larger B, and in float64
+# (benchmarks/bench_step_product.py; benchmarks/results/step-product-*.md): never, in float64
+FLIP_AT = {"float32": 1 << 18, "float64": 1 << 62}
+FLIP_ROWS = 64
 
 
 @functools.cache
@@ -104,6 +111,28 @@ def _finite(a):
 def _zero(a):
     for i in range(a.size):
         a[i] = 0
+
+
+@njit("UniTuple({t}[:, ::1], 2)({t}[:, ::1], int64)", cache=True, error_model="numpy")
+def _flipped(s, b):
+    """(Sᵀ, a buffer of (columns of S, b)) for `_product` to compute u · S as (Sᵀ · uᵀ)ᵀ for a batch u of b
+    rows, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS); else two empty arrays."""
+    if s.size < {FLIP_AT[dtype]} or b > {FLIP_ROWS}:
+        return np.empty((0, 0), DT), np.empty((0, 0), DT)
+    st = np.empty((s.shape[1], s.shape[0]), DT)
+    _copy(st, 0, 0, s, 0, 0, s.shape[1], s.shape[0], True, False)
+    return st, np.empty((s.shape[1], b), DT)
+
+
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
+def _product(u, s, st, f, out):
+    """out = u · S, one step's product of a batch u with a stacked weight matrix S; as (Sᵀ · uᵀ)ᵀ, through f,
+    where `_flipped` gave Sᵀ."""
+    if st.size == 0:
+        np.dot(u, s, out)
+    else:
+        np.dot(st, u.T, f)
+        _copy(out, 0, 0, f, 0, 0, out.shape[0], out.shape[1], True, False)
 
 
 @njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")

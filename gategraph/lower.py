@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -70,6 +71,7 @@ INPUT_GRADS = "_input_grads"  # backward's last argument: make the per-step inpu
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code
 RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"} | set(dir(builtins))
+_ONE_STEP = re.compile(r"\w+(\[_t( \+ \d+)?\])?")  # generated source of a whole buffer or of one step's rows
 
 
 # --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
@@ -679,7 +681,19 @@ class Emitter:
             out = self.transient("_q", node.shape)
             self.memo[node] = out
             target = out.buf
-        self.line(f"np.dot({U}, {S}, {target})")
+        self.product(U, S, target)
+
+    def product(self, U: str, S: str, target: str):
+        """target = U · S. Inside the time loop, where both are a whole buffer or one step of one (contiguous),
+        through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where S is large enough for that to be
+        faster (gategraph.helpers.FLIP_AT); Sᵀ is made once, before the loop, by `_flipped`."""
+        if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
+            self.line(f"np.dot({U}, {S}, {target})")
+            return
+        ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so
+        if f"{ST}, {F} = _flipped({S}, _B)" not in self.allocs:
+            self.allocs.append(f"{ST}, {F} = _flipped({S}, _B)")
+        self.line(f"_product({U}, {S}, {ST}, {F}, {target})")
 
     def stack(self, blocks: list, axis: int) -> str:
         """The matrices A_gᵀ stacked along `axis` (0: rows, for a sum of products; 1: columns, for
@@ -761,7 +775,7 @@ class _ForwardEmitter(Emitter):
                 self.into(store, v)
                 self.memo[v] = self.kept[v] = store
             self.alloc(P, [T_, B_, width])
-            self.line(f"np.dot({self.side_by_side([v])}, {S}, {P}[_t])")
+            self.product(self.side_by_side([v]), S, f"{P}[_t]")
             kind = "seq"
         off = sp.S.Zero
         for m in members:

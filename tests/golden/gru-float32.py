@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_16abd6c0ddf66cdc import _colsum, _copy, _exp, _finite, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_42abd28fb14d30f0 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
 
 DT = np.float32
 
@@ -39,11 +39,13 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
     _S1 = np.empty((H, 2*H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_r, 0, 0, H, H, True, False)
+    _S1T, _F1 = _flipped(_S1, _B)
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
+    _S2T, _F2 = _flipped(_S2, _B)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        np.dot(h[_t], _S1, _P1[_t])
+        _product(h[_t], _S1, _S1T, _F1, _P1[_t])
         for _b in range(_B):
             for _j in range(H):
                 z[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j])
@@ -53,7 +55,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
         for _b in range(_B):
             for _j in range(H):
                 _v0[_t, _b, _j] = r[_t, _b, _j]*h[_t, _b, _j]
-        np.dot(_v0[_t], _S2, _P2[_t])
+        _product(_v0[_t], _S2, _S2T, _F2, _P2[_t])
         for _b in range(_B):
             for _j in range(H):
                 h_tilde[_t, _b, _j] = _tanh(_P2[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
@@ -73,10 +75,12 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _S0 = np.empty((H, H,), DT)
     _copy(_S0, 0, 0, W, 0, 0, H, H, False, False)
     _q0 = np.empty((_B, H,), DT)
+    _S0T, _F0 = _flipped(_S0, _B)
     _S1 = np.empty((2*H, H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
+    _S1T, _F1 = _flipped(_S1, _B)
     _g_W_z = np.empty((H, H + X,), DT)
     _zero(_g_W_z.reshape(_g_W_z.size))
     _g_W_r = np.empty((H, H + X,), DT)
@@ -93,7 +97,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _pre_h_tilde[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*((h_tilde[_t, _b, _j] * h_tilde[_t, _b, _j]) + np.float32(-1.0))
-        np.dot(_pre_h_tilde[_t], _S0, _q0)
+        _product(_pre_h_tilde[_t], _S0, _S0T, _F0, _q0)
         for _b in range(_B):
             for _j in range(H):
                 _bar_r[_t, _b, _j] = _q0[_b, _j]*h[_t, _b, _j]
@@ -103,7 +107,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _U0[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*(h_tilde[_t, _b, _j] - h[_t, _b, _j])*(z[_t, _b, _j] + np.float32(-1.0))
-        np.dot(_U0[_t], _S1, _q1)
+        _product(_U0[_t], _S1, _S1T, _F1, _q1)
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))

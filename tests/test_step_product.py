@@ -1,0 +1,61 @@
+"""A step's product u · S of a batch with a stacked weight matrix runs as (Sᵀ · uᵀ)ᵀ where S is large
+(gategraph.helpers: faster so with OpenBLAS, in float32): the kernels give the same outputs and gradients
+either way."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from gategraph.kernel import compile
+from tests.conftest import ROOT
+
+CASES = [("lstm", "float32"), ("gru", "float32"), ("lstm", "float64")]
+T, B, X, H = 5, 3, 4, 6
+
+# every step's product flipped (FLIP_AT 0), in a process of its own with an empty kernel cache (a changed helper
+# module is a module of another name, and so is every kernel that imports it)
+FLIPPED = """
+import sys
+import numpy as np
+from gategraph import helpers
+from gategraph.kernel import cache_dir, compile
+from tests.test_step_product import CASES, X, H, run
+
+helpers.FLIP_AT = {"float32": 0, "float64": 0}
+helpers.source.cache_clear()
+helpers.name.cache_clear()
+for cell, dtype in CASES:
+    k = compile(cell, X, H, dtype)
+    assert f"if s.size < 0 or b > {helpers.FLIP_ROWS}:" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
+    out, grads = run(k, dtype)
+    np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
+             **{"grad_" + n: v for n, v in grads.items()})
+"""
+
+
+def run(k, dtype):
+    """({output or final state: value}, {gradient: value}) of a forward and a backward pass on fixed random
+    numbers."""
+    rng = np.random.default_rng(0)
+    p = k.init(0)
+    x = rng.normal(size=(T, B, X)).astype(dtype)
+    out, final, tape = k.forward(p, x)
+    grads = k.backward(p, x, rng.normal(size=out.shape).astype(dtype), tape=tape)
+    return {"h": out, **{f"final {n}": v for n, v in final.items()}}, grads
+
+
+def test_flipped_step_products_give_the_same_outputs_and_gradients(tmp_path):
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", FLIPPED, str(tmp_path)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    for cell, dtype in CASES:
+        out, grads = run(compile(cell, X, H, dtype), dtype)
+        flipped = np.load(tmp_path / f"{cell}-{dtype}.npz")
+        assert sorted(flipped.files) == sorted([f"out_{n}" for n in out] + [f"grad_{n}" for n in grads])
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        for n in flipped.files:
+            expected = out[n[4:]] if n.startswith("out_") else grads[n[5:]]
+            np.testing.assert_allclose(flipped[n], expected, rtol=tol, atol=tol, err_msg=f"{cell} {dtype} {n}")
