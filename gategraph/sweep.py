@@ -252,10 +252,10 @@ def cluster(scheduler: str | None = None, workers: int | None = None):
 
 class _SyncCancelled(logging.Filter):
     """Drops the one log record distributed's `sync` (2026.8 at least) writes when a Ctrl-C reaches a blocking
-    call (`client.nthreads()`, `future.result()`, ...) before the event loop has begun the call's coroutine: its
-    cancel callback then reads a variable not yet bound, and tornado logs that NameError with a traceback. The
-    Ctrl-C itself is raised in the main thread as it should be; the traceback would only tell the user that
-    something broke."""
+    call (`client.nthreads()`, `future.result()`, ...) before the event loop has got the call's coroutine past
+    its first step: its cancel callback then reads a variable not yet bound, and tornado logs that NameError with
+    a traceback (and the call is not cancelled: it runs to its end in the loop). The Ctrl-C itself is raised in
+    the main thread as it should be; the traceback would only tell the user that something broke."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
