@@ -34,10 +34,12 @@ def _send_again(hook_running) -> None:
 def _cut_short(unraisable) -> bool:
     """Whether the dropped exception is llvmlite's ObjectRef.__del__ failing on an object whose __init__ never
     got to set `_as_parameter_` (a Ctrl-C cut it short): nothing to clean up, and nothing to tell the user."""
-    where = unraisable.object
-    return (isinstance(unraisable.exc_value, AttributeError) and "_as_parameter_" in str(unraisable.exc_value)
-            and getattr(where, "__qualname__", None) == "ObjectRef.__del__"
-            and str(getattr(where, "__module__", "")).startswith("llvmlite."))
+    if not (isinstance(unraisable.exc_value, AttributeError) and "_as_parameter_" in str(unraisable.exc_value)):
+        return False
+    tb = unraisable.exc_traceback
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__")).startswith("llvmlite.")
 
 
 def _raise_again(unraisable) -> None:
