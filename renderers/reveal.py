@@ -112,8 +112,9 @@ SCRIPT = """
   Reveal.initialize({width: WIDTH, height: HEIGHT, margin: 0.04, center: false, display: 'flex', hash: true,
     hashOneBasedIndex: true, slideNumber: 'c/t', transition: 'none', backgroundTransition: 'none',
     controls: true, progress: true, plugins: [RevealNotes]});
-  // measured once the fonts are in: a KaTeX font still loading would leave a slide set in a fallback font
-  const settled = () => { void document.body.offsetHeight; return document.fonts.ready; };  // laid out, fonts in
+  // measured once every font is in (a slide out of view requests its KaTeX fonts only when measured): one still
+  // loading would leave a slide set in a fallback font
+  const settled = () => Promise.all(Array.from(document.fonts, f => f.load().catch(() => null)));
   Promise.all([ready, loaded]).then(settled).then(() => {
     const body = document.body, slides = Array.from(document.querySelectorAll('.reveal .slides > section'));
     body.dataset.katexErrors = document.querySelectorAll('.katex-error').length + failures;
