@@ -1,11 +1,12 @@
-"""The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp,
-tanh and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, one step's product of
-a batch with stacked weights (flipped where that is faster), and the check of one array for NaN and inf. `gategraph.kernel` writes it to the kernel cache beside the kernels, each of which imports
-it, so that Numba compiles the helpers once per dtype and not once for every cell (from an empty cache they were
-about a quarter of a kernel module's compile). Every helper has a signature: all of them compile, or load, as
-the module is imported, under its lock in the cache (no helper compiles later, from a kernel, under that
-kernel's lock only, where two processes compiling two cells could both write its entry in Numba's cache). A
-kernel keeps its own `_nonfinite`, which takes a tuple of as many arrays as its pass checks.
+"""The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp, tanh
+and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, one step's product of a batch
+with stacked weights (flipped where that is faster), and the check of one array for NaN and inf. `gategraph.kernel`
+writes it to the kernel cache beside the kernels, each of which imports it, so that Numba compiles the helpers once
+per dtype and not once for every cell (from an empty cache they were about a quarter of a kernel module's compile).
+Every helper has a signature: all of them compile, or load, as the module is imported, under its lock in the cache
+(no helper compiles later, from a kernel, under that kernel's lock only, where two processes compiling two cells
+could both write its entry in Numba's cache). A kernel keeps its own `_nonfinite`, which takes a tuple of as many
+arrays as its pass checks.
 
 `name(dtype)` is the module's name, helpers_<dtype>_<hash of its text>: a change of the helpers is a module of
 another name, and so a change of every kernel's import line (a new kernel). `NAMES` are the names a kernel
@@ -25,12 +26,14 @@ import math
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
 NAMES = ("_colsum", "_copy", "_exp", "_finite", "_flipped", "_product", "_relu", "_sigmoid", "_step", "_tanh",
          "_zero")
-# where a step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: S of FLIP_AT entries or
-# more, B of FLIP_ROWS or fewer. OpenBLAS (SkylakeX kernel, float32) multiplies (32 × 512) · (512 × 2048) in 1.0 ms,
-# and flipped, with the copy back, in 0.75 ms; flipped it is slower for smaller S, for larger B, and in float64
-# (benchmarks/bench_step_product.py; benchmarks/results/step-product-*.md): never, in float64
+# where a step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: in float32, S of FLIP_AT
+# entries or more, B in FLIP_ROWS and a sequence of FLIP_STEPS steps or more (Sᵀ is made once per pass).
+# OpenBLAS (SkylakeX kernel) multiplies (32 × 512) · (512 × 2048) in 1.1 ms, and flipped, with the copy back, in
+# 0.8 ms; flipped it is slower for S of 2^16 entries, for 128 rows and more, and in float64
+# (benchmarks/bench_step_product.py; benchmarks/results/step-product-*.md)
 FLIP_AT = {"float32": 1 << 18, "float64": 1 << 62}
-FLIP_ROWS = 64
+FLIP_ROWS = (8, 64)
+FLIP_STEPS = 8
 
 
 @functools.cache
@@ -75,14 +78,25 @@ def _relu(a):
 @njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
       cache=True, error_model="numpy")
 def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
-    """dst[d0 + a, d1 + c] (+)= src[s0 + a, s1 + c], or src[s0 + c, s1 + a] if `transpose`, for a < m, c < n."""
-    for a in range(m):
-        for c in range(n):
-            v = src[s0 + c, s1 + a] if transpose else src[s0 + a, s1 + c]
-            if add:
-                dst[d0 + a, d1 + c] += v
-            else:
-                dst[d0 + a, d1 + c] = v
+    """dst[d0 + a, d1 + c] (+)= src[s0 + a, s1 + c], or src[s0 + c, s1 + a] if `transpose`, for a < m, c < n.
+    Transposed, in tiles of 32 × 32 that stay in the cache while their columns are read (a (512 × 2048) float32
+    matrix: 1.5 ms instead of 3 to 4.7 ms, row by row)."""
+    if not transpose:
+        for a in range(m):
+            for c in range(n):
+                if add:
+                    dst[d0 + a, d1 + c] += src[s0 + a, s1 + c]
+                else:
+                    dst[d0 + a, d1 + c] = src[s0 + a, s1 + c]
+        return
+    for a0 in range(0, m, 32):
+        for c0 in range(0, n, 32):
+            for a in range(a0, min(a0 + 32, m)):
+                for c in range(c0, min(c0 + 32, n)):
+                    if add:
+                        dst[d0 + a, d1 + c] += src[s0 + c, s1 + a]
+                    else:
+                        dst[d0 + a, d1 + c] = src[s0 + c, s1 + a]
 
 
 @intrinsic
@@ -113,11 +127,12 @@ def _zero(a):
         a[i] = 0
 
 
-@njit("UniTuple({t}[:, ::1], 2)({t}[:, ::1], int64)", cache=True, error_model="numpy")
-def _flipped(s, b):
+@njit("UniTuple({t}[:, ::1], 2)({t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
+def _flipped(s, b, t):
     """(Sᵀ, a buffer of (columns of S, b)) for `_product` to compute u · S as (Sᵀ · uᵀ)ᵀ for a batch u of b
-    rows, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS); else two empty arrays."""
-    if s.size < {FLIP_AT[dtype]} or b > {FLIP_ROWS}:
+    rows over t steps, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS, FLIP_STEPS); else two empty
+    arrays."""
+    if s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]} or t < {FLIP_STEPS}:
         return np.empty((0, 0), DT), np.empty((0, 0), DT)
     st = np.empty((s.shape[1], s.shape[0]), DT)
     _copy(st, 0, 0, s, 0, 0, s.shape[1], s.shape[0], True, False)

@@ -684,15 +684,16 @@ class Emitter:
         self.product(U, S, target)
 
     def product(self, U: str, S: str, target: str):
-        """target = U · S. Inside the time loop, where both are a whole buffer or one step of one (contiguous),
-        through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where S is large enough for that to be
-        faster (gategraph.helpers.FLIP_AT); Sᵀ is made once, before the loop, by `_flipped`."""
+        """target = U · S. In "step" mode, where both are a whole buffer or one step of one (contiguous),
+        through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a
+        batch of 8 to 64 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before
+        the loop, by `_flipped`."""
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
             self.line(f"np.dot({U}, {S}, {target})")
             return
         ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so
-        if f"{ST}, {F} = _flipped({S}, _B)" not in self.allocs:
-            self.allocs.append(f"{ST}, {F} = _flipped({S}, _B)")
+        if f"{ST}, {F} = _flipped({S}, _B, _T)" not in self.allocs:
+            self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T)")
         self.line(f"_product({U}, {S}, {ST}, {F}, {target})")
 
     def stack(self, blocks: list, axis: int) -> str:

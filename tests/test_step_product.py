@@ -7,15 +7,17 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from gategraph.kernel import compile
+from gategraph import helpers
+from gategraph.kernel import _helpers, compile
 from tests.conftest import ROOT
 
 CASES = [("lstm", "float32"), ("gru", "float32"), ("lstm", "float64")]
 T, B, X, H = 5, 3, 4, 6
 
-# every step's product flipped (FLIP_AT 0), in a process of its own with an empty kernel cache (a changed helper
-# module is a module of another name, and so is every kernel that imports it)
+# every step's product flipped (FLIP_AT 0, any batch, any length), in a process of its own with an empty kernel
+# cache (a changed helper module is a module of another name, and so is every kernel that imports it)
 FLIPPED = """
 import sys
 import numpy as np
@@ -23,12 +25,12 @@ from gategraph import helpers
 from gategraph.kernel import cache_dir, compile
 from tests.test_step_product import CASES, X, H, run
 
-helpers.FLIP_AT = {"float32": 0, "float64": 0}
+helpers.FLIP_AT, helpers.FLIP_ROWS, helpers.FLIP_STEPS = {"float32": 0, "float64": 0}, (1, 1 << 30), 1
 helpers.source.cache_clear()
 helpers.name.cache_clear()
 for cell, dtype in CASES:
     k = compile(cell, X, H, dtype)
-    assert f"if s.size < 0 or b > {helpers.FLIP_ROWS}:" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
+    assert "if s.size < 0 or b < 1 or" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
     out, grads = run(k, dtype)
     np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
              **{"grad_" + n: v for n, v in grads.items()})
@@ -59,3 +61,18 @@ def test_flipped_step_products_give_the_same_outputs_and_gradients(tmp_path):
         for n in flipped.files:
             expected = out[n[4:]] if n.startswith("out_") else grads[n[5:]]
             np.testing.assert_allclose(flipped[n], expected, rtol=tol, atol=tol, err_msg=f"{cell} {dtype} {n}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_float32_only(dtype):
+    """FLIP_AT entries of S or more, FLIP_ROWS rows, FLIP_STEPS steps or more (benchmarks/bench_step_product.py)."""
+    flipped = _helpers(dtype)._flipped
+    lo, hi = helpers.FLIP_ROWS
+    shapes = {"big": (512, 512), "small": (511, 512)}
+    cases = {("big", lo, helpers.FLIP_STEPS): dtype == "float32", ("big", hi, 100): dtype == "float32",
+             ("big", lo - 1, 100): False, ("big", hi + 1, 100): False, ("big", 32, helpers.FLIP_STEPS - 1): False,
+             ("small", 32, 100): False}
+    assert 512 * 512 == helpers.FLIP_AT["float32"] > 511 * 512
+    for (size, b, t), flips in cases.items():
+        st, f = flipped(np.zeros(shapes[size], dtype), b, t)
+        assert (st.shape, f.shape) == (((512, shapes[size][0]), (512, b)) if flips else ((0, 0), (0, 0))), (size, b, t)

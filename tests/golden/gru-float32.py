@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_42abd28fb14d30f0 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_80aea4911935a72f import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
 
 DT = np.float32
 
@@ -39,10 +39,10 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
     _S1 = np.empty((H, 2*H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_r, 0, 0, H, H, True, False)
-    _S1T, _F1 = _flipped(_S1, _B)
+    _S1T, _F1 = _flipped(_S1, _B, _T)
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
-    _S2T, _F2 = _flipped(_S2, _B)
+    _S2T, _F2 = _flipped(_S2, _B, _T)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
         _product(h[_t], _S1, _S1T, _F1, _P1[_t])
@@ -75,12 +75,12 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _S0 = np.empty((H, H,), DT)
     _copy(_S0, 0, 0, W, 0, 0, H, H, False, False)
     _q0 = np.empty((_B, H,), DT)
-    _S0T, _F0 = _flipped(_S0, _B)
+    _S0T, _F0 = _flipped(_S0, _B, _T)
     _S1 = np.empty((2*H, H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
-    _S1T, _F1 = _flipped(_S1, _B)
+    _S1T, _F1 = _flipped(_S1, _B, _T)
     _g_W_z = np.empty((H, H + X,), DT)
     _zero(_g_W_z.reshape(_g_W_z.size))
     _g_W_r = np.empty((H, H + X,), DT)

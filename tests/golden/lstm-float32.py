@@ -13,7 +13,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_42abd28fb14d30f0 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_80aea4911935a72f import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
 
 DT = np.float32
 
@@ -45,7 +45,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
     _copy(_S1, 0, H, W_i, 0, 0, H, H, True, False)
     _copy(_S1, 0, 2*H, W_C, 0, 0, H, H, True, False)
     _copy(_S1, 0, 3*H, W_o, 0, 0, H, H, True, False)
-    _S1T, _F1 = _flipped(_S1, _B)
+    _S1T, _F1 = _flipped(_S1, _B, _T)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
         _product(h[_t], _S1, _S1T, _F1, _P1[_t])
@@ -84,7 +84,7 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _copy(_S0, H, 0, W_i, 0, 0, H, H, False, False)
     _copy(_S0, 2*H, 0, W_C, 0, 0, H, H, False, False)
     _copy(_S0, 3*H, 0, W_o, 0, 0, H, H, False, False)
-    _S0T, _F0 = _flipped(_S0, _B)
+    _S0T, _F0 = _flipped(_S0, _B, _T)
     _g_W_f = np.empty((H, H + X,), DT)
     _zero(_g_W_f.reshape(_g_W_f.size))
     _g_W_i = np.empty((H, H + X,), DT)
