@@ -1,7 +1,8 @@
 """One step's product u · S, a batch u of B rows times stacked weights S (the recurrent half of every gate at once),
 as the kernels compute it (gategraph.helpers: `_product`): as it is, through BLAS, and flipped, (Sᵀ · uᵀ)ᵀ with the
-copy back into u · S's rows. Ratio = as it is ÷ flipped (above 1: flipping pays); the last column says whether the
-helpers' rule (FLIP_AT, FLIP_ROWS) flips that product.
+copy back into u · S's rows. Ratio = as it is ÷ flipped (above 1: flipping pays). Flipping also makes Sᵀ once per
+pass (`_flipped`): its time is shown beside, to weigh against T steps' gain. The last column says whether the
+helpers' rule (`_flipped` itself: FLIP_AT, FLIP_ROWS, FLIP_STEPS) flips that product in a pass of STEPS steps.
 
     python benchmarks/bench_step_product.py [--cores one|all] [--dtypes float32,float64] [--markdown FILE]
 
@@ -21,23 +22,27 @@ SHAPES = [(1, 512, 2048), (8, 256, 1024), (32, 128, 512), (32, 256, 512), (32, 2
           (32, 512, 2048), (32, 2048, 512), (64, 128, 512), (64, 512, 2048), (128, 512, 2048), (256, 512, 1024)]
 
 
-def measure(dtype: str, B: int, K: int, N: int, reps: int, budget: float) -> tuple[float, float, bool]:
-    """(µs as it is, µs flipped, whether the rule flips) for u (B × K) · S (K × N)."""
+STEPS = 35  # the kernel benchmark's largest config's T
+
+
+def measure(dtype: str, B: int, K: int, N: int, reps: int, budget: float) -> tuple[float, float, float, bool]:
+    """(µs as it is, µs flipped, µs making Sᵀ, whether the rule flips) for u (B × K) · S (K × N)."""
     import numpy as np
 
-    from gategraph import helpers
     from gategraph.kernel import _helpers
 
     module = _helpers(dtype)
     rng = np.random.default_rng(0)
     u, s, out = rng.normal(size=(B, K)).astype(dtype), rng.normal(size=(K, N)).astype(dtype), np.empty((B, N), dtype)
     st, f, none = np.ascontiguousarray(s.T), np.empty((N, B), dtype), np.empty((0, 0), dtype)
-    plain, flipped = [], []
+    plain, flipped, transposed = [], [], []
     for _ in range(reps):
         plain.append(per_call(lambda: module._product(u, s, none, none, out), budget))
         flipped.append(per_call(lambda: module._product(u, s, st, f, out), budget))
-    rule = s.size >= helpers.FLIP_AT[dtype] and B <= helpers.FLIP_ROWS
-    return statistics.median(plain) * 1e6, statistics.median(flipped) * 1e6, rule
+        transposed.append(per_call(lambda: module._copy(st, 0, 0, s, 0, 0, N, K, True, False), budget))
+    rule = module._flipped(s, B, STEPS)[0].size > 0
+    return (statistics.median(plain) * 1e6, statistics.median(flipped) * 1e6, statistics.median(transposed) * 1e6,
+            rule)
 
 
 def main(argv=None):
@@ -55,14 +60,15 @@ def main(argv=None):
     lines = [f"CPU: {model}; vector extensions: {', '.join(vector) or 'none reported'}; {args.cores} core"
              + ("s" if args.cores == "all" else ""),
              *(f"BLAS: {b}" for b in blas_report())]
-    rows = ["| dtype | B | S | as it is µs | flipped µs | ratio | the rule flips |", "|---|---|---|---|---|---|---|"]
+    rows = ["| dtype | B | S | as it is µs | flipped µs | ratio | Sᵀ once µs | the rule flips |",
+            "|---|---|---|---|---|---|---|---|"]
     for line in lines:
         print(line, flush=True)
     for dtype in args.dtypes.split(","):
         for B, K, N in SHAPES:
-            plain, flipped, rule = measure(dtype, B, K, N, args.reps, args.budget)
+            plain, flipped, transposed, rule = measure(dtype, B, K, N, args.reps, args.budget)
             row = (f"| {dtype} | {B} | {K} × {N} | {plain:.1f} | {flipped:.1f} | {plain / flipped:.2f} | "
-                   f"{'yes' if rule else 'no'} |")
+                   f"{transposed:.1f} | {'yes' if rule else 'no'} |")
             rows.append(row)
             print(row, flush=True)
     if args.markdown:
