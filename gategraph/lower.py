@@ -691,9 +691,8 @@ class Emitter:
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
             self.line(f"np.dot({U}, {S}, {target})")
             return
-        ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so
-        if f"{ST}, {F} = _flipped({S}, _B, _T)" not in self.allocs:
-            self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T)")
+        ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so (each S is made for one product)
+        self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T)")
         self.line(f"_product({U}, {S}, {ST}, {F}, {target})")
 
     def stack(self, blocks: list, axis: int) -> str:
