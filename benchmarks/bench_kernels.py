@@ -213,6 +213,11 @@ def matmul_peak(dtype: str) -> float:
 def blas_report() -> list[str]:
     from threadpoolctl import threadpool_info
 
+    from gategraph import blas
+
+    blas.load()  # SciPy's, which the kernels' products over all steps call
+    blas.step_blas()  # gategraph's own, which a step's products call
+
     return [f"{i.get('user_api')}: {i.get('internal_api')} {i.get('version') or ''} kernel={i.get('architecture')} "
             f"threads={i.get('num_threads')} ({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
 

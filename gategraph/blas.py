@@ -1,5 +1,5 @@
-"""The BLAS that the compiled kernels call: loaded for Numba without the rest of SciPy, and the number of
-threads its products get.
+"""The BLAS that the compiled kernels call: SciPy's, loaded for Numba without the rest of SciPy, and gategraph's
+own for a step's products; and the number of threads their products get.
 
 Loading: Numba's `np.dot` calls SciPy's BLAS through the function pointers of `scipy.linalg.cython_blas`,
 and Numba imports that module when it first sets up its compiler or loads compiled code. Importing it runs
@@ -32,6 +32,15 @@ B = 1 or at the larger configurations; dgemm ran alike either way. The cause was
 `KERNEL_BLAS` makes that one product (zeros, on one thread, about 6 ms) when it first finds the library,
 before any pass (benchmarks/results/priming.md).
 
+Steps: a step's product (`_product` of gategraph.helpers, 100 to 10 000 small GEMMs a pass) calls cblas_sgemm or
+cblas_dgemm of gategraph's own OpenBLAS, the package scipy-openblas32, by the symbols `register()` gives LLVM (Numba
+caches the code that calls them; the symbols are given again in each process before it loads). SciPy's wheels
+bundle an older OpenBLAS (0.3.30 with SciPy 1.17): on an Intel Xeon with AVX-512 (SkylakeX kernel), one thread,
+0.3.31 and 0.3.34 ran (32 × 256) · (256 × 1024) at 93-100 GFLOP/s where it ran at 70-76, and (64 × 512) · (512 ×
+128) at 115-120 where it ran at 102-107. That library serves nobody else, so the kernels set its threads without
+touching a caller's: `KERNEL_BLAS` keeps it on the count it gives SciPy's (`_mirror`). The products over all steps
+still go through Numba's `np.dot`, SciPy's BLAS.
+
 Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
 thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
 thread (`shards(batch, weights)`). The rows of a batch never meet until the
@@ -40,13 +49,14 @@ two BLAS threads sharing one product do; a busy core delays only its own shard. 
 process may run on, or `OMP_NUM_THREADS` where that is set (Dask's workers set it to 1); inside
 `with serial():` a pass is never split (training, so that its numbers do not depend on the machine).
 
-Imports: scipy (its package folder only).
+Imports: scipy (its package folder only), scipy_openblas32 (its library's path), llvmlite (`register`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import importlib.util
 import os
@@ -55,6 +65,7 @@ import threading
 from pathlib import Path
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
+STEP_PACKAGE = "scipy_openblas32"  # the OpenBLAS a step's product calls (see "Steps")
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
 SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
 SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
@@ -93,6 +104,40 @@ def _load() -> None:
             if hasattr(module, "__pyx_capi__"):  # the function pointers Numba reads
                 return
             del sys.modules[CYTHON_BLAS]
+
+
+@functools.cache
+def step_blas():
+    """The OpenBLAS of the package scipy-openblas32 (a ctypes library), or None where it is not installed."""
+    import ctypes
+
+    try:
+        package = importlib.import_module(STEP_PACKAGE)
+        return ctypes.CDLL(str(Path(package.get_lib_dir()) / f"lib{package.get_library()}.so"))
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+def register(symbols: dict) -> bool:
+    """Tell LLVM where `symbols` are, {"float32": a name for cblas_sgemm, "float64": one for cblas_dgemm} of
+    `step_blas()`, before a module that calls them is compiled or loaded; False where the library is missing.
+    Idempotent."""
+    return _registered(tuple(sorted(symbols.items())))
+
+
+@functools.cache
+def _registered(symbols: tuple) -> bool:
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    dll = step_blas()
+    if dll is None:
+        return False
+    for dtype, symbol in symbols:
+        gemm = getattr(dll, f"scipy_cblas_{'s' if dtype == 'float32' else 'd'}gemm")
+        llvm.add_symbol(symbol, ctypes.cast(gemm, ctypes.c_void_p).value)
+    return True
 
 
 def threads(batch: int, weights: int) -> int | None:
@@ -139,6 +184,7 @@ class _KernelBlas:
         self.ours = None  # the count this object set last
         self.callers = None  # the count before it did
         self.primed = False  # whether its sgemm ran the priming product (see "Priming")
+        self.step = None  # the step BLAS's (get, set) of its thread count (see "Steps")
 
     def _ready(self):
         """Find the library, once: a thread that comes while another finds it waits until it is found and
@@ -154,6 +200,10 @@ class _KernelBlas:
         cython_blas's own handle finds. Anything else (no SciPy, another BLAS): no thread control."""
         import ctypes
 
+        step = step_blas()
+        if step is not None:
+            self.step = step.scipy_openblas_get_num_threads, step.scipy_openblas_set_num_threads
+            self.step[1].argtypes = [ctypes.c_int]
         try:
             load()
             dll = ctypes.CDLL(importlib.import_module(CYTHON_BLAS).__file__)
@@ -185,20 +235,28 @@ class _KernelBlas:
     def use(self, one: bool) -> None:
         """One thread for the next pass, or the caller's count."""
         self._ready()
-        if self.get is None:
-            return
-        n = self.get()
-        if one and n != 1:
-            self.callers, self.ours = n, 1
-            self.set(1)
-        elif not one and n == self.ours == 1:  # on one thread because of us: give it back
-            self.restore()
+        if self.get is not None:
+            n = self.get()
+            if one and n != 1:
+                self.callers, self.ours = n, 1
+                self.set(1)
+            elif not one and n == self.ours == 1:  # on one thread because of us: give it back
+                self.restore()
+        self._mirror(1 if one else None)
 
     def restore(self) -> None:
         """Give back the count from before the last small pass, if the BLAS is still on the one thread it set."""
         if self.get is not None and self.ours == 1 and self.get() == 1:
             self.ours = None
             self.set(self.callers)
+            self._mirror(None)
+
+    def _mirror(self, one: int | None) -> None:
+        """The step BLAS (see "Steps") on the count the kernels' BLAS runs on now; where there is no such BLAS,
+        on `one` thread if given, else on its own count."""
+        n = self.get() if self.get is not None else one
+        if self.step is not None and n is not None and self.step[0]() != n:
+            self.step[1](n)
 
 
 def _prime(sgemm) -> bool:

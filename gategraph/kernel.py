@@ -154,6 +154,9 @@ def _helpers(dtype: str, rebuild: bool = False):
     module = _MODULES.get(name)
     if module is not None and not rebuild:
         return module
+    if not blas.register(helpers.GEMM):  # before any code that calls them compiles or loads
+        raise GategraphError("the kernels' step products call the OpenBLAS of the package scipy-openblas32, "
+                             "which is not installed: pip install scipy-openblas32")
     path, text = cache_dir() / f"{name}.py", helpers.source(dtype).encode()
     with _IMPORTING, _compiling(name):
         if name in _MODULES and not rebuild:  # another thread imported it while this one waited

@@ -2,6 +2,10 @@
 one thread (a second one costs small GEMMs many times their work), large ones on the caller's threads, and
 NumPy's own BLAS is never touched."""
 
+import ctypes
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +32,12 @@ def test_the_rule_gives_one_thread_below_two_to_the_24_multiply_adds_per_step():
 
 def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
     small, large = compile(cells.rnn(), 4, 4, "float64"), compile(cells.rnn(), 512, 512, "float64")
-    seen = []
+    seen, steps = [], []  # the step BLAS's threads (gategraph's own OpenBLAS) beside
     call = kernel._call
 
     def watched(compiled, args, what):
         seen.append((blas.KERNEL_BLAS.threads(), numpys_blas()))
+        steps.append(blas.step_blas().scipy_openblas_get_num_threads())
         return call(compiled, args, what)
 
     monkeypatch.setattr(kernel, "_call", watched)
@@ -53,6 +58,7 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
             passes(large, 32)
     assert [kernels for kernels, _ in seen] == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1]
     assert all(numpy in ({2}, set()) for _, numpy in seen[:8]), seen  # NumPy's BLAS keeps the caller's count
+    assert steps == [kernels for kernels, _ in seen]  # the step products' BLAS on as many threads
 
 
 def test_restore_gives_back_the_callers_threads_after_a_small_pass():
@@ -107,3 +113,39 @@ def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers
         first.join(10)
         second.join(10)
         assert seen == [2] and fresh.threads() == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_as_it_is_and_flipped(dtype):
+    """`_product` calls cblas_gemm of the package scipy-openblas32 (gategraph.blas, "Steps"), a newer OpenBLAS
+    than SciPy's, by a symbol LLVM is told of: u · S as it is, and (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
+    from gategraph.kernel import _helpers
+
+    dll = blas.step_blas()
+    config = dll.scipy_openblas_get_config
+    config.restype = ctypes.c_char_p
+    version = tuple(int(v) for v in config().split()[1].split(b".")[:3])
+    assert version >= (0, 3, 31), config()
+    module = _helpers(dtype)
+    rng = np.random.default_rng(0)
+    u, s = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((7, 3)).astype(dtype)
+    out, none = np.full((5, 3), np.nan, dtype), np.empty((0, 0), dtype)
+    module._product(u, s, none, none, out)
+    np.testing.assert_allclose(out, u @ s, rtol=1e-5 if dtype == "float32" else 1e-12)
+    flipped = np.full((5, 3), np.nan, dtype)
+    module._product(u, s, np.ascontiguousarray(s.T), np.empty((3, 5), dtype), flipped)
+    np.testing.assert_allclose(flipped, u @ s, rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_without_scipy_openblas32_a_kernel_says_what_to_install(tmp_path):
+    """The kernels need gategraph's own OpenBLAS: without the package, one line says which, not a linker error."""
+    code = ("import sys; sys.modules['scipy_openblas32'] = None\n"
+            "from gategraph.errors import GategraphError\n"
+            "from gategraph.kernel import compile\n"
+            "try:\n    compile('rnn', 2, 3)\nexcept GategraphError as e:\n    print(e)\n")
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == [
+        "the kernels' step products call the OpenBLAS of the package scipy-openblas32, which is not installed: "
+        "pip install scipy-openblas32"]

@@ -68,11 +68,12 @@ def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_fl
     """FLIP_AT entries of S or more, FLIP_ROWS rows, FLIP_STEPS steps or more (benchmarks/bench_step_product.py)."""
     flipped = _helpers(dtype)._flipped
     lo, hi = helpers.FLIP_ROWS
-    shapes = {"big": (512, 512), "small": (511, 512)}
+    shapes = {"big": (1024, 1024), "small": (1023, 1024)}
     cases = {("big", lo, helpers.FLIP_STEPS): dtype == "float32", ("big", hi, 100): dtype == "float32",
              ("big", lo - 1, 100): False, ("big", hi + 1, 100): False, ("big", 32, helpers.FLIP_STEPS - 1): False,
              ("small", 32, 100): False}
-    assert 512 * 512 == helpers.FLIP_AT["float32"] > 511 * 512
+    assert 1024 * 1024 == helpers.FLIP_AT["float32"] > 1023 * 1024
     for (size, b, t), flips in cases.items():
         st, f = flipped(np.zeros(shapes[size], dtype), b, t)
-        assert (st.shape, f.shape) == (((512, shapes[size][0]), (512, b)) if flips else ((0, 0), (0, 0))), (size, b, t)
+        n = shapes[size][0]
+        assert (st.shape, f.shape) == (((1024, n), (1024, b)) if flips else ((0, 0), (0, 0))), (size, b, t)
