@@ -32,14 +32,15 @@ B = 1 or at the larger configurations; dgemm ran alike either way. The cause was
 `KERNEL_BLAS` makes that one product (zeros, on one thread, about 6 ms) when it first finds the library,
 before any pass (benchmarks/results/priming.md).
 
-Steps: a step's product (`_product` of gategraph.helpers, 100 to 10 000 small GEMMs a pass) calls cblas_sgemm or
-cblas_dgemm of gategraph's own OpenBLAS, the package scipy-openblas32, by the symbols `register()` gives LLVM (Numba
-caches the code that calls them; the symbols are given again in each process before it loads). SciPy's wheels
-bundle an older OpenBLAS (0.3.30 with SciPy 1.17): on an Intel Xeon with AVX-512 (SkylakeX kernel), one thread,
-0.3.31 and 0.3.34 ran (32 × 256) · (256 × 1024) at 93-100 GFLOP/s where it ran at 70-76, and (64 × 512) · (512 ×
-128) at 115-120 where it ran at 102-107. That library serves nobody else, so the kernels set its threads without
-touching a caller's: `KERNEL_BLAS` keeps it on the count it gives SciPy's (`_mirror`). The products over all steps
-still go through Numba's `np.dot`, SciPy's BLAS.
+Steps: a step's product of fewer than 2^24 multiply-adds (`_product` of gategraph.helpers, 100 to 10 000 small
+GEMMs a pass) calls cblas_sgemm or cblas_dgemm of gategraph's own OpenBLAS, the package scipy-openblas32, by the
+symbols `register()` gives LLVM (Numba caches the code that calls them; each process gives the symbols again
+before it loads). SciPy's wheels bundle an older OpenBLAS (0.3.30 with SciPy 1.17): on an Intel Xeon with
+AVX-512 (SkylakeX kernel), one thread, 0.3.31 and 0.3.34 ran (32 × 256) · (256 × 1024) at 93-100 GFLOP/s where it
+ran at 70-76, and (64 × 512) · (512 × 128) at 115-120 where it ran at 102-107. That library runs on one thread
+always (`use` sets it back if a caller's limit changed it): a product that small is one thread's (see
+"Threads"), and a second pool of spinning BLAS threads beside SciPy's halved the largest passes on two cores.
+The larger step products, and the products over all steps, go through Numba's `np.dot`, SciPy's BLAS.
 
 Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
 thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
@@ -242,21 +243,18 @@ class _KernelBlas:
                 self.set(1)
             elif not one and n == self.ours == 1:  # on one thread because of us: give it back
                 self.restore()
-        self._mirror(1 if one else None)
+        self._one_step_thread()
 
     def restore(self) -> None:
         """Give back the count from before the last small pass, if the BLAS is still on the one thread it set."""
         if self.get is not None and self.ours == 1 and self.get() == 1:
             self.ours = None
             self.set(self.callers)
-            self._mirror(None)
 
-    def _mirror(self, one: int | None) -> None:
-        """The step BLAS (see "Steps") on the count the kernels' BLAS runs on now; where there is no such BLAS,
-        on `one` thread if given, else on its own count."""
-        n = self.get() if self.get is not None else one
-        if self.step is not None and n is not None and self.step[0]() != n:
-            self.step[1](n)
+    def _one_step_thread(self) -> None:
+        """The step BLAS (see "Steps") on one thread, whatever a caller's limit set it to."""
+        if self.step is not None and self.step[0]() != 1:
+            self.step[1](1)
 
 
 def _prime(sgemm) -> bool:

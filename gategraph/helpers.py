@@ -27,14 +27,16 @@ MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
 NAMES = ("_colsum", "_copy", "_exp", "_finite", "_flipped", "_product", "_relu", "_sigmoid", "_step", "_tanh",
          "_zero")
 GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` calls, by
-# these names: cblas_sgemm and cblas_dgemm of the OpenBLAS gategraph.blas.register() tells LLVM of ("Steps")
-# where a step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: in float32, S of FLIP_AT
-# entries or more, B in FLIP_ROWS and a sequence of FLIP_STEPS steps or more (Sᵀ is made once per pass).
-# OpenBLAS 0.3.34 (SkylakeX kernel) multiplies (32 × 2048) · (2048 × 512) in 0.86-1.03 ms, and flipped, with the
-# copy back, in 0.72-0.93 ms; flipped it is slower for S of 2^18 entries, for 8 and for 64 rows, and in float64
+# these names: cblas_sgemm and cblas_dgemm of the OpenBLAS gategraph.blas.register() tells LLVM of ("Steps"), for a
+# product of fewer than SMALL multiply-adds (gategraph.blas.ONE_THREAD_BELOW: a product one thread serves best)
+SMALL = 1 << 24
+# where a larger step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: in float32, S of
+# FLIP_AT entries or more, B in FLIP_ROWS and a sequence of FLIP_STEPS steps or more (Sᵀ is made once per pass).
+# OpenBLAS 0.3.30, SciPy's (SkylakeX kernel), multiplies (32 × 512) · (512 × 2048) in 1.1 ms, and flipped, with
+# the copy back, in 0.8 ms; flipped it is slower for S of 2^16 entries, for 128 rows and more, and in float64
 # (benchmarks/bench_step_product.py; benchmarks/results/step-product-*.md)
-FLIP_AT = {"float32": 1 << 20, "float64": 1 << 62}
-FLIP_ROWS = (16, 32)
+FLIP_AT = {"float32": 1 << 18, "float64": 1 << 62}
+FLIP_ROWS = (8, 64)
 FLIP_STEPS = 8
 
 
@@ -64,7 +66,7 @@ DT = np.{dtype}
 _INT = types.intc
 _GEMM = types.ExternalFunction("{GEMM[dtype]}", types.void(_INT, _INT, _INT, _INT, _INT, _INT, types.{t}, types.voidptr,
                                                            _INT, types.voidptr, _INT, types.{t}, types.voidptr, _INT))
-ROW_MAJOR, AS_IS, TRANSPOSED = 101, 111, 112  # CBLAS's constants
+ROW_MAJOR, AS_IS = 101, 111  # CBLAS's constants
 BITS, ABS, EXPONENT = {bits}, {bits}({sign}), {bits}({exponent})  # a number's bits: |x|'s, and +inf's
 
 
@@ -133,13 +135,13 @@ def _zero(a):
         a[i] = 0
 
 
-@njit("void({t}[:, ::1], intc, {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
-def _gemm(a, b_as, b, c):
-    """C = A · B, or A · Bᵀ if `b_as` is TRANSPOSED, through cblas_gemm of the step BLAS (C-contiguous arrays)."""
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
+def _gemm(a, b, c):
+    """C = A · B through cblas_gemm of gategraph's own OpenBLAS (C-contiguous arrays)."""
     m, k = a.shape
-    n = b.shape[1] if b_as == AS_IS else b.shape[0]
-    _GEMM(ROW_MAJOR, AS_IS, b_as, np.intc(m), np.intc(n), np.intc(k), {one}, a.ctypes, np.intc(max(k, 1)), b.ctypes,
-          np.intc(max(b.shape[1], 1)), {zero}, c.ctypes, np.intc(max(n, 1)))
+    n = b.shape[1]
+    _GEMM(ROW_MAJOR, AS_IS, AS_IS, np.intc(m), np.intc(n), np.intc(k), {one}, a.ctypes, np.intc(max(k, 1)), b.ctypes,
+          np.intc(max(n, 1)), {zero}, c.ctypes, np.intc(max(n, 1)))
 
 
 @njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
@@ -155,7 +157,8 @@ def _flipped(s, b, t):
     """(Sᵀ, a buffer of (columns of S, b)) for `_product` to compute u · S as (Sᵀ · uᵀ)ᵀ for a batch u of b
     rows over t steps, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS, FLIP_STEPS); else two empty
     arrays."""
-    if s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]} or t < {FLIP_STEPS}:
+    if (b * s.size < {SMALL} or s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]}
+            or t < {FLIP_STEPS}):
         return np.empty((0, 0), DT), np.empty((0, 0), DT)
     st = np.empty((s.shape[1], s.shape[0]), DT)
     _copy(st, 0, 0, s, 0, 0, s.shape[1], s.shape[0], True, False)
@@ -164,12 +167,15 @@ def _flipped(s, b, t):
 
 @njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
 def _product(u, s, st, f, out):
-    """out = u · S, one step's product of a batch u with a stacked weight matrix S; as (Sᵀ · uᵀ)ᵀ, through f,
-    where `_flipped` gave Sᵀ."""
-    if st.size == 0:
-        _gemm(u, AS_IS, s, out)
+    """out = u · S, one step's product of a batch u with a stacked weight matrix S: below SMALL multiply-adds
+    through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on the pass's threads), as
+    (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
+    if u.shape[0] * s.size < {SMALL}:
+        _gemm(u, s, out)
+    elif st.size == 0:
+        np.dot(u, s, out)
     else:
-        _gemm(st, TRANSPOSED, u, f)
+        np.dot(st, u.T, f)
         _copy(out, 0, 0, f, 0, 0, out.shape[0], out.shape[1], True, False)
 
 '''

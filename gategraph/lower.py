@@ -686,7 +686,7 @@ class Emitter:
     def product(self, U: str, S: str, target: str):
         """target = U · S. In "step" mode, where both are a whole buffer or one step of one (contiguous),
         through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a
-        batch of 16 to 32 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before
+        batch of 8 to 64 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before
         the loop, by `_flipped`."""
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
             self.line(f"np.dot({U}, {S}, {target})")

@@ -58,7 +58,7 @@ def test_a_pass_runs_on_the_threads_its_size_pays_for(monkeypatch):
             passes(large, 32)
     assert [kernels for kernels, _ in seen] == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1]
     assert all(numpy in ({2}, set()) for _, numpy in seen[:8]), seen  # NumPy's BLAS keeps the caller's count
-    assert steps == [kernels for kernels, _ in seen]  # the step products' BLAS on as many threads
+    assert steps == [1] * len(seen)  # gategraph's own BLAS, for the small step products, on one thread always
 
 
 def test_restore_gives_back_the_callers_threads_after_a_small_pass():
@@ -116,25 +116,25 @@ def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_as_it_is_and_flipped(dtype):
-    """`_product` calls cblas_gemm of the package scipy-openblas32 (gategraph.blas, "Steps"), a newer OpenBLAS
-    than SciPy's, by a symbol LLVM is told of: u · S as it is, and (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
+def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small(dtype):
+    """`_product` computes u · S: below 2^24 multiply-adds through cblas_gemm of the package scipy-openblas32 (a
+    newer OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told of; above, through SciPy's,
+    as it is and as (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
     from gategraph.kernel import _helpers
 
-    dll = blas.step_blas()
-    config = dll.scipy_openblas_get_config
+    config = blas.step_blas().scipy_openblas_get_config
     config.restype = ctypes.c_char_p
-    version = tuple(int(v) for v in config().split()[1].split(b".")[:3])
-    assert version >= (0, 3, 31), config()
-    module = _helpers(dtype)
-    rng = np.random.default_rng(0)
-    u, s = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal((7, 3)).astype(dtype)
-    out, none = np.full((5, 3), np.nan, dtype), np.empty((0, 0), dtype)
-    module._product(u, s, none, none, out)
-    np.testing.assert_allclose(out, u @ s, rtol=1e-5 if dtype == "float32" else 1e-12)
-    flipped = np.full((5, 3), np.nan, dtype)
-    module._product(u, s, np.ascontiguousarray(s.T), np.empty((3, 5), dtype), flipped)
-    np.testing.assert_allclose(flipped, u @ s, rtol=1e-5 if dtype == "float32" else 1e-12)
+    assert tuple(int(v) for v in config().split()[1].split(b".")[:3]) >= (0, 3, 31), config()
+    module, rng = _helpers(dtype), np.random.default_rng(0)
+    none, rtol = np.empty((0, 0), dtype), 1e-5 if dtype == "float32" else 1e-12
+    for m, k, n in [(5, 7, 3), (32, 1024, 512)]:  # 105 multiply-adds, and 2^24
+        u, s = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        out = np.full((m, n), np.nan, dtype)
+        module._product(u, s, none, none, out)
+        np.testing.assert_allclose(out, u @ s, rtol=rtol, atol=rtol * k)
+    flipped = np.full((m, n), np.nan, dtype)
+    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), flipped)
+    np.testing.assert_allclose(flipped, u @ s, rtol=rtol, atol=rtol * k)
 
 
 def test_without_scipy_openblas32_a_kernel_says_what_to_install(tmp_path):

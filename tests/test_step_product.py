@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 CASES = [("lstm", "float32"), ("gru", "float32"), ("lstm", "float64")]
 T, B, X, H = 5, 3, 4, 6
 
-# every step's product flipped (FLIP_AT 0, any batch, any length), in a process of its own with an empty kernel
+# every step's product flipped (SMALL 0, so through SciPy's BLAS; FLIP_AT 0, any batch, any length), in a process
+# of its own with an empty kernel
 # cache (a changed helper module is a module of another name, and so is every kernel that imports it)
 FLIPPED = """
 import sys
@@ -26,11 +27,12 @@ from gategraph.kernel import cache_dir, compile
 from tests.test_step_product import CASES, X, H, run
 
 helpers.FLIP_AT, helpers.FLIP_ROWS, helpers.FLIP_STEPS = {"float32": 0, "float64": 0}, (1, 1 << 30), 1
+helpers.SMALL = 0
 helpers.source.cache_clear()
 helpers.name.cache_clear()
 for cell, dtype in CASES:
     k = compile(cell, X, H, dtype)
-    assert "if s.size < 0 or b < 1 or" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
+    assert "b * s.size < 0 or s.size < 0 or b < 1 or" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
     out, grads = run(k, dtype)
     np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
              **{"grad_" + n: v for n, v in grads.items()})
@@ -65,15 +67,19 @@ def test_flipped_step_products_give_the_same_outputs_and_gradients(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_float32_only(dtype):
-    """FLIP_AT entries of S or more, FLIP_ROWS rows, FLIP_STEPS steps or more (benchmarks/bench_step_product.py)."""
+    """SMALL multiply-adds or more (SciPy's BLAS), FLIP_AT entries of S or more, FLIP_ROWS rows, FLIP_STEPS steps
+    or more (benchmarks/bench_step_product.py)."""
     flipped = _helpers(dtype)._flipped
-    lo, hi = helpers.FLIP_ROWS
-    shapes = {"big": (1024, 1024), "small": (1023, 1024)}
-    cases = {("big", lo, helpers.FLIP_STEPS): dtype == "float32", ("big", hi, 100): dtype == "float32",
-             ("big", lo - 1, 100): False, ("big", hi + 1, 100): False, ("big", 32, helpers.FLIP_STEPS - 1): False,
-             ("small", 32, 100): False}
-    assert 1024 * 1024 == helpers.FLIP_AT["float32"] > 1023 * 1024
-    for (size, b, t), flips in cases.items():
-        st, f = flipped(np.zeros(shapes[size], dtype), b, t)
-        n = shapes[size][0]
-        assert (st.shape, f.shape) == (((1024, n), (1024, b)) if flips else ((0, 0), (0, 0))), (size, b, t)
+    f32 = dtype == "float32"
+    assert helpers.SMALL == 1 << 24 and helpers.FLIP_AT["float32"] == 1 << 18 and helpers.FLIP_ROWS == (8, 64)
+    cases = {((1024, 1024), 16, helpers.FLIP_STEPS): f32,  # 2^20 entries, 2^24 multiply-adds
+             ((1024, 1024), 64, 100): f32,
+             ((1024, 1024), 15, 100): False,  # fewer multiply-adds than SMALL: gategraph's own OpenBLAS
+             ((1024, 1024), 65, 100): False,  # more rows than FLIP_ROWS
+             ((1024, 1024), 32, helpers.FLIP_STEPS - 1): False,
+             ((512, 512), 64, 100): f32,  # FLIP_AT entries
+             ((511, 512), 64, 100): False}
+    for (shape, b, t), flips in cases.items():
+        st, f = flipped(np.zeros(shape, dtype), b, t)
+        want = (((shape[1], shape[0]), (shape[1], b)) if flips else ((0, 0), (0, 0)))
+        assert (st.shape, f.shape) == want, (shape, b, t)

@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_29ecd98308388be5 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_7b14153ca81f72e7 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
 
 DT = np.float32
 
