@@ -67,6 +67,7 @@ from pathlib import Path
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
 STEP_PACKAGE = "scipy_openblas32"  # the OpenBLAS a step's product calls (see "Steps")
+SHARED = (".so", ".dylib", ".dll")  # how a shared library's file name ends
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
 SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
 SHARD_BELOW = 2**18  # multiply-adds per step below which handing rows to another core costs more than it saves
@@ -114,8 +115,10 @@ def step_blas():
 
     try:
         package = importlib.import_module(STEP_PACKAGE)
-        return ctypes.CDLL(str(Path(package.get_lib_dir()) / f"lib{package.get_library()}.so"))
-    except (ImportError, OSError, AttributeError):
+        name = f"lib{package.get_library()}"
+        path = next(p for p in Path(package.get_lib_dir()).iterdir() if p.stem == name and p.suffix in SHARED)
+        return ctypes.CDLL(str(path))
+    except (ImportError, OSError, AttributeError, StopIteration):
         return None
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from gategraph import helpers
+from gategraph import blas, helpers
 from gategraph.kernel import _helpers, compile
 from tests.conftest import ROOT
 
@@ -71,7 +71,8 @@ def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_fl
     or more (benchmarks/bench_step_product.py)."""
     flipped = _helpers(dtype)._flipped
     f32 = dtype == "float32"
-    assert helpers.SMALL == 1 << 24 and helpers.FLIP_AT["float32"] == 1 << 18 and helpers.FLIP_ROWS == (8, 64)
+    assert helpers.SMALL == blas.ONE_THREAD_BELOW == 1 << 24  # the products one thread serves best
+    assert helpers.FLIP_AT["float32"] == 1 << 18 and helpers.FLIP_ROWS == (8, 64)
     cases = {((1024, 1024), 16, helpers.FLIP_STEPS): f32,  # 2^20 entries, 2^24 multiply-adds
              ((1024, 1024), 64, 100): f32,
              ((1024, 1024), 15, 100): False,  # fewer multiply-adds than SMALL: gategraph's own OpenBLAS
