@@ -12,8 +12,9 @@ Three figures per cell: an empty kernel cache (nothing of gategraph's compiled y
 compiles), a warm one (the same cell again), and a new cell after another one (`rnn`) filled the cache: the
 helpers every kernel of the dtype imports are compiled, the cell's own two passes and the tuple-taking NaN check
 are not (a user's own cell, after the built-in ones).
-Beside the seconds of the clock, the processor seconds of each whole process (user + system) and the load
-average before and after: on a shared machine the seconds say little without them.
+Beside the seconds of the clock, the processor seconds of each whole process (user + system; not those of the
+second process that compiles a new kernel's backward pass meanwhile on two cores or more, which the process
+never waits for) and the load average before and after: on a shared machine the seconds say little without them.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def main(argv=None):
               f"a new cell after another ({OTHER}) {med['new'][0]:5.2f} s; "
               f"runs: {', '.join(f'{run[0]:.2f}' for run in cold)} | {', '.join(f'{run[0]:.2f}' for run in warm)}"
               f" | {', '.join(f'{run[0]:.2f}' for run in new)}; "
-              f"processor seconds per process: {med['cold'][1]:.2f} | {med['warm'][1]:.2f} | {med['new'][1]:.2f}; "
+              f"processor seconds per process (the first): {med['cold'][1]:.2f} | {med['warm'][1]:.2f} | "
+              f"{med['new'][1]:.2f}; "
               f"the cell's declaration before compile(): {med['cold'][2]:.2f} | {med['warm'][2]:.2f} s")
     print(f"load average (1, 5, 15 min) {_load()}")
 

@@ -11,7 +11,7 @@ every NumPy implementation it has and registering their types (a third of a warm
 code needs only Numba's runtime. Within the block a cached load starts just the runtime; a function that has
 to be compiled still gets the whole set-up, since Numba's compiler refreshes the context itself.
 
-Imports: numba.
+Imports: numba, numpy.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import numba
+import numpy as np
+from numba import types
 from numba.core import caching, event
+from numba.core.registry import cpu_target
 from numba.core.runtime import rtsys
 
 _NUMBA_LOAD = caching.Cache.load_overload
@@ -49,13 +53,54 @@ class _Held(event.Listener):
                 self.seconds += time.perf_counter() - self.since
 
 
+ELSEWHERE = "custom/gategraph:compiling-elsewhere"  # the event of a wait for another process that compiles
+
+
 @contextlib.contextmanager
 def numba_seconds() -> Iterator[Callable[[], float]]:
     """`with numba_seconds() as spent:` ... `spent()` is the seconds this thread held Numba's compiler lock
-    since the block began (compiling, or loading cached machine code)."""
+    since the block began (compiling, or loading cached machine code), or waited for another process to
+    compile for it (`elsewhere`)."""
     held = _Held()
-    with event.install_listener("numba:compiler_lock", held):
+    with event.install_listener("numba:compiler_lock", held), event.install_listener(ELSEWHERE, held):
         yield lambda: held.seconds
+
+
+@contextlib.contextmanager
+def elsewhere() -> Iterator[None]:
+    """Within the block this thread waits for another process to compile what it will load (gategraph.kernel):
+    `numba_seconds` counts it as compiling."""
+    with event.trigger_event(ELSEWHERE):
+        yield
+
+
+def set_up(dtype: str) -> None:
+    """What a process's first compile of a kernel would do before its own code: Numba's typing and target
+    contexts set up (about 0.3 s), and the NumPy functions the kernels call typed and compiled for `dtype`
+    (np.dot of C-contiguous and transposed operands, np.empty, reshape, ravel: about 0.5 s), kept in memory for
+    the kernels' compile to reuse. A process that will compile does it while it waits for another one."""
+    cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
+    element = np.dtype(dtype).type
+
+    @numba.njit(error_model="numpy", nogil=True)
+    def numpy_of_kernels(a, b, c, t):  # what gategraph.lower's kernels call, on arrays of their kinds
+        s = np.empty((a.shape[0], b.shape[1]), element)
+        np.dot(a.T, b, c)
+        np.dot(a, b, s)
+        return s, np.empty((a.shape[0],), element), t.reshape(t.shape[0] * t.shape[1], t.shape[2]), t.ravel(), \
+            a.reshape(a.size)
+
+    matrix = np.zeros((2, 2), dtype)
+    numpy_of_kernels(matrix, matrix, matrix, np.zeros((2, 2, 2), dtype))
+
+
+def compile_for(function, kinds: list, dtype: str) -> None:
+    """Compile (or load from Numba's cache) a Numba function for the arguments `kinds` describes: the number of
+    dimensions of a C-contiguous array of `dtype`, "size" (an int) or "switch" (a bool)."""
+    element = numba.from_dtype(np.dtype(dtype))
+    scalar = {"size": numba.typeof(0), "switch": numba.typeof(True)}
+    function.compile(tuple(scalar[k] if isinstance(k, str) else types.Array(element, k, "C") for k in kinds))
 
 
 def _load_with_runtime_only(self, sig, target_context):

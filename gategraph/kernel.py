@@ -9,8 +9,11 @@ named by a hash of the cell's declaration and the generator: a second process re
 nor lowers the cell. Beside them lies one module of helpers per dtype (gategraph.helpers), which every kernel
 imports, so that Numba compiles the helpers once and not for every cell. A file whose content does not match
 what names it is rewritten, never trusted. Several
-processes may fill the cache at once (the workers of a sweep): each module has a lock file, held while a
-process first runs its functions, so one of them compiles and the others load the machine code it wrote.
+processes may fill the cache at once (the workers of a sweep): each module, and each of its two passes, has a
+lock file, held while a process imports the module or first runs the pass, so one of them compiles and the
+others load the machine code it wrote. From an empty cache, on two cores or more, the backward pass compiles in
+a second process while this one compiles the forward pass (see "the backward pass compiled in a second process"
+below).
 The folder is `$GATEGRAPH_CACHE_DIR`, else `$XDG_CACHE_HOME/gategraph/kernels`, else
 `~/.cache/gategraph/kernels`; `gategraph cache --clear` empties it.
 
@@ -21,8 +24,8 @@ the parameters' gradients added. An unsplit pass runs its BLAS products on the t
 only when it changes).
 
 Imports: numpy, gategraph.plan, gategraph.helpers, gategraph.blas, gategraph.cells, gategraph.spec,
-gategraph.files, gategraph.errors; gategraph.compiling when a module loads; gategraph.derive and
-gategraph.lower when a cell has no plan in the cache yet.
+gategraph.files, gategraph.errors; gategraph.compiling when a module loads or waits for another process;
+gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -94,7 +99,10 @@ def _compiling(name: str):
         raise GategraphError(f"cannot write the kernel cache in {folder} ({e.strerror}): "
                              f"set {CACHE_ENV} to a writable folder") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        from gategraph.compiling import elsewhere  # (Numba: not on `import gategraph.kernel`)
+
+        with elsewhere():  # (a wait while another process compiles counts as compiling)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # and with it the lock
@@ -136,7 +144,7 @@ def _load(made: Plan, dtype: str, rebuild: bool = False):
         _purge(name)
     try:
         _helpers(dtype, rebuild)
-        module = _import(name, again=rebuild)
+        module = _kernel_module(name, again=rebuild)
     except Exception:  # Numba's cached code for them is unreadable: rebuild it, once
         if rebuild:
             raise
@@ -170,6 +178,109 @@ def _helpers(dtype: str, rebuild: bool = False):
         if rebuild:
             _purge(name)
         return _import(name, again=rebuild)
+
+
+def _kernel_module(name: str, again: bool = False):
+    """A kernel's module, imported (`_import`) under its lock in the cache: its `_nonfinite` compiles or loads
+    as it runs, in one process while the others wait and then load it."""
+    module = _MODULES.get(name)
+    if module is not None and not again:
+        return module
+    with _IMPORTING, _compiling(name):
+        return _import(name, again)
+
+
+# -- the backward pass compiled in a second process ------------------------------------------------------------
+# From an empty cache most of a first start is Numba compiling: the helpers, then the forward pass, then the
+# backward one, each on one core (Numba compiles one function at a time per process). On a machine of two cores
+# or more, `compile` starts a second Python process that compiles the backward pass into the cache while this
+# one compiles the helpers and the forward pass; the first backward call waits for it and loads the machine code
+# it wrote. The two processes never compile one function at once: the second holds the backward pass's lock in
+# the cache from its start (`Kernel._first` takes each pass's own), and what both passes call is compiled as
+# its module is imported, under the module's lock (the helpers, `_nonfinite`).
+_ELSEWHERE: dict = {}  # a kernel module's name -> (the process compiling its backward pass, the pipe it signals on)
+_ELSEWHERE_LOCK = threading.Lock()
+_LEAD = {"input": 2, "seed": 2, "memory": 1, "init": 1, "final": 1, "param": 0}  # the batch's axes of an argument
+_SECOND = "import sys; from gategraph.kernel import _compile_backward; _compile_backward(*sys.argv[1:])"
+
+
+def _backward_kinds(made: Plan, cell: Cell) -> list:
+    """Each argument of the backward pass as Numba types it when a kernel calls it: the number of dimensions of a
+    C-contiguous array of the kernel's dtype, or "size" (an int) or "switch" (a bool)."""
+    tape, kinds = dict(made.forward_work), []
+    for argument in made.backward_args:
+        kind, name = made.arguments[argument]
+        if kind == "tape":
+            kinds.append(len(tape[name]))
+        elif kind in ("size", "switch"):
+            kinds.append(kind)
+        else:
+            kinds.append(_LEAD[kind] + len(cell.shape(name)))
+    return kinds + [len(dims) for _, dims in made.backward_work]
+
+
+def _backward_elsewhere(made: Plan, cell: Cell, dtype: str) -> None:
+    """Start the second process for `made`'s backward pass (see above), unless one runs already, this process has
+    the pass, Numba's cache has it, or the machine has one core."""
+    name, folder = made.module, cache_dir()
+    module = _MODULES.get(name)
+    if name in _ELSEWHERE or (module is not None and module.backward.signatures) or blas.cores() < 2:
+        return
+    if next((folder / "__pycache__").glob(f"{name}.backward-*.nbi"), None) is not None:
+        return
+    here = str(Path(__file__).resolve().parents[1])  # the gategraph this process runs, first on the path
+    env = {**os.environ, CACHE_ENV: str(folder.resolve()),
+           "PYTHONPATH": os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))}
+    read, write = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SECOND, name, dtype, json.dumps(_backward_kinds(made, cell)), str(write)],
+            env=env, stdin=subprocess.DEVNULL, pass_fds=(write,), start_new_session=True)  # (no terminal's Ctrl-C)
+    except OSError:  # no second process: this one compiles the pass when it first runs
+        os.close(read)
+        return
+    finally:
+        os.close(write)
+    _ELSEWHERE[name] = (process, read)
+
+
+def _compile_backward(name: str, dtype: str, kinds: str, signal: str) -> None:
+    """The second process: compile the backward pass of the cached module `name` into the cache, its arguments
+    as `_backward_kinds` describes them (JSON). Once it holds the pass's lock it writes a byte to the pipe
+    `signal`, on which the first process waits before it asks for the lock itself."""
+    try:
+        with _compiling(f"{name}.backward"):
+            os.write(int(signal), b"1")
+            os.close(int(signal))
+            from gategraph.compiling import cached_loads, compile_for, set_up
+
+            set_up(dtype)  # (while the first process compiles the helpers)
+            _helpers(dtype)
+            module = _kernel_module(name)
+            with cached_loads():
+                compile_for(module.backward, json.loads(kinds), dtype)
+            sys.stdout.flush()  # (what Numba said, before the first process goes on: they share the stream)
+    except Exception as e:
+        print(f"gategraph: kernel {name}'s backward pass did not compile beside its forward pass ({e}); it "
+              "compiles when it first runs", file=sys.stderr)
+        sys.exit(1)
+
+
+def _await_elsewhere(name: str) -> None:
+    """Before this process asks for the lock of module `name`'s backward pass: if a second process compiles it,
+    wait until that one holds the lock (or has ended). The wait for the lock itself comes after, and both count
+    as Numba's time (gategraph.compiling.numba_seconds)."""
+    with _ELSEWHERE_LOCK:
+        process, read = _ELSEWHERE.pop(name, (None, None))
+        if process is None:
+            return
+        from gategraph.compiling import elsewhere
+
+        try:
+            with elsewhere():
+                os.read(read, 1)  # b"1", or b"" if it ended first
+        finally:
+            os.close(read)
 
 
 _MODULES: dict = {}  # name -> a module of the cache, once imported whole (a kernel's, or the helpers')
@@ -235,6 +346,7 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
                 raise SpecError(f"size {k} must be a positive integer, got {v!r}")
             fixed[k] = int(v)
     made = _plan(cell, dtype)
+    _backward_elsewhere(made, cell, dtype)
     return Kernel(cell, fixed, dtype, made, _load(made, dtype))
 
 
@@ -430,13 +542,15 @@ class Kernel:
 
     def _first(self, which: str, args: list):
         """Call a compiled pass. If a first call fails (a corrupt entry in Numba's own cache), the module's
-        machine code is thrown away and compiled afresh, once. Until both functions ran, the calls hold the
-        module's lock (`_compiling`)."""
+        machine code is thrown away and compiled afresh, once. Until both functions ran, a call holds its pass's
+        lock (`_compiling`); a backward pass's first waits for the second process compiling it, if any."""
         if self._trusted:
             return _call(getattr(self, f"_{which}"), args, self._what[which])
         from gategraph.compiling import cached_loads
 
-        with _compiling(self._module), cached_loads():
+        if which == "backward":
+            _await_elsewhere(self._module)
+        with _compiling(f"{self._module}.{which}"), cached_loads():
             try:
                 out = _call(getattr(self, f"_{which}"), args, self._what[which])
             except (KeyboardInterrupt, GategraphError):  # a Ctrl-C, or an input the pass refused
@@ -871,6 +985,7 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL[0][1]
 
 
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own pool
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads and processes: its own pool
     os.register_at_fork(after_in_child=_POOL.clear)
+    os.register_at_fork(after_in_child=_ELSEWHERE.clear)  # (the pass's lock in the cache still makes it wait)
 

@@ -5,6 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from gategraph import blas
+
 # one process: compile the simple RNN, run a forward and a backward pass on fixed numbers, print a digest
 WORKER = """
 import hashlib
@@ -122,3 +126,77 @@ def test_a_thread_never_gets_a_kernel_module_another_thread_is_still_running(tmp
     assert proc.returncode == 0, proc.stdout + proc.stderr
     both = "got [['backward', 'forward'], ['backward', 'forward']] errors [] one module True"
     assert both in proc.stdout, proc.stdout
+
+
+# one process, an empty cache: the LSTM's and an attention cell's passes run once; printed per cell: how many
+# backward passes were loaded from the cache and compiled here, a digest of the gradients, and the share of the
+# wall time counted as compiling (gategraph.compiling.numba_seconds, which a run leaves out of its seconds)
+BESIDE = """
+import hashlib, time
+import numpy as np
+from gategraph import cells
+from gategraph.compiling import numba_seconds
+from gategraph.kernel import compile
+import gategraph.kernel as kernel
+{patch}
+rng = np.random.default_rng(0)
+for cell, memory in ((cells.lstm(), None), (cells.attention("additive"), {{"M": rng.normal(size=(2, 3, 4))}})):
+    start = time.perf_counter()
+    with numba_seconds() as spent:
+        k = compile(cell, 3, 4, "float64", A=2) if memory else compile(cell, 3, 4, "float64")
+        params, x = k.init(0), rng.normal(size=(5, 2, 4 if memory else 3))
+        out, _, tape = k.forward(params, x, memory=memory)
+        outs = out if isinstance(out, dict) else {{cell.outputs[0]: out}}
+        grads = k.backward(params, x, {{o: np.ones_like(v) for o, v in outs.items()}}, memory=memory, tape=tape)
+    wall = time.perf_counter() - start
+    digest = hashlib.sha256(b"".join(grads[n].tobytes() for n in sorted(grads))).hexdigest()[:16]
+    stats = k._backward.stats
+    print(cell.name, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()), digest,
+          round(spent() / wall, 3))
+"""
+
+
+def _beside(folder, patch="", cores=None):
+    """Run BESIDE in a fresh process with an empty cache in `folder`: its output, and per cell (loaded, compiled,
+    digest, share counted)."""
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(folder), "NUMBA_DEBUG_CACHE": "1"}
+    env.pop("OMP_NUM_THREADS", None)
+    if cores:
+        env["OMP_NUM_THREADS"] = str(cores)
+    proc = subprocess.run([sys.executable, "-c", BESIDE.format(patch=patch)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = {}
+    for line in proc.stdout.splitlines():
+        if not line.startswith("["):
+            name, loaded, compiled, digest, counted = line.split()
+            runs[name] = (int(loaded), int(compiled), digest, float(counted))
+    assert sorted(runs) == ["attention_additive", "lstm"], proc.stdout
+    return proc, runs
+
+
+two_cores = pytest.mark.skipif(blas.cores() < 2, reason="a second process compiles only beside a second core")
+
+
+@two_cores
+def test_from_an_empty_cache_a_second_process_compiles_the_backward_pass_meanwhile(tmp_path):
+    proc, runs = _beside(tmp_path / "two")
+    _, alone = _beside(tmp_path / "one", cores=1)  # one core: no second process, each pass compiled here
+    for name, (loaded, compiled, digest, counted) in runs.items():
+        assert (loaded, compiled) == (1, 0), proc.stdout  # the second process typed its arguments as the kernel
+        assert alone[name][:2] == (0, 1) and digest == alone[name][2], (runs, alone)  # the same numbers
+        assert counted > 0.9, proc.stdout  # the wait for it counts as compiling, which a run leaves out
+    saved = [line for line in proc.stdout.splitlines() if line.startswith("[cache] data saved to")]
+    assert sum(".backward-" in line for line in saved) == 2, saved  # once each: by the second process
+    assert not proc.stderr.strip(), proc.stderr
+
+
+@two_cores
+def test_a_second_process_that_fails_says_so_in_a_line_and_this_one_compiles_the_pass(tmp_path):
+    proc, runs = _beside(tmp_path / "kinds", "kernel._backward_kinds = lambda made, cell: ['no such kind']")
+    assert all(r[:2] == (0, 1) for r in runs.values()), proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and all("backward pass did not compile beside its forward pass" in s for s in lines), \
+        proc.stderr
+    proc, runs = _beside(tmp_path / "ended", "kernel._SECOND = 'import sys; sys.exit(3)'")  # ended, silently
+    assert all(r[:2] == (0, 1) for r in runs.values()), proc.stdout

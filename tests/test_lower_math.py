@@ -105,7 +105,8 @@ def test_every_sigma_and_tanh_a_pass_calls_runs_on_vectors(tmp_path):
     call. A change to the generated code that keeps LLVM from vectorizing the passes' loops makes them slower by
     half or more (flattening the checked arrays with `reshape` instead of `ravel` did: the LSTM's forward kept
     one vectorized σ of five)."""
-    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}  # (one core: both passes
+    # compile in this process, none in a second one, so that Numba shows the IR of both)
     proc = subprocess.run([sys.executable, "-c", VECTORIZED], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()]

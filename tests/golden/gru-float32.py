@@ -16,7 +16,7 @@ from helpers_float32_7b14153ca81f72e7 import _colsum, _copy, _exp, _finite, _fli
 DT = np.float32
 
 
-@njit(cache=True, error_model="numpy")
+@njit(["int64(UniTuple(float32[::1], 5))", "int64(UniTuple(float32[::1], 6))"], cache=True, error_model="numpy")
 def _nonfinite(arrays):
     """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
     for k in range(len(arrays)):
