@@ -31,7 +31,7 @@ def measure(dtype: str, B: int, K: int, N: int, reps: int, budget: float) -> tup
 
     from gategraph.kernel import _helpers
 
-    module = _helpers(dtype)
+    module = _helpers(dtype)["arrays"]
     rng = np.random.default_rng(0)
     u, s, out = rng.normal(size=(B, K)).astype(dtype), rng.normal(size=(K, N)).astype(dtype), np.empty((B, N), dtype)
     st, f, none = np.ascontiguousarray(s.T), np.empty((N, B), dtype), np.empty((0, 0), dtype)

@@ -74,17 +74,22 @@ def elsewhere() -> Iterator[None]:
         yield
 
 
-def set_up(dtype: str) -> None:
-    """What a process's first compile of a kernel would do before its own code: Numba's typing and target
-    contexts set up (about 0.3 s), and the NumPy functions the kernels call typed and compiled for `dtype`
-    (np.dot of C-contiguous and transposed operands, np.empty, reshape, ravel: about 0.5 s), kept in memory for
-    the kernels' compile to reuse. A process that will compile does it while it waits for another one."""
+def set_up() -> None:
+    """Numba's typing and target contexts set up, as its first compile in a process would (about 0.3 s): a
+    process that will compile can do it while it waits for another one."""
     cpu_target.typing_context.refresh()
     cpu_target.target_context.refresh()
+
+
+def type_numpy(dtype: str) -> None:
+    """The NumPy functions gategraph.lower's kernels call (np.dot of C-contiguous and transposed operands,
+    np.empty, reshape, ravel) typed and compiled for `dtype` and kept in this process's memory, where a kernel's
+    compile then finds them (about half a second of it): a process that will compile a kernel can do it while it
+    waits for another one."""
     element = np.dtype(dtype).type
 
     @numba.njit(error_model="numpy", nogil=True)
-    def numpy_of_kernels(a, b, c, t):  # what gategraph.lower's kernels call, on arrays of their kinds
+    def numpy_of_kernels(a, b, c, t):
         s = np.empty((a.shape[0], b.shape[1]), element)
         np.dot(a.T, b, c)
         np.dot(a, b, s)
@@ -95,12 +100,17 @@ def set_up(dtype: str) -> None:
     numpy_of_kernels(matrix, matrix, matrix, np.zeros((2, 2, 2), dtype))
 
 
-def compile_for(function, kinds: list, dtype: str) -> None:
-    """Compile (or load from Numba's cache) a Numba function for the arguments `kinds` describes: the number of
-    dimensions of a C-contiguous array of `dtype`, "size" (an int) or "switch" (a bool)."""
+def signature(kinds: list, dtype: str) -> tuple:
+    """Numba's types of the arguments `kinds` describes: the number of dimensions of a C-contiguous array of
+    `dtype`, "size" (an int) or "switch" (a bool)."""
     element = numba.from_dtype(np.dtype(dtype))
     scalar = {"size": numba.typeof(0), "switch": numba.typeof(True)}
-    function.compile(tuple(scalar[k] if isinstance(k, str) else types.Array(element, k, "C") for k in kinds))
+    return tuple(scalar[k] if isinstance(k, str) else types.Array(element, k, "C") for k in kinds)
+
+
+def compile_for(function, kinds: list, dtype: str) -> None:
+    """Compile (or load from Numba's cache) a Numba function for the arguments `kinds` describes (`signature`)."""
+    function.compile(signature(kinds, dtype))
 
 
 def _load_with_runtime_only(self, sig, target_context):

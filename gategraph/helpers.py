@@ -1,16 +1,18 @@
-"""The helpers every generated kernel module of one dtype calls, as the source of one module of their own: exp, tanh
-and σ as arithmetic that LLVM vectorizes, copies of blocks, zeroing, sums of columns, one step's product of a batch
-with stacked weights (flipped where that is faster), and the check of one array for NaN and inf. `gategraph.kernel`
-writes it to the kernel cache beside the kernels, each of which imports it, so that Numba compiles the helpers once
-per dtype and not once for every cell (from an empty cache they were about a quarter of a kernel module's compile).
-Every helper has a signature: all of them compile, or load, as the module is imported, under its lock in the cache
-(no helper compiles later, from a kernel, under that kernel's lock only, where two processes compiling two cells
-could both write its entry in Numba's cache). A kernel keeps its own `_nonfinite`, which takes a tuple of as many
-arrays as its pass checks.
+"""The helpers every generated kernel module of one dtype calls, as the source of two modules of their own: the
+pointwise math (exp, tanh and σ as arithmetic that LLVM vectorizes, the step and ReLU), and the arrays' (copies
+of blocks, zeroing, sums of columns, one step's product of a batch with stacked weights, flipped where that is
+faster, and the check of one array for NaN and inf). `gategraph.kernel` writes them to the kernel cache beside
+the kernels, each of which imports them, so that Numba compiles the helpers once per dtype and not once for every
+cell (from an empty cache they were about a quarter of a kernel module's compile). Two modules, so that two
+processes compile them at once from an empty cache (gategraph.kernel: the second process, which compiles a
+kernel's backward pass, imports the math first, the first process the arrays'). Every helper has a signature:
+all of them compile, or load, as their module is imported, under its lock in the cache (no helper compiles later,
+from a kernel, under that kernel's lock only, where two processes compiling two cells could both write its entry
+in Numba's cache). A kernel keeps its own `_nonfinite`, which takes a tuple of as many arrays as its pass checks.
 
-`name(dtype)` is the module's name, helpers_<dtype>_<hash of its text>: a change of the helpers is a module of
-another name, and so a change of every kernel's import line (a new kernel). `NAMES` are the names a kernel
-imports.
+`name(dtype, part)` is a module's name, helpers_<dtype>_<part>_<hash of its text>: a change of the helpers is a
+module of another name, and so a change of every kernel's import line (a new kernel). `NAMES[part]` are the
+names a kernel imports from it; `PARTS` are the two parts, "arrays" and "math".
 
 Imports: hashlib and math only; the module it writes imports NumPy, Numba and llvmlite.
 """
@@ -24,8 +26,9 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = ("_colsum", "_copy", "_exp", "_finite", "_flipped", "_product", "_relu", "_sigmoid", "_step", "_tanh",
-         "_zero")
+NAMES = {"arrays": ("_colsum", "_copy", "_finite", "_flipped", "_product", "_zero"),
+         "math": ("_exp", "_relu", "_sigmoid", "_step", "_tanh")}
+PARTS = tuple(NAMES)
 GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` calls, by
 # these names: cblas_sgemm and cblas_dgemm of the OpenBLAS gategraph.blas.register() tells LLVM of ("Steps"), for a
 # product of fewer than SMALL multiply-adds (gategraph.blas.ONE_THREAD_BELOW: a product one thread serves best)
@@ -41,46 +44,30 @@ FLIP_STEPS = 8
 
 
 @functools.cache
-def name(dtype: str) -> str:
-    """The helper module's name for `dtype`: helpers_<dtype>_<the first 16 hex digits of its text's SHA-256>."""
-    return f"helpers_{dtype}_{hashlib.sha256(source(dtype).encode()).hexdigest()[:16]}"
+def name(dtype: str, part: str) -> str:
+    """A helper module's name: helpers_<dtype>_<part>_<the first 16 hex digits of its text's SHA-256>."""
+    return f"helpers_{dtype}_{part}_{hashlib.sha256(source(dtype, part).encode()).hexdigest()[:16]}"
 
 
 @functools.cache
-def source(dtype: str) -> str:
-    """The helper module's text for `dtype` ("float32" or "float64")."""
+def source(dtype: str, part: str) -> str:
+    """A helper module's text: `part` ("arrays" or "math") for `dtype` ("float32" or "float64")."""
+    return _arrays(dtype) if part == "arrays" else _math(dtype)
+
+
+def _arrays(dtype: str) -> str:
+    """Copies, zeroing, column sums, a step's product and the NaN check of one array (see the module's docstring)."""
     one, zero, t = f"np.{dtype}(1.0)", f"np.{dtype}(0.0)", dtype
     bits, exponent = ("np.uint64", "0x7FF0000000000000") if dtype == "float64" else ("np.uint32", "0x7F800000")
     nbits = 64 if dtype == "float64" else 32
     bits_t = f"uint{nbits}"
     sign = "0x7FFFFFFFFFFFFFFF" if dtype == "float64" else "0x7FFFFFFF"  # every bit but the sign's
-    return f'''"""The helpers of gategraph's generated kernels in {dtype}, made by gategraph.helpers. Do not edit: a
-kernel imports this module by a name that hashes its text."""
-
-import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
-
-DT = np.{dtype}
+    return f'''{_head(dtype, "array helpers", "from numba import njit, types")}
 _INT = types.intc
 _GEMM = types.ExternalFunction("{GEMM[dtype]}", types.void(_INT, _INT, _INT, _INT, _INT, _INT, types.{t}, types.voidptr,
                                                            _INT, types.voidptr, _INT, types.{t}, types.voidptr, _INT))
 ROW_MAJOR, AS_IS = 101, 111  # CBLAS's constants
 BITS, ABS, EXPONENT = {bits}, {bits}({sign}), {bits}({exponent})  # a number's bits: |x|'s, and +inf's
-
-
-{_math(dtype)}
-
-
-@njit("{t}({t})", cache=True, error_model="numpy")
-def _step(a):
-    return {one} if a > {zero} else {zero}
-
-
-@njit("{t}({t})", cache=True, error_model="numpy")
-def _relu(a):
-    return a if a > {zero} else {zero}
 
 
 @njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
@@ -181,9 +168,23 @@ def _product(u, s, st, f, out):
 '''
 
 
+def _head(dtype: str, what: str, numba: str) -> str:
+    """The first lines of a helper module: its docstring, imports (`numba`: what it takes from Numba), DT."""
+    return f'''"""The {what} of gategraph's generated kernels in {dtype}, made by gategraph.helpers. Do not edit:
+a kernel imports this module by a name that hashes its text."""
+
+import numpy as np
+from llvmlite import ir
+{numba}
+from numba.extending import intrinsic
+
+DT = np.{dtype}
+'''
+
+
 def _math(dtype: str) -> str:
-    """exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's tanh per entry
-    costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
+    """The step, ReLU, and exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's
+    tanh per entry costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
     Taylor polynomial of e^r - 1 to the dtype's precision and 2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor
     built from its bits (a normal number, however small 2^k is); tanh|x| = -m / (m + 2) with
     m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
@@ -197,8 +198,10 @@ def _math(dtype: str) -> str:
         ln2 = (0.693359375, -2.12194440e-4)
     horner = f"    p = {f}({1 / math.factorial(degree)!r})\n" + "".join(
         f"    p = p * r + {f}({1 / math.factorial(n)!r})\n" for n in range(degree - 1, 1, -1))
-    one = f"{f}(1.0)"
-    return f'''@intrinsic
+    one, zero = f"{f}(1.0)", f"{f}(0.0)"
+    return f'''{_head(dtype, "math helpers", "from numba import njit")}
+
+@intrinsic
 def _pow2(typingctx, k):
     """2^k for an integral k of DT with 2^k a normal number: the bits (k + {bias}) << {mantissa}."""
 
@@ -238,4 +241,14 @@ def _tanh(x):
 @njit("{t}({t})", cache=True, error_model="numpy", fastmath={MATH_FASTMATH})
 def _sigmoid(a):
     return {one} / ({one} + _exp(-a))
+
+
+@njit("{t}({t})", cache=True, error_model="numpy")
+def _step(a):
+    return {one} if a > {zero} else {zero}
+
+
+@njit("{t}({t})", cache=True, error_model="numpy")
+def _relu(a):
+    return a if a > {zero} else {zero}
 '''

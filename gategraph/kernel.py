@@ -152,20 +152,27 @@ def _load(made: Plan, dtype: str, rebuild: bool = False):
     return module
 
 
-def _helpers(dtype: str, rebuild: bool = False):
-    """The module of helpers every kernel of `dtype` imports (gategraph.helpers): written to the cache if it is
-    not there as it should be, and imported once per process (again after its machine code was thrown away).
-    Every helper has a signature, so all of them compile (or load) as it is imported: under the process's lock
-    of imports (`_import`) and under the module's lock in the cache, so that no two processes compile them at
-    once. (While another process compiles them, this one's other imports wait too: the helpers come first.)"""
-    name = helpers.name(dtype)
-    module = _MODULES.get(name)
-    if module is not None and not rebuild:
-        return module
+def _helpers(dtype: str, rebuild: bool = False, order: tuple = helpers.PARTS) -> dict:
+    """The modules of helpers every kernel of `dtype` imports (gategraph.helpers), by part, imported in this
+    `order` (from an empty cache the second process takes the math helpers first: each process compiles one
+    part while the other compiles the other)."""
     if not blas.register(helpers.GEMM):  # before any code that calls them compiles or loads
         raise GategraphError("the kernels' step products call the OpenBLAS of the package scipy-openblas32, "
                              "which is not installed: pip install scipy-openblas32")
-    path, text = cache_dir() / f"{name}.py", helpers.source(dtype).encode()
+    return {part: _helper_module(dtype, part, rebuild) for part in order}
+
+
+def _helper_module(dtype: str, part: str, rebuild: bool = False):
+    """A module of helpers: written to the cache if it is not there as it should be, and imported once per process
+    (again after its machine code was thrown away). Every helper has a signature, so all of them compile (or load)
+    as it is imported: under the process's lock of imports (`_import`) and under the module's lock in the cache, so
+    that no two processes compile them at once. (While another process compiles them, this one's other imports
+    wait too: the helpers come first.)"""
+    name = helpers.name(dtype, part)
+    module = _MODULES.get(name)
+    if module is not None and not rebuild:
+        return module
+    path, text = cache_dir() / f"{name}.py", helpers.source(dtype, part).encode()
     with _IMPORTING, _compiling(name):
         if name in _MODULES and not rebuild:  # another thread imported it while this one waited
             return _MODULES[name]
@@ -252,9 +259,11 @@ def _compile_backward(name: str, dtype: str, kinds: str, signal: str) -> None:
         with _compiling(f"{name}.backward"):
             os.write(int(signal), b"1")
             os.close(int(signal))
-            from gategraph.compiling import cached_loads, compile_for, set_up
+            from gategraph.compiling import cached_loads, compile_for, set_up, type_numpy
 
-            set_up(dtype)  # (while the first process compiles the helpers)
+            set_up()  # while the first process compiles the array helpers: Numba's set-up, the math helpers, and
+            _helpers(dtype, order=("math",))  # what compiling the pass would type first
+            type_numpy(dtype)
             _helpers(dtype)
             module = _kernel_module(name)
             with cached_loads():

@@ -125,7 +125,7 @@ def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small
     config = blas.step_blas().scipy_openblas_get_config
     config.restype = ctypes.c_char_p
     assert tuple(int(v) for v in config().split()[1].split(b".")[:3]) >= (0, 3, 31), config()
-    module, rng = _helpers(dtype), np.random.default_rng(0)
+    module, rng = _helpers(dtype)["arrays"], np.random.default_rng(0)
     none, rtol = np.empty((0, 0), dtype), 1e-5 if dtype == "float32" else 1e-12
     for m, k, n in [(5, 7, 3), (32, 1024, 512)]:  # 105 multiply-adds, and 2^24
         u, s = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)

@@ -12,9 +12,10 @@ import pytest
 import sympy as sp
 
 from gategraph import cells, interop
+from gategraph.compiling import signature
 from gategraph.derive import derive
 from gategraph.errors import ShapeError, SpecError, ValueInputError
-from gategraph.kernel import compile
+from gategraph.kernel import _backward_kinds, compile
 from gategraph.lower import lower
 from gategraph.ops import OPS, Strategy
 from gategraph.reference import backward as ref_backward
@@ -409,6 +410,8 @@ def test_the_passes_only_read_their_arguments(make):
         k.backward(params, x, out, memory=memory)
     assert all(np.array_equal(d[n], b[n]) for d, b in zip(given, before, strict=True) for n in d)
     assert k._zero_arrays and all(not z.any() for z in k._zero_arrays.values())
+    # the types a second process compiles the backward pass for, from an empty cache, are those of these calls
+    assert k._backward.signatures == [signature(_backward_kinds(k.plan, cell), "float64")]
 
 
 def test_a_backward_pass_checks_what_its_tape_did_not(lstm32):

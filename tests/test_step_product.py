@@ -32,7 +32,8 @@ helpers.source.cache_clear()
 helpers.name.cache_clear()
 for cell, dtype in CASES:
     k = compile(cell, X, H, dtype)
-    assert "b * s.size < 0 or s.size < 0 or b < 1 or" in (cache_dir() / (helpers.name(dtype) + ".py")).read_text()
+    arrays = cache_dir() / (helpers.name(dtype, "arrays") + ".py")
+    assert "b * s.size < 0 or s.size < 0 or b < 1 or" in arrays.read_text()
     out, grads = run(k, dtype)
     np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
              **{"grad_" + n: v for n, v in grads.items()})
@@ -69,7 +70,7 @@ def test_flipped_step_products_give_the_same_outputs_and_gradients(tmp_path):
 def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_float32_only(dtype):
     """SMALL multiply-adds or more (SciPy's BLAS), FLIP_AT entries of S or more, FLIP_ROWS rows, FLIP_STEPS steps
     or more (benchmarks/bench_step_product.py)."""
-    flipped = _helpers(dtype)._flipped
+    flipped = _helpers(dtype)["arrays"]._flipped
     f32 = dtype == "float32"
     assert helpers.SMALL == blas.ONE_THREAD_BELOW == 1 << 24  # the products one thread serves best
     assert helpers.FLIP_AT["float32"] == 1 << 18 and helpers.FLIP_ROWS == (8, 64)

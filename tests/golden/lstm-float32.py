@@ -13,7 +13,8 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_7b14153ca81f72e7 import _colsum, _copy, _exp, _finite, _flipped, _product, _relu, _sigmoid, _step, _tanh, _zero
+from helpers_float32_arrays_98e2ebf6e5c8700d import _colsum, _copy, _finite, _flipped, _product, _zero
+from helpers_float32_math_3f9aeffb9489b673 import _exp, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
