@@ -233,7 +233,7 @@ def _backward_elsewhere(made: Plan, cell: Cell, dtype: str) -> None:
     module = _MODULES.get(name)
     if name in _ELSEWHERE or (module is not None and module.backward.signatures) or blas.cores() < 2:
         return
-    if next((folder / "__pycache__").glob(f"{name}.backward-*.nbi"), None) is not None:
+    if _in_numba_cache(f"{name}.backward"):
         return
     here = str(Path(__file__).resolve().parents[1])  # the gategraph this process runs, first on the path
     env = {**os.environ, CACHE_ENV: str(folder.resolve()),
@@ -251,6 +251,11 @@ def _backward_elsewhere(made: Plan, cell: Cell, dtype: str) -> None:
     _ELSEWHERE[name] = (process, read)
 
 
+def _in_numba_cache(function: str) -> bool:
+    """Numba's cache holds machine code of `function` (<module>.<name>) in the cache folder."""
+    return next((cache_dir() / "__pycache__").glob(f"{function}-*.nbi"), None) is not None
+
+
 def _compile_backward(name: str, dtype: str, kinds: str, signal: str) -> None:
     """The second process: compile the backward pass of the cached module `name` into the cache, its arguments
     as `_backward_kinds` describes them (JSON). Once it holds the pass's lock it writes a byte to the pipe
@@ -261,9 +266,14 @@ def _compile_backward(name: str, dtype: str, kinds: str, signal: str) -> None:
             os.close(int(signal))
             from gategraph.compiling import cached_loads, compile_for, set_up, type_numpy
 
-            set_up()  # while the first process compiles the array helpers: Numba's set-up, the math helpers, and
-            _helpers(dtype, order=("math",))  # what compiling the pass would type first
-            type_numpy(dtype)
+            # While the first process compiles the array helpers: Numba's set-up, the math helpers, and what
+            # compiling the pass types first. (With the array helpers cached there is no such wait: the pass
+            # compiles as soon as the first process has imported its module, and typing ahead would delay it.)
+            cached = _in_numba_cache(f"{helpers.name(dtype, 'arrays')}._copy")
+            set_up()
+            _helpers(dtype, order=("math",))
+            if not cached:
+                type_numpy(dtype)
             _helpers(dtype)
             module = _kernel_module(name)
             with cached_loads():
