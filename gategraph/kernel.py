@@ -242,7 +242,8 @@ def _backward_elsewhere(made: Plan, cell: Cell, dtype: str) -> None:
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", _SECOND, name, dtype, json.dumps(_backward_kinds(made, cell)), str(write)],
-            env=env, stdin=subprocess.DEVNULL, pass_fds=(write,), start_new_session=True)  # (no terminal's Ctrl-C)
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(write,),
+            start_new_session=True)  # (its errors and warnings on this one's stderr; no terminal's Ctrl-C reaches it)
     except OSError:  # no second process: this one compiles the pass when it first runs
         os.close(read)
         return
@@ -278,7 +279,6 @@ def _compile_backward(name: str, dtype: str, kinds: str, signal: str) -> None:
             module = _kernel_module(name)
             with cached_loads():
                 compile_for(module.backward, json.loads(kinds), dtype)
-            sys.stdout.flush()  # (what Numba said, before the first process goes on: they share the stream)
     except Exception as e:
         print(f"gategraph: kernel {name}'s backward pass did not compile beside its forward pass ({e}); it "
               "compiles when it first runs", file=sys.stderr)
