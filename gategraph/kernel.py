@@ -228,10 +228,13 @@ def _backward_kinds(made: Plan, cell: Cell) -> list:
 
 def _backward_elsewhere(made: Plan, cell: Cell, dtype: str) -> None:
     """Start the second process for `made`'s backward pass (see above), unless one runs already, this process has
-    the pass, Numba's cache has it, or the machine has one core."""
+    the pass, Numba's cache has it, the machine has one core, or this Python is embedded in a program that is not
+    a Python interpreter (`sys.executable` names that program: run with -c, it would start another of it)."""
     name, folder = made.module, cache_dir()
     module = _MODULES.get(name)
     if name in _ELSEWHERE or (module is not None and module.backward.signatures) or blas.cores() < 2:
+        return
+    if not Path(sys.executable or "none").name.lower().startswith("python"):
         return
     if _in_numba_cache(f"{name}.backward"):
         return

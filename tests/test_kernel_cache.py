@@ -202,3 +202,12 @@ def test_a_second_process_that_fails_says_so_in_a_line_and_this_one_compiles_the
         proc.stderr
     proc, runs = _beside(tmp_path / "ended", "kernel._SECOND = 'import sys; sys.exit(3)'")  # ended, silently
     assert all(r[:2] == (0, 1) for r in runs.values()), proc.stdout
+
+
+@two_cores
+def test_python_embedded_in_another_program_starts_no_second_process(tmp_path):
+    """Where Python runs inside another program (an editor, a web server), `sys.executable` names that program,
+    and a second process would be another of it: the passes then compile in this process."""
+    proc, runs = _beside(tmp_path, "import subprocess, sys; sys.executable = '/usr/bin/blender'; "
+                                   "subprocess.Popen = None  # (any process started would fail the run)")
+    assert all(r[:2] == (0, 1) for r in runs.values()), proc.stdout
