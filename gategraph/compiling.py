@@ -11,6 +11,11 @@ every NumPy implementation it has and registering their types (a third of a warm
 code needs only Numba's runtime. Within the block a cached load starts just the runtime; a function that has
 to be compiled still gets the whole set-up, since Numba's compiler refreshes the context itself.
 
+For the second process that compiles a kernel's backward pass (gategraph.kernel): `signature` and `compile_for`,
+a function compiled for argument types described in plain Python (an array's dimensions, a size, a switch);
+`set_up` and `type_numpy`, what a first compile does before the function's own code, done ahead while that process
+waits; `elsewhere()`, the first process's wait for it, which `numba_seconds` counts as compiling.
+
 Imports: numba, numpy.
 """
 
