@@ -207,7 +207,8 @@ def _kernel_module(name: str, again: bool = False):
 # its module is imported, under the module's lock (the helpers, `_nonfinite`).
 _ELSEWHERE: dict = {}  # a kernel module's name -> (the process compiling its backward pass, the pipe it signals on)
 _ELSEWHERE_LOCK = threading.Lock()
-_LEAD = {"input": 2, "seed": 2, "memory": 1, "init": 1, "final": 1, "param": 0}  # the batch's axes of an argument
+_LEAD = {"input": 2, "seed": 2, "memory": 1, "init": 1, "final": 1, "param": 0}  # an argument's axes before its
+# declared shape: (T, B), (B,) or none
 _SECOND = "import sys; from gategraph.kernel import _compile_backward; _compile_backward(*sys.argv[1:])"
 
 
@@ -899,13 +900,13 @@ class _Ready:
 
     def _lay(self, arguments: list, offset: int) -> tuple[list, list]:
         """The argument list with what every call shares in place, and the slots of what it gives."""
-        kernel, lead = self.kernel, {"input": (self.T, self.B), "seed": (self.T, self.B)}
+        kernel, axes = self.kernel, (self.T, self.B)
         values, slots = [], []
         for position, (kind, name) in enumerate(arguments, offset):
             if kind in ("size", "switch"):
                 values.append(kernel.sizes[name] if kind == "size" else True)
                 continue
-            shape = lead.get(kind, (self.B,) if kind in ("init", "final") else ()) + kernel.shape(name)
+            shape = axes[len(axes) - _LEAD[kind]:] + kernel.shape(name)  # (T, B), (B,) or () first
             values.append(kernel._zeros(shape) if kind in ("init", "final", "seed") else None)
             slots.append((position, self.FROM[kind], name, shape))
         return values, slots
