@@ -16,8 +16,10 @@ Two tables, one process each:
 - `--cores all`: every implementation with its own default threading on all of the machine's cores
   (PyTorch's intra-op threads, XLA's thread pool; gategraph's kernels split a large batch into shards of
   rows, one per core, and give a pass they do not split the BLAS threads its GEMMs pay for).
-Implementations run interleaved, each timing long enough to be read, and the table shows medians of the
-repeats. The ratio is (faster peer's time) / (gategraph's time): above 1, gategraph is faster. Every
+Implementations run interleaved, each timing long enough to be read: a round times every implementation back to
+back, and the table shows medians of the rounds. The ratio is (faster peer's time) / (gategraph's time): above 1,
+gategraph is faster; it is the median of the rounds' own ratios (`paired_ratios`), and its column shows the lowest
+and highest of them beside it. Every
 implementation is asked for the parameters' gradients only, as a model whose input is data needs them: PyTorch's
 x does not require grad, JAX differentiates by the parameters, gategraph's backward is called with
 `input_grads=False`. (PyTorch's float32 LSTM runs oneDNN's RNN, whose backward makes ∂L/∂x whether asked or
@@ -197,6 +199,16 @@ def per_call(fn, budget: float) -> float:
             return elapsed / n
 
 
+def paired_ratios(times: dict) -> list[float]:
+    """(faster peer's time) / (gategraph's time) in each round, `times` {implementation: [seconds per call, one
+    per round]}: each round's timings ran back to back, so a slow spell of a shared machine falls on all of a
+    round's implementations alike, where medians taken apart can pair one's slow round with another's fast one."""
+    if "gategraph" not in times or len(times) < 2:
+        return []
+    peers = [n for n in times if n != "gategraph"]
+    return [min(times[n][r] for n in peers) / own for r, own in enumerate(times["gategraph"])]
+
+
 def matmul_peak(dtype: str) -> float:
     """GFLOP/s of one large GEMM on this process's cores, through SciPy's BLAS (the one the kernels call)."""
     import numpy as np
@@ -297,17 +309,17 @@ def run(args) -> list[dict]:
                 times = {(n, w): [] for n in fns for w in ("fwd+bwd", "train")}
                 for rep in range(args.reps):
                     order = list(fns)[rep % len(fns):] + list(fns)[:rep % len(fns)]
-                    for name in order:
-                        for what, fn in zip(("fwd+bwd", "train"), fns[name], strict=True):
-                            times[(name, what)].append(per_call(fn, args.budget))
+                    for k, what in enumerate(("fwd+bwd", "train")):
+                        for name in order:  # one round: every implementation, back to back
+                            times[(name, what)].append(per_call(fns[name][k], args.budget))
                 G = (4 if cell_kind == "lstm" else 3) * H
                 flops = 2 * T * B * G * (2 * (X + H) + H)
                 for what in ("fwd+bwd", "train"):
                     med = {n: statistics.median(times[(n, what)]) for n in fns}
-                    peers = [med[n] for n in fns if n != "gategraph"]
+                    ratios = paired_ratios({n: times[(n, what)] for n in fns})
                     row = {"cell": cell_kind, "dtype": dtype, "B": B, "T": T, "X": X, "H": H, "what": what,
                            **{f"{n}_ms": 1e3 * t for n, t in med.items()},
-                           "ratio": (min(peers) / med["gategraph"]) if peers and "gategraph" in med else None,
+                           "ratio": statistics.median(ratios) if ratios else None, "ratios": ratios,
                            "target": TARGETS[CONFIGS.index((B, T, X, H))]}
                     if what == "fwd+bwd" and "gategraph" in med:
                         row["gflops"] = flops / med["gategraph"] / 1e9
@@ -325,7 +337,8 @@ def _shown(ratio: float) -> str:
 
 def _line(r: dict) -> str:
     times = "  ".join(f"{n} {r[f'{n}_ms']:8.3f}" for n in IMPLS if f"{n}_ms" in r)
-    ratio = f"{_shown(r['ratio']):>5}" if r["ratio"] is not None else "  -  "
+    ratio = (f"{_shown(r['ratio']):>5} ({_shown(min(r['ratios']))}-{_shown(max(r['ratios']))})"
+             if r["ratio"] is not None else "  -  ")
     ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else f"below {r['target']}")
     flops = f"  {r['gflops']:6.1f} GFLOP/s ({100 * r['peak_fraction']:3.0f}% of peak)" if "gflops" in r else ""
     return (f"{r['cell']:<5} {r['dtype']:<8} B={r['B']:<3} T={r['T']:<4} X={r['X']:<4} H={r['H']:<4} "
@@ -339,7 +352,8 @@ def peak_line(peaks: dict) -> str:
 def markdown(args, lines: list[str], rows: list[dict]) -> str:
     """The header, the command and the table, as markdown."""
     impls = [n for n in IMPLS if n in args.impls]
-    head = ["cell", "dtype", "B, T, X, H", "what", *(f"{n} ms" for n in impls), "ratio", "target", "GFLOP/s (peak)"]
+    head = ["cell", "dtype", "B, T, X, H", "what", *(f"{n} ms" for n in impls), "ratio (rounds' range)", "target",
+            "GFLOP/s (peak)"]
     out = [f"# Kernels: {'one core' if args.cores == 'one' else 'all cores'}", "",
            "```text", "$ python " + shlex.join(["benchmarks/bench_kernels.py", *args.argv]), "```", "",
            *(f"- {line}" for line in lines),
@@ -347,7 +361,8 @@ def markdown(args, lines: list[str], rows: list[dict]) -> str:
            "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ok = "" if r["ratio"] is None else ("holds" if r["ratio"] >= r["target"] else "not yet")
-        ratio = "-" if r["ratio"] is None else _shown(r["ratio"])
+        ratio = "-" if r["ratio"] is None else (f"{_shown(r['ratio'])} "
+                                                f"({_shown(min(r['ratios']))}–{_shown(max(r['ratios']))})")
         flops = f"{r['gflops']:.1f} ({100 * r['peak_fraction']:.0f}%)" if "gflops" in r else ""
         out.append(f"| {r['cell']} | {r['dtype']} | {r['B']}, {r['T']}, {r['X']}, {r['H']} | {r['what']} | "
                    + " | ".join(f"{r[f'{n}_ms']:.3f}" for n in impls)
@@ -360,7 +375,7 @@ def main(argv=None):
     p.add_argument("--cores", choices=("one", "all"), default="one",
                    help="one core, every thread pool one thread; or all cores, each implementation's default threads")
     p.add_argument("--quick", action="store_true", help="two configs and three repeats")
-    p.add_argument("--reps", type=int, default=5, help="repeats per measurement (the median is shown)")
+    p.add_argument("--reps", type=int, default=5, help="rounds per measurement (the medians are shown)")
     p.add_argument("--budget", type=float, default=0.25, help="seconds of calls per timing")
     p.add_argument("--configs", default="0,1,2,3", help="which of the four configs (B, T, X, H), by index")
     p.add_argument("--cells", default="lstm,gru")
