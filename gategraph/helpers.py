@@ -26,7 +26,7 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = {"arrays": ("_colsum", "_copy", "_finite", "_flipped", "_product", "_zero"),
+NAMES = {"arrays": ("_colsum", "_copy", "_finite", "_flipped", "_product", "_wide", "_zero"),
          "math": ("_exp", "_relu", "_sigmoid", "_step", "_tanh")}
 PARTS = tuple(NAMES)
 GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` calls, by
@@ -102,6 +102,20 @@ def _bits(typingctx, v):
         return builder.bitcast(args[0], ir.IntType({nbits}))
 
     return types.{bits_t}(v), codegen
+
+
+@intrinsic
+def _wide(typingctx):
+    """Vectors of 512 bits for the loops of the pass that calls this, where the processor has them: LLVM's
+    tuning for AVX-512 processors ("prefer-256-bit") keeps its loops to 256, and a pass's σ, tanh and products
+    of gates then take twice the instructions. A function attribute of the calling pass only: what else the
+    process compiles keeps LLVM's choice. Without AVX-512 the widest vectors stay those the processor has."""
+
+    def codegen(context, builder, signature, args):
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')  # llvmlite lists no string attributes
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @njit("boolean({t}[::1])", cache=True, error_model="numpy")

@@ -1305,12 +1305,14 @@ def _split_concat(v: N, block: Block):
 
 
 def _function(name: str, args: list, first_input: str, em: Emitter, given: list, ret: str | None = None) -> str:
-    """The source of a pass. Before it writes anything, it checks the arrays it was `given` (flat, in one call:
+    """The source of a pass, its loops vectorized as wide as the processor allows (`_wide`, gategraph.helpers).
+    Before it writes anything, it checks the arrays it was `given` (flat, in one call:
     checks inline slowed the backward pass's loops by a quarter) and raises FloatingPointError(k) if the k-th
     of them holds NaN or inf. Each is made flat by `a.ravel()`: `a.reshape(a.size)` compiles faster, but then
     LLVM vectorizes almost none of the pass's loops (measured: the LSTM's passes ran twice as long)."""
     head = [f"@njit(cache=True, error_model=\"numpy\", nogil=True, fastmath={FASTMATH})",
             f"def {name}({', '.join(args + [w for w, _ in em.work])}):",
+            "    _wide()",
             f"    _T, _B = {first_input}.shape[0], {first_input}.shape[1]",
             f"    _bad = _nonfinite(({', '.join(f'{a}.ravel()' for a in given)},))",
             "    if _bad >= 0:",

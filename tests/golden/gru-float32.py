@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_98e2ebf6e5c8700d import _colsum, _copy, _finite, _flipped, _product, _zero
+from helpers_float32_arrays_130f3035c4914af9 import _colsum, _copy, _finite, _flipped, _product, _wide, _zero
 from helpers_float32_math_3f9aeffb9489b673 import _exp, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
@@ -28,6 +28,7 @@ def _nonfinite(arrays):
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2):
+    _wide()
     _T, _B = x.shape[0], x.shape[1]
     _bad = _nonfinite((x.ravel(), _init_h.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(),))
     if _bad >= 0:
@@ -67,6 +68,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
+    _wide()
     _T, _B = x.shape[0], x.shape[1]
     _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(),))
     if _bad >= 0:
