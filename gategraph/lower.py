@@ -1197,8 +1197,8 @@ class _Lowering:
     def column_sums(self, plan: Schedule, bw: Emitter, stores: dict, names: set):
         """dL/db += Σ_b ā_t (or, after the loop, Σ_t Σ_b ā_t) for the gradients' terms that are stored adjoints
         among `names`: inside the loop, each step's rows are summed while they are still in the cache, rather
-        than all of them again after it (for the LSTM at B = 64, H = 128, T = 100: ā is 13 MB, its four
-        sums read it from memory in about 2 ms)."""
+        than all of them again after it (the LSTM at B = 64, H = 128, T = 100: ā is 13 MB, and its backward
+        pass took 0.5 to 0.9 ms less of about 25 ms)."""
         for p, g in plan.grad_irs.items():
             for term in _split_terms(g):
                 if self._column_sum(term, stores) and term.args[0] in names:
