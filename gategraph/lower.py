@@ -797,27 +797,33 @@ def _invariant_parts(node: N, fixed: set) -> list:
 
 
 def _linear_in(op: Op, varying: tuple, shapes: list, sizes: tuple) -> bool:
-    """Whether an entry of `op` scales by λ when the arguments marked in `varying` do (op(λx) = λ op(x)), read
-    from its scalar form or its kernel rule."""
+    """Whether an entry of `op` is linear in the arguments marked in `varying`, read from its scalar form or
+    its kernel rule: op(x + y) = op(x) + op(y) and op(λx) = λ op(x), x and y those arguments, the others held.
+    (Scaling alone would pass x_1 x_2 / (x_1 + x_2), whose sum over steps is not that of the sums.)"""
     lam = sp.Symbol("_lambda")
     syms: dict = {}
 
-    def at(k, i):
-        x = syms.setdefault((k, tuple(i)), sp.Symbol(f"_a{k}_{len(syms)}"))
-        return lam * x if varying[k] else x
+    def entry(k, i, other=False):
+        return syms.setdefault((k, tuple(i), other), sp.Symbol(f"_a{k}_{len(syms)}"))
 
-    idx = Emitter.units(op.shape(*shapes, *sizes)) if op.kind != "pointwise" else ()
-    strategy = op.kernel.strategy
-    if op.kind == "pointwise":
-        value = op.scalar(*[at(k, ()) for k in range(len(shapes))])
-    elif strategy is Strategy.ENTRYWISE:
-        value = op.kernel.rule(at, idx, *sizes)
-    elif strategy in (Strategy.CONTRACTION, Strategy.GEMM):
-        value = op.kernel.rule(at, idx, sp.Symbol("_s", integer=True), shapes)[1]
-    else:
+    def value(given):
+        """op's entry, an argument's entry (k, i) being given(k, i) where `varying`, else its own symbol."""
+        def at(k, i):
+            return given(k, i) if varying[k] else entry(k, i)
+
+        idx = Emitter.units(op.shape(*shapes, *sizes)) if op.kind != "pointwise" else ()
+        if op.kind == "pointwise":
+            return op.scalar(*[at(k, ()) for k in range(len(shapes))])
+        if op.kernel.strategy is Strategy.ENTRYWISE:
+            return op.kernel.rule(at, idx, *sizes)
+        return op.kernel.rule(at, idx, sp.Symbol("_s", integer=True), shapes)[1]
+
+    if op.kind != "pointwise" and op.kernel.strategy not in (Strategy.ENTRYWISE, Strategy.CONTRACTION,
+                                                             Strategy.GEMM):
         return False
-    plain = value.subs(lam, 1)
-    return plain != 0 and sp.simplify(value - lam * plain) == 0
+    x, y = value(entry), value(lambda k, i: entry(k, i, True))
+    return (x != 0 and sp.simplify(value(lambda k, i: lam * entry(k, i)) - lam * x) == 0
+            and sp.simplify(value(lambda k, i: entry(k, i) + entry(k, i, True)) - x - y) == 0)
 
 
 def _over_steps(node: N, fixed: set) -> N:

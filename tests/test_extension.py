@@ -68,3 +68,21 @@ def test_a_new_op_with_a_function_of_its_own_brings_its_kernel_call():
         assert "np.arctan(" in lower(_one_op_cell(arctan), "float64").source.split("def forward(")[1]
     finally:
         del OPS["Arctan"], NODES["Arctan"]
+
+
+def test_a_new_op_that_scales_but_does_not_add_keeps_its_sum_over_steps_outside():
+    """Σ_t of a product moves inside an op only if the op is linear in what changes from step to step
+    (lower._over_steps). The harmonic mean's half, a b / (a + b), scales with its two arguments but does not add:
+    Σ_t a_t b_t / (a_t + b_t) is not (Σ a_t)(Σ b_t) / (Σ a_t + Σ b_t), so it is not linear in them."""
+    from gategraph.lower import _linear_in
+
+    pointwise("Harmonic", 2, r"\operatorname{{hm}}({0}, {1})", "hm({0}, {1})", "hm",
+              lambda a, b: a * b / (a + b), lambda a, b: a * b / (a + b), doc="a b / (a + b)")
+    try:
+        shapes = [(3,), (3,)]
+        assert not _linear_in(OPS["Harmonic"], (True, True), shapes, ())
+        assert _linear_in(OPS["Plus"], (True, True), shapes, ())  # the same check still passes a sum
+        assert _linear_in(OPS["Hadamard"], (True, False), shapes, ())  # and a product with what is held
+        assert not _linear_in(OPS["Hadamard"], (True, True), shapes, ())
+    finally:
+        del OPS["Harmonic"], NODES["Harmonic"]
