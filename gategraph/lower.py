@@ -806,12 +806,13 @@ def _linear_in(op: Op, varying: tuple, shapes: list, sizes: tuple) -> bool:
     def entry(k, i, other=False):
         return syms.setdefault((k, tuple(i), other), sp.Symbol(f"_a{k}_{len(syms)}"))
 
+    idx = Emitter.units(op.shape(*shapes, *sizes)) if op.kind != "pointwise" else ()
+
     def value(given):
         """op's entry, an argument's entry (k, i) being given(k, i) where `varying`, else its own symbol."""
         def at(k, i):
             return given(k, i) if varying[k] else entry(k, i)
 
-        idx = Emitter.units(op.shape(*shapes, *sizes)) if op.kind != "pointwise" else ()
         if op.kind == "pointwise":
             return op.scalar(*[at(k, ()) for k in range(len(shapes))])
         if op.kernel.strategy is Strategy.ENTRYWISE:
