@@ -1,14 +1,15 @@
 """The helpers every generated kernel module of one dtype calls, as the source of two modules of their own: the
-pointwise math (exp, tanh and σ as arithmetic that LLVM vectorizes, the step and ReLU), and the arrays' (copies
-of blocks, zeroing, sums of columns, one step's product of a batch with stacked weights, flipped where that is
-faster, and the check of one array for NaN and inf). `gategraph.kernel` writes them to the kernel cache beside
-the kernels, each of which imports them, so that Numba compiles the helpers once per dtype and not once for every
+math (exp, tanh and σ as arithmetic that LLVM vectorizes, the step and ReLU, and the check of a pass's arrays for
+NaN and inf), and the arrays' (copies of blocks, zeroing, sums of columns, one step's product of a batch with
+stacked weights, flipped where that is faster). `gategraph.kernel` writes them to the kernel cache beside the
+kernels, each of which imports them, so that Numba compiles the helpers once per dtype and not once for every
 cell (from an empty cache they were about a quarter of a kernel module's compile). Two modules, so that two
 processes compile them at once from an empty cache (gategraph.kernel: the second process, which compiles a
-kernel's backward pass, imports the math first, the first process the arrays'). Every helper has a signature:
-all of them compile, or load, as their module is imported, under its lock in the cache (no helper compiles later,
-from a kernel, under that kernel's lock only, where two processes compiling two cells could both write its entry
-in Numba's cache). A kernel keeps its own `_nonfinite`, which takes a tuple of as many arrays as its pass checks.
+kernel's backward pass, imports the math first, the first process the arrays'; the arrays' take the longer, so
+the check is with the math). Every helper has a signature: all of them compile, or load, as their module is
+imported, under its lock in the cache (no helper compiles later, from a kernel, under that kernel's lock only,
+where two processes compiling two cells could both write its entry in Numba's cache). A kernel module itself
+then compiles nothing as it is imported: its passes compile when they first run, each under its own lock.
 
 `name(dtype, part)` is a module's name, helpers_<dtype>_<part>_<hash of its text>: a change of the helpers is a
 module of another name, and so a change of every kernel's import line (a new kernel). `NAMES[part]` are the
@@ -26,8 +27,8 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = {"arrays": ("_colsum", "_copy", "_finite", "_flipped", "_product", "_wide", "_zero"),
-         "math": ("_exp", "_relu", "_sigmoid", "_step", "_tanh")}
+NAMES = {"arrays": ("_colsum", "_copy", "_flipped", "_product", "_wide", "_zero"),
+         "math": ("_exp", "_nonfinite", "_relu", "_sigmoid", "_step", "_tanh")}
 PARTS = tuple(NAMES)
 GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` calls, by
 # these names: cblas_sgemm and cblas_dgemm of the OpenBLAS gategraph.blas.register() tells LLVM of ("Steps"), for a
@@ -41,6 +42,7 @@ SMALL = 1 << 24
 FLIP_AT = {"float32": 1 << 18, "float64": 1 << 62}
 FLIP_ROWS = (8, 64)
 FLIP_STEPS = 8
+CHECKED = 16  # the arrays `_nonfinite` checks in one call (a pass with more calls it again)
 
 
 @functools.cache
@@ -56,18 +58,13 @@ def source(dtype: str, part: str) -> str:
 
 
 def _arrays(dtype: str) -> str:
-    """Copies, zeroing, column sums, a step's product and the NaN check of one array (see the module's docstring)."""
+    """Copies, zeroing, column sums and a step's product (see the module's docstring)."""
     one, zero, t = f"np.{dtype}(1.0)", f"np.{dtype}(0.0)", dtype
-    bits, exponent = ("np.uint64", "0x7FF0000000000000") if dtype == "float64" else ("np.uint32", "0x7F800000")
-    nbits = 64 if dtype == "float64" else 32
-    bits_t = f"uint{nbits}"
-    sign = "0x7FFFFFFFFFFFFFFF" if dtype == "float64" else "0x7FFFFFFF"  # every bit but the sign's
     return f'''{_head(dtype, "array helpers", "from numba import njit, types")}
 _INT = types.intc
 _GEMM = types.ExternalFunction("{GEMM[dtype]}", types.void(_INT, _INT, _INT, _INT, _INT, _INT, types.{t}, types.voidptr,
                                                            _INT, types.voidptr, _INT, types.{t}, types.voidptr, _INT))
 ROW_MAJOR, AS_IS = 101, 111  # CBLAS's constants
-BITS, ABS, EXPONENT = {bits}, {bits}({sign}), {bits}({exponent})  # a number's bits: |x|'s, and +inf's
 
 
 @njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
@@ -95,16 +92,6 @@ def _copy(dst, d0, d1, src, s0, s1, m, n, transpose, add):
 
 
 @intrinsic
-def _bits(typingctx, v):
-    """v's bits, as the unsigned integer BITS (a bitcast: no copy, no view of an array to compile)."""
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType({nbits}))
-
-    return types.{bits_t}(v), codegen
-
-
-@intrinsic
 def _wide(typingctx):
     """Vectors of 512 bits for the loops of the pass that calls this, where the processor has them: LLVM's
     tuning for AVX-512 processors ("prefer-256-bit") keeps its loops to 256, and a pass's σ, tanh and products
@@ -116,18 +103,6 @@ def _wide(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
-
-
-@njit("boolean({t}[::1])", cache=True, error_model="numpy")
-def _finite(a):
-    """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
-    fastmath flag can change)."""
-    worst = BITS(0)
-    for i in range(a.size):
-        bits = _bits(a[i]) & ABS
-        if bits > worst:
-            worst = bits
-    return worst < EXPONENT
 
 
 @njit("void({t}[::1])", cache=True, error_model="numpy")
@@ -197,11 +172,11 @@ DT = np.{dtype}
 
 
 def _math(dtype: str) -> str:
-    """The step, ReLU, and exp, expm1, tanh and σ as plain arithmetic that LLVM vectorizes (a call to libm's
-    tanh per entry costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)), r = x - k ln 2, |r| ≤ ln(2)/2, with p the
-    Taylor polynomial of e^r - 1 to the dtype's precision and 2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor
-    built from its bits (a normal number, however small 2^k is); tanh|x| = -m / (m + 2) with
-    m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
+    """The check for NaN and inf; the step, ReLU, and exp, expm1, tanh and σ as plain arithmetic that LLVM
+    vectorizes (a call to libm's tanh per entry costs 30 ns; these cost a few): exp(x) = 2^k (1 + p(r)),
+    r = x - k ln 2, |r| ≤ ln(2)/2, with p the Taylor polynomial of e^r - 1 to the dtype's precision and
+    2^k = 2^⌊k/2⌋ · 2^(k - ⌊k/2⌋), each factor built from its bits (a normal number, however small 2^k is);
+    tanh|x| = -m / (m + 2) with m = expm1(-2|x|), which neither overflows nor cancels; σ(a) = 1 / (1 + e^{-a})."""
     f, t = f"np.{dtype}", dtype
     # ln 2 = hi + lo, hi with few enough bits that k·hi is exact; x clamped to where e^x is finite
     if dtype == "float64":
@@ -213,7 +188,11 @@ def _math(dtype: str) -> str:
     horner = f"    p = {f}({1 / math.factorial(degree)!r})\n" + "".join(
         f"    p = p * r + {f}({1 / math.factorial(n)!r})\n" for n in range(degree - 1, 1, -1))
     one, zero = f"{f}(1.0)", f"{f}(0.0)"
-    return f'''{_head(dtype, "math helpers", "from numba import njit")}
+    uint, exponent = f"np.uint{bits}", "0x7FF0000000000000" if dtype == "float64" else "0x7F800000"
+    sign = "0x7FFFFFFFFFFFFFFF" if dtype == "float64" else "0x7FFFFFFF"  # every bit but the sign's
+    return f'''{_head(dtype, "math helpers", "from numba import njit, types")}
+BITS, ABS, EXPONENT = {uint}, {uint}({sign}), {uint}({exponent})  # a number's bits: |x|'s, and +inf's
+
 
 @intrinsic
 def _pow2(typingctx, k):
@@ -265,4 +244,36 @@ def _step(a):
 @njit("{t}({t})", cache=True, error_model="numpy")
 def _relu(a):
     return a if a > {zero} else {zero}
+
+
+@intrinsic
+def _bits(typingctx, v):
+    """v's bits, as the unsigned integer BITS (a bitcast: no copy, no view of an array to compile)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType({bits}))
+
+    return types.uint{bits}(v), codegen
+
+
+@njit("boolean({t}[::1])", cache=True, error_model="numpy")
+def _finite(a):
+    """No entry of the flat array `a` is NaN or ±inf: none has every exponent bit set (read as bits, which no
+    fastmath flag can change)."""
+    worst = BITS(0)
+    for i in range(a.size):
+        bits = _bits(a[i]) & ABS
+        if bits > worst:
+            worst = bits
+    return worst < EXPONENT
+
+
+@njit("int64(UniTuple({t}[::1], {CHECKED}), int64)", cache=True, error_model="numpy")
+def _nonfinite(arrays, first):
+    """first + k for the first of `arrays` (flat) that holds NaN or inf, k its position in the tuple, or -1: a
+    pass checks its arrays CHECKED at a time, the last tuple filled up with empty arrays."""
+    for k in range(len(arrays)):
+        if not _finite(arrays[k]):
+            return first + k
+    return -1
 '''

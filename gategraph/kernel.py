@@ -188,8 +188,8 @@ def _helper_module(dtype: str, part: str, rebuild: bool = False):
 
 
 def _kernel_module(name: str, again: bool = False):
-    """A kernel's module, imported (`_import`) under its lock in the cache: its `_nonfinite` compiles or loads
-    as it runs, in one process while the others wait and then load it."""
+    """A kernel's module, imported (`_import`) under its lock in the cache. Nothing of it compiles as it runs
+    (its passes compile when they first run, each under a lock of its own), so it waits only for the helpers."""
     module = _MODULES.get(name)
     if module is not None and not again:
         return module
@@ -204,7 +204,7 @@ def _kernel_module(name: str, again: bool = False):
 # one compiles the helpers and the forward pass; the first backward call waits for it and loads the machine code
 # it wrote. The two processes never compile one function at once: the second holds the backward pass's lock in
 # the cache from its start (`Kernel._first` takes each pass's own), and what both passes call is compiled as
-# its module is imported, under the module's lock (the helpers, `_nonfinite`).
+# its module is imported, under the module's lock (the helpers).
 _ELSEWHERE: dict = {}  # a kernel module's name -> (the process compiling its backward pass, the pipe it signals on)
 _ELSEWHERE_LOCK = threading.Lock()
 _LEAD = {"input": 2, "seed": 2, "memory": 1, "init": 1, "final": 1, "param": 0}  # an argument's axes before its

@@ -980,7 +980,6 @@ class ForwardPlan:
     tape: list
     args: list
     source: str
-    checked: int  # how many arrays the pass checks for NaN and inf (`_nonfinite`'s tuple)
 
 
 @dataclass
@@ -1007,7 +1006,6 @@ class BackwardPlan:
     returns: list  # (kind, name) of each returned gradient
     args: list
     source: str
-    checked: int  # how many arrays the pass checks for NaN and inf (`_nonfinite`'s tuple)
 
 
 class _Lowering:
@@ -1076,7 +1074,7 @@ class _Lowering:
         args = self.per_step + self.memories + [f"_init_{st.name}" for st in self.states] + self.params + self.sizes
         given = self.per_step + self.memories + [f"_init_{st.name}" for st in self.states] + self.params
         source = _function("forward", args, self.per_step[0], fw, given)
-        return ForwardPlan(fw, stores, tape, args, source, len(given))
+        return ForwardPlan(fw, stores, tape, args, source)
 
     # -- backward: t = T-1 .. 0, then everything the recurrence does not need ----------------------------------
     def backward(self, fwd: ForwardPlan) -> BackwardPlan:
@@ -1129,7 +1127,7 @@ class _Lowering:
         args = fwd.tape + self.per_step + self.memories + self.params + seeds + finals + self.sizes + [INPUT_GRADS]
         given = self.per_step + self.memories + self.params + seeds + finals
         source = _function("backward", args, self.per_step[0], bw, given, f"return ({', '.join(values)},)")
-        return BackwardPlan(bw, stores, carry_bufs, returns, args, source, len(given))
+        return BackwardPlan(bw, stores, carry_bufs, returns, args, source)
 
     def schedule(self, fwd: ForwardPlan, carry_bufs: dict) -> Schedule:
         """The adjoint equations the carries need (inside the time loop), and those only the input and
@@ -1313,17 +1311,24 @@ def _split_concat(v: N, block: Block):
 
 def _function(name: str, args: list, first_input: str, em: Emitter, given: list, ret: str | None = None) -> str:
     """The source of a pass, its loops vectorized as wide as the processor allows (`_wide`, gategraph.helpers).
-    Before it writes anything, it checks the arrays it was `given` (flat, in one call:
-    checks inline slowed the backward pass's loops by a quarter) and raises FloatingPointError(k) if the k-th
-    of them holds NaN or inf. Each is made flat by `a.ravel()`: `a.reshape(a.size)` compiles faster, but then
-    LLVM vectorizes almost none of the pass's loops (measured: the LSTM's passes ran twice as long)."""
+    Before it writes anything, it checks the arrays it was `given` (flat, helpers.CHECKED to a call of the
+    helper `_nonfinite`: checks inline slowed the backward pass's loops by a quarter) and raises
+    FloatingPointError(k) if the k-th of them holds NaN or inf. Each is made flat by `a.ravel()`:
+    `a.reshape(a.size)` compiles faster, but then LLVM vectorizes almost none of the pass's loops (measured: the
+    LSTM's passes ran twice as long)."""
     head = [f"@njit(cache=True, error_model=\"numpy\", nogil=True, fastmath={FASTMATH})",
             f"def {name}({', '.join(args + [w for w, _ in em.work])}):",
             "    _wide()",
-            f"    _T, _B = {first_input}.shape[0], {first_input}.shape[1]",
-            f"    _bad = _nonfinite(({', '.join(f'{a}.ravel()' for a in given)},))",
-            "    if _bad >= 0:",
-            "        raise FloatingPointError(_bad)"]
+            f"    _T, _B = {first_input}.shape[0], {first_input}.shape[1]"]
+    flat, n = [f"{a}.ravel()" for a in given], helpers.CHECKED
+    if len(flat) % n:
+        head.append("    _none = np.empty(0, DT)")
+        flat += ["_none"] * (n - len(flat) % n)
+    for first in range(0, len(flat), n):
+        call = f"_nonfinite(({', '.join(flat[first:first + n])},), {first})"
+        head += [f"    _bad = {call}"] if first == 0 else ["    if _bad < 0:", f"        _bad = {call}"]
+    head += ["    if _bad >= 0:",
+             "        raise FloatingPointError(_bad)"]
     tail = [] if ret is None else ["    " + ret]
     return "\n".join(head + ["    " + a for a in em.allocs] + em.lines + tail) + "\n"
 
@@ -1335,11 +1340,7 @@ def _docstring(text: str) -> str:
 
 
 def _module(cell: Cell, dtype: str, fwd: ForwardPlan, bwd: BackwardPlan) -> str:
-    """The module's source. `_nonfinite` has a signature for each pass's tuple, so that it compiles (or loads)
-    as the module is imported, under the module's lock in the cache, and never later under one pass's lock
-    while another process compiles the other pass (gategraph.kernel): two processes could then both write
-    its entry in Numba's cache."""
-    checks = ", ".join(f'"int64(UniTuple({dtype}[::1], {n}))"' for n in sorted({fwd.checked, bwd.checked}))
+    """The module's source: its docstring (the cell's equations), the imports of the helpers, the two passes."""
     imports = "\n".join(f"from {helpers.name(dtype, part)} import {', '.join(helpers.NAMES[part])}"
                         for part in helpers.PARTS)
     eqs = "\n".join(f"    {eq.name} = {eq.rhs}" for eq in cell.equations)
@@ -1357,15 +1358,6 @@ from numba import njit
 {imports}
 
 DT = np.{dtype}
-
-
-@njit([{checks}], cache=True, error_model="numpy")
-def _nonfinite(arrays):
-    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
-    for k in range(len(arrays)):
-        if not _finite(arrays[k]):
-            return k
-    return -1
 
 
 {fwd.source}

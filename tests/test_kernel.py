@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from gategraph import cells, interop
+from gategraph import cells, concat, helpers, interop, tanh
 from gategraph.compiling import signature
 from gategraph.derive import derive
 from gategraph.errors import ShapeError, SpecError, ValueInputError
@@ -387,6 +387,37 @@ def test_every_array_a_pass_reads_is_checked_for_nan_and_inf(lstm32):
     M[1, 2, 3] = np.nan
     with pytest.raises(ValueInputError, match="^memory 'M' holds NaN or inf$"):
         att.forward(att.init(0), np.ones((1, 2, 4)), memory={"M": M})
+
+
+def _many_parameters_cell(n: int):
+    """h = tanh(Σ_k (W_k·[h_{t-1}, x_t] + b_k)) for k = 1 .. n: a pass that checks 2 n + 2 arrays."""
+    b = CellBuilder(f"sum_of_{n}")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    a = sum(b.param(f"W_{k}", (H, H + X)) @ concat(h, x) + b.param(f"b_{k}", H) for k in range(1, n + 1))
+    b.let("h", tanh(a))
+    return b.cell()
+
+
+def test_a_pass_that_checks_more_arrays_than_one_call_takes_names_each():
+    """The helper `_nonfinite` takes helpers.CHECKED arrays a call: a pass with more calls it again, and a NaN
+    in an array of the second call (or the first's last) is named as in the first."""
+    cell = _many_parameters_cell(helpers.CHECKED // 2 + 1)  # x, the initial h and CHECKED + 2 parameters
+    k = compile(cell, 3, 4, "float64")
+    params, x = k.init(0), np.ones((2, 3, 3))
+    assert lower(cell, "float64", derive(cell)).source.count("_bad = _nonfinite(") == 4  # two in each pass
+    out, _, tape = k.forward(params, x)
+    last = f"b_{helpers.CHECKED // 2 + 1}"
+    for name in ("W_1", f"W_{helpers.CHECKED // 2}", f"b_{helpers.CHECKED // 2 - 1}", last):
+        bad = params[name].copy()
+        bad.flat[-1] = np.nan
+        with pytest.raises(ValueInputError, match=f"^parameter '{name}' holds NaN or inf$"):
+            k.forward({**params, name: bad}, x)
+        with pytest.raises(ValueInputError, match=f"^parameter '{name}' holds NaN or inf$"):
+            k.backward({**params, name: bad}, x, out, tape=tape)
+    d_final = {"h": np.full((3, 4), np.inf)}
+    with pytest.raises(ValueInputError, match=r"^d_final\['h'\] holds NaN or inf$"):
+        k.backward(params, x, out, d_final=d_final, tape=tape)
 
 
 @pytest.mark.parametrize("make", [*cells.CELLS.values(), every_op_cell, lambda: cells.attention(score="additive")],

@@ -11,26 +11,18 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_130f3035c4914af9 import _colsum, _copy, _finite, _flipped, _product, _wide, _zero
-from helpers_float32_math_3f9aeffb9489b673 import _exp, _relu, _sigmoid, _step, _tanh
+from helpers_float32_arrays_34015020ddc1afa8 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
-
-
-@njit(["int64(UniTuple(float32[::1], 5))", "int64(UniTuple(float32[::1], 6))"], cache=True, error_model="numpy")
-def _nonfinite(arrays):
-    """The position in `arrays` (flat) of the first that holds NaN or inf, or -1."""
-    for k in range(len(arrays)):
-        if not _finite(arrays[k]):
-            return k
-    return -1
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.ravel(), _init_h.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(),))
+    _none = np.empty(0, DT)
+    _bad = _nonfinite((x.ravel(), _init_h.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _none, _none, _none, _none, _none, _none, _none, _none, _none, _none, _none,), 0)
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
@@ -70,7 +62,8 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
 def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
-    _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(),))
+    _none = np.empty(0, DT)
+    _bad = _nonfinite((x.ravel(), W_z.ravel(), W_r.ravel(), W.ravel(), _dl_h.ravel(), _final_h.ravel(), _none, _none, _none, _none, _none, _none, _none, _none, _none, _none,), 0)
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _zero(_bar_h_prev.reshape(_bar_h_prev.size))
