@@ -23,9 +23,10 @@ the parameters' gradients added. An unsplit pass runs its BLAS products on the t
 (gategraph.blas.threads): one for a small batch, the caller's count for a large one (set on the kernels' BLAS
 only when it changes).
 
-Imports: numpy, gategraph.plan, gategraph.helpers, gategraph.blas, gategraph.cells, gategraph.spec,
-gategraph.files, gategraph.errors; gategraph.compiling when a module loads or waits for another process;
-gategraph.derive and gategraph.lower when a cell has no plan in the cache yet.
+Imports: numpy, gategraph.plan, gategraph.helpers, gategraph.blas, gategraph.files, gategraph.errors;
+gategraph.cells and gategraph.spec (SymPy) in `compile`, which the second process does not call;
+gategraph.compiling when a module loads or waits for another process; gategraph.derive and gategraph.lower when
+a cell has no plan in the cache yet.
 """
 
 from __future__ import annotations
@@ -46,15 +47,17 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gategraph import blas, helpers, plan
-from gategraph.cells import CELLS
 from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.plan import DTYPES, Plan
-from gategraph.spec import Cell
+
+if TYPE_CHECKING:
+    from gategraph.spec import Cell
 
 CACHE_ENV = "GATEGRAPH_CACHE_DIR"
 
@@ -375,6 +378,9 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
 
 def _cell(cell) -> Cell:
     """The Cell that `compile` was given: a Cell, or a built-in cell by name."""
+    from gategraph.cells import CELLS  # (SymPy: not on `import gategraph.kernel`, which the second process runs)
+    from gategraph.spec import Cell
+
     if isinstance(cell, Cell):
         return cell
     if isinstance(cell, str):

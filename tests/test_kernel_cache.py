@@ -211,3 +211,13 @@ def test_python_embedded_in_another_program_starts_no_second_process(tmp_path):
     proc, runs = _beside(tmp_path, "import subprocess, sys; sys.executable = '/usr/bin/blender'; "
                                    "subprocess.Popen = None  # (any process started would fail the run)")
     assert all(r[:2] == (0, 1) for r in runs.values()), proc.stdout
+
+
+def test_the_second_process_starts_without_sympy():
+    """The second process imports gategraph.kernel (and Numba through gategraph.compiling) to compile a
+    generated module: none of them may import SymPy, a third of its imports, on the way to the backward pass."""
+    code = ("import sys, gategraph.kernel, gategraph.compiling\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sympy', 'mpmath'}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
