@@ -10,8 +10,8 @@ apart and printed beside. Numba's own import is inside the clock, because `compi
 
 Three figures per cell: an empty kernel cache (nothing of gategraph's compiled yet: the first cell a user ever
 compiles), a warm one (the same cell again), and a new cell after another one (`rnn`) filled the cache: the
-helpers every kernel of the dtype imports are compiled, the cell's own two passes and the tuple-taking NaN check
-are not (a user's own cell, after the built-in ones).
+helpers every kernel of the dtype imports are compiled, the cell's own two passes are not (a user's own cell,
+after the built-in ones).
 Beside the seconds of the clock, the processor seconds of each whole process (user + system; not those of the
 second process that compiles a new kernel's backward pass meanwhile on two cores or more, which the process
 never waits for) and the load average before and after: on a shared machine the seconds say little without them.
