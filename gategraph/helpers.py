@@ -111,13 +111,14 @@ def _zero(a):
         a[i] = 0
 
 
-@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
-def _gemm(a, b, c):
-    """C = A · B through cblas_gemm of gategraph's own OpenBLAS (C-contiguous arrays)."""
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], boolean)", cache=True, error_model="numpy")
+def _gemm(a, b, c, add):
+    """C = A · B, or C += A · B if `add` (β = 1), through cblas_gemm of gategraph's own OpenBLAS (C-contiguous
+    arrays)."""
     m, k = a.shape
     n = b.shape[1]
     _GEMM(ROW_MAJOR, AS_IS, AS_IS, np.intc(m), np.intc(n), np.intc(k), {one}, a.ctypes, np.intc(max(k, 1)), b.ctypes,
-          np.intc(max(n, 1)), {zero}, c.ctypes, np.intc(max(n, 1)))
+          np.intc(max(n, 1)), {one} if add else {zero}, c.ctypes, np.intc(max(n, 1)))
 
 
 @njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
@@ -128,31 +129,37 @@ def _colsum(acc, rows, col, n):
             acc[j] += rows[r, col + j]
 
 
-@njit("UniTuple({t}[:, ::1], 2)({t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
-def _flipped(s, b, t):
+@njit("UniTuple({t}[:, ::1], 2)({t}[:, ::1], int64, int64, boolean)", cache=True, error_model="numpy")
+def _flipped(s, b, t, add):
     """(Sᵀ, a buffer of (columns of S, b)) for `_product` to compute u · S as (Sᵀ · uᵀ)ᵀ for a batch u of b
-    rows over t steps, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS, FLIP_STEPS); else two empty
-    arrays."""
+    rows over t steps, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS, FLIP_STEPS); else no Sᵀ, and
+    a buffer of (b, columns of S) where `_product` will `add` the product of SMALL multiply-adds or more (NumPy's
+    np.dot writes its output, it does not add to it)."""
     if (b * s.size < {SMALL} or s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]}
             or t < {FLIP_STEPS}):
-        return np.empty((0, 0), DT), np.empty((0, 0), DT)
+        f = np.empty((b, s.shape[1]) if add and b * s.size >= {SMALL} else (0, 0), DT)
+        return np.empty((0, 0), DT), f
     st = np.empty((s.shape[1], s.shape[0]), DT)
     _copy(st, 0, 0, s, 0, 0, s.shape[1], s.shape[0], True, False)
     return st, np.empty((s.shape[1], b), DT)
 
 
-@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1])", cache=True, error_model="numpy")
-def _product(u, s, st, f, out):
-    """out = u · S, one step's product of a batch u with a stacked weight matrix S: below SMALL multiply-adds
-    through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on the pass's threads), as
-    (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], boolean)", cache=True,
+      error_model="numpy")
+def _product(u, s, st, f, out, add):
+    """out = u · S, or out += u · S if `add`, one step's product of a batch u with a stacked weight matrix S:
+    below SMALL multiply-adds through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on
+    the pass's threads, into f and added where it adds), as (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
     if u.shape[0] * s.size < {SMALL}:
-        _gemm(u, s, out)
-    elif st.size == 0:
+        _gemm(u, s, out, add)
+    elif st.size == 0 and not add:
         np.dot(u, s, out)
+    elif st.size == 0:
+        np.dot(u, s, f)
+        _copy(out, 0, 0, f, 0, 0, out.shape[0], out.shape[1], False, True)
     else:
         np.dot(st, u.T, f)
-        _copy(out, 0, 0, f, 0, 0, out.shape[0], out.shape[1], True, False)
+        _copy(out, 0, 0, f, 0, 0, out.shape[0], out.shape[1], True, add)
 
 '''
 

@@ -14,7 +14,8 @@ How the equations become loops (docs/architecture.md, "From cell to kernel", has
 - Each product `W · [h_{t-1}, x_t]` of a parameter matrix and a vector is split at the concatenation into
   blocks, `W[:, :H] · h_{t-1} + W[:, H:] · x_t`. Blocks that multiply the same vector are stacked into one
   matrix and done as one GEMM over the batch: for the LSTM, one GEMM per step for the four gates' h_{t-1}
-  blocks, and one GEMM over all steps for their x_t blocks, before the time loop.
+  blocks, and one GEMM over all steps for their x_t blocks, before the time loop. Where each gate only ever
+  adds the two (the LSTM's), each step's GEMM adds its products into the rows of the x_t blocks' (β = 1).
 - In the adjoint, a sum `Σ_g W_gᵀ ā_g` is one GEMM `[ā_1, ā_2, ...] · [W_1; W_2; ...]`; the ā_g are written
   straight into the columns of one buffer. A slice of such a sum (`bar_x = bar_z[H:H+X]`) is the same sum
   over the slices of the W_g, so a gradient nothing in the recurrence needs (`bar_x`) becomes one GEMM over
@@ -71,7 +72,8 @@ INPUT_GRADS = "_input_grads"  # backward's last argument: make the per-step inpu
 FASTMATH = '{"nsz", "arcp", "contract", "afn", "reassoc"}'
 T_, B_ = sp.Symbol("_T"), sp.Symbol("_B")  # the sequence length and the batch size, in generated code
 RESERVED = {"np", "numba", "njit", "DT", "forward", "backward"} | set(dir(builtins))
-_ONE_STEP = re.compile(r"\w+(\[_t( \+ \d+)?\])?")  # generated source of a whole buffer or of one step's rows
+_ONE_STEP = re.compile(r"\w+(\[_t( \+ \d+)?\]|\[_t \* _B:\(_t \+ 1\) \* _B\])?")  # generated source of a whole
+# buffer or of one step's rows (of a (T, B, n) buffer, or of a flat (T·B, n) one)
 
 
 # --- the IR: vector expressions with parameter blocks made explicit ---------------------------------------
@@ -425,6 +427,7 @@ class Emitter:
         self.long: set = set()  # seq buffers with T + 1 rows (states, carries)
         self.seq_stacks: dict = {}  # tuple of operand nodes -> seq buffer holding them side by side
         self.entries: list = []  # Store.entry of every array read while a statement is built
+        self.zero: set = set()  # products added into another one's buffer (`_ForwardEmitter.fold`): they read as 0
 
     # -- text ------------------------------------------------------------------------------------------------
     def fresh(self, stem: str) -> str:
@@ -456,6 +459,8 @@ class Emitter:
         """The SymPy scalar of `node` at `idx`; each array read becomes a placeholder symbol in `reads`."""
         if node.op is Kind.NUM:
             return node.args[0]
+        if node in self.zero:
+            return sp.S.Zero
         if node in self.memo or node.op is Kind.LEAF:
             store = self.memo[node] if node in self.memo else self.stores[node.args[0]]
             self.entries.append(store.entry(idx))
@@ -564,7 +569,7 @@ class Emitter:
 
     def prepare(self, node: N):
         """Compute, ahead of an elementwise loop, each part of `node` that is not elementwise."""
-        if node in self.memo or node.op in NAMED:
+        if node in self.memo or node in self.zero or node.op in NAMED:
             return
         if node.op in PRODUCTS:
             return self.gemm(node)
@@ -683,17 +688,19 @@ class Emitter:
             target = out.buf
         self.product(U, S, target)
 
-    def product(self, U: str, S: str, target: str):
-        """target = U · S. In "step" mode, where both are a whole buffer or one step of one (contiguous),
-        through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a
-        batch of 8 to 64 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before
-        the loop, by `_flipped`."""
+    def product(self, U: str, S: str, target: str, add: bool = False):
+        """target = U · S, or target += U · S if `add`. In "step" mode, where both are a whole buffer or one step
+        of one (contiguous), through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster
+        (float32, S large, a batch of 8 to 64 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once
+        per pass, before the loop, by `_flipped`."""
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
+            if add:
+                raise SpecError("internal: a product added to its target outside the time loop")
             self.line(f"np.dot({U}, {S}, {target})")
             return
         ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so (each S is made for one product)
-        self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T)")
-        self.line(f"_product({U}, {S}, {ST}, {F}, {target})")
+        self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T, {add})")
+        self.line(f"_product({U}, {S}, {ST}, {F}, {target}, {add})")
 
     def stack(self, blocks: list, axis: int) -> str:
         """The matrices A_gᵀ stacked along `axis` (0: rows, for a sum of products; 1: columns, for
@@ -749,7 +756,8 @@ class Emitter:
 
 class _ForwardEmitter(Emitter):
     """Products of parameter blocks with one operand are computed together: before the time loop when the
-    operand is an input, else once per step, into a buffer kept for the backward pass."""
+    operand is an input, else once per step, into a buffer kept for the backward pass, or added straight into
+    the rows of an input's products where it is only ever summed with them (`fold`)."""
 
     direct = False
 
@@ -757,12 +765,43 @@ class _ForwardEmitter(Emitter):
         super().__init__(dtype, stores)
         self.groups = groups  # operand -> [Gemm nodes]
         self.kept: dict = {}  # Gemm node or materialized operand -> Store, for the tape
+        self.folds: dict = {}  # per-step operand -> the input whose products' rows its products are added to
+
+    def fold(self, irs: list, fixed: set):
+        """W_h h_{t-1} + W_x x_t, a gate's two products, as one buffer: where the products of a per-step operand
+        (h_{t-1}) are each only ever a term of a sum of two, whose other term is the product of an input (x_t),
+        in the same order and of the same widths, each step's GEMM adds its products into the rows of the
+        input's (β = 1), computed before the loop, and the gates read one buffer (the LSTM's four; not the
+        GRU's, whose candidate reads W x_t without U h_{t-1}). Neither product is then on the tape: the buffer
+        holds their sum."""
+        parents: dict = {}
+        for node in (n for ir in irs for n in _walk(ir)):
+            for c in node.children:
+                parents.setdefault(c, set()).add(node)
+
+        def summed(m: N, o: N) -> bool:  # m's and o's only use: m + o
+            return m.shape == o.shape and all(p.op is PLUS and set(p.args) == {m, o}
+                                              for p in parents.get(m, set()) | parents.get(o, set()))
+
+        inputs = [x for x in self.groups if _leaves(x) <= fixed]
+        for v, members in self.groups.items():
+            x = next((x for x in inputs if x not in self.folds.values() and len(self.groups[x]) == len(members)
+                      and all(summed(m, o) for m, o in zip(members, self.groups[x], strict=True))), None)
+            if v not in inputs and x is not None:
+                self.folds[v] = x
+                for o in self.groups[x]:
+                    del self.kept[o]
 
     def gemm(self, node: N, target: str | None = None):
         v = node.args[0]
         members = self.groups[v]
         S = self.stack([m.args[1] for m in members], axis=1)
         width = _sum(m.shape[0] for m in members)
+        if self.mode == "step" and v in self.folds:
+            rows = self.memo[self.groups[self.folds[v]][0]].buf
+            self.product(self.side_by_side([v]), S, f"{rows}[_t * _B:(_t + 1) * _B]", add=True)
+            self.zero.update(members)
+            return
         P = self.fresh("_P")
         if self.mode == "all":
             self.alloc(P, [T_ * B_, width])
@@ -1062,6 +1101,7 @@ class _Lowering:
         for v, members in fw.groups.items():  # products with inputs: one GEMM over all steps
             if _leaves(v) <= fixed:
                 fw.gemm(members[0])
+        fw.fold([ir for _, ir in eqs], fixed)
         fw.mode = "step"
         fw.hoist([ir for _, ir in eqs], self.fixed)
         fw.line("for _t in range(_T):")

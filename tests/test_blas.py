@@ -117,9 +117,10 @@ def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small(dtype):
-    """`_product` computes u · S: below 2^24 multiply-adds through cblas_gemm of the package scipy-openblas32 (a
-    newer OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told of; above, through SciPy's,
-    as it is and as (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
+    """`_product` computes u · S, or adds it to its output: below 2^24 multiply-adds through cblas_gemm of the
+    package scipy-openblas32 (a newer OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told
+    of; above, through SciPy's, as it is (into the buffer `_flipped` gives for adding) and as (Sᵀ · uᵀ)ᵀ with Sᵀ
+    given."""
     from gategraph.kernel import _helpers
 
     config = blas.step_blas().scipy_openblas_get_config
@@ -129,12 +130,19 @@ def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small
     none, rtol = np.empty((0, 0), dtype), 1e-5 if dtype == "float32" else 1e-12
     for m, k, n in [(5, 7, 3), (32, 1024, 512)]:  # 105 multiply-adds, and 2^24
         u, s = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-        out = np.full((m, n), np.nan, dtype)
-        module._product(u, s, none, none, out)
+        before = rng.standard_normal((m, n)).astype(dtype)
+        out, summed = np.full((m, n), np.nan, dtype), before.copy()
+        _, f = module._flipped(s, m, 1, True)  # one step: never flipped
+        assert f.shape == ((0, 0) if m * k * n < 1 << 24 else (m, n))
+        module._product(u, s, none, f, out, False)
+        module._product(u, s, none, f, summed, True)
         np.testing.assert_allclose(out, u @ s, rtol=rtol, atol=rtol * k)
-    flipped = np.full((m, n), np.nan, dtype)
-    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), flipped)
+        np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
+    flipped, summed = np.full((m, n), np.nan, dtype), before.copy()
+    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), flipped, False)
+    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), summed, True)
     np.testing.assert_allclose(flipped, u @ s, rtol=rtol, atol=rtol * k)
+    np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
 
 
 def test_without_scipy_openblas32_a_kernel_says_what_to_install(tmp_path):

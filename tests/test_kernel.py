@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from gategraph import cells, concat, helpers, interop, tanh
+from gategraph import cells, concat, helpers, interop, sigmoid, tanh
 from gategraph.compiling import signature
 from gategraph.derive import derive
 from gategraph.errors import ShapeError, SpecError, ValueInputError
@@ -106,6 +106,41 @@ def test_recurrent_kernels_agree_with_the_reference(name, dtype):
     again = k.backward(params, x, dout, dfin, s0)  # without the tape: the forward pass runs again
     assert all(np.array_equal(again[n], grads[n]) for n in grads)
     _assert_the_same_without_input_grads(k, params, x, dout, dfin, s0)
+
+
+def _two_sums_cell(summed: bool):
+    """h = tanh(W·[h_{t-1}, x_t]) ⊙ σ(V h_{t-1} + U x_t), or with σ(V h_{t-1}) ⊙ tanh(U x_t) where V h_{t-1} and
+    U x_t are not `summed`: the products of h_{t-1} and of x_t pair up one to one either way."""
+    b = CellBuilder("two_sums" if summed else "apart")
+    X, H = b.sizes("X H")
+    x, h = b.input("x", X), b.state("h", H)
+    W, V, U = b.param("W", (H, H + X)), b.param("V", (H, H)), b.param("U", (H, X))
+    gate = sigmoid(V @ h + U @ x) if summed else sigmoid(V @ h) * tanh(U @ x)
+    b.let("h", tanh(W @ concat(h, x)) * gate)
+    return b.cell()
+
+
+@pytest.mark.parametrize("summed", [True, False], ids=["added into the input's rows", "apart"])
+def test_a_steps_products_are_added_into_the_inputs_only_where_each_is_only_summed_with_one(summed):
+    """The forward pass adds each step's products of h_{t-1} into the rows of x_t's (β = 1) where every one of
+    them is only ever summed with one of x_t's, and keeps them apart where one is not; the kernel agrees with
+    the reference either way."""
+    cell = _two_sums_cell(summed)
+    source = lower(cell, "float64", derive(cell)).source
+    forward = source[source.index("def forward"):source.index("def backward")]
+    assert ("_product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)" in forward) is summed, forward
+    k = compile(cell, X, H, "float64")
+    rng = np.random.default_rng(3)
+    params, x = k.init(2), rng.normal(size=(T, B, X))
+    s0 = {"h": rng.normal(size=(B, H))}
+    out, final, tape = k.forward(params, x, s0)
+    dout, dfin = rng.normal(size=out.shape), {"h": rng.normal(size=(B, H))}
+    grads = k.backward(params, x, dout, dfin, s0, tape=tape)
+    outs, ref = _reference_batch(cell, params, x, s0, {"h": dout}, dfin)
+    assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < TOL["float64"]
+    for name in ("W", "V", "U"):
+        assert _rel(grads[name], sum(ref[name])) < TOL["float64"], name
+    assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < TOL["float64"]
 
 
 @pytest.mark.parametrize("score", ["dot", "general", "additive"])

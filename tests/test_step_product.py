@@ -16,9 +16,10 @@ from tests.conftest import ROOT
 CASES = [("lstm", "float32"), ("gru", "float32"), ("lstm", "float64")]
 T, B, X, H = 5, 3, 4, 6
 
-# every step's product flipped (SMALL 0, so through SciPy's BLAS; FLIP_AT 0, any batch, any length), in a process
-# of its own with an empty kernel
-# cache (a changed helper module is a module of another name, and so is every kernel that imports it)
+# every step's product through SciPy's BLAS (SMALL 0), flipped (FLIP_AT 0, any batch, any length) or never (FLIP_AT
+# 2^62, where the LSTM's forward pass adds its products through a buffer of `_flipped`'s), in a process of its own
+# with an empty kernel cache (a changed helper module is a module of another name, and so is every kernel that
+# imports it)
 FLIPPED = """
 import sys
 import numpy as np
@@ -26,14 +27,15 @@ from gategraph import helpers
 from gategraph.kernel import cache_dir, compile
 from tests.test_step_product import CASES, X, H, run
 
-helpers.FLIP_AT, helpers.FLIP_ROWS, helpers.FLIP_STEPS = {"float32": 0, "float64": 0}, (1, 1 << 30), 1
+flip = int(sys.argv[2])
+helpers.FLIP_AT, helpers.FLIP_ROWS, helpers.FLIP_STEPS = {"float32": flip, "float64": flip}, (1, 1 << 30), 1
 helpers.SMALL = 0
 helpers.source.cache_clear()
 helpers.name.cache_clear()
 for cell, dtype in CASES:
     k = compile(cell, X, H, dtype)
     arrays = cache_dir() / (helpers.name(dtype, "arrays") + ".py")
-    assert "b * s.size < 0 or s.size < 0 or b < 1 or" in arrays.read_text()
+    assert f"b * s.size < 0 or s.size < {flip} or b < 1 or" in arrays.read_text()
     out, grads = run(k, dtype)
     np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
              **{"grad_" + n: v for n, v in grads.items()})
@@ -51,10 +53,11 @@ def run(k, dtype):
     return {"h": out, **{f"final {n}": v for n, v in final.items()}}, grads
 
 
-def test_flipped_step_products_give_the_same_outputs_and_gradients(tmp_path):
+@pytest.mark.parametrize("flip", [0, 1 << 62], ids=["flipped", "as it is"])
+def test_step_products_through_scipys_blas_give_the_same_outputs_and_gradients(tmp_path, flip):
     env = {**os.environ, "GATEGRAPH_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-c", FLIPPED, str(tmp_path)], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=900)
+    proc = subprocess.run([sys.executable, "-c", FLIPPED, str(tmp_path), str(flip)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr
     for cell, dtype in CASES:
         out, grads = run(compile(cell, X, H, dtype), dtype)
@@ -82,6 +85,6 @@ def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_fl
              ((512, 512), 64, 100): f32,  # FLIP_AT entries
              ((511, 512), 64, 100): False}
     for (shape, b, t), flips in cases.items():
-        st, f = flipped(np.zeros(shape, dtype), b, t)
+        st, f = flipped(np.zeros(shape, dtype), b, t, False)
         want = (((shape[1], shape[0]), (shape[1], b)) if flips else ((0, 0), (0, 0)))
         assert (st.shape, f.shape) == want, (shape, b, t)

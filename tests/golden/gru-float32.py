@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_34015020ddc1afa8 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_20dcfe36aa6e9067 import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
@@ -33,13 +33,13 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
     _S1 = np.empty((H, 2*H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_r, 0, 0, H, H, True, False)
-    _S1T, _F1 = _flipped(_S1, _B, _T)
+    _S1T, _F1 = _flipped(_S1, _B, _T, False)
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
-    _S2T, _F2 = _flipped(_S2, _B, _T)
+    _S2T, _F2 = _flipped(_S2, _B, _T, False)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        _product(h[_t], _S1, _S1T, _F1, _P1[_t])
+        _product(h[_t], _S1, _S1T, _F1, _P1[_t], False)
         for _b in range(_B):
             for _j in range(H):
                 z[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j])
@@ -49,7 +49,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
         for _b in range(_B):
             for _j in range(H):
                 _v0[_t, _b, _j] = r[_t, _b, _j]*h[_t, _b, _j]
-        _product(_v0[_t], _S2, _S2T, _F2, _P2[_t])
+        _product(_v0[_t], _S2, _S2T, _F2, _P2[_t], False)
         for _b in range(_B):
             for _j in range(H):
                 h_tilde[_t, _b, _j] = _tanh(_P2[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
@@ -77,12 +77,12 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     _S0 = np.empty((H, H,), DT)
     _copy(_S0, 0, 0, W, 0, 0, H, H, False, False)
     _q0 = np.empty((_B, H,), DT)
-    _S0T, _F0 = _flipped(_S0, _B, _T)
+    _S0T, _F0 = _flipped(_S0, _B, _T, False)
     _S1 = np.empty((2*H, H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
-    _S1T, _F1 = _flipped(_S1, _B, _T)
+    _S1T, _F1 = _flipped(_S1, _B, _T, False)
     _D0 = np.empty((2*H, H,), DT)
     _D1 = np.empty((3*H, X,), DT)
     _D2 = np.empty((H, H,), DT)
@@ -93,7 +93,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _pre_h_tilde[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*((h_tilde[_t, _b, _j] * h_tilde[_t, _b, _j]) + np.float32(-1.0))
-        _product(_pre_h_tilde[_t], _S0, _S0T, _F0, _q0)
+        _product(_pre_h_tilde[_t], _S0, _S0T, _F0, _q0, False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_r[_t, _b, _j] = _q0[_b, _j]*h[_t, _b, _j]
@@ -103,7 +103,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         for _b in range(_B):
             for _j in range(H):
                 _U0[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*(h_tilde[_t, _b, _j] - h[_t, _b, _j])*(z[_t, _b, _j] + np.float32(-1.0))
-        _product(_U0[_t], _S1, _S1T, _F1, _q1)
+        _product(_U0[_t], _S1, _S1T, _F1, _q1, False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))

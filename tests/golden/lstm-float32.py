@@ -13,14 +13,14 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_34015020ddc1afa8 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_20dcfe36aa6e9067 import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _P0, _P1):
+def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _P0):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -39,32 +39,32 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
     _copy(_S1, 0, H, W_i, 0, 0, H, H, True, False)
     _copy(_S1, 0, 2*H, W_C, 0, 0, H, H, True, False)
     _copy(_S1, 0, 3*H, W_o, 0, 0, H, H, True, False)
-    _S1T, _F1 = _flipped(_S1, _B, _T)
+    _S1T, _F1 = _flipped(_S1, _B, _T, True)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        _product(h[_t], _S1, _S1T, _F1, _P1[_t])
+        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)
         for _b in range(_B):
             for _j in range(H):
-                f[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j] + b_f[_j])
+                f[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, _j] + b_f[_j])
         for _b in range(_B):
             for _j in range(H):
-                i[_t, _b, _j] = _sigmoid(_P1[_t, _b, H + _j] + _P0[_t * _B + _b, H + _j] + b_i[_j])
+                i[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, H + _j] + b_i[_j])
         for _b in range(_B):
             for _j in range(H):
-                C_tilde[_t, _b, _j] = _tanh(_P1[_t, _b, 2*H + _j] + _P0[_t * _B + _b, 2*H + _j] + b_C[_j])
+                C_tilde[_t, _b, _j] = _tanh(_P0[_t * _B + _b, 2*H + _j] + b_C[_j])
         for _b in range(_B):
             for _j in range(H):
                 C[_t + 1, _b, _j] = f[_t, _b, _j]*C[_t, _b, _j] + i[_t, _b, _j]*C_tilde[_t, _b, _j]
         for _b in range(_B):
             for _j in range(H):
-                o[_t, _b, _j] = _sigmoid(_P1[_t, _b, 3*H + _j] + _P0[_t * _B + _b, 3*H + _j] + b_o[_j])
+                o[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, 3*H + _j] + b_o[_j])
         for _b in range(_B):
             for _j in range(H):
                 h[_t + 1, _b, _j] = o[_t, _b, _j]*_tanh(C[_t + 1, _b, _j])
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
+def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -96,7 +96,7 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
     _copy(_S0, H, 0, W_i, 0, 0, H, H, False, False)
     _copy(_S0, 2*H, 0, W_C, 0, 0, H, H, False, False)
     _copy(_S0, 3*H, 0, W_o, 0, 0, H, H, False, False)
-    _S0T, _F0 = _flipped(_S0, _B, _T)
+    _S0T, _F0 = _flipped(_S0, _B, _T, False)
     _D0 = np.empty((4*H, H,), DT)
     _D1 = np.empty((4*H, X,), DT)
     for _t in range(_T - 1, -1, -1):
@@ -119,7 +119,7 @@ def backward(h, C, f, i, C_tilde, o, _P0, _P1, x, W_f, W_i, W_C, W_o, b_f, b_i, 
         for _b in range(_B):
             for _j in range(H):
                 _U0[_t, _b, _j] = -_bar_C[_t, _b, _j]*C[_t, _b, _j]*f[_t, _b, _j]*(f[_t, _b, _j] + np.float32(-1.0))
-        _product(_U0[_t], _S0, _S0T, _F0, _bar_h_prev[_t])
+        _product(_U0[_t], _S0, _S0T, _F0, _bar_h_prev[_t], False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_C_prev[_t, _b, _j] = _bar_C[_t, _b, _j]*f[_t, _b, _j]
