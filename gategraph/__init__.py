@@ -4,6 +4,7 @@ The engine (this package) never imports `gategraph.renderers`; the command line 
 """
 
 import importlib
+from pathlib import Path as _Path
 
 from gategraph.errors import (
     GategraphError,
@@ -13,6 +14,11 @@ from gategraph.errors import (
     UsageError,
     ValueInputError,
 )
+from gategraph.files import sources_digest as _sources_digest
+
+# The package's modules as this process imports them: the rest of them load later, from the same files only while
+# these are unchanged (gategraph.plan names a kernel's plan after this, and checks it first)
+_SOURCES = _sources_digest(_Path(__file__).parent)
 
 # The rest loads on first use (PEP 562), so that `gategraph` on the command line starts without SymPy and
 # Numba and a Ctrl-C while they load is handled: gategraph.compile is gategraph.kernel.compile, and so on.

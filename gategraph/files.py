@@ -39,6 +39,14 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def sources_digest(folder: Path) -> str:
+    """SHA-256 of the name and the text of every module (*.py) directly in `folder`, in the order of their names."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def file_stem(name: str) -> str:
     """A file name (without suffix) made from `name`, such as a cell's name, that stays in the folder it is
     joined to and needs no quoting anywhere (shells, URLs, LaTeX's \\includegraphics): letters, digits, `-`

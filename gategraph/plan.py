@@ -5,12 +5,14 @@ The plan holds the argument lists of the two compiled passes, where each value l
 workspace's buffers with their dimensions as polynomials in the sizes: `_T + 1` is ((1, (("_T", 1),)),
 (1, ())). `Plan.of(lowered)` makes one from gategraph.lower's result; `write` and `read` keep it as JSON in
 a file named by `key(cell, dtype)`, a hash of the cell's whole declaration (SymPy's `srepr`, exact to the
-last bit of every constant), the dtype, the source of every module of this package (the generator and
-all it reads) and the versions of SymPy, NumPy and Python. A read checks every field's type and
+last bit of every constant), the dtype, the source of every module of this package as the process imported
+it (the generator and all it reads; a process whose files changed since names no plan) and the versions of SymPy,
+NumPy and Python. A read checks every field's type and
 that the generated module it names is still there, unchanged (its SHA-256): anything else is a miss, and
 the caller lowers the cell again.
 
-Imports: gategraph.files (and SymPy objects' own methods on `Plan.of`; this module imports no SymPy).
+Imports: gategraph.files, gategraph.errors, and the package itself for the digest of its modules taken as it was
+imported (SymPy objects' own methods on `Plan.of`; this module imports no SymPy).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gategraph.files import atomic_write
+from gategraph.errors import GategraphError
+from gategraph.files import atomic_write, sources_digest
 
 DTYPES = ("float32", "float64")  # what a kernel computes in
 FORMAT = 1  # of the JSON file: a change of the layout below changes this
@@ -92,24 +95,38 @@ def _dim(expr) -> Dim:
 
 @functools.cache
 def _package() -> str:
-    """SHA-256 of every module of this package (the generator and everything it reads) and of the versions
-    lowering depends on. (Not Numba's: the plan does not depend on it, and Numba checks its own version
-    against its cache. Versions are read from the modules, loaded already: asking the package metadata
-    takes longer than the whole warm start's reading and checking.)"""
+    """SHA-256 of every module of this package as this process imported it (gategraph._SOURCES: the generator and
+    everything it reads) and of the versions lowering depends on. (Not Numba's: the plan does not depend on it,
+    and Numba checks its own version against its cache. Versions are read from the modules, loaded already:
+    asking the package metadata takes longer than the whole warm start's reading and checking.)"""
     import numpy
     import sympy
 
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    import gategraph
+
+    digest = hashlib.sha256(gategraph._SOURCES.encode())
     digest.update(f"sympy {sympy.__version__} numpy {numpy.__version__} python {platform.python_version()} "
                   f"format {FORMAT}".encode())
     return digest.hexdigest()
 
 
+def _unchanged() -> None:
+    """Refuse to name a plan once the package's files changed under this process (an upgrade or an edit while
+    it runs): its modules, some loaded before and some after, would no longer be the code its key names, and
+    a plan it made would be found by the processes of the new code (about a millisecond: the files are read)."""
+    import gategraph
+
+    if sources_digest(Path(gategraph.__file__).parent) != gategraph._SOURCES:
+        raise GategraphError("gategraph's files changed after this Python process imported it (an upgrade or an "
+                             "edit): restart Python to compile kernels")
+
+
 def key(cell, dtype: str) -> str:
-    """The name of a cell's plan in the cache: its declaration, the dtype, and the generator (see above)."""
+    """The name of a cell's plan in the cache: its declaration, the dtype, and the generator (see above), which
+    must be the package's files as they are (`_unchanged`)."""
     import sympy  # already loaded: the cell is made of it
+
+    _unchanged()
 
     declared = (cell.name, cell.doc, cell.sizes, cell.outputs,
                 [(d.var, d.shape, d.role, d.state, d.title) for d in cell.decls],

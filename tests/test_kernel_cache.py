@@ -2,12 +2,14 @@
 agree, and one of them compiles while the others load what it wrote."""
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from gategraph import blas
+from tests.conftest import ROOT
 
 # one process: compile the simple RNN, run a forward and a backward pass on fixed numbers, print a digest
 WORKER = """
@@ -221,3 +223,28 @@ def test_the_second_process_starts_without_sympy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_a_process_whose_gategraph_files_changed_names_no_plan_and_says_restart(tmp_path):
+    """A kernel's plan is named after the package's modules as the process imported them. Once the files change
+    under a running process (an upgrade, an edit), it runs some old modules and some new ones, and a plan it made
+    would be found by the new code's processes: `compile` refuses in one line, and writes nothing."""
+    shutil.copytree(ROOT / "gategraph", tmp_path / "site" / "gategraph", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import pathlib\n"
+            "import gategraph\n"
+            "from gategraph import cells, plan\n"
+            "from gategraph.kernel import compile\n"
+            "print(len(plan.key(cells.rnn(), 'float32')))\n"
+            "lower = pathlib.Path(gategraph.__file__).parent / 'lower.py'\n"
+            "lower.write_text(lower.read_text() + '# an edit\\n')\n"
+            "try:\n"
+            "    compile('rnn', 2, 3)\n"
+            "except gategraph.GategraphError as e:\n"
+            "    print(e)\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "GATEGRAPH_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["24", "gategraph's files changed after this Python process imported it (an "
+                                        "upgrade or an edit): restart Python to compile kernels"], proc.stdout
+    assert not list((tmp_path / "cache").glob("plan_*"))
