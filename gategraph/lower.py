@@ -779,15 +779,16 @@ class _ForwardEmitter(Emitter):
             for c in node.children:
                 parents.setdefault(c, set()).add(node)
 
-        def summed(m: N, o: N) -> bool:  # m's and o's only use: m + o
-            return m.shape == o.shape and all(p.op is PLUS and set(p.args) == {m, o}
-                                              for p in parents.get(m, set()) | parents.get(o, set()))
+        def summed(m: N, o: N) -> bool:  # m's and o's only use: m + o (neither is an equation's whole value)
+            return (m.shape == o.shape and m not in irs and o not in irs
+                    and all(p.op is PLUS and set(p.args) == {m, o} for p in parents[m] | parents[o]))
 
         inputs = [x for x in self.groups if _leaves(x) <= fixed]
         for v, members in self.groups.items():
             x = next((x for x in inputs if x not in self.folds.values() and len(self.groups[x]) == len(members)
                       and all(summed(m, o) for m, o in zip(members, self.groups[x], strict=True))), None)
-            if v not in inputs and x is not None:
+            if v.op is Kind.LEAF and v not in inputs and x is not None:  # (an operand computed per step, as
+                # r ⊙ h_{t-1}, is kept for the weight gradient: its products keep their buffer)
                 self.folds[v] = x
                 for o in self.groups[x]:
                     del self.kept[o]

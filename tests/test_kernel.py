@@ -108,24 +108,27 @@ def test_recurrent_kernels_agree_with_the_reference(name, dtype):
     _assert_the_same_without_input_grads(k, params, x, dout, dfin, s0)
 
 
-def _two_sums_cell(summed: bool):
-    """h = tanh(W·[h_{t-1}, x_t]) ⊙ σ(V h_{t-1} + U x_t), or with σ(V h_{t-1}) ⊙ tanh(U x_t) where V h_{t-1} and
-    U x_t are not `summed`: the products of h_{t-1} and of x_t pair up one to one either way."""
-    b = CellBuilder("two_sums" if summed else "apart")
+def _two_sums_cell(kind: str):
+    """h = tanh(W·[h_{t-1}, x_t]) ⊙ σ(V h_{t-1} + U x_t) ("summed"); with σ(V h_{t-1}) ⊙ tanh(U x_t) where V h_{t-1}
+    and U x_t are not summed ("apart"); or summed, and then a let a = V h_{t-1} ("a let too"): the products of
+    h_{t-1} and of x_t pair up one to one, in the same order, each time."""
+    b = CellBuilder(kind.replace(" ", "_"))
     X, H = b.sizes("X H")
     x, h = b.input("x", X), b.state("h", H)
     W, V, U = b.param("W", (H, H + X)), b.param("V", (H, H)), b.param("U", (H, X))
-    gate = sigmoid(V @ h + U @ x) if summed else sigmoid(V @ h) * tanh(U @ x)
+    gate = sigmoid(V @ h) * tanh(U @ x) if kind == "apart" else sigmoid(V @ h + U @ x)
     b.let("h", tanh(W @ concat(h, x)) * gate)
+    if kind == "a let too":
+        b.let("a", V @ h)
     return b.cell()
 
 
-@pytest.mark.parametrize("summed", [True, False], ids=["added into the input's rows", "apart"])
-def test_a_steps_products_are_added_into_the_inputs_only_where_each_is_only_summed_with_one(summed):
+@pytest.mark.parametrize("kind", ["summed", "apart", "a let too"])
+def test_a_steps_products_are_added_into_the_inputs_only_where_each_is_only_summed_with_one(kind):
     """The forward pass adds each step's products of h_{t-1} into the rows of x_t's (β = 1) where every one of
-    them is only ever summed with one of x_t's, and keeps them apart where one is not; the kernel agrees with
-    the reference either way."""
-    cell = _two_sums_cell(summed)
+    them is only ever summed with one of x_t's, and keeps them apart where one is not, or is a let's whole value
+    too; the kernel agrees with the reference either way."""
+    cell, summed = _two_sums_cell(kind), kind == "summed"
     source = lower(cell, "float64", derive(cell)).source
     forward = source[source.index("def forward"):source.index("def backward")]
     assert ("_product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)" in forward) is summed, forward
@@ -140,6 +143,10 @@ def test_a_steps_products_are_added_into_the_inputs_only_where_each_is_only_summ
     assert _rel(out, np.stack([o["h"] for o in outs], axis=1)) < TOL["float64"]
     for name in ("W", "V", "U"):
         assert _rel(grads[name], sum(ref[name])) < TOL["float64"], name
+    assert _rel(grads["h"], np.stack(ref["h"])) < TOL["float64"]
+    if kind == "a let too":  # a = V h_{t-1}, whole
+        before = np.concatenate([s0["h"][None], out[:-1]])
+        np.testing.assert_allclose(k.values(tape, "a"), before @ params["V"].T, rtol=1e-12, atol=1e-12)
     assert _rel(grads["x"], np.stack(ref["x"], axis=1)) < TOL["float64"]
 
 
