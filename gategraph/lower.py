@@ -689,10 +689,10 @@ class Emitter:
         self.product(U, S, target)
 
     def product(self, U: str, S: str, target: str, add: bool = False):
-        """target = U · S, or target += U · S if `add`. In "step" mode, where both are a whole buffer or one step
-        of one (contiguous), through the helper `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster
-        (float32, S large, a batch of 8 to 64 rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once
-        per pass, before the loop, by `_flipped`."""
+        """target = U · S, or target += U · S if `add` (into target's first columns, if it has more than S). In
+        "step" mode, where both are a whole buffer or one step of one (contiguous), through the helper `_product`,
+        which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a batch of 8 to 64 rows, 8 steps
+        or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before the loop, by `_flipped`."""
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
             if add:
                 raise SpecError("internal: a product added to its target outside the time loop")
@@ -731,6 +731,16 @@ class Emitter:
             return f"{store.buf}[_t * _B:(_t + 1) * _B]"
         return None
 
+    def runs(self, us: list) -> list:
+        """`us` cut into runs of operands that each lie side by side in one buffer already (the GRU's [ā_z, ā_r]
+        and ā_h̃): products with each run into its rows of the output (Σ_t [ā_z, ā_r]ᵀ x_t, then Σ_t ā_h̃ᵀ x_t)
+        read them in place, where one product would first copy all of them side by side (at B = 64, H = 128,
+        T = 100, 10 MB of reads and writes, and a tenth of the GRU's backward pass)."""
+        if len(us) == 1 or tuple(us) in self.seq_stacks or self.memo.get(tuple(us)) is not None:
+            return [list(us)]
+        cut = next((j for j in range(len(us), 1, -1) if tuple(us[:j]) in self.seq_stacks), 1)
+        return [list(us[:cut])] + self.runs(us[cut:])
+
     def side_by_side(self, us: list) -> str:
         """Source for [u_1, u_2, ...] over the batch as one contiguous array (copied together if need be)."""
         if tuple(us) in self.seq_stacks:
@@ -766,14 +776,15 @@ class _ForwardEmitter(Emitter):
         self.groups = groups  # operand -> [Gemm nodes]
         self.kept: dict = {}  # Gemm node or materialized operand -> Store, for the tape
         self.folds: dict = {}  # per-step operand -> the input whose products' rows its products are added to
+        self.sums: set = set()  # the input's products that then hold those sums (not on the tape)
 
     def fold(self, irs: list, fixed: set):
-        """W_h h_{t-1} + W_x x_t, a gate's two products, as one buffer: where the products of a per-step operand
-        (h_{t-1}) are each only ever a term of a sum of two, whose other term is the product of an input (x_t),
-        in the same order and of the same widths, each step's GEMM adds its products into the rows of the
-        input's (β = 1), computed before the loop, and the gates read one buffer (the LSTM's four; not the
-        GRU's, whose candidate reads W x_t without U h_{t-1}). Neither product is then on the tape: the buffer
-        holds their sum."""
+        """W_h h_{t-1} + W_x x_t, a gate's two products, in one buffer: where the products of a per-step operand
+        (h_{t-1}) are each only ever a term of a sum of two, whose other term is a product of an input (x_t) of
+        the same width, the input's products are computed before the loop with those first, in the same order,
+        and each step's GEMM adds its products into the first columns of the input's rows (β = 1). The gates
+        then read one buffer: all four of the LSTM's, the GRU's z and r (its candidate reads W x_t alone, in the
+        columns after them). The summed products are not on the tape: the buffer holds their sums."""
         parents: dict = {}
         for node in (n for ir in irs for n in _walk(ir)):
             for c in node.children:
@@ -783,15 +794,25 @@ class _ForwardEmitter(Emitter):
             return (m.shape == o.shape and m not in irs and o not in irs
                     and all(p.op is PLUS and set(p.args) == {m, o} for p in parents[m] | parents[o]))
 
+        def pairs(members: list, x: N) -> list | None:  # x's products that members are summed with, in order
+            found: list = []
+            for m in members:
+                o = next((o for o in self.groups[x] if o not in found and summed(m, o)), None)
+                if o is None:
+                    return None
+                found.append(o)
+            return found
+
         inputs = [x for x in self.groups if _leaves(x) <= fixed]
         for v, members in self.groups.items():
-            x = next((x for x in inputs if x not in self.folds.values() and len(self.groups[x]) == len(members)
-                      and all(summed(m, o) for m, o in zip(members, self.groups[x], strict=True))), None)
-            if v.op is Kind.LEAF and v not in inputs and x is not None:  # (an operand computed per step, as
-                # r ⊙ h_{t-1}, is kept for the weight gradient: its products keep their buffer)
+            if v.op is not Kind.LEAF or v in inputs:  # (an operand computed per step, as r ⊙ h_{t-1}, is kept
+                continue  # for the weight gradient: its products keep their buffer)
+            x, found = next(((x, found) for x in inputs if x not in self.folds.values()
+                             and (found := pairs(members, x)) is not None), (None, None))
+            if x is not None:  # x's products: first those summed with v's, in their order (its columns 0 to n)
                 self.folds[v] = x
-                for o in self.groups[x]:
-                    del self.kept[o]
+                self.groups[x] = found + [o for o in self.groups[x] if o not in found]
+                self.sums.update(found)
 
     def gemm(self, node: N, target: str | None = None):
         v = node.args[0]
@@ -819,7 +840,9 @@ class _ForwardEmitter(Emitter):
             kind = "seq"
         off = sp.S.Zero
         for m in members:
-            self.memo[m] = self.kept[m] = Store(P, kind, col=off, width=width)
+            self.memo[m] = Store(P, kind, col=off, width=width)
+            if m not in self.sums:
+                self.kept[m] = self.memo[m]
             off += m.shape[0]
 
 
@@ -1098,11 +1121,11 @@ class _Lowering:
             if node.op is Kind.GEMM and node not in fw.groups.get(node.args[0], []):
                 fw.groups.setdefault(node.args[0], []).append(node)
         fixed = set(self.per_step) | set(self.memories) | set(self.params)
+        fw.fold([ir for _, ir in eqs], fixed)
         fw.mode = "all"
         for v, members in fw.groups.items():  # products with inputs: one GEMM over all steps
             if _leaves(v) <= fixed:
                 fw.gemm(members[0])
-        fw.fold([ir for _, ir in eqs], fixed)
         fw.mode = "step"
         fw.hoist([ir for _, ir in eqs], self.fixed)
         fw.line("for _t in range(_T):")
@@ -1271,9 +1294,14 @@ class _Lowering:
                 else:
                     bw.accumulate(_over_steps(term, self.fixed), acc)
         for v, items in outer.items():
-            U, V, D = bw.side_by_side([u for _, u in items]), bw.side_by_side([v]), bw.fresh("_D")
-            bw.alloc(D, [sum((u.shape[0] for _, u in items), sp.S.Zero), v.shape[0]])
-            bw.line(f"np.dot({U}.T, {V}, {D})")  # given its output: Numba compiles no allocating np.dot
+            V, D, us = bw.side_by_side([v]), bw.fresh("_D"), [u for _, u in items]
+            bw.alloc(D, [_sum(u.shape[0] for u in us), v.shape[0]])
+            runs, off = bw.runs(us), sp.S.Zero
+            for run in runs:  # given its output: Numba compiles no allocating np.dot
+                width = _sum(u.shape[0] for u in run)
+                rows = D if len(runs) == 1 else f"{D}[{_py(off)}:{_py(off + width)}]"
+                bw.line(f"np.dot({bw.side_by_side(run)}.T, {V}, {rows})")
+                off += width
             off = sp.S.Zero
             for block, u in items:
                 bw.line(f"_copy(_g_{block.param}, {_py(block.r0)}, {_py(block.c0)}, {D}, {_py(off)}, 0, "

@@ -117,10 +117,10 @@ def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small(dtype):
-    """`_product` computes u · S, or adds it to its output: below 2^24 multiply-adds through cblas_gemm of the
-    package scipy-openblas32 (a newer OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told
-    of; above, through SciPy's, as it is (into the buffer `_flipped` gives for adding) and as (Sᵀ · uᵀ)ᵀ with Sᵀ
-    given."""
+    """`_product` computes u · S, or adds it to its output, or to its first columns (the GRU's z and r, before
+    its candidate's): below 2^24 multiply-adds through cblas_gemm of the package scipy-openblas32 (a newer
+    OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told of; above, through SciPy's, as it
+    is (into the buffer `_flipped` gives for adding) and as (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
     from gategraph.kernel import _helpers
 
     config = blas.step_blas().scipy_openblas_get_config
@@ -138,11 +138,25 @@ def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small
         module._product(u, s, none, f, summed, True)
         np.testing.assert_allclose(out, u @ s, rtol=rtol, atol=rtol * k)
         np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
+        _columns_added(module, u, s, none, f, rng, rtol * k)
     flipped, summed = np.full((m, n), np.nan, dtype), before.copy()
-    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), flipped, False)
-    module._product(u, s, np.ascontiguousarray(s.T), np.empty((n, m), dtype), summed, True)
+    st, f = np.ascontiguousarray(s.T), np.empty((n, m), dtype)
+    module._product(u, s, st, f, flipped, False)
+    module._product(u, s, st, f, summed, True)
     np.testing.assert_allclose(flipped, u @ s, rtol=rtol, atol=rtol * k)
     np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
+    _columns_added(module, u, s, st, f, rng, rtol * k)
+
+
+def _columns_added(module, u, s, st, f, rng, atol):
+    """`_product` adds u · S into the first n columns of a wider output, and leaves its other columns be."""
+    (m, n), product = (u.shape[0], s.shape[1]), u @ s
+    wide = rng.standard_normal((m, n + 5)).astype(u.dtype)
+    expected = wide.copy()
+    expected[:, :n] += product
+    module._product(u, s, st, f, wide, True)
+    np.testing.assert_allclose(wide, expected, rtol=atol, atol=atol)
+    np.testing.assert_array_equal(wide[:, n:], expected[:, n:])
 
 
 def test_without_scipy_openblas32_a_kernel_says_what_to_install(tmp_path):

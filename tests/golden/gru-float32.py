@@ -11,14 +11,14 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_20dcfe36aa6e9067 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_89f55db8bf41ea3e import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2):
+def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0, _P1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -33,33 +33,33 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _P1, _v0, _P2)
     _S1 = np.empty((H, 2*H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_r, 0, 0, H, H, True, False)
-    _S1T, _F1 = _flipped(_S1, _B, _T, False)
+    _S1T, _F1 = _flipped(_S1, _B, _T, True)
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
     _S2T, _F2 = _flipped(_S2, _B, _T, False)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        _product(h[_t], _S1, _S1T, _F1, _P1[_t], False)
+        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)
         for _b in range(_B):
             for _j in range(H):
-                z[_t, _b, _j] = _sigmoid(_P1[_t, _b, _j] + _P0[_t * _B + _b, _j])
+                z[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, _j])
         for _b in range(_B):
             for _j in range(H):
-                r[_t, _b, _j] = _sigmoid(_P1[_t, _b, H + _j] + _P0[_t * _B + _b, H + _j])
+                r[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, H + _j])
         for _b in range(_B):
             for _j in range(H):
                 _v0[_t, _b, _j] = r[_t, _b, _j]*h[_t, _b, _j]
-        _product(_v0[_t], _S2, _S2T, _F2, _P2[_t], False)
+        _product(_v0[_t], _S2, _S2T, _F2, _P1[_t], False)
         for _b in range(_B):
             for _j in range(H):
-                h_tilde[_t, _b, _j] = _tanh(_P2[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
+                h_tilde[_t, _b, _j] = _tanh(_P1[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
         for _b in range(_B):
             for _j in range(H):
                 h[_t + 1, _b, _j] = z[_t, _b, _j]*h_tilde[_t, _b, _j] - h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
+def backward(h, z, r, h_tilde, _P0, _P1, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -110,19 +110,8 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
     np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
     _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U1[_t * _B + _b, _j] = _U0[_t, _b, _j]
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U1[_t * _B + _b, H + _j] = _U0[_t, _b, H + _j]
-    for _t in range(_T):
-        for _b in range(_B):
-            for _j in range(H):
-                _U1[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
-    np.dot(_U1.T, x.reshape(_T * _B, X), _D1)
+    np.dot(_U0.reshape(_T * _B, 2*H).T, x.reshape(_T * _B, X), _D1[0:2*H])
+    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, x.reshape(_T * _B, X), _D1[2*H:3*H])
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W, 0, H, _D1, 2*H, 0, H, X, False, True)
@@ -133,5 +122,17 @@ def backward(h, z, r, h_tilde, _P0, _P1, _P2, _v0, x, W_z, W_r, W, _dl_h, _final
         _copy(_S2, 0, 0, W_z, 0, H, H, X, False, False)
         _copy(_S2, H, 0, W_r, 0, H, H, X, False, False)
         _copy(_S2, 2*H, 0, W, 0, H, H, X, False, False)
+        for _t in range(_T):
+            for _b in range(_B):
+                for _j in range(H):
+                    _U1[_t * _B + _b, _j] = _U0[_t, _b, _j]
+        for _t in range(_T):
+            for _b in range(_B):
+                for _j in range(H):
+                    _U1[_t * _B + _b, H + _j] = _U0[_t, _b, H + _j]
+        for _t in range(_T):
+            for _b in range(_B):
+                for _j in range(H):
+                    _U1[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
         np.dot(_U1, _S2, _bar_x.reshape(_T * _B, X))
     return (_g_W_z, _g_W_r, _g_W, _bar_x, _bar_h_prev[0],)

@@ -13,7 +13,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_20dcfe36aa6e9067 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_89f55db8bf41ea3e import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
