@@ -37,8 +37,8 @@ def measure(dtype: str, B: int, K: int, N: int, reps: int, budget: float) -> tup
     st, f, none = np.ascontiguousarray(s.T), np.empty((N, B), dtype), np.empty((0, 0), dtype)
     plain, flipped, transposed = [], [], []
     for _ in range(reps):
-        plain.append(per_call(lambda: module._product(u, s, none, none, out, False), budget))
-        flipped.append(per_call(lambda: module._product(u, s, st, f, out, False), budget))
+        plain.append(per_call(lambda: module._product(u, s, none, none, out, 0, False), budget))
+        flipped.append(per_call(lambda: module._product(u, s, st, f, out, 0, False), budget))
         transposed.append(per_call(lambda: module._copy(st, 0, 0, s, 0, 0, N, K, True, False), budget))
     rule = module._flipped(s, B, STEPS, False)[0].size > 0
     return (statistics.median(plain) * 1e6, statistics.median(flipped) * 1e6, statistics.median(transposed) * 1e6,

@@ -111,14 +111,14 @@ def _zero(a):
         a[i] = 0
 
 
-@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], boolean)", cache=True, error_model="numpy")
-def _gemm(a, b, c, add):
-    """C[:, :n] = A · B (n: B's columns), or += A · B if `add` (β = 1), through cblas_gemm of gategraph's own
-    OpenBLAS (C-contiguous arrays; C may have more columns than B)."""
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], int64, boolean)", cache=True, error_model="numpy")
+def _gemm(a, b, c, col, add):
+    """C[:, col:col + n] = A · B (n: B's columns), or += A · B if `add` (β = 1), through cblas_gemm of
+    gategraph's own OpenBLAS (C-contiguous arrays; C may have more columns than B)."""
     m, k = a.shape
     n = b.shape[1]
     _GEMM(ROW_MAJOR, AS_IS, AS_IS, np.intc(m), np.intc(n), np.intc(k), {one}, a.ctypes, np.intc(max(k, 1)), b.ctypes,
-          np.intc(max(n, 1)), {one} if add else {zero}, c.ctypes, np.intc(max(c.shape[1], 1)))
+          np.intc(max(n, 1)), {one} if add else {zero}, c[:, col:].ctypes, np.intc(max(c.shape[1], 1)))
 
 
 @njit("void({t}[::1], {t}[:, ::1], int64, int64)", cache=True, error_model="numpy")
@@ -144,24 +144,24 @@ def _flipped(s, b, t, add):
     return st, np.empty((s.shape[1], b), DT)
 
 
-@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], boolean)", cache=True,
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], int64, boolean)", cache=True,
       error_model="numpy")
-def _product(u, s, st, f, out, add):
-    """out = u · S, or out[:, :n] += u · S if `add` (n: S's columns; out may have more, as the GRU's rows of
-    z, r and the candidate), one step's product of a batch u with a stacked weight matrix S: below SMALL
-    multiply-adds through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on the pass's
-    threads, into f and added where it adds), as (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
+def _product(u, s, st, f, out, col, add):
+    """out = u · S, or out[:, col:col + n] += u · S if `add` (n: S's columns; out may have more, as the GRU's
+    rows of z, r and the candidate), one step's product of a batch u with a stacked weight matrix S: below
+    SMALL multiply-adds through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on the
+    pass's threads, into f and added where it adds), as (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
     n = s.shape[1]
     if u.shape[0] * s.size < {SMALL}:
-        _gemm(u, s, out, add)
+        _gemm(u, s, out, col, add)
     elif st.size == 0 and not add:
         np.dot(u, s, out)
     elif st.size == 0:
         np.dot(u, s, f)
-        _copy(out, 0, 0, f, 0, 0, out.shape[0], n, False, add)
+        _copy(out, 0, col, f, 0, 0, out.shape[0], n, False, add)
     else:
         np.dot(st, u.T, f)
-        _copy(out, 0, 0, f, 0, 0, out.shape[0], n, True, add)
+        _copy(out, 0, col, f, 0, 0, out.shape[0], n, True, add)
 
 '''
 

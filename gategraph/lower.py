@@ -688,19 +688,20 @@ class Emitter:
             target = out.buf
         self.product(U, S, target)
 
-    def product(self, U: str, S: str, target: str, add: bool = False):
-        """target = U · S, or target += U · S if `add` (into target's first columns, if it has more than S). In
-        "step" mode, where both are a whole buffer or one step of one (contiguous), through the helper `_product`,
-        which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a batch of 8 to 64 rows, 8 steps
-        or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before the loop, by `_flipped`."""
+    def product(self, U: str, S: str, target: str, add: bool = False, col=0):
+        """target = U · S, or target += U · S if `add` (into target's columns from `col` on, where it has more
+        than S). In "step" mode, where both are a whole buffer or one step of one (contiguous), through the helper
+        `_product`, which computes it as (Sᵀ · Uᵀ)ᵀ where that is faster (float32, S large, a batch of 8 to 64
+        rows, 8 steps or more: gategraph.helpers.FLIP_AT); Sᵀ is made once per pass, before the loop, by
+        `_flipped`."""
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
-            if add:
+            if add or col != 0:
                 raise SpecError("internal: a product added to its target outside the time loop")
             self.line(f"np.dot({U}, {S}, {target})")
             return
         ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so (each S is made for one product)
         self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T, {add})")
-        self.line(f"_product({U}, {S}, {ST}, {F}, {target}, {add})")
+        self.line(f"_product({U}, {S}, {ST}, {F}, {target}, {_py(col)}, {add})")
 
     def stack(self, blocks: list, axis: int) -> str:
         """The matrices A_gᵀ stacked along `axis` (0: rows, for a sum of products; 1: columns, for
@@ -780,11 +781,11 @@ class _ForwardEmitter(Emitter):
 
     def fold(self, irs: list, fixed: set):
         """W_h h_{t-1} + W_x x_t, a gate's two products, in one buffer: where the products of a per-step operand
-        (h_{t-1}) are each only ever a term of a sum of two, whose other term is a product of an input (x_t) of
-        the same width, the input's products are computed before the loop with those first, in the same order,
-        and each step's GEMM adds its products into the first columns of the input's rows (β = 1). The gates
-        then read one buffer: all four of the LSTM's, the GRU's z and r (its candidate reads W x_t alone, in the
-        columns after them). The summed products are not on the tape: the buffer holds their sums."""
+        (h_{t-1}, or r ⊙ h_{t-1}) are each only ever a term of a sum of two, whose other term is a product of an
+        input (x_t) of the same width, the input's products are computed before the loop with those in a run of
+        columns, in the same order, and each step's GEMM adds its products into those columns of the input's
+        rows (β = 1). The gates then read one buffer: the LSTM's four, the GRU's z, r and candidate. The summed
+        products are not on the tape: the buffer holds their sums."""
         parents: dict = {}
         for node in (n for ir in irs for n in _walk(ir)):
             for c in node.children:
@@ -797,7 +798,8 @@ class _ForwardEmitter(Emitter):
         def pairs(members: list, x: N) -> list | None:  # x's products that members are summed with, in order
             found: list = []
             for m in members:
-                o = next((o for o in self.groups[x] if o not in found and summed(m, o)), None)
+                o = next((o for o in self.groups[x] if o not in found and o not in self.sums and summed(m, o)),
+                         None)
                 if o is None:
                     return None
                 found.append(o)
@@ -805,13 +807,13 @@ class _ForwardEmitter(Emitter):
 
         inputs = [x for x in self.groups if _leaves(x) <= fixed]
         for v, members in self.groups.items():
-            if v.op is not Kind.LEAF or v in inputs:  # (an operand computed per step, as r ⊙ h_{t-1}, is kept
-                continue  # for the weight gradient: its products keep their buffer)
-            x, found = next(((x, found) for x in inputs if x not in self.folds.values()
-                             and (found := pairs(members, x)) is not None), (None, None))
-            if x is not None:  # x's products: first those summed with v's, in their order (its columns 0 to n)
-                self.folds[v] = x
-                self.groups[x] = found + [o for o in self.groups[x] if o not in found]
+            if v in inputs:
+                continue
+            x, found = next(((x, found) for x in inputs if (found := pairs(members, x)) is not None), (None, None))
+            if x is not None:  # x's products: those summed already, these, then the rest
+                before = [o for o in self.groups[x] if o in self.sums]
+                self.folds[v] = (x, _sum(o.shape[0] for o in before))
+                self.groups[x] = before + found + [o for o in self.groups[x] if o not in self.sums and o not in found]
                 self.sums.update(found)
 
     def gemm(self, node: N, target: str | None = None):
@@ -819,9 +821,15 @@ class _ForwardEmitter(Emitter):
         members = self.groups[v]
         S = self.stack([m.args[1] for m in members], axis=1)
         width = _sum(m.shape[0] for m in members)
+        if self.mode == "step" and v.op is not Kind.LEAF and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for
+            store = Store(self.fresh("_v"), "seq")  # the weight gradient
+            self.alloc(store.buf, [T_, B_, v.shape[0]])
+            self.into(store, v)
+            self.memo[v] = self.kept[v] = store
         if self.mode == "step" and v in self.folds:
-            rows = self.memo[self.groups[self.folds[v]][0]].buf
-            self.product(self.side_by_side([v]), S, f"{rows}[_t * _B:(_t + 1) * _B]", add=True)
+            x, col = self.folds[v]
+            rows = self.memo[self.groups[x][0]].buf
+            self.product(self.side_by_side([v]), S, f"{rows}[_t * _B:(_t + 1) * _B]", add=True, col=col)
             self.zero.update(members)
             return
         P = self.fresh("_P")
@@ -830,11 +838,6 @@ class _ForwardEmitter(Emitter):
             self.line(f"np.dot({self.side_by_side([v])}, {S}, {P})")
             kind = "flat"
         else:
-            if v.op is not Kind.LEAF and v not in self.memo:  # e.g. r ⊙ h_{t-1}: kept for the weight gradient
-                store = Store(self.fresh("_v"), "seq")
-                self.alloc(store.buf, [T_, B_, v.shape[0]])
-                self.into(store, v)
-                self.memo[v] = self.kept[v] = store
             self.alloc(P, [T_, B_, width])
             self.product(self.side_by_side([v]), S, f"{P}[_t]")
             kind = "seq"

@@ -117,7 +117,7 @@ def test_a_thread_that_comes_while_the_blas_is_primed_waits_and_sees_the_callers
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small(dtype):
-    """`_product` computes u · S, or adds it to its output, or to its first columns (the GRU's z and r, before
+    """`_product` computes u · S, or adds it to its output, or to a run of its columns (the GRU's z and r, and
     its candidate's): below 2^24 multiply-adds through cblas_gemm of the package scipy-openblas32 (a newer
     OpenBLAS than SciPy's; gategraph.blas, "Steps"), by a symbol LLVM is told of; above, through SciPy's, as it
     is (into the buffer `_flipped` gives for adding) and as (Sᵀ · uᵀ)ᵀ with Sᵀ given."""
@@ -134,29 +134,30 @@ def test_a_steps_product_is_u_times_s_through_gategraphs_own_openblas_when_small
         out, summed = np.full((m, n), np.nan, dtype), before.copy()
         _, f = module._flipped(s, m, 1, True)  # one step: never flipped
         assert f.shape == ((0, 0) if m * k * n < 1 << 24 else (m, n))
-        module._product(u, s, none, f, out, False)
-        module._product(u, s, none, f, summed, True)
+        module._product(u, s, none, f, out, 0, False)
+        module._product(u, s, none, f, summed, 0, True)
         np.testing.assert_allclose(out, u @ s, rtol=rtol, atol=rtol * k)
         np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
         _columns_added(module, u, s, none, f, rng, rtol * k)
     flipped, summed = np.full((m, n), np.nan, dtype), before.copy()
     st, f = np.ascontiguousarray(s.T), np.empty((n, m), dtype)
-    module._product(u, s, st, f, flipped, False)
-    module._product(u, s, st, f, summed, True)
+    module._product(u, s, st, f, flipped, 0, False)
+    module._product(u, s, st, f, summed, 0, True)
     np.testing.assert_allclose(flipped, u @ s, rtol=rtol, atol=rtol * k)
     np.testing.assert_allclose(summed, before + u @ s, rtol=rtol, atol=rtol * k)
     _columns_added(module, u, s, st, f, rng, rtol * k)
 
 
 def _columns_added(module, u, s, st, f, rng, atol):
-    """`_product` adds u · S into the first n columns of a wider output, and leaves its other columns be."""
+    """`_product` adds u · S into columns 3 to 3 + n of a wider output, and leaves its other columns be."""
     (m, n), product = (u.shape[0], s.shape[1]), u @ s
     wide = rng.standard_normal((m, n + 5)).astype(u.dtype)
     expected = wide.copy()
-    expected[:, :n] += product
-    module._product(u, s, st, f, wide, True)
+    expected[:, 3:3 + n] += product
+    module._product(u, s, st, f, wide, 3, True)
     np.testing.assert_allclose(wide, expected, rtol=atol, atol=atol)
-    np.testing.assert_array_equal(wide[:, n:], expected[:, n:])
+    np.testing.assert_array_equal(wide[:, :3], expected[:, :3])
+    np.testing.assert_array_equal(wide[:, 3 + n:], expected[:, 3 + n:])
 
 
 def test_without_scipy_openblas32_a_kernel_says_what_to_install(tmp_path):

@@ -111,33 +111,35 @@ def test_recurrent_kernels_agree_with_the_reference(name, dtype):
 def _two_sums_cell(kind: str):
     """h = tanh(W·[h_{t-1}, x_t]) ⊙ σ(V h_{t-1} + U x_t) ("summed"); with σ(V h_{t-1}) ⊙ tanh(U x_t) where V h_{t-1}
     and U x_t are not summed ("apart"); summed, and then a let a = V h_{t-1} ("a let too"): the products of h_{t-1}
-    and of x_t pair up one to one, in the same order, each time. Or summed, times tanh(P x_t) ("a run of them"):
-    x_t's products are W x_t, P x_t, U x_t, and h_{t-1}'s pair with the first and the last."""
+    and of x_t pair up one to one, in the same order, each time. Or summed, times tanh(P (h_{t-1} ⊙ h_{t-1}) + Q x_t)
+    ("two runs of them"): x_t's products are W x_t, Q x_t, U x_t; h_{t-1}'s pair with the first and the last,
+    h_{t-1} ⊙ h_{t-1}'s with the second."""
     b = CellBuilder(kind.replace(" ", "_"))
     X, H = b.sizes("X H")
     x, h = b.input("x", X), b.state("h", H)
     W, V, U = b.param("W", (H, H + X)), b.param("V", (H, H)), b.param("U", (H, X))
     gate = sigmoid(V @ h) * tanh(U @ x) if kind == "apart" else sigmoid(V @ h + U @ x)
-    if kind == "a run of them":
-        gate = tanh(b.param("P", (H, X)) @ x) * gate
+    if kind == "two runs of them":  # and P (h_{t-1} ⊙ h_{t-1}) + Q x_t
+        gate = tanh(b.param("P", (H, H)) @ (h * h) + b.param("Q", (H, X)) @ x) * gate
     b.let("h", tanh(W @ concat(h, x)) * gate)
     if kind == "a let too":
         b.let("a", V @ h)
     return b.cell()
 
 
-@pytest.mark.parametrize("kind", ["summed", "apart", "a let too", "a run of them"])
+@pytest.mark.parametrize("kind", ["summed", "apart", "a let too", "two runs of them"])
 def test_a_steps_products_are_added_into_the_inputs_only_where_each_is_only_summed_with_one(kind):
-    """The forward pass adds each step's products of h_{t-1} into the rows of x_t's (β = 1), those first, where
-    every one of them is only ever summed with one of x_t's, and keeps them apart where one is not, or is a
-    let's whole value too; the kernel agrees with the reference either way."""
+    """The forward pass adds each step's products of h_{t-1} (or of h_{t-1} ⊙ h_{t-1}) into a run of columns of
+    x_t's rows (β = 1) where every one of them is only ever summed with one of x_t's, and keeps them apart where
+    one is not, or is a let's whole value too; the kernel agrees with the reference either way."""
     cell = _two_sums_cell(kind)
     source = lower(cell, "float64", derive(cell)).source
     forward = source[source.index("def forward"):source.index("def backward")]
-    added = kind in ("summed", "a run of them")
-    assert ("_product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)" in forward) is added, forward
-    if kind == "a run of them":  # x_t's products that h_{t-1}'s are added to come first, P x_t's after them
-        assert "_copy(_S0, 0, 2*H, P, 0, 0, X, H, True, False)" in forward, forward
+    added = kind in ("summed", "two runs of them")
+    assert ("_product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], 0, True)" in forward) is added, forward
+    if kind == "two runs of them":  # x_t's products: those h_{t-1}'s are added to, then the one for h_{t-1} ⊙ h_{t-1}
+        assert "_copy(_S0, 0, 2*H, Q, 0, 0, X, H, True, False)" in forward, forward
+        assert "_product(_v0[_t], _S2, _S2T, _F2, _P0[_t * _B:(_t + 1) * _B], 2*H, True)" in forward, forward
     k = compile(cell, X, H, "float64")
     rng = np.random.default_rng(3)
     params, x = k.init(2), rng.normal(size=(T, B, X))

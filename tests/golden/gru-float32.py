@@ -11,14 +11,14 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_89f55db8bf41ea3e import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_3c0bca74a58723b6 import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0, _P1):
+def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -36,10 +36,10 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0, _P1):
     _S1T, _F1 = _flipped(_S1, _B, _T, True)
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
-    _S2T, _F2 = _flipped(_S2, _B, _T, False)
+    _S2T, _F2 = _flipped(_S2, _B, _T, True)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)
+        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], 0, True)
         for _b in range(_B):
             for _j in range(H):
                 z[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, _j])
@@ -49,17 +49,17 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0, _P1):
         for _b in range(_B):
             for _j in range(H):
                 _v0[_t, _b, _j] = r[_t, _b, _j]*h[_t, _b, _j]
-        _product(_v0[_t], _S2, _S2T, _F2, _P1[_t], False)
+        _product(_v0[_t], _S2, _S2T, _F2, _P0[_t * _B:(_t + 1) * _B], 2*H, True)
         for _b in range(_B):
             for _j in range(H):
-                h_tilde[_t, _b, _j] = _tanh(_P1[_t, _b, _j] + _P0[_t * _B + _b, 2*H + _j])
+                h_tilde[_t, _b, _j] = _tanh(_P0[_t * _B + _b, 2*H + _j])
         for _b in range(_B):
             for _j in range(H):
                 h[_t + 1, _b, _j] = z[_t, _b, _j]*h_tilde[_t, _b, _j] - h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, z, r, h_tilde, _P0, _P1, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
+def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -93,7 +93,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _v0, x, W_z, W_r, W, _dl_h, _final_h, X
         for _b in range(_B):
             for _j in range(H):
                 _pre_h_tilde[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*((h_tilde[_t, _b, _j] * h_tilde[_t, _b, _j]) + np.float32(-1.0))
-        _product(_pre_h_tilde[_t], _S0, _S0T, _F0, _q0, False)
+        _product(_pre_h_tilde[_t], _S0, _S0T, _F0, _q0, 0, False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_r[_t, _b, _j] = _q0[_b, _j]*h[_t, _b, _j]
@@ -103,7 +103,7 @@ def backward(h, z, r, h_tilde, _P0, _P1, _v0, x, W_z, W_r, W, _dl_h, _final_h, X
         for _b in range(_B):
             for _j in range(H):
                 _U0[_t, _b, _j] = -_bar_h[_t, _b, _j]*z[_t, _b, _j]*(h_tilde[_t, _b, _j] - h[_t, _b, _j])*(z[_t, _b, _j] + np.float32(-1.0))
-        _product(_U0[_t], _S1, _S1T, _F1, _q1, False)
+        _product(_U0[_t], _S1, _S1T, _F1, _q1, 0, False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))

@@ -13,7 +13,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_89f55db8bf41ea3e import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_3c0bca74a58723b6 import _colsum, _copy, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
@@ -42,7 +42,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
     _S1T, _F1 = _flipped(_S1, _B, _T, True)
     np.dot(x.reshape(_T * _B, X), _S0, _P0)
     for _t in range(_T):
-        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], True)
+        _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], 0, True)
         for _b in range(_B):
             for _j in range(H):
                 f[_t, _b, _j] = _sigmoid(_P0[_t * _B + _b, _j] + b_f[_j])
@@ -119,7 +119,7 @@ def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, 
         for _b in range(_B):
             for _j in range(H):
                 _U0[_t, _b, _j] = -_bar_C[_t, _b, _j]*C[_t, _b, _j]*f[_t, _b, _j]*(f[_t, _b, _j] + np.float32(-1.0))
-        _product(_U0[_t], _S0, _S0T, _F0, _bar_h_prev[_t], False)
+        _product(_U0[_t], _S0, _S0T, _F0, _bar_h_prev[_t], 0, False)
         for _b in range(_B):
             for _j in range(H):
                 _bar_C_prev[_t, _b, _j] = _bar_C[_t, _b, _j]*f[_t, _b, _j]
