@@ -84,8 +84,9 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
     _q1 = np.empty((_B, H,), DT)
     _S1T, _F1 = _flipped(_S1, _B, _T, False)
     _D0 = np.empty((2*H, H,), DT)
-    _D1 = np.empty((3*H, X,), DT)
-    _D2 = np.empty((H, H,), DT)
+    _D1 = np.empty((2*H, X,), DT)
+    _D2 = np.empty((H, X,), DT)
+    _D3 = np.empty((H, H,), DT)
     for _t in range(_T - 1, -1, -1):
         for _b in range(_B):
             for _j in range(H):
@@ -110,13 +111,13 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
     np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
     _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
-    np.dot(_U0.reshape(_T * _B, 2*H).T, x.reshape(_T * _B, X), _D1[0:2*H])
-    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, x.reshape(_T * _B, X), _D1[2*H:3*H])
+    np.dot(_U0.reshape(_T * _B, 2*H).T, x.reshape(_T * _B, X), _D1)
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
-    _copy(_g_W, 0, H, _D1, 2*H, 0, H, X, False, True)
-    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H), _D2)
-    _copy(_g_W, 0, 0, _D2, 0, 0, H, H, False, True)
+    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, x.reshape(_T * _B, X), _D2)
+    _copy(_g_W, 0, H, _D2, 0, 0, H, X, False, True)
+    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H), _D3)
+    _copy(_g_W, 0, 0, _D3, 0, 0, H, H, False, True)
     if _input_grads:
         _S2 = np.empty((3*H, X,), DT)
         _copy(_S2, 0, 0, W_z, 0, H, H, X, False, False)
