@@ -737,9 +737,9 @@ class Emitter:
 
     def runs(self, us: list) -> list:
         """`us` cut into runs of operands that each lie side by side in one buffer already (the GRU's [ā_z, ā_r]
-        and ā_h̃): products with each run into its rows of the output (Σ_t [ā_z, ā_r]ᵀ x_t, then Σ_t ā_h̃ᵀ x_t)
-        read them in place, where one product would first copy all of them side by side (at B = 64, H = 128,
-        T = 100, 10 MB of reads and writes, and a tenth of the GRU's backward pass)."""
+        and ā_h̃): a product with each run (Σ_t [ā_z, ā_r]ᵀ x_t, then Σ_t ā_h̃ᵀ x_t) reads them in place, where
+        one product would first copy all of them side by side (at B = 64, H = 128, T = 100, 10 MB of reads and
+        writes, and a tenth of the GRU's backward pass)."""
         if len(us) == 1 or tuple(us) in self.seq_stacks or self.memo.get(tuple(us)) is not None:
             return [list(us)]
         cut = next((j for j in range(len(us), 1, -1) if tuple(us[:j]) in self.seq_stacks), 1)
@@ -779,7 +779,8 @@ class _ForwardEmitter(Emitter):
         super().__init__(dtype, stores)
         self.groups = groups  # operand -> [Gemm nodes]
         self.kept: dict = {}  # Gemm node or materialized operand -> Store, for the tape
-        self.folds: dict = {}  # per-step operand -> the input whose products' rows its products are added to
+        self.folds: dict = {}  # per-step operand -> (the input into whose products' rows its products are added,
+        # the first of their columns)
         self.sums: set = set()  # the input's products that then hold those sums (not on the tape)
 
     def fold(self, irs: list, fixed: set):
