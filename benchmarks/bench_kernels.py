@@ -210,15 +210,27 @@ def paired_ratios(times: dict) -> list[float]:
 
 
 def matmul_peak(dtype: str) -> float:
-    """GFLOP/s of one large GEMM on this process's cores, through SciPy's BLAS (the one the kernels call)."""
-    import numpy as np
-    from scipy.linalg import blas
+    """GFLOP/s of one large GEMM on this process's cores: the faster of SciPy's BLAS (the kernels' products on
+    several threads) and the step BLAS (gategraph.blas.step_blas: MKL or gategraph's own OpenBLAS, their products
+    on one thread), each the best of three."""
+    import ctypes
 
-    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
+    import numpy as np
+    from scipy.linalg import blas as scipy_blas
+
+    from gategraph import blas
+
     n = 1024
     a = np.asfortranarray(np.random.default_rng(0).normal(size=(n, n)).astype(dtype))
-    gemm(1.0, a, a)
-    best = min(per_call(lambda: gemm(1.0, a, a), 0.3) for _ in range(3))
+    c = np.empty_like(a)
+    scipys = scipy_blas.sgemm if dtype == "float32" else scipy_blas.dgemm
+    real = ctypes.c_float if dtype == "float32" else ctypes.c_double
+    p = ctypes.c_void_p
+    steps = ctypes.CFUNCTYPE(None, *[ctypes.c_int] * 6, real, p, ctypes.c_int, p, ctypes.c_int, real, p,
+                             ctypes.c_int)(blas.step_blas().gemm[dtype])
+    calls = [lambda: scipys(1.0, a, a),
+             lambda: steps(102, 111, 111, n, n, n, 1.0, a.ctypes.data, n, a.ctypes.data, n, 0.0, c.ctypes.data, n)]
+    best = min(per_call(call, 0.3) for call in calls for _ in range(3))
     return 2 * n**3 / best / 1e9
 
 
@@ -227,10 +239,11 @@ def blas_report() -> list[str]:
 
     from gategraph import blas
 
-    blas.load()  # SciPy's, which the kernels' products over all steps call
-    blas.step_blas()  # gategraph's own, which a step's products call
-
-    return [f"{i.get('user_api')}: {i.get('internal_api')} {i.get('version') or ''} kernel={i.get('architecture')} "
+    blas.load()  # SciPy's, which the kernels' products on several threads call
+    step = blas.step_blas()  # MKL or gategraph's own OpenBLAS, which the products on one thread call
+    return [f"step BLAS (products on one thread): {step.name} ({blas.STEP_CHOICE}="
+            f"{os.environ.get(blas.STEP_CHOICE) or 'unset'})"] + [
+            f"{i.get('user_api')}: {i.get('internal_api')} {i.get('version') or ''} kernel={i.get('architecture')} "
             f"threads={i.get('num_threads')} ({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
 
 

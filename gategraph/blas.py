@@ -33,14 +33,25 @@ B = 1 or at the larger configurations; dgemm ran alike either way. The cause was
 before any pass (benchmarks/results/priming.md).
 
 Steps: a step's product of fewer than 2^24 multiply-adds (`_product` of gategraph.helpers, 100 to 10 000 small
-GEMMs a pass) calls cblas_sgemm or cblas_dgemm of gategraph's own OpenBLAS, the package scipy-openblas32, by the
-symbols `register()` gives LLVM (Numba caches the code that calls them; each process gives the symbols again
-before it loads). SciPy's wheels bundle an older OpenBLAS (0.3.30 with SciPy 1.17): on an Intel Xeon with
-AVX-512 (SkylakeX kernel), one thread, 0.3.31 and 0.3.34 ran (32 × 256) · (256 × 1024) at 93-100 GFLOP/s where it
-ran at 70-76, and (64 × 512) · (512 × 128) at 115-120 where it ran at 102-107. That library runs on one thread
+GEMMs a pass), and every product of a pass while SciPy's BLAS runs on one thread (the passes of a small batch,
+and all of them on one core: `_product` and `_dot` read its count), calls cblas_sgemm or cblas_dgemm of the
+step BLAS, by the symbols `register()` gives LLVM (Numba caches the code that calls them; each process gives the
+symbols again before it loads). The step BLAS is MKL (the package mkl, gategraph's extra `fast`, sequential: no
+threads of its own) on an Intel processor where it is installed, else gategraph's own OpenBLAS, the package
+scipy-openblas32; `GATEGRAPH_BLAS=openblas` or `=mkl` chooses. Both compute the same products to rounding
+(tests/test_blas.py); the choice changes the last bits of a training's numbers, not its results.
+On an Intel Xeon with AVX-512, one thread, MKL 2026.2 multiplied (32 × 512) · (512 × 2048) in 0.58 ms where that
+OpenBLAS took 0.92-0.99 ms, (64 × 128) · (128 × 512) in 68 µs where it took 95 µs, and most of the weights'
+gradients and the input's products faster too (0.9 to 1.75 times OpenBLAS's speed, by shape); it packs none of
+the small products' operands (its "nocopy" kernels), where OpenBLAS packs the recurrent weights again at every
+step (benchmarks/results/kernels-*.md).
+OpenBLAS is the one tuned for other processors. SciPy's wheels bundle an older OpenBLAS (0.3.30 with SciPy
+1.17): on the same Xeon, one thread, 0.3.31 and 0.3.34 ran (32 × 256) · (256 × 1024) at 93-100 GFLOP/s where it
+ran at 70-76, and (64 × 512) · (512 × 128) at 115-120 where it ran at 102-107. The step BLAS runs on one thread
 always (`use` sets it back if a caller's limit changed it): a product that small is one thread's (see
 "Threads"), and a second pool of spinning BLAS threads beside SciPy's halved the largest passes on two cores.
-The larger step products, and the products over all steps, go through Numba's `np.dot`, SciPy's BLAS.
+The larger step products and the products over all steps of a pass on several threads go through Numba's
+`np.dot`, SciPy's BLAS.
 
 Shards: with more than one core, a pass too small for a second BLAS thread but large enough to pay for a
 thread's hand-off splits its batch into shards of rows that run at once, one per core, each on one BLAS
@@ -50,13 +61,15 @@ two BLAS threads sharing one product do; a busy core delays only its own shard. 
 process may run on, or `OMP_NUM_THREADS` where that is set (Dask's workers set it to 1); inside
 `with serial():` a pass is never split (training, so that its numbers do not depend on the machine).
 
-Imports: scipy (its package folder only), scipy_openblas32 (its library's path), llvmlite (`register`).
+Imports: scipy (its package folder only), scipy_openblas32 (its library's path), MKL's library by its path,
+llvmlite (`register`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -66,7 +79,9 @@ import threading
 from pathlib import Path
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
-STEP_PACKAGE = "scipy_openblas32"  # the OpenBLAS a step's product calls (see "Steps")
+STEP_PACKAGE = "scipy_openblas32"  # the OpenBLAS a step's product calls where MKL does not (see "Steps")
+STEP_CHOICE = "GATEGRAPH_BLAS"  # mkl or openblas: the step BLAS to use (unset: MKL on an Intel processor)
+MKL_LP64, MKL_SEQUENTIAL = 0, 1  # MKL's constants: 32-bit integers, no threads of its own
 SHARED = (".so", ".dylib", ".dll")  # how a shared library's file name ends
 ONE_THREAD_BELOW = 2**24  # multiply-adds per step below which a product runs on one thread
 SHARD_ROWS = 8  # the fewest rows of a batch worth a core of their own
@@ -108,39 +123,116 @@ def _load() -> None:
             del sys.modules[CYTHON_BLAS]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)  # (hashed as itself: one per library)
+class StepBlas:
+    """The BLAS a pass's one-thread products call (see "Steps"): its name, its library (ctypes), the addresses of
+    its cblas_sgemm and cblas_dgemm, and its own functions that read and set its thread count."""
+
+    name: str
+    library: object
+    gemm: dict
+    get: object
+    set: object
+
+
+def step_blas() -> StepBlas | None:
+    """The step BLAS: MKL where `GATEGRAPH_BLAS` asks for it, or leaves the choice (unset) and MKL is installed
+    on an Intel processor; else the OpenBLAS of scipy-openblas32; None where neither is. A `GATEGRAPH_BLAS`
+    other than mkl or openblas, or mkl asked for and missing, is a ValueError (gategraph.kernel says it as a
+    UsageError)."""
+    wanted = os.environ.get(STEP_CHOICE, "").strip().lower()
+    if wanted not in ("", "mkl", "openblas"):
+        raise ValueError(f"{STEP_CHOICE}={wanted!r}: say mkl or openblas, or leave it unset")
+    return _step_blas(wanted)
+
+
 @functools.cache
-def step_blas():
-    """The OpenBLAS of the package scipy-openblas32 (a ctypes library), or None where it is not installed."""
+def _step_blas(wanted: str) -> StepBlas | None:
+    if wanted == "mkl" or (not wanted and _intel()):
+        mkl = _mkl()
+        if mkl is not None or wanted:
+            if mkl is None:
+                raise ValueError(f"{STEP_CHOICE}=mkl, but MKL is not installed (or in use by another library "
+                                      "on its own threads): pip install mkl")
+            return mkl
+    return _openblas()
+
+
+def _intel() -> bool:
+    """Whether this is an Intel processor (MKL's own; on others OpenBLAS's kernels are the ones tuned for it)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in info)
+    except OSError:
+        return False
+
+
+def _mkl() -> StepBlas | None:
+    """MKL's single dynamic library, as the package mkl installs it (`sys.prefix`/lib), set to run sequentially
+    (no thread pool of its own) with 32-bit integers; None if it is not there or was set otherwise already."""
+    import ctypes
+
+    for path in sorted(Path(sys.prefix, "lib").glob("libmkl_rt.so*")):
+        try:
+            dll = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        if (dll.MKL_Set_Interface_Layer(MKL_LP64) != MKL_LP64
+                or dll.MKL_Set_Threading_Layer(MKL_SEQUENTIAL) != MKL_SEQUENTIAL):
+            return None  # another library started MKL its own way: its threads are not ours to set
+        version = ctypes.create_string_buffer(256)
+        dll.mkl_get_version_string(version, len(version))
+        return StepBlas(version.value.decode(errors="replace").strip(), dll, _addresses(dll, "cblas_"),
+                        dll.MKL_Get_Max_Threads, dll.MKL_Set_Num_Threads)
+    return None
+
+
+def _openblas() -> StepBlas | None:
+    """The OpenBLAS of the package scipy-openblas32, or None where it is not installed."""
     import ctypes
 
     try:
         package = importlib.import_module(STEP_PACKAGE)
         name = f"lib{package.get_library()}"
         path = next(p for p in Path(package.get_lib_dir()).iterdir() if p.stem == name and p.suffix in SHARED)
-        return ctypes.CDLL(str(path))
+        dll = ctypes.CDLL(str(path))
     except (ImportError, OSError, AttributeError, StopIteration):
         return None
+    dll.scipy_openblas_get_config.restype = ctypes.c_char_p
+    return StepBlas(dll.scipy_openblas_get_config().decode(errors="replace"), dll, _addresses(dll, "scipy_cblas_"),
+                    dll.scipy_openblas_get_num_threads, dll.scipy_openblas_set_num_threads)
+
+
+def _addresses(dll, prefix: str) -> dict:
+    """{dtype: the address of the library's cblas_sgemm or cblas_dgemm}, their names starting with `prefix`."""
+    import ctypes
+
+    return {dtype: ctypes.cast(getattr(dll, f"{prefix}{letter}gemm"), ctypes.c_void_p).value
+            for dtype, letter in (("float32", "s"), ("float64", "d"))}
 
 
 def register(symbols: dict) -> bool:
-    """Tell LLVM where `symbols` are, {"float32": a name for cblas_sgemm, "float64": one for cblas_dgemm} of
-    `step_blas()`, before a module that calls them is compiled or loaded; False where the library is missing.
-    Idempotent."""
-    return _registered(tuple(sorted(symbols.items())))
+    """Tell LLVM where `symbols` are, before a module that calls them is compiled or loaded: {"float32": a name
+    for cblas_sgemm, "float64": one for cblas_dgemm} of `step_blas()`, and {"threads": a name for the function
+    that reads the thread count of the BLAS NumPy's products in the kernels run on} (SciPy's OpenBLAS's, or where
+    that cannot be found the step BLAS's own, which reads 1: every product on the step BLAS). False where no step
+    BLAS is installed. Idempotent."""
+    step = step_blas()  # (outside the cache: a GATEGRAPH_BLAS it cannot take is an error every time)
+    return step is not None and _registered(step, tuple(sorted(symbols.items())))
 
 
 @functools.cache
-def _registered(symbols: tuple) -> bool:
+def _registered(step: StepBlas, symbols: tuple) -> bool:
     import ctypes
 
     import llvmlite.binding as llvm
 
-    dll = step_blas()
-    if dll is None:
-        return False
-    for dtype, symbol in symbols:
-        gemm = getattr(dll, f"scipy_cblas_{'s' if dtype == 'float32' else 'd'}gemm")
-        llvm.add_symbol(symbol, ctypes.cast(gemm, ctypes.c_void_p).value)
+    KERNEL_BLAS._ready()
+    for what, symbol in symbols:
+        address = step.gemm.get(what)
+        if what == "threads":
+            address = ctypes.cast(KERNEL_BLAS.get or step.get, ctypes.c_void_p).value
+        llvm.add_symbol(symbol, address)
     return True
 
 
@@ -204,9 +296,10 @@ class _KernelBlas:
         cython_blas's own handle finds. Anything else (no SciPy, another BLAS): no thread control."""
         import ctypes
 
-        step = step_blas()
-        if step is not None:
-            self.step = step.scipy_openblas_get_num_threads, step.scipy_openblas_set_num_threads
+        with contextlib.suppress(ValueError):  # (a GATEGRAPH_BLAS it cannot take: register() says so)
+            step = step_blas()
+            self.step = (step.get, step.set) if step is not None else None
+        if self.step is not None:
             self.step[1].argtypes = [ctypes.c_int]
         try:
             load()

@@ -27,12 +27,16 @@ import math
 # exp, tanh and σ set their own flags, without reassociation: Numba would otherwise compile them with the
 # flags of the kernel that first calls them, and LLVM would fold the two halves of ln 2 back into one
 MATH_FASTMATH = '{"nsz", "arcp", "contract", "afn"}'
-NAMES = {"arrays": ("_colsum", "_copy", "_flipped", "_product", "_wide", "_zero"),
+NAMES = {"arrays": ("_colsum", "_copy", "_dot", "_flipped", "_product", "_wide", "_zero"),
          "math": ("_exp", "_nonfinite", "_relu", "_sigmoid", "_step", "_tanh")}
 PARTS = tuple(NAMES)
-GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` calls, by
-# these names: cblas_sgemm and cblas_dgemm of the OpenBLAS gategraph.blas.register() tells LLVM of ("Steps"), for a
-# product of fewer than SMALL multiply-adds (gategraph.blas.ONE_THREAD_BELOW: a product one thread serves best)
+GEMM = {"float32": "gategraph_cblas_sgemm", "float64": "gategraph_cblas_dgemm"}  # what `_product` and `_dot`
+# call, by these names: cblas_sgemm and cblas_dgemm of the step BLAS gategraph.blas.register() tells LLVM of
+# ("Steps": MKL, or gategraph's own OpenBLAS), for a product of fewer than SMALL multiply-adds
+# (gategraph.blas.ONE_THREAD_BELOW: a product one thread serves best), and for every product while the BLAS of
+# NumPy's products runs on one thread (THREADS reads its count): a pass on one thread runs all its products there
+THREADS = "gategraph_kernel_blas_threads"
+SYMBOLS = {**GEMM, "threads": THREADS}
 SMALL = 1 << 24
 # where a larger step's product u · S (a batch of B rows, S stacked weights) runs as (Sᵀ · uᵀ)ᵀ: in float32, S of
 # FLIP_AT entries or more, B in FLIP_ROWS and a sequence of FLIP_STEPS steps or more (Sᵀ is made once per pass).
@@ -64,7 +68,8 @@ def _arrays(dtype: str) -> str:
 _INT = types.intc
 _GEMM = types.ExternalFunction("{GEMM[dtype]}", types.void(_INT, _INT, _INT, _INT, _INT, _INT, types.{t}, types.voidptr,
                                                            _INT, types.voidptr, _INT, types.{t}, types.voidptr, _INT))
-ROW_MAJOR, AS_IS = 101, 111  # CBLAS's constants
+_THREADS = types.ExternalFunction("{THREADS}", _INT())
+ROW_MAJOR, AS_IS, TRANSPOSED = 101, 111, 112  # CBLAS's constants
 
 
 @njit("void({t}[:, ::1], int64, int64, {t}[:, ::1], int64, int64, int64, int64, boolean, boolean)",
@@ -149,10 +154,11 @@ def _flipped(s, b, t, add):
 def _product(u, s, st, f, out, col, add):
     """out = u · S, or out[:, col:col + n] += u · S if `add` (n: S's columns; out may have more, as the GRU's
     rows of z, r and the candidate), one step's product of a batch u with a stacked weight matrix S: below
-    SMALL multiply-adds through gategraph's own OpenBLAS on one thread, else through SciPy's (`np.dot`, on the
-    pass's threads, into f and added where it adds), as (Sᵀ · uᵀ)ᵀ through f where `_flipped` gave Sᵀ."""
+    SMALL multiply-adds, or while SciPy's BLAS is on one thread, through the step BLAS on one thread, else
+    through SciPy's (`np.dot`, on the pass's threads, into f and added where it adds), as (Sᵀ · uᵀ)ᵀ through f
+    where `_flipped` gave Sᵀ."""
     n = s.shape[1]
-    if u.shape[0] * s.size < {SMALL}:
+    if u.shape[0] * s.size < {SMALL} or _THREADS() == 1:
         _gemm(u, s, out, col, add)
     elif st.size == 0 and not add:
         np.dot(u, s, out)
@@ -162,6 +168,21 @@ def _product(u, s, st, f, out, col, add):
     else:
         np.dot(st, u.T, f)
         _copy(out, 0, col, f, 0, 0, out.shape[0], n, True, add)
+
+
+@njit("void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], boolean)", cache=True, error_model="numpy")
+def _dot(a, b, c, transpose):
+    """C = A · B, or Aᵀ · B if `transpose`, a product over all steps (the input's products, the weights'
+    gradients Σ_t ā_t zᵀ_t): through the step BLAS while SciPy's BLAS is on one thread, else `np.dot`."""
+    if _THREADS() == 1:
+        m, k = (a.shape[1], a.shape[0]) if transpose else (a.shape[0], a.shape[1])
+        _GEMM(ROW_MAJOR, TRANSPOSED if transpose else AS_IS, AS_IS, np.intc(m), np.intc(b.shape[1]), np.intc(k), {one},
+              a.ctypes, np.intc(max(a.shape[1], 1)), b.ctypes, np.intc(max(b.shape[1], 1)), {zero}, c.ctypes,
+              np.intc(max(c.shape[1], 1)))
+    elif transpose:
+        np.dot(a.T, b, c)
+    else:
+        np.dot(a, b, c)
 
 '''
 

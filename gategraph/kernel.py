@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gategraph import blas, helpers, plan
-from gategraph.errors import GategraphError, ShapeError, SpecError, ValueInputError
+from gategraph.errors import GategraphError, ShapeError, SpecError, UsageError, ValueInputError
 from gategraph.files import atomic_write
 from gategraph.plan import DTYPES, Plan
 
@@ -159,10 +159,19 @@ def _helpers(dtype: str, rebuild: bool = False, order: tuple = helpers.PARTS) ->
     """The modules of helpers every kernel of `dtype` imports (gategraph.helpers), by part, imported in this
     `order` (from an empty cache the second process takes the math helpers first: each process compiles one
     part while the other compiles the other)."""
-    if not blas.register(helpers.GEMM):  # before any code that calls them compiles or loads
-        raise GategraphError("the kernels' step products call the OpenBLAS of the package scipy-openblas32, "
-                             "which is not installed: pip install scipy-openblas32")
+    _step_blas()
+    if not blas.register(helpers.SYMBOLS):  # before any code that calls them compiles or loads
+        raise GategraphError("the kernels' step products need the OpenBLAS of the package scipy-openblas32 (or MKL, "
+                             "on an Intel processor), which is not installed: pip install scipy-openblas32")
     return {part: _helper_module(dtype, part, rebuild) for part in order}
+
+
+def _step_blas() -> None:
+    """Refuse a GATEGRAPH_BLAS that asks for a step BLAS that cannot be had (gategraph.blas.step_blas)."""
+    try:
+        blas.step_blas()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _helper_module(dtype: str, part: str, rebuild: bool = False):
@@ -371,6 +380,7 @@ def compile(cell: Cell, input_size: int, hidden_size: int, dtype: str = "float32
             if not isinstance(v, int | np.integer) or v < 1:
                 raise SpecError(f"size {k} must be a positive integer, got {v!r}")
             fixed[k] = int(v)
+    _step_blas()
     made = _plan(cell, dtype)
     _backward_elsewhere(made, cell, dtype)
     return Kernel(cell, fixed, dtype, made, _load(made, dtype))

@@ -700,7 +700,7 @@ class Emitter:
         if self.mode != "step" or not (_ONE_STEP.fullmatch(U) and _ONE_STEP.fullmatch(target)):
             if add or col != 0:
                 raise SpecError("internal: a product added to its target outside the time loop")
-            self.line(f"np.dot({U}, {S}, {target})")
+            self.line(f"_dot({U}, {S}, {target}, False)")
             return
         ST, F = f"{S}T", f"_F{S[2:]}"  # _S1 -> _S1T, _F1: no other name is made so (each S is made for one product)
         self.allocs.append(f"{ST}, {F} = _flipped({S}, _B, _T, {add})")
@@ -839,7 +839,7 @@ class _ForwardEmitter(Emitter):
         P = self.fresh("_P")
         if self.mode == "all":
             self.alloc(P, [T_ * B_, width])
-            self.line(f"np.dot({self.side_by_side([v])}, {S}, {P})")
+            self.line(f"_dot({self.side_by_side([v])}, {S}, {P}, False)")
             kind = "flat"
         else:
             self.alloc(P, [T_, B_, width])
@@ -1307,8 +1307,8 @@ class _Lowering:
             for run, pieces in zip(runs, _cut(items, [len(run) for run in runs]), strict=True):
                 width, D, off = _sum(u.shape[0] for u in run), bw.fresh("_D"), sp.S.Zero
                 bw.alloc(D, [v.shape[0], width] if flip else [width, v.shape[0]])
-                U = bw.side_by_side(run)  # np.dot given its output: Numba compiles no allocating np.dot
-                bw.line(f"np.dot({V}.T, {U}, {D})" if flip else f"np.dot({U}.T, {V}, {D})")
+                U = bw.side_by_side(run)
+                bw.line(f"_dot({V}, {U}, {D}, True)" if flip else f"_dot({U}, {V}, {D}, True)")
                 for block, u in pieces:
                     at = f"0, {_py(off)}" if flip else f"{_py(off)}, 0"
                     bw.line(f"_copy(_g_{block.param}, {_py(block.r0)}, {_py(block.c0)}, {D}, {at}, "

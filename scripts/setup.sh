@@ -43,5 +43,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "== installing gategraph and its test tools into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,fast]'
 echo "== ready: .venv/bin/gategraph --help"

@@ -11,7 +11,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_3c0bca74a58723b6 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_72aacfe23fabdad3 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
@@ -37,7 +37,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0):
     _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
     _S2T, _F2 = _flipped(_S2, _B, _T, True)
-    np.dot(x.reshape(_T * _B, X), _S0, _P0)
+    _dot(x.reshape(_T * _B, X), _S0, _P0, False)
     for _t in range(_T):
         _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], 0, True)
         for _b in range(_B):
@@ -108,15 +108,15 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
         for _b in range(_B):
             for _j in range(H):
                 _bar_h_prev[_t, _b, _j] = _q1[_b, _j] + _q0[_b, _j]*r[_t, _b, _j] - _bar_h[_t, _b, _j]*(z[_t, _b, _j] + np.float32(-1.0))
-    np.dot(_U0.reshape(_T * _B, 2*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
+    _dot(_U0.reshape(_T * _B, 2*H), h[0:0 + _T].reshape(_T * _B, H), _D0, True)
     _copy(_g_W_z, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_r, 0, 0, _D0, H, 0, H, H, False, True)
-    np.dot(_U0.reshape(_T * _B, 2*H).T, x.reshape(_T * _B, X), _D1)
+    _dot(_U0.reshape(_T * _B, 2*H), x.reshape(_T * _B, X), _D1, True)
     _copy(_g_W_z, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_r, 0, H, _D1, H, 0, H, X, False, True)
-    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, x.reshape(_T * _B, X), _D2)
+    _dot(_pre_h_tilde.reshape(_T * _B, H), x.reshape(_T * _B, X), _D2, True)
     _copy(_g_W, 0, H, _D2, 0, 0, H, X, False, True)
-    np.dot(_pre_h_tilde.reshape(_T * _B, H).T, _v0.reshape(_T * _B, H), _D3)
+    _dot(_pre_h_tilde.reshape(_T * _B, H), _v0.reshape(_T * _B, H), _D3, True)
     _copy(_g_W, 0, 0, _D3, 0, 0, H, H, False, True)
     if _input_grads:
         _S2 = np.empty((3*H, X,), DT)
@@ -135,5 +135,5 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
             for _b in range(_B):
                 for _j in range(H):
                     _U1[_t * _B + _b, 2*H + _j] = _pre_h_tilde[_t, _b, _j]
-        np.dot(_U1, _S2, _bar_x.reshape(_T * _B, X))
+        _dot(_U1, _S2, _bar_x.reshape(_T * _B, X), False)
     return (_g_W_z, _g_W_r, _g_W, _bar_x, _bar_h_prev[0],)

@@ -13,7 +13,7 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_3c0bca74a58723b6 import _colsum, _copy, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_72aacfe23fabdad3 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
@@ -40,7 +40,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
     _copy(_S1, 0, 2*H, W_C, 0, 0, H, H, True, False)
     _copy(_S1, 0, 3*H, W_o, 0, 0, H, H, True, False)
     _S1T, _F1 = _flipped(_S1, _B, _T, True)
-    np.dot(x.reshape(_T * _B, X), _S0, _P0)
+    _dot(x.reshape(_T * _B, X), _S0, _P0, False)
     for _t in range(_T):
         _product(h[_t], _S1, _S1T, _F1, _P0[_t * _B:(_t + 1) * _B], 0, True)
         for _b in range(_B):
@@ -127,12 +127,12 @@ def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, 
         _colsum(_g_b_i, _U0[_t], H, H)
         _colsum(_g_b_C, _U0[_t], 2*H, H)
         _colsum(_g_b_o, _U0[_t], 3*H, H)
-    np.dot(_U0.reshape(_T * _B, 4*H).T, h[0:0 + _T].reshape(_T * _B, H), _D0)
+    _dot(_U0.reshape(_T * _B, 4*H), h[0:0 + _T].reshape(_T * _B, H), _D0, True)
     _copy(_g_W_f, 0, 0, _D0, 0, 0, H, H, False, True)
     _copy(_g_W_i, 0, 0, _D0, H, 0, H, H, False, True)
     _copy(_g_W_C, 0, 0, _D0, 2*H, 0, H, H, False, True)
     _copy(_g_W_o, 0, 0, _D0, 3*H, 0, H, H, False, True)
-    np.dot(_U0.reshape(_T * _B, 4*H).T, x.reshape(_T * _B, X), _D1)
+    _dot(_U0.reshape(_T * _B, 4*H), x.reshape(_T * _B, X), _D1, True)
     _copy(_g_W_f, 0, H, _D1, 0, 0, H, X, False, True)
     _copy(_g_W_i, 0, H, _D1, H, 0, H, X, False, True)
     _copy(_g_W_C, 0, H, _D1, 2*H, 0, H, X, False, True)
@@ -143,5 +143,5 @@ def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, 
         _copy(_S1, H, 0, W_i, 0, H, H, X, False, False)
         _copy(_S1, 2*H, 0, W_C, 0, H, H, X, False, False)
         _copy(_S1, 3*H, 0, W_o, 0, H, H, X, False, False)
-        np.dot(_U0.reshape(_T * _B, 4*H), _S1, _bar_x.reshape(_T * _B, X))
+        _dot(_U0.reshape(_T * _B, 4*H), _S1, _bar_x.reshape(_T * _B, X), False)
     return (_g_W_f, _g_W_i, _g_W_C, _g_W_o, _g_b_f, _g_b_i, _g_b_C, _g_b_o, _bar_x, _bar_h_prev[0], _bar_C_prev[0],)
