@@ -139,10 +139,11 @@ def _flipped(s, b, t, add):
     """(Sᵀ, a buffer of (columns of S, b)) for `_product` to compute u · S as (Sᵀ · uᵀ)ᵀ for a batch u of b
     rows over t steps, where that is faster (gategraph.helpers.FLIP_AT, FLIP_ROWS, FLIP_STEPS); else no Sᵀ, and
     a buffer of (b, columns of S) where `_product` will `add` the product of SMALL multiply-adds or more (NumPy's
-    np.dot writes its output, it does not add to it)."""
-    if (b * s.size < {SMALL} or s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]}
-            or t < {FLIP_STEPS}):
-        f = np.empty((b, s.shape[1]) if add and b * s.size >= {SMALL} else (0, 0), DT)
+    np.dot writes its output, it does not add to it). Neither where the step BLAS will make the products (SciPy's
+    BLAS on one thread)."""
+    scipys = b * s.size >= {SMALL} and _THREADS() != 1
+    if not scipys or s.size < {FLIP_AT[dtype]} or b < {FLIP_ROWS[0]} or b > {FLIP_ROWS[1]} or t < {FLIP_STEPS}:
+        f = np.empty((b, s.shape[1]) if add and scipys else (0, 0), DT)
         return np.empty((0, 0), DT), f
     st = np.empty((s.shape[1], s.shape[0]), DT)
     _copy(st, 0, 0, s, 0, 0, s.shape[1], s.shape[0], True, False)

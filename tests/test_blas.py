@@ -139,6 +139,7 @@ def test_a_steps_product_is_u_times_s_through_the_step_blas_when_small_or_on_one
         st, f = np.ascontiguousarray(s.T), np.empty((n, m), dtype)
         _products_checked(module, u, s, st, f, rng, rtol, scipys=True)
         with threadpool_limits(1, user_api="blas"):  # SciPy's BLAS on one thread: the step BLAS's product
+            assert [a.shape for a in module._flipped(s, m, 50, True)] == [(0, 0), (0, 0)]  # no Sᵀ, no buffer
             _products_checked(module, u, s, st, f, rng, rtol, scipys=False)
 
 

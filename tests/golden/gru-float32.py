@@ -11,14 +11,14 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_72aacfe23fabdad3 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_30258a0e1e179731 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0):
+def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _S0, _P0, _S1, _S2, _v0):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -26,15 +26,12 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0):
     if _bad >= 0:
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
-    _S0 = np.empty((X, 3*H,), DT)
     _copy(_S0, 0, 0, W_z, 0, H, X, H, True, False)
     _copy(_S0, 0, H, W_r, 0, H, X, H, True, False)
     _copy(_S0, 0, 2*H, W, 0, H, X, H, True, False)
-    _S1 = np.empty((H, 2*H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_r, 0, 0, H, H, True, False)
     _S1T, _F1 = _flipped(_S1, _B, _T, True)
-    _S2 = np.empty((H, H,), DT)
     _copy(_S2, 0, 0, W, 0, 0, H, H, True, False)
     _S2T, _F2 = _flipped(_S2, _B, _T, True)
     _dot(x.reshape(_T * _B, X), _S0, _P0, False)
@@ -59,7 +56,7 @@ def forward(x, _init_h, W_z, W_r, W, X, H, h, z, r, h_tilde, _P0, _v0):
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _U1):
+def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _input_grads, _bar_h_prev, _U0, _bar_h, _pre_h_tilde, _bar_r, _bar_x, _S0, _S1, _D0, _D1, _D2, _D3, _S2, _U1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -74,19 +71,13 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
     _zero(_g_W_r.reshape(_g_W_r.size))
     _g_W = np.empty((H, H + X,), DT)
     _zero(_g_W.reshape(_g_W.size))
-    _S0 = np.empty((H, H,), DT)
     _copy(_S0, 0, 0, W, 0, 0, H, H, False, False)
     _q0 = np.empty((_B, H,), DT)
     _S0T, _F0 = _flipped(_S0, _B, _T, False)
-    _S1 = np.empty((2*H, H,), DT)
     _copy(_S1, 0, 0, W_z, 0, 0, H, H, False, False)
     _copy(_S1, H, 0, W_r, 0, 0, H, H, False, False)
     _q1 = np.empty((_B, H,), DT)
     _S1T, _F1 = _flipped(_S1, _B, _T, False)
-    _D0 = np.empty((2*H, H,), DT)
-    _D1 = np.empty((2*H, X,), DT)
-    _D2 = np.empty((H, X,), DT)
-    _D3 = np.empty((H, H,), DT)
     for _t in range(_T - 1, -1, -1):
         for _b in range(_B):
             for _j in range(H):
@@ -119,7 +110,6 @@ def backward(h, z, r, h_tilde, _v0, x, W_z, W_r, W, _dl_h, _final_h, X, H, _inpu
     _dot(_pre_h_tilde.reshape(_T * _B, H), _v0.reshape(_T * _B, H), _D3, True)
     _copy(_g_W, 0, 0, _D3, 0, 0, H, H, False, True)
     if _input_grads:
-        _S2 = np.empty((3*H, X,), DT)
         _copy(_S2, 0, 0, W_z, 0, H, H, X, False, False)
         _copy(_S2, H, 0, W_r, 0, H, H, X, False, False)
         _copy(_S2, 2*H, 0, W, 0, H, H, X, False, False)

@@ -13,14 +13,14 @@ and its adjoint. Do not edit: the file is rebuilt whenever the cell or the gener
 import numpy as np
 from numba import njit
 
-from helpers_float32_arrays_72aacfe23fabdad3 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
+from helpers_float32_arrays_30258a0e1e179731 import _colsum, _copy, _dot, _flipped, _product, _wide, _zero
 from helpers_float32_math_5bf95d00d0003401 import _exp, _nonfinite, _relu, _sigmoid, _step, _tanh
 
 DT = np.float32
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _P0):
+def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h, C, f, i, C_tilde, o, _S0, _P0, _S1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -29,12 +29,10 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
         raise FloatingPointError(_bad)
     _copy(h[0], 0, 0, _init_h, 0, 0, _B, H, False, False)
     _copy(C[0], 0, 0, _init_C, 0, 0, _B, H, False, False)
-    _S0 = np.empty((X, 4*H,), DT)
     _copy(_S0, 0, 0, W_f, 0, H, X, H, True, False)
     _copy(_S0, 0, H, W_i, 0, H, X, H, True, False)
     _copy(_S0, 0, 2*H, W_C, 0, H, X, H, True, False)
     _copy(_S0, 0, 3*H, W_o, 0, H, X, H, True, False)
-    _S1 = np.empty((H, 4*H,), DT)
     _copy(_S1, 0, 0, W_f, 0, 0, H, H, True, False)
     _copy(_S1, 0, H, W_i, 0, 0, H, H, True, False)
     _copy(_S1, 0, 2*H, W_C, 0, 0, H, H, True, False)
@@ -64,7 +62,7 @@ def forward(x, _init_h, _init_C, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, X, H, h
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x):
+def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, _dl_h, _final_h, _final_C, X, H, _input_grads, _bar_h_prev, _bar_C_prev, _U0, _bar_h, _bar_C, _bar_x, _S0, _D0, _D1, _S1):
     _wide()
     _T, _B = x.shape[0], x.shape[1]
     _none = np.empty(0, DT)
@@ -91,14 +89,11 @@ def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, 
     _zero(_g_b_C)
     _g_b_o = np.empty((H,), DT)
     _zero(_g_b_o)
-    _S0 = np.empty((4*H, H,), DT)
     _copy(_S0, 0, 0, W_f, 0, 0, H, H, False, False)
     _copy(_S0, H, 0, W_i, 0, 0, H, H, False, False)
     _copy(_S0, 2*H, 0, W_C, 0, 0, H, H, False, False)
     _copy(_S0, 3*H, 0, W_o, 0, 0, H, H, False, False)
     _S0T, _F0 = _flipped(_S0, _B, _T, False)
-    _D0 = np.empty((4*H, H,), DT)
-    _D1 = np.empty((4*H, X,), DT)
     for _t in range(_T - 1, -1, -1):
         for _b in range(_B):
             for _j in range(H):
@@ -138,7 +133,6 @@ def backward(h, C, f, i, C_tilde, o, x, W_f, W_i, W_C, W_o, b_f, b_i, b_C, b_o, 
     _copy(_g_W_C, 0, H, _D1, 2*H, 0, H, X, False, True)
     _copy(_g_W_o, 0, H, _D1, 3*H, 0, H, X, False, True)
     if _input_grads:
-        _S1 = np.empty((4*H, X,), DT)
         _copy(_S1, 0, 0, W_f, 0, H, H, X, False, False)
         _copy(_S1, H, 0, W_i, 0, H, H, X, False, False)
         _copy(_S1, 2*H, 0, W_C, 0, H, H, X, False, False)
