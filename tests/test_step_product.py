@@ -1,6 +1,6 @@
 """A step's product u · S of a batch with a stacked weight matrix runs as (Sᵀ · uᵀ)ᵀ where S is large
-(gategraph.helpers: faster so with OpenBLAS, in float32): the kernels give the same outputs and gradients
-either way."""
+(gategraph.helpers: faster so with OpenBLAS, in float32) and SciPy's BLAS makes it (a pass on several threads):
+the kernels give the same outputs and gradients either way, and as the step BLAS gives them."""
 
 import os
 import subprocess
@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from gategraph import blas, helpers
 from gategraph.kernel import _helpers, compile
@@ -16,14 +17,16 @@ from tests.conftest import ROOT
 CASES = [("lstm", "float32"), ("gru", "float32"), ("lstm", "float64")]
 T, B, X, H = 5, 3, 4, 6
 
-# every step's product through SciPy's BLAS (SMALL 0), flipped (FLIP_AT 0, any batch, any length) or never (FLIP_AT
-# 2^62, where the LSTM's forward pass adds its products through a buffer of `_flipped`'s), in a process of its own
-# with an empty kernel cache (a changed helper module is a module of another name, and so is every kernel that
-# imports it)
+# every step's product through SciPy's BLAS (SMALL 0, and SciPy's BLAS left on two threads: the products of a pass
+# on one thread are the step BLAS's), flipped (FLIP_AT 0, any batch, any length) or never (FLIP_AT 2^62, where the
+# LSTM's forward pass adds its products through a buffer of `_flipped`'s), in a process of its own with an empty
+# kernel cache (a changed helper module is a module of another name, and so is every kernel that imports it); the
+# same passes in this process go through the step BLAS
 FLIPPED = """
 import sys
 import numpy as np
-from gategraph import helpers
+from threadpoolctl import threadpool_limits
+from gategraph import blas, helpers
 from gategraph.kernel import cache_dir, compile
 from tests.test_step_product import CASES, X, H, run
 
@@ -32,11 +35,15 @@ helpers.FLIP_AT, helpers.FLIP_ROWS, helpers.FLIP_STEPS = {"float32": flip, "floa
 helpers.SMALL = 0
 helpers.source.cache_clear()
 helpers.name.cache_clear()
+blas.threads = lambda batch, weights: None  # every pass on the caller's two threads
 for cell, dtype in CASES:
     k = compile(cell, X, H, dtype)
     arrays = cache_dir() / (helpers.name(dtype, "arrays") + ".py")
-    assert f"b * s.size < 0 or s.size < {flip} or b < 1 or" in arrays.read_text()
-    out, grads = run(k, dtype)
+    assert f"not scipys or s.size < {flip} or b < 1 or" in arrays.read_text()
+    with threadpool_limits(2, user_api="blas"), blas.serial():
+        assert blas.KERNEL_BLAS.threads() == 2
+        out, grads = run(k, dtype)
+        assert blas.KERNEL_BLAS.threads() == 2
     np.savez(f"{sys.argv[1]}/{cell}-{dtype}.npz", **{"out_" + n: v for n, v in out.items()},
              **{"grad_" + n: v for n, v in grads.items()})
 """
@@ -75,11 +82,21 @@ def test_the_rule_flips_large_weights_for_middle_batches_over_enough_steps_in_fl
     or more (benchmarks/bench_step_product.py)."""
     flipped = _helpers(dtype)["arrays"]._flipped
     f32 = dtype == "float32"
+    with threadpool_limits(1, user_api="blas"):  # SciPy's BLAS on one thread: the step BLAS's products, never flipped
+        assert [a.shape for a in flipped(np.zeros((1024, 1024), dtype), 64, 100, False)] == [(0, 0), (0, 0)]
+    with threadpool_limits(2, user_api="blas"):
+        if blas.KERNEL_BLAS.threads() != 2:
+            pytest.skip("the BLAS runs on one thread here (one core)")
+        _flips_as_the_rule_says(flipped, dtype, f32)
+
+
+def _flips_as_the_rule_says(flipped, dtype, f32):
+    """`_flipped` gives Sᵀ and its buffer exactly where the rule says (SciPy's BLAS on two threads)."""
     assert helpers.SMALL == blas.ONE_THREAD_BELOW == 1 << 24  # the products one thread serves best
     assert helpers.FLIP_AT["float32"] == 1 << 18 and helpers.FLIP_ROWS == (8, 64)
     cases = {((1024, 1024), 16, helpers.FLIP_STEPS): f32,  # 2^20 entries, 2^24 multiply-adds
              ((1024, 1024), 64, 100): f32,
-             ((1024, 1024), 15, 100): False,  # fewer multiply-adds than SMALL: gategraph's own OpenBLAS
+             ((1024, 1024), 15, 100): False,  # fewer multiply-adds than SMALL: the step BLAS's
              ((1024, 1024), 65, 100): False,  # more rows than FLIP_ROWS
              ((1024, 1024), 32, helpers.FLIP_STEPS - 1): False,
              ((512, 512), 64, 100): f32,  # FLIP_AT entries
